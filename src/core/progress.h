@@ -1,0 +1,42 @@
+// Progress: a bar on stderr for long work (ingest, export, verify), drawn
+// only when stderr is a TTY; silent otherwise so scripts and logs stay clean.
+// Thread-safe: workers call Add() concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace hart {
+
+class Progress {
+ public:
+  // total in `unit`s (bytes when unit is "B", shown as MiB/GiB).
+  Progress(std::string label, uint64_t total, std::string unit = "B");
+  ~Progress();
+  void Add(uint64_t n);
+  void SetLabel(std::string label);
+  void Finish();
+  // Forces the bar on or off (tests, --no-progress). Default: isatty(2).
+  static void SetEnabled(bool on);
+  static bool Enabled();
+
+ private:
+  void Draw(bool final);
+  std::string label_;
+  uint64_t total_;
+  std::string unit_;
+  std::atomic<uint64_t> done_{0};
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+  bool finished_ = false;
+};
+
+// "1.5 GiB", "312 B"
+std::string HumanBytes(uint64_t n);
+// Parses "1.5G", "512M", "100k", "4096" (binary units) into bytes.
+bool ParseBytes(const std::string& s, uint64_t* out);
+
+}  // namespace hart

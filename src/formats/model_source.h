@@ -1,0 +1,94 @@
+// ModelSource: what every format reader produces and the store ingests.
+// A reader validates the file completely (bounds, overlaps, sizes, names)
+// before returning, so the store never sees an inconsistent source.
+//
+// Byte-exact export rests on `SourceFile::layout`: the file is an ordered list
+// of segments that covers it without gaps, each either tensor data (stored as
+// that tensor's chunks) or other bytes (headers, metadata, padding; stored as
+// chunks too). Writing the segments back in order gives the original file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/shape.h"
+#include "nlohmann/json.hpp"
+
+namespace hart::formats {
+
+enum class Format : uint8_t { kSafetensors, kGguf, kOnnx, kTorch };
+std::string_view FormatName(Format f);  // "safetensors", "gguf", "onnx", "torch"
+absl::StatusOr<Format> FormatFromName(std::string_view name);
+
+struct TensorDesc {
+  std::string name;  // as in the file, UTF-8
+  DType dtype = DType::kF32;
+  Shape shape;        // outermost first
+  uint32_t file = 0;  // index into ModelSource::files
+  uint64_t offset = 0;  // absolute byte offset of the data in that file
+  uint64_t nbytes = 0;
+  // Set when the bytes are not one span of a source file (a strided PyTorch
+  // view made contiguous, say); file/offset are then meaningless.
+  std::shared_ptr<const std::vector<uint8_t>> owned;
+};
+
+struct Segment {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  int64_t tensor = -1;  // index into ModelSource::tensors, or -1 for other bytes
+};
+
+struct SourceFile {
+  std::string name;  // path relative to the model's root, as export writes it
+  std::shared_ptr<MappedFile> map;
+  // Covers [0, map->size()) in order without gaps. Empty when this format is
+  // not reproduced byte for byte from its layout.
+  std::vector<Segment> layout;
+};
+
+struct ModelSource {
+  Format format = Format::kSafetensors;
+  std::string path;       // what the caller opened (file or directory)
+  std::string name_hint;  // default model name: file stem without shard suffix
+  // The file's metadata as JSON: safetensors __metadata__, GGUF key/values
+  // (arrays longer than kMaxJsonArray summarized as
+  // {"type":"array","element_type":T,"count":N,"head":[...]}), config.json.
+  nlohmann::json metadata = nlohmann::json::object();
+  std::string architecture;            // "llama", "qwen2"; "" when unknown
+  std::optional<std::string> license;  // from the metadata, when present
+  std::vector<SourceFile> files;
+  std::vector<TensorDesc> tensors;
+
+  std::span<const uint8_t> TensorBytes(size_t i) const;
+  std::span<const uint8_t> SegmentBytes(size_t file, const Segment& s) const;
+  uint64_t TotalTensorBytes() const;
+};
+
+inline constexpr size_t kMaxJsonArray = 64;
+
+// Supplies a tensor's bytes to a writer. The span stays valid until the
+// next call.
+using TensorBytesFn = std::function<absl::StatusOr<std::span<const uint8_t>>(size_t index)>;
+
+// Checks the invariants above: layouts cover files exactly, tensor spans lie
+// inside their files, segments that claim a tensor match its span, byte
+// sizes equal shape x dtype, names unique and UTF-8. Readers call it last.
+absl::Status ValidateSource(const ModelSource& src);
+
+bool IsValidUtf8(std::string_view s);
+
+// Opens a model of any supported format: a .safetensors file, a sharded
+// checkpoint's *.safetensors.index.json, a directory holding either (plus
+// config.json and tokenizer files, kept as extra files), a .gguf file or the
+// first part of a split GGUF, a .onnx file, a PyTorch checkpoint.
+absl::StatusOr<ModelSource> OpenModel(const std::string& path);
+
+}  // namespace hart::formats

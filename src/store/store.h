@@ -1,0 +1,229 @@
+// NinaDB: the embedded store. One directory holding catalog.sqlite (SQLite,
+// WAL) and packs/NNNNNN.pack (append-only chunk files); see
+// ../shared/DESIGN.md "NinaDB on disk" and docs/ARCHITECTURE.md.
+//
+// Invariants:
+//  - Write order: chunks are appended to a pack and fsynced before the
+//    catalog transaction that references them commits. A crash leaves at most
+//    unreferenced pack bytes, which Gc() reclaims.
+//  - An ingest is one catalog transaction: the version appears whole or not.
+//  - Versions are immutable. Chunks are content-addressed (SHA-256) and
+//    stored once across the whole store.
+//  - Several processes may use one store at once (readers during writes, two
+//    ingests in parallel); Gc() takes the store exclusively.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/shape.h"
+#include "formats/model_source.h"
+#include "nlohmann/json.hpp"
+
+struct sqlite3;
+
+namespace hart::store {
+
+// Chunk size for tensor bytes: chunks start at the tensor's first byte, so
+// equal tensors and equal prefixes share chunks. See docs/ARCHITECTURE.md for
+// the choice.
+inline constexpr uint64_t kChunkSize = 1 << 20;
+
+// "llama@3" or "llama" (= latest version).
+struct VersionRef {
+  std::string model;
+  std::optional<int64_t> number;
+  std::string ToString() const;
+};
+absl::StatusOr<VersionRef> ParseVersionRef(std::string_view s);
+
+struct IngestOptions {
+  std::string model;                   // default: the source's name_hint
+  std::optional<std::string> license;  // used when the file names none; wins over none
+  std::optional<VersionRef> parent;
+  bool progress = true;                // progress bar on a TTY
+};
+
+struct IngestResult {
+  int64_t version_id = 0;
+  std::string model;
+  int64_t number = 0;
+  uint64_t tensors = 0;
+  uint64_t logical_bytes = 0;   // bytes of the source files
+  uint64_t new_bytes = 0;       // bytes appended to packs (new chunks)
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;
+  std::string license;
+  // Set when no parent was given and an existing version shares content.
+  std::optional<std::string> suggested_parent;  // "model@N"
+  double suggested_shared = 0;                  // fraction of this version's bytes shared
+};
+
+struct ModelRow {
+  int64_t id = 0;
+  std::string name;
+  int64_t versions = 0;
+  int64_t latest = 0;
+  uint64_t logical_bytes = 0;  // of the latest version
+};
+
+struct VersionRow {
+  int64_t id = 0;
+  std::string model;
+  int64_t number = 0;
+  std::optional<std::string> parent;  // "model@N"
+  formats::Format format = formats::Format::kSafetensors;
+  std::string license;
+  std::string architecture;
+  int64_t created_at = 0;  // unix seconds
+  uint64_t tensors = 0;
+  uint64_t logical_bytes = 0;
+  nlohmann::json metadata;
+  std::string ref() const { return model + "@" + std::to_string(number); }
+};
+
+struct TensorRow {
+  int64_t id = 0;  // component id
+  std::string name;
+  DType dtype = DType::kF32;
+  Shape shape;
+  uint64_t nbytes = 0;
+  bool contiguous = false;               // readable zero-copy as one pack span
+  std::vector<std::string> shared_with;  // other versions ("m@N") holding identical bytes
+};
+
+struct FileRow {
+  int index = 0;
+  std::string name;  // relative path as exported
+  uint64_t size = 0;
+  std::string sha256;  // hex, of the original file
+};
+
+struct DiffRow {
+  enum class Kind { kAdded, kRemoved, kChanged };
+  Kind kind = Kind::kChanged;
+  std::string name;
+  std::string dtype_a, dtype_b;  // "" where absent
+  Shape shape_a, shape_b;
+  uint64_t bytes_a = 0, bytes_b = 0;
+  uint64_t changed_bytes = 0;  // bytes of B's chunks not in A's
+};
+
+struct BadChunk {
+  std::string sha256;
+  std::string pack;
+  uint64_t offset = 0;
+  std::string reason;                // "hash mismatch", "pack missing", "truncated"
+  std::vector<std::string> tensors;  // "model@N:tensor.name" it hurts
+};
+
+struct VerifyReport {
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+  std::vector<BadChunk> bad;
+  bool ok() const { return bad.empty(); }
+};
+
+struct GcReport {
+  uint64_t chunks_removed = 0;
+  uint64_t bytes_reclaimed = 0;
+  uint64_t packs_rewritten = 0;
+  uint64_t packs_deleted = 0;
+};
+
+struct StatsRow {
+  std::string model;            // "" for the whole store
+  uint64_t versions = 0;
+  uint64_t tensors = 0;
+  uint64_t logical_bytes = 0;   // sum of version sizes
+  uint64_t physical_bytes = 0;  // unique chunk bytes these versions reference
+  double dedup_ratio = 0;       // logical / physical
+};
+
+struct StatsReport {
+  std::vector<StatsRow> models;
+  StatsRow total;
+  uint64_t pack_bytes = 0;     // size of pack files on disk
+  uint64_t catalog_bytes = 0;  // size of catalog.sqlite (+ WAL)
+};
+
+struct Event {
+  int64_t id = 0;
+  int64_t ts = 0;    // unix milliseconds
+  std::string kind;  // "version.created", "gc.completed", ...
+  nlohmann::json payload;
+};
+
+// A tensor's bytes: a span mapped straight from a pack when its chunks lie
+// contiguously there (zero_copy), else assembled into an owned buffer.
+class TensorBytes {
+ public:
+  TensorBytes() = default;
+  static TensorBytes Mapped(std::shared_ptr<MappedFile> map, std::span<const uint8_t> span);
+  static TensorBytes Owned(std::vector<uint8_t> buffer);
+  std::span<const uint8_t> bytes() const { return span_; }
+  bool zero_copy() const { return map_ != nullptr; }
+
+ private:
+  std::shared_ptr<MappedFile> map_;
+  std::vector<uint8_t> buffer_;
+  std::span<const uint8_t> span_;
+};
+
+class Store {
+ public:
+  // $HART_HOME, else ~/.hartonomous.
+  static std::string DefaultDir();
+  // Creates the directory layout and catalog; ok when it exists already.
+  static absl::Status Init(const std::string& dir);
+  // Opens an existing store (NotFound with a hint to run `hart init` when
+  // absent), migrating an older catalog schema forward.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
+  ~Store();
+
+  const std::string& dir() const;
+  sqlite3* catalog();  // the catalog connection; MQE registers functions on it
+
+  absl::StatusOr<IngestResult> Ingest(const formats::ModelSource& src, const IngestOptions& opts);
+
+  absl::StatusOr<std::vector<ModelRow>> ListModels();
+  absl::StatusOr<std::vector<VersionRow>> ListVersions(std::string_view model = "");
+  absl::StatusOr<VersionRow> Resolve(const VersionRef& ref);
+  absl::StatusOr<std::vector<TensorRow>> ListTensors(int64_t version_id);
+  absl::StatusOr<std::vector<FileRow>> ListFiles(int64_t version_id);
+
+  absl::StatusOr<TensorBytes> ReadTensor(int64_t version_id, std::string_view name);
+  // Bytes [offset, offset + out.size()) of an original file of a version, as
+  // export would write them (header bytes included).
+  absl::Status ReadFileRange(int64_t version_id, int file_index, uint64_t offset,
+                             std::span<uint8_t> out);
+
+  // Writes the version's files back byte for byte. A single-file version is
+  // written to out_path; a multi-file one (shards, index, config) into the
+  // directory out_path. Checks each file's SHA-256 when verify is set.
+  absl::Status Export(int64_t version_id, const std::string& out_path, bool verify = false,
+                      bool progress = true);
+
+  absl::StatusOr<std::vector<DiffRow>> Diff(int64_t version_a, int64_t version_b);
+  absl::StatusOr<VerifyReport> Verify(bool progress = true);
+  absl::StatusOr<GcReport> Gc();
+  absl::StatusOr<StatsReport> Stats();
+  // Events with id > after_id, oldest first, at most limit.
+  absl::StatusOr<std::vector<Event>> Events(int64_t after_id, int64_t limit = 1000);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hart::store
