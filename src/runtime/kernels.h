@@ -1,0 +1,49 @@
+// Kernels: the weight-type table and the matrix routines of the forward pass.
+// One row per weight type (block size, bytes per block, dequantize, dot), as
+// llama.cpp does; AVX2/FMA/F16C variants chosen at run time from CPUID, with
+// a portable fallback that gives the same results within float rounding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace hart::runtime {
+
+// Weight types the runtime computes with.
+bool IsSupportedWeightType(DType t);
+
+// A row-major weight matrix [rows, cols] in its stored type; each row is
+// cols / block_size blocks. `data` is borrowed (mapped from a pack or a file).
+struct WeightMatrix {
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+};
+
+// y[t, r] = sum_c W[r, c] * x[t, c] for t < n_tokens. x is [n_tokens, cols]
+// float, y is [n_tokens, rows] float. Rows are split among the pool's threads;
+// n_tokens > 1 (prefill) runs as matrix-matrix work, reusing each weight row
+// for every token while it is in cache.
+void MatMul(const WeightMatrix& w, const float* x, float* y, int64_t n_tokens, ThreadPool& pool);
+
+// Dequantizes n elements (a whole number of blocks) of type t to float.
+void Dequantize(DType t, const void* src, float* dst, int64_t n);
+
+// Row `row` of an embedding table [rows, cols] of type t, as float.
+void GetRow(const WeightMatrix& w, int64_t row, float* dst);
+
+// Which SIMD path is active: "avx2+fma+f16c" or "portable". Setting
+// HART_KERNELS=portable in the environment forces the portable path.
+const char* KernelPath();
+
+// Float16/bfloat16 scalar conversions used by kernels, tests and tools.
+float F16ToF32(uint16_t h);
+uint16_t F32ToF16(float f);
+float BF16ToF32(uint16_t h);
+
+}  // namespace hart::runtime
