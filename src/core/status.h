@@ -41,7 +41,7 @@ inline absl::Status DataError(std::string_view file, uint64_t offset,
 
 // The message of a status as std::string_view (absl::string_view differs here).
 inline std::string_view Msg(const absl::Status& s) {
-  return Msg(s);
+  return std::string_view(s.message().data(), s.message().size());
 }
 
 // Adds context in front of an error message, keeping its code.
