@@ -1,0 +1,455 @@
+#include "store/structure.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace hart::store {
+namespace {
+
+constexpr std::array<std::string_view, 19> kRoleNames = {
+    "other", "embedding", "position_embedding", "token_type_embedding", "norm",
+    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_out",
+    "ffn_gate", "ffn_up", "ffn_down", "ffn_gate_up",
+    "router", "expert", "output", "rope_freqs", "pooler"};
+
+// Where a tensor sits in the dataflow. Within a block, tensors of one stage
+// feed the tensors of the next stage present.
+enum class Slot : uint8_t {
+  kNone,
+  // model level, in order
+  kEmbed, kEmbedNorm,
+  // block level, in order
+  kAttnNorm, kQ, kK, kV, kQkv, kQNorm, kKNorm, kAttnOut, kPostAttnNorm,
+  kFfnNorm, kRouter, kGate, kUp, kGateUp, kDown, kPostFfnNorm,
+  // model level, after the blocks
+  kOutputNorm, kOutput,
+};
+
+int Stage(Slot s) {
+  switch (s) {
+    case Slot::kAttnNorm: return 0;
+    case Slot::kQ: case Slot::kK: case Slot::kV: case Slot::kQkv: return 1;
+    case Slot::kQNorm: case Slot::kKNorm: return 2;
+    case Slot::kAttnOut: return 3;
+    case Slot::kPostAttnNorm: return 4;
+    case Slot::kFfnNorm: return 5;
+    case Slot::kRouter: return 6;
+    case Slot::kGate: case Slot::kUp: case Slot::kGateUp: return 7;
+    case Slot::kDown: return 8;
+    case Slot::kPostFfnNorm: return 9;
+    default: return -1;
+  }
+}
+constexpr int kStages = 10;
+
+struct Rule {
+  std::string_view pattern;  // matched against the lowercased name rest
+  bool suffix_only;          // pattern must be the whole last component(s)
+  Slot slot;
+  Role role;
+};
+
+// Order matters: first match wins. Patterns are matched as substrings of the
+// part of the name after the block prefix, with ".weight"/".bias" removed.
+constexpr Rule kBlockRules[] = {
+    // MoE routers and experts first: their names contain ffn_gate/gate.
+    {"ffn_gate_inp", false, Slot::kRouter, Role::kRouter},
+    {"block_sparse_moe.gate", true, Slot::kRouter, Role::kRouter},
+    {"mlp.gate", true, Slot::kRouter, Role::kRouter},
+    {"router", false, Slot::kRouter, Role::kRouter},
+    // q/k norms before q/k.
+    {"attn_q_norm", false, Slot::kQNorm, Role::kNorm},
+    {"attn_k_norm", false, Slot::kKNorm, Role::kNorm},
+    {"q_norm", false, Slot::kQNorm, Role::kNorm},
+    {"k_norm", false, Slot::kKNorm, Role::kNorm},
+    {"q_layernorm", false, Slot::kQNorm, Role::kNorm},
+    {"k_layernorm", false, Slot::kKNorm, Role::kNorm},
+    // norms
+    {"post_attention_norm", false, Slot::kPostAttnNorm, Role::kNorm},
+    {"post_ffw_norm", false, Slot::kPostFfnNorm, Role::kNorm},
+    {"post_feedforward_layernorm", false, Slot::kPostFfnNorm, Role::kNorm},
+    {"pre_feedforward_layernorm", false, Slot::kFfnNorm, Role::kNorm},
+    // Llama-style HF checkpoints call the pre-FFN norm post_attention_layernorm;
+    // gemma2 uses that name for a real post-attention norm (fixed up below).
+    {"post_attention_layernorm", false, Slot::kFfnNorm, Role::kNorm},
+    {"attn_norm", false, Slot::kAttnNorm, Role::kNorm},
+    {"input_layernorm", false, Slot::kAttnNorm, Role::kNorm},
+    {"ln_1", false, Slot::kAttnNorm, Role::kNorm},
+    {"ffn_norm", false, Slot::kFfnNorm, Role::kNorm},
+    {"ln_2", false, Slot::kFfnNorm, Role::kNorm},
+    {"attn_output_norm", false, Slot::kPostAttnNorm, Role::kNorm},
+    {"attention.output.layernorm", false, Slot::kPostAttnNorm, Role::kNorm},
+    {"layer_output_norm", false, Slot::kPostFfnNorm, Role::kNorm},
+    {"output.layernorm", false, Slot::kPostFfnNorm, Role::kNorm},
+    // attention
+    {"attn_qkv", false, Slot::kQkv, Role::kAttnQkv},
+    {"qkv_proj", false, Slot::kQkv, Role::kAttnQkv},
+    {"c_attn", false, Slot::kQkv, Role::kAttnQkv},
+    {"query_key_value", false, Slot::kQkv, Role::kAttnQkv},
+    {"wqkv", false, Slot::kQkv, Role::kAttnQkv},
+    {"attn_q", false, Slot::kQ, Role::kAttnQ},
+    {"q_proj", false, Slot::kQ, Role::kAttnQ},
+    {"self.query", false, Slot::kQ, Role::kAttnQ},
+    {"attn_k", false, Slot::kK, Role::kAttnK},
+    {"k_proj", false, Slot::kK, Role::kAttnK},
+    {"self.key", false, Slot::kK, Role::kAttnK},
+    {"attn_v", false, Slot::kV, Role::kAttnV},
+    {"v_proj", false, Slot::kV, Role::kAttnV},
+    {"self.value", false, Slot::kV, Role::kAttnV},
+    {"attn_output", false, Slot::kAttnOut, Role::kAttnOut},
+    {"o_proj", false, Slot::kAttnOut, Role::kAttnOut},
+    {"attn.c_proj", false, Slot::kAttnOut, Role::kAttnOut},
+    {"attention.output.dense", false, Slot::kAttnOut, Role::kAttnOut},
+    {"out_proj", false, Slot::kAttnOut, Role::kAttnOut},
+    {"self_attn.dense", false, Slot::kAttnOut, Role::kAttnOut},
+    // feed-forward
+    {"gate_up_proj", false, Slot::kGateUp, Role::kFfnGateUp},
+    {"ffn_gate", false, Slot::kGate, Role::kFfnGate},
+    {"gate_proj", false, Slot::kGate, Role::kFfnGate},
+    {"ffn_up", false, Slot::kUp, Role::kFfnUp},
+    {"up_proj", false, Slot::kUp, Role::kFfnUp},
+    {"c_fc", false, Slot::kUp, Role::kFfnUp},
+    {"intermediate.dense", false, Slot::kUp, Role::kFfnUp},
+    {"fc1", false, Slot::kUp, Role::kFfnUp},
+    {"ffn_down", false, Slot::kDown, Role::kFfnDown},
+    {"down_proj", false, Slot::kDown, Role::kFfnDown},
+    {"mlp.c_proj", false, Slot::kDown, Role::kFfnDown},
+    {"output.dense", false, Slot::kDown, Role::kFfnDown},
+    {"fc2", false, Slot::kDown, Role::kFfnDown},
+};
+
+constexpr Rule kTopRules[] = {
+    {"token_embd_norm", false, Slot::kEmbedNorm, Role::kNorm},
+    {"embeddings.layernorm", false, Slot::kEmbedNorm, Role::kNorm},
+    {"embed_norm", false, Slot::kEmbedNorm, Role::kNorm},
+    {"token_embd", false, Slot::kEmbed, Role::kEmbedding},
+    {"embed_tokens", false, Slot::kEmbed, Role::kEmbedding},
+    {"tok_embeddings", false, Slot::kEmbed, Role::kEmbedding},
+    {"word_embeddings", false, Slot::kEmbed, Role::kEmbedding},
+    {"wte", false, Slot::kEmbed, Role::kEmbedding},
+    {"position_embd", false, Slot::kEmbed, Role::kPositionEmbedding},
+    {"position_embeddings", false, Slot::kEmbed, Role::kPositionEmbedding},
+    {"wpe", false, Slot::kEmbed, Role::kPositionEmbedding},
+    {"token_types", false, Slot::kEmbed, Role::kTokenTypeEmbedding},
+    {"token_type_embeddings", false, Slot::kEmbed, Role::kTokenTypeEmbedding},
+    {"rope_freqs", false, Slot::kNone, Role::kRopeFreqs},
+    {"pooler", false, Slot::kNone, Role::kPooler},
+    {"output_norm", false, Slot::kOutputNorm, Role::kNorm},
+    {"ln_f", false, Slot::kOutputNorm, Role::kNorm},
+    {"final_layernorm", false, Slot::kOutputNorm, Role::kNorm},
+    {"model.norm", true, Slot::kOutputNorm, Role::kNorm},
+    {"norm", true, Slot::kOutputNorm, Role::kNorm},
+    {"lm_head", false, Slot::kOutput, Role::kOutput},
+    {"output", true, Slot::kOutput, Role::kOutput},
+    {"embed_out", false, Slot::kOutput, Role::kOutput},
+};
+
+constexpr std::string_view kKnownArchitectures[] = {
+    "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "gemma2", "gemma3",
+    "phi3", "gpt2", "bert", "mixtral", "nomic-bert", "starcoder2"};
+
+struct Parsed {
+  int layer = -1;
+  int expert = -1;
+  std::string block_prefix;  // "blk.3" / "model.layers.3"
+  std::string rest;          // lowercased, without block prefix and weight/bias suffix
+};
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+Parsed Parse(std::string_view name) {
+  Parsed p;
+  std::vector<std::string> segs = absl::StrSplit(std::string(name), '.');
+  size_t rest_from = 0;
+  for (size_t i = 0; i + 1 < segs.size(); ++i) {
+    std::string s = absl::AsciiStrToLower(segs[i]);
+    if ((s == "blk" || s == "layers" || s == "layer" || s == "h" || s == "blocks" || s == "block") &&
+        AllDigits(segs[i + 1]) && segs[i + 1].size() < 6) {
+      p.layer = std::stoi(segs[i + 1]);
+      std::vector<std::string> head(segs.begin(), segs.begin() + i + 2);
+      p.block_prefix = absl::StrJoin(head, ".");
+      rest_from = i + 2;
+      break;
+    }
+  }
+  std::vector<std::string> rest(segs.begin() + rest_from, segs.end());
+  if (!rest.empty()) {
+    std::string last = absl::AsciiStrToLower(rest.back());
+    if (last == "weight" || last == "bias" || last == "scale" || last == "scales") rest.pop_back();
+  }
+  // Expert index: "experts.7" (HF) or "ffn_gate.7" (old GGUF per-expert).
+  for (size_t i = 0; i + 1 < rest.size(); ++i) {
+    if (AllDigits(rest[i + 1]) && rest[i + 1].size() < 6 &&
+        (absl::AsciiStrToLower(rest[i]) == "experts" || absl::StartsWith(rest[i], "ffn_"))) {
+      p.expert = std::stoi(rest[i + 1]);
+      break;
+    }
+  }
+  p.rest = absl::AsciiStrToLower(absl::StrJoin(rest, "."));
+  return p;
+}
+
+const Rule* Match(std::string_view rest, const Rule* begin, const Rule* end) {
+  for (const Rule* r = begin; r != end; ++r) {
+    if (r->suffix_only) {
+      if (rest == r->pattern ||
+          (rest.size() > r->pattern.size() && rest.ends_with(r->pattern) &&
+           rest[rest.size() - r->pattern.size() - 1] == '.'))
+        return r;
+    } else if (rest.find(r->pattern) != std::string_view::npos) {
+      return r;
+    }
+  }
+  return nullptr;
+}
+
+// Slot of an expert tensor from its projection name (w1 gate, w3 up, w2 down).
+bool Has(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+Slot ExpertSlot(std::string_view rest) {
+  if (Has(rest, "down") || Has(rest, "w2")) return Slot::kDown;
+  if (Has(rest, "up") || Has(rest, "w3")) return Slot::kUp;
+  return Slot::kGate;
+}
+
+}  // namespace
+
+std::string_view RoleName(Role r) { return kRoleNames[static_cast<size_t>(r)]; }
+
+std::optional<Role> RoleFromName(std::string_view name) {
+  for (size_t i = 0; i < kRoleNames.size(); ++i)
+    if (kRoleNames[i] == name) return static_cast<Role>(i);
+  return std::nullopt;
+}
+
+std::string_view ComponentKindName(ComponentKind k) {
+  switch (k) {
+    case ComponentKind::kModel: return "model";
+    case ComponentKind::kBlock: return "block";
+    case ComponentKind::kTensor: return "tensor";
+  }
+  return "tensor";
+}
+
+std::string_view EdgeKindName(EdgeKind k) {
+  switch (k) {
+    case EdgeKind::kContains: return "contains";
+    case EdgeKind::kFeeds: return "feeds";
+    case EdgeKind::kTies: return "ties";
+  }
+  return "feeds";
+}
+
+std::optional<EdgeKind> EdgeKindFromName(std::string_view name) {
+  for (EdgeKind k : {EdgeKind::kContains, EdgeKind::kFeeds, EdgeKind::kTies})
+    if (EdgeKindName(k) == name) return k;
+  return std::nullopt;
+}
+
+Structure DeriveStructure(std::string_view architecture, std::string_view model_name,
+                          const std::vector<StructureInput>& tensors) {
+  Structure st;
+  st.nodes.push_back({ComponentKind::kModel, std::string(model_name), -1, -1, Role::kOther, -1, -1, ""});
+
+  // Group nodes, created on demand: name -> node index.
+  std::map<std::string, int> groups;
+  auto group = [&](const std::string& name, int parent, int layer, const std::string& sub) {
+    auto it = groups.find(name);
+    if (it != groups.end()) return it->second;
+    int idx = static_cast<int>(st.nodes.size());
+    st.nodes.push_back({ComponentKind::kBlock, name, parent, -1, Role::kOther, layer, -1, sub});
+    groups.emplace(name, idx);
+    return idx;
+  };
+
+  struct Placed {
+    int node;
+    Slot slot;
+  };
+  std::vector<Placed> placed;
+  std::map<int, int> block_of_layer;  // layer -> block node
+  std::string arch = absl::AsciiStrToLower(std::string(architecture));
+  bool gemma = arch.rfind("gemma", 0) == 0;
+  int recognized = 0;
+
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Parsed p = Parse(tensors[i].name);
+    Slot slot = Slot::kNone;
+    Role role = Role::kOther;
+    int parent = 0;
+    std::string sub;
+    if (p.layer >= 0) {
+      int block = group(p.block_prefix, 0, p.layer, "");
+      block_of_layer[p.layer] = block;
+      bool expert = p.expert >= 0 || Has(p.rest, "_exps") || Has(p.rest, "experts");
+      const Rule* r = Match(p.rest, std::begin(kBlockRules), std::end(kBlockRules));
+      if (expert && !(r && r->slot == Slot::kRouter)) {
+        slot = ExpertSlot(p.rest);
+        role = Role::kExpert;
+        sub = "expert";
+        std::string ffn = p.block_prefix + ".ffn";
+        int ffn_node = group(ffn, block, p.layer, "ffn");
+        parent = p.expert >= 0 ? group(ffn + ".expert." + std::to_string(p.expert), ffn_node, p.layer, "expert")
+                               : ffn_node;
+      } else if (r) {
+        slot = r->slot;
+        if (gemma && r->pattern == "post_attention_layernorm") slot = Slot::kPostAttnNorm;
+        role = r->role;
+        sub = Stage(slot) <= 4 ? "attn" : "ffn";
+        parent = group(p.block_prefix + "." + sub, block, p.layer, sub);
+      } else {
+        parent = block;
+      }
+    } else {
+      const Rule* r = Match(p.rest, std::begin(kTopRules), std::end(kTopRules));
+      if (r) {
+        slot = r->slot;
+        role = r->role;
+      } else {
+        // Unknown top-level tensor: hang it under its dotted prefix groups.
+        std::vector<std::string> segs = absl::StrSplit(tensors[i].name, '.');
+        std::string prefix;
+        for (size_t s = 0; s + 1 < segs.size(); ++s) {
+          prefix = prefix.empty() ? segs[s] : prefix + "." + segs[s];
+          parent = group(prefix, parent, -1, "");
+        }
+      }
+    }
+    if (role != Role::kOther) ++recognized;
+    int idx = static_cast<int>(st.nodes.size());
+    st.nodes.push_back({ComponentKind::kTensor, tensors[i].name, parent, static_cast<int>(i), role,
+                        p.layer, p.expert, sub});
+    placed.push_back({idx, slot});
+  }
+
+  for (size_t n = 1; n < st.nodes.size(); ++n)
+    st.edges.push_back({st.nodes[n].parent, static_cast<int>(n), EdgeKind::kContains});
+
+  // Dataflow. Per layer, tensors bucketed by stage; top-level by slot.
+  std::map<int, std::array<std::vector<int>, kStages>> stages;  // layer -> stage -> nodes
+  std::map<int, std::map<int, std::vector<int>>> experts;       // layer -> expert -> nodes (gate/up)
+  std::vector<int> embed, embed_norm, out_norm, out;
+  for (const Placed& pl : placed) {
+    const ComponentNode& node = st.nodes[pl.node];
+    switch (pl.slot) {
+      case Slot::kEmbed: embed.push_back(pl.node); continue;
+      case Slot::kEmbedNorm: embed_norm.push_back(pl.node); continue;
+      case Slot::kOutputNorm: out_norm.push_back(pl.node); continue;
+      case Slot::kOutput: out.push_back(pl.node); continue;
+      case Slot::kNone: continue;
+      default: break;
+    }
+    if (node.layer < 0) continue;
+    int s = Stage(pl.slot);
+    if (s >= 0) stages[node.layer][s].push_back(pl.node);
+  }
+  auto feeds = [&](const std::vector<int>& from, const std::vector<int>& to) {
+    for (int a : from)
+      for (int b : to) st.edges.push_back({a, b, EdgeKind::kFeeds});
+  };
+  std::vector<Slot> slots(st.nodes.size(), Slot::kNone);
+  for (const Placed& pl : placed) slots[pl.node] = pl.slot;
+  auto slot_of = [&](int node) { return slots[node]; };
+
+  std::vector<int> prev = embed;
+  if (!embed_norm.empty()) {
+    feeds(embed, embed_norm);
+    prev = embed_norm;
+  }
+  int prev_block = -1;
+  for (auto& [layer, buckets] : stages) {
+    int block = block_of_layer[layer];
+    // Block-level chain: embedding -> blk.0 -> blk.1 -> ...
+    if (prev_block >= 0) st.edges.push_back({prev_block, block, EdgeKind::kFeeds});
+    else feeds(embed, {block});
+    prev_block = block;
+    for (int s = 0; s < kStages; ++s) {
+      auto& cur = buckets[s];
+      if (cur.empty()) continue;
+      if (s == 2) {
+        // q_norm after q, k_norm after k; attention output then reads the
+        // normed q/k and the plain v (handled below).
+        for (int n : cur) {
+          Slot want = slot_of(n) == Slot::kQNorm ? Slot::kQ : Slot::kK;
+          for (int q : buckets[1])
+            if (slot_of(q) == want || slot_of(q) == Slot::kQkv) st.edges.push_back({q, n, EdgeKind::kFeeds});
+        }
+        continue;
+      }
+      if (s == 3 && !buckets[2].empty()) {
+        std::vector<int> from = buckets[2];
+        for (int n : buckets[1])
+          if (slot_of(n) == Slot::kV) from.push_back(n);
+        feeds(from, cur);
+        prev = cur;
+        continue;
+      }
+      if (s == 8) {
+        // down reads gate/up of its own expert (or the dense gate/up).
+        for (int d : cur) {
+          int e = st.nodes[d].expert;
+          for (int g : buckets[7])
+            if (st.nodes[g].expert == e) st.edges.push_back({g, d, EdgeKind::kFeeds});
+        }
+        prev = cur;
+        continue;
+      }
+      if (s == 7 && !buckets[6].empty()) {
+        // Experts read the routed, normed activations: router and ffn norm.
+        std::vector<int> from = buckets[6];
+        from.insert(from.end(), buckets[5].begin(), buckets[5].end());
+        feeds(from, cur);
+        prev = cur;
+        continue;
+      }
+      feeds(prev, cur);
+      prev = cur;
+    }
+  }
+  if (prev_block >= 0 && !out_norm.empty()) feeds({prev_block}, out_norm);
+  if (!out_norm.empty()) {
+    feeds(prev, out_norm);
+    prev = out_norm;
+  }
+  feeds(prev, out);
+
+  // Ties: identical bytes of an embedding and output head, or of any two
+  // large tensors (small ones, such as freshly initialised norms, match by
+  // chance and are not ties).
+  constexpr Digest kZero{};
+  std::map<Digest, std::vector<int>> by_hash;
+  for (const Placed& pl : placed) {
+    const ComponentNode& n = st.nodes[pl.node];
+    if (tensors[n.tensor].sha256 == kZero) continue;
+    by_hash[tensors[n.tensor].sha256].push_back(pl.node);
+  }
+  for (auto& [h, nodes] : by_hash) {
+    if (nodes.size() < 2) continue;
+    for (size_t a = 0; a < nodes.size(); ++a)
+      for (size_t b = a + 1; b < nodes.size(); ++b) {
+        Role ra = st.nodes[nodes[a]].role, rb = st.nodes[nodes[b]].role;
+        bool emb_out = (ra == Role::kEmbedding && rb == Role::kOutput) ||
+                       (ra == Role::kOutput && rb == Role::kEmbedding);
+        constexpr uint64_t kMinTieBytes = 64 << 10;
+        bool big = tensors[st.nodes[nodes[a]].tensor].nbytes >= kMinTieBytes;
+        if (emb_out || big) st.edges.push_back({nodes[a], nodes[b], EdgeKind::kTies});
+      }
+  }
+
+  st.layers = static_cast<int>(block_of_layer.size());
+  st.known_architecture =
+      std::find(std::begin(kKnownArchitectures), std::end(kKnownArchitectures), arch) !=
+          std::end(kKnownArchitectures) ||
+      (!tensors.empty() && recognized * 2 >= static_cast<int>(tensors.size()));
+  return st;
+}
+
+}  // namespace hart::store

@@ -1,0 +1,75 @@
+// Structure: a version's component tree and dataflow edges, derived at ingest
+// from its architecture and tensor names (GGUF and Hugging Face naming).
+//
+//   model -> block N (layer N) -> attn / ffn (/ expert E) -> tensors
+//   top-level tensors (embeddings, output norm, output head) hang off model.
+//
+// Edges: `contains` (parent -> child, mirrors the tree), `feeds` (dataflow:
+// embedding -> block 0 -> ... -> output norm -> output head; inside a block
+// attn norm -> q, k, v -> attn out -> ffn norm -> gate, up -> down; routers
+// feed experts) and `ties` (two tensors with identical bytes: tied weights).
+// Pure function of names, shapes and hashes; no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/sha256.h"
+
+namespace hart::store {
+
+enum class Role : uint8_t {
+  kOther, kEmbedding, kPositionEmbedding, kTokenTypeEmbedding, kNorm,
+  kAttnQ, kAttnK, kAttnV, kAttnQkv, kAttnOut,
+  kFfnGate, kFfnUp, kFfnDown, kFfnGateUp,
+  kRouter, kExpert, kOutput, kRopeFreqs, kPooler,
+};
+std::string_view RoleName(Role r);  // "attn_q", "ffn_down", ...
+std::optional<Role> RoleFromName(std::string_view name);
+
+enum class ComponentKind : uint8_t { kModel, kBlock, kTensor };
+std::string_view ComponentKindName(ComponentKind k);  // "model", "block", "tensor"
+
+enum class EdgeKind : uint8_t { kContains, kFeeds, kTies };
+std::string_view EdgeKindName(EdgeKind k);  // "contains", "feeds", "ties"
+std::optional<EdgeKind> EdgeKindFromName(std::string_view name);
+
+struct StructureInput {
+  std::string name;  // tensor name as in the file
+  Digest sha256{};   // of the tensor bytes (ties detection); zero = unknown
+  uint64_t nbytes = 0;
+};
+
+struct ComponentNode {
+  ComponentKind kind = ComponentKind::kTensor;
+  std::string name;        // "blk.3", "blk.3.attn", "blk.3.attn_q.weight"
+  int parent = -1;         // index into Structure::nodes; -1 for the root
+  int tensor = -1;         // index into the input tensors for kTensor
+  Role role = Role::kOther;
+  int layer = -1;          // block index, -1 outside blocks
+  int expert = -1;         // expert index for per-expert tensors
+  std::string sub;         // part inside a block: "attn", "ffn", "expert"
+};
+
+struct EdgeSpec {
+  int src = 0, dst = 0;  // node indices
+  EdgeKind kind = EdgeKind::kFeeds;
+};
+
+struct Structure {
+  std::vector<ComponentNode> nodes;  // nodes[0] is the model root
+  std::vector<EdgeSpec> edges;
+  bool known_architecture = false;   // false: tree from name prefixes only
+  int layers = 0;
+};
+
+// Architectures with full role/edge rules: llama, mistral, qwen2, qwen3,
+// gemma, gemma2, phi3, gpt2, bert, mixtral-style MoE (and their HF names).
+// Anything else gets a tree from dotted name prefixes and known=false.
+Structure DeriveStructure(std::string_view architecture, std::string_view model_name,
+                          const std::vector<StructureInput>& tensors);
+
+}  // namespace hart::store
