@@ -1,0 +1,169 @@
+// Export: a version's files rebuilt byte for byte from its segments. Each
+// run of chunks lying back to back in a pack is copied with
+// copy_file_range (in-kernel, a reflink on filesystems that share extents),
+// falling back to write() from the pack map; each file is written to a
+// temporary beside its target and renamed into place when whole.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "core/progress.h"
+#include "core/sha256.h"
+#include "core/status.h"
+#include "fmt/format.h"
+#include "store/db.h"
+#include "store/store.h"
+#include "store/store_impl.h"
+
+namespace hart::store {
+namespace fs = std::filesystem;
+namespace {
+
+// A stored file name must stay inside the export directory.
+absl::Status CheckRelativeName(const std::string& name) {
+  fs::path p(name);
+  if (name.empty() || p.is_absolute())
+    return absl::DataLossError(fmt::format("file name '{}' is not a relative path", name));
+  for (const auto& part : p)
+    if (part == "..") return absl::DataLossError(fmt::format("file name '{}' leaves the export directory", name));
+  return absl::OkStatus();
+}
+
+// Copies [off, off + n) of pack fd `in` to `out` at out_off.
+absl::Status CopyRange(int in, const std::string& in_path, uint64_t off, uint64_t n, int out,
+                       uint64_t out_off, const std::string& out_path, std::span<const uint8_t> map,
+                       bool* use_cfr) {
+  while (n > 0 && *use_cfr) {
+    loff_t a = static_cast<loff_t>(off), b = static_cast<loff_t>(out_off);
+    ssize_t r = ::copy_file_range(in, &a, out, &b, std::min<uint64_t>(n, 1u << 30), 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
+        *use_cfr = false;
+        break;
+      }
+      if (errno == ENOSPC) return absl::ResourceExhaustedError(fmt::format("{}: no space left", out_path));
+      return absl::InternalError(fmt::format("{}: copy from {}: {}", out_path, in_path, std::strerror(errno)));
+    }
+    if (r == 0) return DataError(in_path, off, "pack", "truncated");
+    off += static_cast<uint64_t>(r);
+    out_off += static_cast<uint64_t>(r);
+    n -= static_cast<uint64_t>(r);
+  }
+  if (n == 0) return absl::OkStatus();
+  return PWriteAll(out, map.subspan(off, n), out_off, out_path);
+}
+
+}  // namespace
+
+absl::Status Store::Export(int64_t version_id, const std::string& out_path, bool verify, bool progress) {
+  SharedHold hold(impl_->lock.get());
+  RETURN_IF_ERROR(hold.status());
+  ASSIGN_OR_RETURN(VersionRow v, impl_->VersionById(version_id));
+  ASSIGN_OR_RETURN(std::vector<FileRow> files, ListFiles(version_id));
+  if (files.empty())
+    return absl::FailedPreconditionError(fmt::format("{} has no files to export", v.ref()));
+
+  std::error_code ec;
+  bool into_dir = files.size() > 1 || fs::is_directory(out_path, ec);
+  if (files.size() > 1) {
+    fs::create_directories(out_path, ec);
+    if (ec) return absl::PermissionDeniedError(fmt::format("{}: cannot create: {}", out_path, ec.message()));
+  }
+  uint64_t total = 0;
+  for (const FileRow& f : files) total += f.size;
+  std::unique_ptr<Progress> bar;
+  if (progress) bar = std::make_unique<Progress>("export " + v.ref(), total);
+
+  std::map<int64_t, Fd> pack_fds;
+  bool use_cfr = true;
+  for (const FileRow& f : files) {
+    RETURN_IF_ERROR(CheckRelativeName(f.name));
+    fs::path target = into_dir ? fs::path(out_path) / f.name : fs::path(out_path);
+    if (target.has_parent_path()) {
+      fs::create_directories(target.parent_path(), ec);
+      if (ec)
+        return absl::PermissionDeniedError(
+            fmt::format("{}: cannot create: {}", target.parent_path().string(), ec.message()));
+    }
+    std::string tmp = fmt::format("{}.hart-tmp-{}", target.string(), ::getpid());
+    ASSIGN_OR_RETURN(Fd out, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC));
+    struct Cleanup {
+      std::string path;
+      bool keep = false;
+      ~Cleanup() {
+        if (!keep) ::unlink(path.c_str());
+      }
+    } cleanup{tmp};
+
+    struct Seg {
+      int64_t seq;
+      uint64_t size;
+      std::optional<int64_t> component;
+    };
+    std::vector<Seg> segs;
+    {
+      std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+      ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+                                             "SELECT seq, size, component_id FROM segment WHERE "
+                                             "version_id = ? AND file_idx = ? ORDER BY seq"));
+      q.Bind(1, version_id).Bind(2, int64_t{f.index});
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        Seg s{q.Int(0), static_cast<uint64_t>(q.Int(1)), std::nullopt};
+        if (!q.IsNull(2)) s.component = q.Int(2);
+        segs.push_back(s);
+      }
+    }
+    Sha256Stream hash;
+    uint64_t pos = 0;
+    for (const Seg& s : segs) {
+      ASSIGN_OR_RETURN(std::vector<ChunkLoc> chunks,
+                       s.component ? impl_->TensorChunks(*s.component)
+                                   : impl_->SegmentChunks(version_id, f.index, s.seq));
+      uint64_t seg_bytes = 0;
+      for (const PackRun& r : MergeRuns(chunks)) {
+        ASSIGN_OR_RETURN(auto map, impl_->packs->Get(r.pack, r.offset + r.size));
+        auto it = pack_fds.find(r.pack);
+        if (it == pack_fds.end()) {
+          ASSIGN_OR_RETURN(Fd fd, OpenFile(map->path(), O_RDONLY));
+          it = pack_fds.emplace(r.pack, std::move(fd)).first;
+        }
+        RETURN_IF_ERROR(CopyRange(it->second.get(), map->path(), r.offset, r.size, out.get(), pos,
+                                  tmp, map->bytes(), &use_cfr));
+        if (verify) hash.Update(map->bytes().subspan(r.offset, r.size));
+        pos += r.size;
+        seg_bytes += r.size;
+        if (bar) bar->Add(r.size);
+      }
+      if (seg_bytes != s.size)
+        return absl::DataLossError(fmt::format("{} {}: segment {} has {} bytes of chunks for {} bytes",
+                                               v.ref(), f.name, s.seq, seg_bytes, s.size));
+    }
+    if (pos != f.size)
+      return absl::DataLossError(fmt::format("{} {}: segments cover {} of {} bytes", v.ref(), f.name,
+                                             pos, f.size));
+    if (verify) {
+      std::string got = ToHex(hash.Finish());
+      if (got != f.sha256)
+        return absl::DataLossError(fmt::format(
+            "{} {}: exported bytes hash to {} but {} was recorded at ingest; run `hart verify`",
+            v.ref(), f.name, got, f.sha256));
+    }
+    // No fsync: the export is a copy the store can make again, and cp does
+    // not sync either; the rename only keeps readers from a half file.
+    if (::rename(tmp.c_str(), target.c_str()) != 0)
+      return absl::InternalError(fmt::format("{}: rename: {}", target.string(), std::strerror(errno)));
+    cleanup.keep = true;
+  }
+  if (bar) bar->Finish();
+  return absl::OkStatus();
+}
+
+}  // namespace hart::store

@@ -1,0 +1,392 @@
+// Ingest: a ModelSource in, one version out. Order of work, so that a
+// failure at any point leaves the catalog as it was:
+//   1. check the request (license, name, parent) before touching anything;
+//   2. cut tensors and raw file segments into chunks, hash them all in
+//      parallel (and each whole file, for its recorded SHA-256);
+//   3. look the hashes up in the catalog; append the new chunks to a pack,
+//      one tensor's new chunks back to back, and fsync;
+//   4. one BEGIN IMMEDIATE transaction: version number max+1, rows for the
+//      version, chunks, components, segments, files, outbox and audit.
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <unordered_map>
+
+#include "core/progress.h"
+#include "core/status.h"
+#include "fmt/format.h"
+#include "store/chunker.h"
+#include "store/db.h"
+#include "store/store.h"
+#include "store/store_impl.h"
+
+namespace hart::store {
+namespace {
+
+// A run of bytes stored as chunks [first, first + count) of the plan.
+struct Piece {
+  std::span<const uint8_t> bytes;
+  size_t first = 0;
+  size_t count = 0;
+};
+
+struct SegPlan {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  int64_t tensor = -1;  // index into src.tensors, or -1
+  size_t piece = 0;     // raw segments: index into pieces
+};
+
+struct FilePlan {
+  std::vector<SegPlan> segs;
+};
+
+// A distinct chunk of this ingest.
+struct UniqueChunk {
+  Digest digest{};
+  uint64_t size = 0;
+  size_t first = 0;      // plan index of its first occurrence
+  int64_t id = 0;        // chunk row id when the catalog has it already
+  int64_t pack = 0;      // where this ingest wrote it, when new
+  uint64_t offset = 0;
+};
+
+std::string Actor() {
+  for (const char* v : {"HART_ACTOR", "USER", "LOGNAME"})
+    if (const char* a = std::getenv(v); a && *a) return a;
+  return "local";
+}
+
+absl::Status CheckModelName(std::string_view name) {
+  if (name.empty())
+    return absl::InvalidArgumentError("no model name: give one with --model NAME");
+  if (name.size() > 200 || !formats::IsValidUtf8(name) || name.find('@') != std::string_view::npos ||
+      std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+    return absl::InvalidArgumentError(fmt::format(
+        "bad model name '{}': use up to 200 printable characters without '@'", name));
+  return absl::OkStatus();
+}
+
+// The file's layout; for formats that give none, one made from the tensors
+// that lie in the file (in offset order, overlaps skipped) with raw
+// segments for the gaps, so export still rebuilds the file byte for byte.
+std::vector<formats::Segment> LayoutOf(const formats::ModelSource& src, size_t f) {
+  const formats::SourceFile& sf = src.files[f];
+  if (!sf.layout.empty()) return sf.layout;
+  std::vector<size_t> ts;
+  for (size_t i = 0; i < src.tensors.size(); ++i)
+    if (!src.tensors[i].owned && src.tensors[i].file == f && src.tensors[i].nbytes > 0) ts.push_back(i);
+  std::sort(ts.begin(), ts.end(),
+            [&](size_t a, size_t b) { return src.tensors[a].offset < src.tensors[b].offset; });
+  std::vector<formats::Segment> out;
+  uint64_t pos = 0;
+  for (size_t i : ts) {
+    const formats::TensorDesc& t = src.tensors[i];
+    if (t.offset < pos) continue;
+    if (t.offset > pos) out.push_back({pos, t.offset - pos, -1});
+    out.push_back({t.offset, t.nbytes, static_cast<int64_t>(i)});
+    pos = t.offset + t.nbytes;
+  }
+  uint64_t size = sf.map ? sf.map->size() : 0;
+  if (size > pos) out.push_back({pos, size - pos, -1});
+  return out;
+}
+
+absl::Status InsertEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
+                         std::string_view action) {
+  int64_t now_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+      now_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  }
+  std::string text = payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  ASSIGN_OR_RETURN(Stmt o, Stmt::Prepare(db, "INSERT INTO outbox(ts, kind, payload) VALUES(?, ?, ?)"));
+  RETURN_IF_ERROR(o.Bind(1, now_ms).Bind(2, kind).Bind(3, text).Run());
+  ASSIGN_OR_RETURN(Stmt a, Stmt::Prepare(db, "INSERT INTO audit(ts, actor, action, detail) "
+                                             "VALUES(?, ?, ?, ?)"));
+  return a.Bind(1, now_ms).Bind(2, Actor()).Bind(3, action).Bind(4, text).Run();
+}
+
+}  // namespace
+
+// Also used by gc.cc.
+absl::Status RecordEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
+                         std::string_view action) {
+  return InsertEvent(db, kind, payload, action);
+}
+
+absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, const IngestOptions& opts) {
+  SharedHold hold(impl_->lock.get());
+  RETURN_IF_ERROR(hold.status());
+
+  // 1. The request.
+  std::optional<std::string> license = src.license ? src.license : opts.license;
+  if (license && license->empty()) license.reset();
+  if (!license)
+    return absl::InvalidArgumentError(
+        "no license in the file's metadata; give one with --license SPDX-ID (e.g. --license "
+        "apache-2.0)");
+  std::string model = opts.model.empty() ? src.name_hint : opts.model;
+  RETURN_IF_ERROR(CheckModelName(model));
+  RETURN_IF_ERROR(formats::ValidateSource(src));
+  std::optional<int64_t> parent_id;
+  if (opts.parent) {
+    auto p = Resolve(*opts.parent);
+    if (!p.ok()) return Annotate(p.status(), fmt::format("parent {}", opts.parent->ToString()));
+    parent_id = p->id;
+  }
+
+  // 2. Plan the pieces and chunks; hash.
+  std::vector<Piece> pieces(src.tensors.size());
+  std::vector<std::span<const uint8_t>> chunks;
+  for (size_t i = 0; i < src.tensors.size(); ++i) {
+    pieces[i].bytes = src.TensorBytes(i);
+    pieces[i].first = chunks.size();
+    CutChunks(pieces[i].bytes, kChunkSize, &chunks);
+    pieces[i].count = chunks.size() - pieces[i].first;
+  }
+  std::vector<FilePlan> files(src.files.size());
+  std::vector<std::span<const uint8_t>> file_bytes;
+  uint64_t logical = 0;
+  for (size_t f = 0; f < src.files.size(); ++f) {
+    file_bytes.push_back(src.files[f].map ? src.files[f].map->bytes() : std::span<const uint8_t>());
+    logical += file_bytes.back().size();
+    for (const formats::Segment& s : LayoutOf(src, f)) {
+      SegPlan sp{s.offset, s.size, s.tensor, 0};
+      if (s.tensor < 0) {
+        if (s.size == 0) continue;
+        Piece p;
+        p.bytes = src.SegmentBytes(f, s);
+        p.first = chunks.size();
+        CutChunks(p.bytes, kChunkSize, &chunks);
+        p.count = chunks.size() - p.first;
+        sp.piece = pieces.size();
+        pieces.push_back(p);
+      }
+      files[f].segs.push_back(sp);
+    }
+  }
+  if (src.files.empty()) logical = src.TotalTensorBytes();
+
+  uint64_t hash_total = logical;
+  for (auto& c : chunks) hash_total += c.size();
+  std::vector<Digest> digests, file_digests;
+  {
+    std::unique_ptr<Progress> bar;
+    if (opts.progress) bar = std::make_unique<Progress>("hashing " + model, hash_total);
+    HashAll(chunks, &digests, file_bytes, &file_digests, bar.get());
+    if (bar) bar->Finish();
+  }
+
+  std::vector<UniqueChunk> uniq;
+  std::vector<uint32_t> which(chunks.size());
+  {
+    std::unordered_map<Digest, uint32_t, DigestHash> seen;
+    seen.reserve(chunks.size());
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      auto [it, fresh] = seen.emplace(digests[i], static_cast<uint32_t>(uniq.size()));
+      if (fresh) uniq.push_back({digests[i], chunks[i].size(), i});
+      which[i] = it->second;
+    }
+  }
+
+  // 3. Dedup against the catalog, then append what is new.
+  nlohmann::json existing_ids = nlohmann::json::array();
+  {
+    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));
+    for (UniqueChunk& u : uniq) {
+      q.BindBlob(1, u.digest);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (row) {
+        u.id = q.Int(0);
+        existing_ids.push_back(u.id);
+      }
+      q.Reset();
+    }
+  }
+  IngestResult res;
+  res.model = model;
+  res.license = *license;
+  res.tensors = src.tensors.size();
+  res.logical_bytes = logical;
+  res.chunks = chunks.size();
+  {
+    uint64_t new_total = 0;
+    for (const UniqueChunk& u : uniq)
+      if (u.id == 0) new_total += u.size;
+    std::unique_ptr<Progress> bar;
+    if (opts.progress && new_total > 0) bar = std::make_unique<Progress>("writing " + model, new_total);
+    PackWriter writer(impl_->packs_dir);
+    for (const Piece& p : pieces) {
+      // This piece's chunks that this ingest must write, in order; a run of
+      // them adjacent in the source goes out in one pwrite.
+      uint64_t piece_new = 0;
+      for (size_t c = p.first; c < p.first + p.count; ++c) {
+        const UniqueChunk& u = uniq[which[c]];
+        if (u.id == 0 && u.first == c) piece_new += u.size;
+      }
+      if (piece_new == 0) continue;
+      RETURN_IF_ERROR(writer.Reserve(piece_new));
+      size_t c = p.first, end = p.first + p.count;
+      while (c < end) {
+        auto is_new = [&](size_t k) { return uniq[which[k]].id == 0 && uniq[which[k]].first == k; };
+        if (!is_new(c)) { ++c; continue; }
+        size_t run_end = c;
+        uint64_t run_bytes = 0;
+        while (run_end < end && is_new(run_end)) run_bytes += chunks[run_end++].size();
+        ASSIGN_OR_RETURN(auto at, writer.Append({chunks[c].data(), run_bytes}));
+        uint64_t off = at.second;
+        for (size_t k = c; k < run_end; ++k) {
+          uniq[which[k]].pack = at.first;
+          uniq[which[k]].offset = off;
+          off += chunks[k].size();
+        }
+        if (bar) bar->Add(run_bytes);
+        c = run_end;
+      }
+      res.new_bytes += piece_new;
+    }
+    // Durable before the catalog references it.
+    RETURN_IF_ERROR(writer.Sync());
+    if (bar) bar->Finish();
+  }
+
+  // Parent suggestion: the version sharing the most chunk bytes with this one.
+  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  sqlite3* db = impl_->db;
+  if (!parent_id && !existing_ids.empty()) {
+    uint64_t mine = 0;
+    for (const UniqueChunk& u : uniq) mine += u.size;
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db,
+        "WITH ids(id) AS (SELECT value FROM json_each(?1)), "
+        "shared(v, cid) AS ("
+        " SELECT co.version_id, tc.chunk_id FROM tensor_chunk tc "
+        "   JOIN component co ON co.id = tc.component_id WHERE tc.chunk_id IN ids"
+        " UNION SELECT sc.version_id, sc.chunk_id FROM segment_chunk sc WHERE sc.chunk_id IN ids) "
+        "SELECT m.name, v.number, SUM(ch.size) AS b FROM shared s JOIN chunk ch ON ch.id = s.cid "
+        "JOIN version v ON v.id = s.v JOIN model m ON m.id = v.model_id "
+        "GROUP BY s.v ORDER BY b DESC, s.v DESC LIMIT 1"));
+    q.Bind(1, existing_ids.dump());
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (row && mine > 0) {
+      res.suggested_parent = fmt::format("{}@{}", q.Text(0), q.Int(1));
+      res.suggested_shared = static_cast<double>(q.Int(2)) / static_cast<double>(mine);
+    }
+  }
+
+  // 4. One transaction.
+  ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(db));
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  ASSIGN_OR_RETURN(Stmt im, Stmt::Prepare(db, "INSERT INTO model(name, created_at) VALUES(?, ?) "
+                                              "ON CONFLICT(name) DO NOTHING"));
+  RETURN_IF_ERROR(im.Bind(1, model).Bind(2, now).Run());
+  ASSIGN_OR_RETURN(Stmt qm, Stmt::Prepare(db, "SELECT id, (SELECT COALESCE(MAX(number), 0) + 1 "
+                                              "FROM version WHERE model_id = model.id) "
+                                              "FROM model WHERE name = ?"));
+  qm.Bind(1, model);
+  ASSIGN_OR_RETURN(bool mrow, qm.Step());
+  if (!mrow) return absl::InternalError("model row vanished inside the ingest transaction");
+  int64_t model_id = qm.Int(0);
+  res.number = qm.Int(1);
+
+  ASSIGN_OR_RETURN(Stmt iv, Stmt::Prepare(db,
+      "INSERT INTO version(model_id, number, parent_id, format, license, architecture, metadata, "
+      "logical_bytes, tensor_count, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  iv.Bind(1, model_id).Bind(2, res.number).Bind(3, parent_id).Bind(4, formats::FormatName(src.format));
+  iv.Bind(5, *license).Bind(6, src.architecture);
+  iv.Bind(7, src.metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  iv.Bind(8, static_cast<int64_t>(logical)).Bind(9, static_cast<int64_t>(src.tensors.size())).Bind(10, now);
+  RETURN_IF_ERROR(iv.Run());
+  int64_t vid = sqlite3_last_insert_rowid(db);
+  res.version_id = vid;
+
+  // Chunk rows. A parallel ingest may have committed the same chunk since
+  // the lookup; its row wins and our copy is dead bytes for gc.
+  ASSIGN_OR_RETURN(Stmt ic, Stmt::Prepare(db, "INSERT INTO chunk(sha256, pack, offset, size) "
+                                              "VALUES(?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING"));
+  ASSIGN_OR_RETURN(Stmt qc, Stmt::Prepare(db, "SELECT id FROM chunk WHERE sha256 = ?"));
+  for (UniqueChunk& u : uniq) {
+    if (u.id != 0) continue;
+    ic.BindBlob(1, u.digest).Bind(2, u.pack).Bind(3, static_cast<int64_t>(u.offset));
+    RETURN_IF_ERROR(ic.Bind(4, static_cast<int64_t>(u.size)).Run());
+    if (sqlite3_changes(db) == 1) {
+      u.id = sqlite3_last_insert_rowid(db);
+      ++res.new_chunks;
+    } else {
+      qc.BindBlob(1, u.digest);
+      ASSIGN_OR_RETURN(bool row, qc.Step());
+      if (!row) return absl::InternalError("chunk row conflict without a row");
+      u.id = qc.Int(0);
+      qc.Reset();
+    }
+  }
+
+  ASSIGN_OR_RETURN(Stmt ico, Stmt::Prepare(db,
+      "INSERT INTO component(version_id, parent_id, kind, name, dtype, shape, nbytes, sha256) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+  ico.Bind(1, vid).BindNull(2).Bind(3, "model").Bind(4, model).BindNull(5).BindNull(6);
+  RETURN_IF_ERROR(ico.Bind(7, static_cast<int64_t>(src.TotalTensorBytes())).BindNull(8).Run());
+  int64_t root = sqlite3_last_insert_rowid(db);
+  std::vector<int64_t> comp_ids(src.tensors.size());
+  ASSIGN_OR_RETURN(Stmt itc, Stmt::Prepare(db, "INSERT INTO tensor_chunk(component_id, seq, chunk_id) "
+                                               "VALUES(?, ?, ?)"));
+  for (size_t i = 0; i < src.tensors.size(); ++i) {
+    const formats::TensorDesc& t = src.tensors[i];
+    const Piece& p = pieces[i];
+    Digest td = TensorDigest({digests.data() + p.first, p.count});
+    nlohmann::json shape = t.shape;
+    ico.Bind(1, vid).Bind(2, root).Bind(3, "tensor").Bind(4, t.name).Bind(5, Name(t.dtype));
+    ico.Bind(6, shape.dump()).Bind(7, static_cast<int64_t>(t.nbytes)).BindBlob(8, td);
+    RETURN_IF_ERROR(ico.Run());
+    comp_ids[i] = sqlite3_last_insert_rowid(db);
+    for (size_t k = 0; k < p.count; ++k) {
+      itc.Bind(1, comp_ids[i]).Bind(2, static_cast<int64_t>(k));
+      RETURN_IF_ERROR(itc.Bind(3, uniq[which[p.first + k]].id).Run());
+    }
+  }
+
+  ASSIGN_OR_RETURN(Stmt is, Stmt::Prepare(db,
+      "INSERT INTO segment(version_id, file_idx, seq, offset, size, component_id) "
+      "VALUES(?, ?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(Stmt isc, Stmt::Prepare(db,
+      "INSERT INTO segment_chunk(version_id, file_idx, seq, chunk_seq, chunk_id) VALUES(?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(Stmt ifl, Stmt::Prepare(db,
+      "INSERT INTO file(version_id, idx, name, size, sha256) VALUES(?, ?, ?, ?, ?)"));
+  for (size_t f = 0; f < files.size(); ++f) {
+    for (size_t s = 0; s < files[f].segs.size(); ++s) {
+      const SegPlan& sp = files[f].segs[s];
+      is.Bind(1, vid).Bind(2, static_cast<int64_t>(f)).Bind(3, static_cast<int64_t>(s));
+      is.Bind(4, static_cast<int64_t>(sp.offset)).Bind(5, static_cast<int64_t>(sp.size));
+      if (sp.tensor >= 0) is.Bind(6, comp_ids[sp.tensor]);
+      else is.BindNull(6);
+      RETURN_IF_ERROR(is.Run());
+      if (sp.tensor >= 0) continue;
+      const Piece& p = pieces[sp.piece];
+      for (size_t k = 0; k < p.count; ++k) {
+        isc.Bind(1, vid).Bind(2, static_cast<int64_t>(f)).Bind(3, static_cast<int64_t>(s));
+        RETURN_IF_ERROR(isc.Bind(4, static_cast<int64_t>(k)).Bind(5, uniq[which[p.first + k]].id).Run());
+      }
+    }
+    ifl.Bind(1, vid).Bind(2, static_cast<int64_t>(f)).Bind(3, src.files[f].name);
+    RETURN_IF_ERROR(ifl.Bind(4, static_cast<int64_t>(file_bytes[f].size())).Bind(5, ToHex(file_digests[f])).Run());
+  }
+
+  nlohmann::json payload = {{"model", model},
+                            {"number", res.number},
+                            {"version_id", vid},
+                            {"tensors", res.tensors},
+                            {"bytes", res.logical_bytes},
+                            {"new_bytes", res.new_bytes},
+                            {"license", *license}};
+  if (parent_id) {
+    ASSIGN_OR_RETURN(std::string pref, VersionRefString(db, *parent_id));
+    payload["parent"] = pref;
+  }
+  RETURN_IF_ERROR(InsertEvent(db, "version.created", payload, "ingest"));
+  RETURN_IF_ERROR(txn.Commit());
+  return res;
+}
+
+}  // namespace hart::store

@@ -1,0 +1,167 @@
+#include "store/pack.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/status.h"
+#include "fmt/format.h"
+
+namespace hart::store {
+
+std::string PackName(int64_t pack) { return fmt::format("{:06d}.pack", pack); }
+
+std::string PackPath(const std::string& packs_dir, int64_t pack) {
+  return packs_dir + "/" + PackName(pack);
+}
+
+absl::StatusOr<std::vector<int64_t>> ListPacks(const std::string& packs_dir) {
+  DIR* d = ::opendir(packs_dir.c_str());
+  if (!d)
+    return absl::NotFoundError(fmt::format("{}: cannot list packs: {}", packs_dir, std::strerror(errno)));
+  std::vector<int64_t> out;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.size() < 6 || n.substr(n.size() - 5) != ".pack") continue;
+    std::string_view digits = n.substr(0, n.size() - 5);
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    out.push_back(std::stoll(std::string(digits)));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::Status CheckPackHeader(std::span<const uint8_t> b, const std::string& path) {
+  if (b.size() < kPackHeaderSize) return DataError(path, 0, "pack header", "file shorter than the header");
+  if (std::memcmp(b.data(), kPackMagic, sizeof kPackMagic) != 0)
+    return DataError(path, 0, "pack magic", "not a NinaDB pack");
+  uint32_t v;
+  std::memcpy(&v, b.data() + 8, 4);
+  if (v != kPackFormatVersion)
+    return DataError(path, 8, "pack version", fmt::format("unknown pack format version {}", v));
+  return absl::OkStatus();
+}
+
+PackWriter::PackWriter(std::string packs_dir, uint64_t roll_size)
+    : dir_(std::move(packs_dir)), roll_size_(roll_size) {}
+
+PackWriter::~PackWriter() = default;  // closing the fds drops the flocks
+
+absl::Status PackWriter::OpenExisting() {
+  ASSIGN_OR_RETURN(std::vector<int64_t> packs, ListPacks(dir_));
+  // Only the newest few: older packs are full or held by long writers.
+  int tried = 0;
+  for (auto it = packs.rbegin(); it != packs.rend() && tried < 4; ++it, ++tried) {
+    std::string path = PackPath(dir_, *it);
+    auto fd = OpenFile(path, O_RDWR);
+    if (!fd.ok()) continue;
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;
+    struct stat st;
+    if (::fstat(fd->get(), &st) != 0) continue;
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size < kPackHeaderSize || size >= roll_size_) continue;
+    uint8_t hdr[kPackHeaderSize];
+    if (!PReadAll(fd->get(), hdr, 0, path).ok() || !CheckPackHeader(hdr, path).ok()) continue;
+    auto o = std::make_unique<Open>();
+    o->pack = *it;
+    o->fd = std::move(*fd);
+    o->end = size;
+    o->path = path;
+    cur_ = std::move(o);
+    return absl::OkStatus();
+  }
+  return CreateNew();
+}
+
+absl::Status PackWriter::CreateNew() {
+  ASSIGN_OR_RETURN(std::vector<int64_t> packs, ListPacks(dir_));
+  int64_t n = packs.empty() ? 1 : packs.back() + 1;
+  for (int attempt = 0; attempt < 1000; ++attempt, ++n) {
+    std::string path = PackPath(dir_, n);
+    int raw = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (raw < 0) {
+      if (errno == EEXIST) continue;
+      return absl::InternalError(fmt::format("{}: create pack: {}", path, std::strerror(errno)));
+    }
+    Fd fd(raw);
+    // Another writer may flock the new file before us; it then skips it as
+    // headerless, or we skip it here.
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    uint8_t hdr[kPackHeaderSize] = {};
+    std::memcpy(hdr, kPackMagic, sizeof kPackMagic);
+    uint32_t v = kPackFormatVersion;
+    std::memcpy(hdr + 8, &v, 4);
+    RETURN_IF_ERROR(PWriteAll(fd.get(), hdr, 0, path));
+    if (cur_) done_.push_back(std::move(cur_));
+    cur_ = std::make_unique<Open>();
+    cur_->pack = n;
+    cur_->fd = std::move(fd);
+    cur_->end = kPackHeaderSize;
+    cur_->path = path;
+    created_ = true;
+    return absl::OkStatus();
+  }
+  return absl::InternalError(fmt::format("{}: could not create a new pack", dir_));
+}
+
+absl::Status PackWriter::Reserve(uint64_t bytes) {
+  if (!cur_) return OpenExisting();
+  if (cur_->end > kPackHeaderSize && cur_->end + bytes > roll_size_) return CreateNew();
+  return absl::OkStatus();
+}
+
+absl::Status PackWriter::StartNewPack() { return CreateNew(); }
+
+absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(std::span<const uint8_t> bytes) {
+  if (!cur_) RETURN_IF_ERROR(OpenExisting());
+  uint64_t at = cur_->end;
+  RETURN_IF_ERROR(PWriteAll(cur_->fd.get(), bytes, at, cur_->path));
+  cur_->end += bytes.size();
+  return std::make_pair(cur_->pack, at);
+}
+
+absl::Status PackWriter::Sync() {
+  for (auto& o : done_) RETURN_IF_ERROR(FsyncFd(o->fd.get(), o->path));
+  if (cur_) RETURN_IF_ERROR(FsyncFd(cur_->fd.get(), cur_->path));
+  if (created_) RETURN_IF_ERROR(FsyncDir(dir_));
+  return absl::OkStatus();
+}
+
+std::vector<int64_t> PackWriter::Touched() const {
+  std::vector<int64_t> out;
+  for (auto& o : done_) out.push_back(o->pack);
+  if (cur_) out.push_back(cur_->pack);
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<MappedFile>> PackCache::Get(int64_t pack, uint64_t need_end) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = maps_.find(pack);
+  if (it != maps_.end() && it->second->size() >= need_end) return it->second;
+  std::string path = PackPath(dir_, pack);
+  auto m = MappedFile::Open(path);
+  if (!m.ok()) {
+    if (absl::IsNotFound(m.status()))
+      return absl::DataLossError(fmt::format("{}: pack missing", path));
+    return m.status();
+  }
+  if ((*m)->size() < need_end)
+    return DataError(path, (*m)->size(), "pack",
+                     fmt::format("truncated: chunk data runs to offset {}", need_end));
+  maps_[pack] = *m;
+  return *m;
+}
+
+void PackCache::Clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  maps_.clear();
+}
+
+}  // namespace hart::store

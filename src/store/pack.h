@@ -1,0 +1,92 @@
+// Packs: append-only files packs/NNNNNN.pack holding chunk bytes after a
+// 16-byte header ("NINAPACK", format version, reserved). Chunk rows in the
+// catalog point at (pack, offset, size); bytes no row points at (a torn tail
+// after a crash, a chunk two ingests wrote at once) are dead and Gc()
+// reclaims them.
+//
+// A PackWriter appends to one pack at a time under an exclusive flock on
+// that pack, so two processes never append to the same file; another writer
+// picks or creates another pack.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/file_util.h"
+#include "core/mapped_file.h"
+
+namespace hart::store {
+
+inline constexpr uint64_t kPackHeaderSize = 16;
+inline constexpr char kPackMagic[8] = {'N', 'I', 'N', 'A', 'P', 'A', 'C', 'K'};
+inline constexpr uint32_t kPackFormatVersion = 1;
+// A writer starts a new pack rather than grow one past this.
+inline constexpr uint64_t kPackRollSize = uint64_t{4} << 30;
+
+std::string PackName(int64_t pack);  // "000042.pack"
+std::string PackPath(const std::string& packs_dir, int64_t pack);
+// Pack numbers of the *.pack files in the directory, ascending.
+absl::StatusOr<std::vector<int64_t>> ListPacks(const std::string& packs_dir);
+// Checks the header of an open pack.
+absl::Status CheckPackHeader(std::span<const uint8_t> first_bytes, const std::string& path);
+
+class PackWriter {
+ public:
+  // roll_size is the soft limit past which the writer moves to a new pack.
+  explicit PackWriter(std::string packs_dir, uint64_t roll_size = kPackRollSize);
+  ~PackWriter();
+  PackWriter(const PackWriter&) = delete;
+  PackWriter& operator=(const PackWriter&) = delete;
+
+  // Makes sure `bytes` more can go to the current pack without passing the
+  // roll size (a fresh pack takes anything). Call before appending a run that
+  // must stay contiguous.
+  absl::Status Reserve(uint64_t bytes);
+  // Appends at the end of the current pack; returns (pack, offset).
+  absl::StatusOr<std::pair<int64_t, uint64_t>> Append(std::span<const uint8_t> bytes);
+  // Forces a fresh pack for the next append (gc copies into new packs only).
+  absl::Status StartNewPack();
+  // fsyncs every pack written, and the packs directory when one was created.
+  // Must return ok before a catalog commit references the bytes.
+  absl::Status Sync();
+  // Packs created or appended to by this writer.
+  std::vector<int64_t> Touched() const;
+
+ private:
+  struct Open {
+    int64_t pack = 0;
+    Fd fd;
+    uint64_t end = 0;
+    std::string path;
+  };
+  absl::Status OpenExisting();
+  absl::Status CreateNew();
+  std::string dir_;
+  uint64_t roll_size_;
+  std::unique_ptr<Open> cur_;
+  std::vector<std::unique_ptr<Open>> done_;  // earlier packs of this writer, kept locked until Sync
+  bool created_ = false;
+};
+
+// Read side: one read-only map per pack, shared by every reader of the Store
+// and remapped when a chunk lies past the mapped end (the pack grew).
+class PackCache {
+ public:
+  explicit PackCache(std::string packs_dir) : dir_(std::move(packs_dir)) {}
+  // A map of `pack` covering at least [0, need_end).
+  absl::StatusOr<std::shared_ptr<MappedFile>> Get(int64_t pack, uint64_t need_end);
+  void Clear();
+
+ private:
+  std::string dir_;
+  std::mutex mu_;
+  std::map<int64_t, std::shared_ptr<MappedFile>> maps_;
+};
+
+}  // namespace hart::store
