@@ -19,6 +19,8 @@ enum class GgufType : uint32_t {
   kFloat32 = 6, kBool = 7, kString = 8, kArray = 9, kUint64 = 10, kInt64 = 11,
   kFloat64 = 12,
 };
+// "uint8", "int32", "float32", "string", "array", ...; "unknown" otherwise.
+std::string_view GgufTypeName(GgufType t);
 
 struct GgufValue;
 struct GgufArray {
@@ -50,6 +52,8 @@ class GgufMetadata {
   std::optional<std::vector<std::string>> GetStringArray(std::string_view key) const;
   std::optional<std::vector<double>> GetFloatArray(std::string_view key) const;
   std::optional<std::vector<int64_t>> GetIntArray(std::string_view key) const;
+  // The array itself, without copying (tokenizers read 150k-item arrays).
+  const GgufArray* GetArray(std::string_view key) const;
   // JSON form; arrays over kMaxJsonArray items summarized (see model_source.h).
   nlohmann::json ToJson() const;
 };
