@@ -1,0 +1,112 @@
+// Tokenizer: text <-> token ids for the vocabularies GGUF files carry
+// (tokenizer.ggml.*): SentencePiece-style "llama" (score merges, byte
+// fallback), byte-level BPE "gpt2" (merge ranks, per-family pre-tokenizer
+// named by tokenizer.ggml.pre) and WordPiece "bert". Behaviour follows
+// llama.cpp's llama-vocab so that ids match the published test vectors and
+// the HF tokenizers the models were trained with.
+//
+// Invariants: ids are in [0, vocab_size()); Encode never fails (invalid UTF-8
+// is tokenized byte by byte); a Tokenizer is immutable after FromGguf and
+// safe to use from several threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "formats/gguf.h"
+
+namespace hart::runtime {
+
+enum class TokenizerKind { kSpm, kBpe, kWordPiece };
+
+// GGUF tokenizer.ggml.token_type values.
+enum class TokenType : int32_t {
+  kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3,
+  kUserDefined = 4, kUnused = 5, kByte = 6,
+};
+
+inline constexpr int32_t kNoToken = -1;
+
+struct TokenizerImpl;
+
+class Tokenizer {
+ public:
+  // `source` names the file in error messages.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const formats::GgufMetadata& md,
+                                                             std::string_view source = "gguf");
+  ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // add_bos: prepend BOS (WordPiece: [CLS] ... [SEP]). parse_special: text of
+  // CONTROL tokens ("<|eot_id|>") becomes that token; USER_DEFINED tokens are
+  // always matched, as HF's added tokens are.
+  std::vector<int32_t> Encode(std::string_view text, bool add_bos,
+                              bool parse_special = false) const;
+
+  // The bytes of a token: byte tokens (<0x0A>, byte-level BPE symbols) give
+  // single bytes, so one piece may be part of a UTF-8 sequence; concatenate
+  // pieces (or use StreamDecoder) before treating them as text. CONTROL and
+  // UNKNOWN tokens give "" unless render_special. Out-of-range ids give "".
+  std::string_view TokenToPiece(int32_t id, bool render_special = false) const;
+
+  // Concatenated pieces. For SentencePiece vocabularies with add_space_prefix
+  // the space Encode put in front of the text and after each special token
+  // is dropped again (as HF's decode does), so Decode(Encode(s)) == s for
+  // text the vocabulary covers.
+  std::string Decode(std::span<const int32_t> ids, bool render_special = false) const;
+
+  TokenizerKind kind() const;
+  // tokenizer.ggml.pre ("" for SentencePiece and WordPiece).
+  const std::string& pre() const;
+  int32_t vocab_size() const;
+  const std::string& TokenText(int32_t id) const;  // as stored in the vocabulary
+  TokenType GetTokenType(int32_t id) const;
+  std::optional<int32_t> TokenId(std::string_view text) const;  // exact vocabulary entry
+
+  int32_t bos_id() const;  // kNoToken when the vocabulary has none
+  int32_t eos_id() const;
+  int32_t eot_id() const;
+  int32_t unk_id() const;
+  int32_t sep_id() const;
+  int32_t pad_id() const;
+  // Whether the model expects BOS in front of a prompt (tokenizer.ggml.add_bos_token).
+  bool add_bos_default() const;
+  // SentencePiece's space in front of the text (Decode drops it again).
+  bool add_space_prefix() const;
+  // End of generation: EOS, EOT, EOM and the end-of-turn tokens of the
+  // known chat formats (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, ...).
+  bool IsEog(int32_t id) const;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<TokenizerImpl> impl);
+  std::unique_ptr<TokenizerImpl> impl_;
+};
+
+// Turns a stream of generated ids into complete UTF-8 text: bytes of a
+// character split over several tokens are held back until the character is
+// whole, so every returned string can be printed as it comes.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false)
+      : tok_(tok), render_special_(render_special), strip_(tok.add_space_prefix()) {}
+  // Text that became complete with this token (possibly "").
+  std::string Push(int32_t id);
+  // Whatever is held back at the end (an incomplete sequence is returned
+  // as is, so no byte is lost).
+  std::string Flush();
+
+ private:
+  const Tokenizer& tok_;
+  bool render_special_;
+  bool strip_;  // drop the leading space of the next text piece (see Decode)
+  std::string pending_;
+};
+
+}  // namespace hart::runtime

@@ -1,0 +1,348 @@
+#include "runtime/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/status.h"
+#include "formats/gguf.h"
+#include "runtime/pretokenize.h"
+
+namespace hart::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string VocabDir() { return std::string(HART_SOURCE_DIR) + "/../shared/testdata/llama-vocab"; }
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Tokenizers are loaded once per vocabulary; loading the 100k-token ones
+// takes a good part of a second.
+const Tokenizer* LoadVocab(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  auto it = cache.find(name);
+  if (it != cache.end()) return it->second.get();
+  const std::string path = VocabDir() + "/ggml-vocab-" + name + ".gguf";
+  auto md = formats::ReadGgufMetadata(path);
+  EXPECT_TRUE(md.ok()) << Msg(md.status());
+  if (!md.ok()) return nullptr;
+  auto tok = Tokenizer::FromGguf(*md, path);
+  EXPECT_TRUE(tok.ok()) << Msg(tok.status());
+  if (!tok.ok()) return nullptr;
+  return (cache[name] = std::move(*tok)).get();
+}
+
+struct VectorCase {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+// .inp holds the strings separated by "\n__ggml_vocab_test__\n" (the file
+// ends with one); .out one line of ids per string.
+std::vector<VectorCase> ReadVectors(const std::string& name) {
+  const std::string base = VocabDir() + "/ggml-vocab-" + name + ".gguf";
+  const std::string inp = Slurp(base + ".inp");
+  const std::string out = Slurp(base + ".out");
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> texts;
+  for (size_t pos = 0; pos < inp.size();) {
+    size_t next = inp.find(sep, pos);
+    if (next == std::string::npos) next = inp.size();
+    texts.push_back(inp.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  std::vector<VectorCase> cases;
+  std::istringstream lines(out);
+  std::string line;
+  for (const std::string& t : texts) {
+    if (!std::getline(lines, line)) break;
+    VectorCase c{t, {}};
+    std::istringstream ids(line);
+    int32_t id;
+    while (ids >> id) c.ids.push_back(id);
+    cases.push_back(std::move(c));
+  }
+  EXPECT_EQ(cases.size(), texts.size()) << name << ": .inp and .out disagree";
+  return cases;
+}
+
+std::string Escaped(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == '\n') o += "\\n";
+    else if (c == '\t') o += "\\t";
+    else if (c < 0x20) o += fmt::format("\\x{:02x}", c);
+    else o += static_cast<char>(c);
+  }
+  return o;
+}
+
+class VocabVectors : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VocabVectors, EncodeMatchesPublishedIds) {
+  const std::string name = GetParam();
+  if (!fs::exists(VocabDir() + "/ggml-vocab-" + name + ".gguf.inp")) {
+    GTEST_SKIP() << "no test vectors at " << VocabDir();
+  }
+  const Tokenizer* tok = LoadVocab(name);
+  ASSERT_NE(tok, nullptr);
+  const auto cases = ReadVectors(name);
+  ASSERT_GT(cases.size(), 30u);
+  int failed = 0;
+  for (const VectorCase& c : cases) {
+    const std::vector<int32_t> got = tok->Encode(c.text, /*add_bos=*/false);
+    if (got != c.ids) ++failed;
+    EXPECT_EQ(got, c.ids) << name << ": \"" << Escaped(c.text) << "\"";
+  }
+  EXPECT_EQ(failed, 0) << name << ": " << failed << " of " << cases.size() << " strings differ";
+}
+
+TEST_P(VocabVectors, DecodeInvertsEncode) {
+  const std::string name = GetParam();
+  if (!fs::exists(VocabDir() + "/ggml-vocab-" + name + ".gguf.inp")) GTEST_SKIP();
+  const Tokenizer* tok = LoadVocab(name);
+  ASSERT_NE(tok, nullptr);
+  if (tok->kind() == TokenizerKind::kWordPiece) GTEST_SKIP() << "WordPiece normalizes text";
+  for (const VectorCase& c : ReadVectors(name)) {
+    EXPECT_EQ(tok->Decode(tok->Encode(c.text, false)), c.text) << name << ": " << Escaped(c.text);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, VocabVectors,
+                         ::testing::Values("llama-spm", "phi-3", "gpt-2", "deepseek-coder",
+                                           "deepseek-llm", "falcon", "mpt", "refact", "starcoder",
+                                           "bert-bge"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s) if (c == '-') c = '_';
+                           return s;
+                         });
+
+// Splits worked out by hand from the published expressions.
+std::vector<std::string> SplitWith(std::string_view pre, std::string_view text) {
+  auto p = PreTokenizer::ForName(pre);
+  EXPECT_TRUE(p.ok()) << Msg(p.status());
+  std::vector<std::string> out;
+  if (!p.ok()) return out;
+  for (std::string_view s : p->Split(text)) out.emplace_back(s);
+  return out;
+}
+
+using Pieces = std::vector<std::string>;
+
+TEST(PreTokenizer, Llama3Splits) {
+  // Contractions match in any case, before the letter rule.
+  EXPECT_EQ(SplitWith("llama-bpe", "I'M here, they'RE"),
+            (Pieces{"I", "'M", " here", ",", " they", "'RE"}));
+  // Digits go in runs of at most three.
+  EXPECT_EQ(SplitWith("llama-bpe", "1234567"), (Pieces{"123", "456", "7"}));
+  EXPECT_EQ(SplitWith("llama-bpe", "a 12345"), (Pieces{"a", " ", "123", "45"}));
+  // A letter run takes one leading non-letter, non-digit, non-newline; after
+  // a space, "_" is punctuation and the space goes with it.
+  EXPECT_EQ(SplitWith("llama-bpe", "$hello _world"), (Pieces{"$hello", " _", "world"}));
+  // Whitespace before a word stays one short of the word; the last space joins it.
+  EXPECT_EQ(SplitWith("llama-bpe", "a   b"), (Pieces{"a", "  ", " b"}));
+  // Trailing whitespace is one piece.
+  EXPECT_EQ(SplitWith("llama-bpe", "a  "), (Pieces{"a", "  "}));
+  // Newline runs with the spaces before them; punctuation keeps trailing newlines.
+  EXPECT_EQ(SplitWith("llama-bpe", "x  \n\ny"), (Pieces{"x", "  \n\n", "y"}));
+  EXPECT_EQ(SplitWith("llama-bpe", "end.\n\nNext"), (Pieces{"end", ".\n\n", "Next"}));
+  // Unicode letters are letters; emoji are "other" and group with a leading space.
+  EXPECT_EQ(SplitWith("llama-bpe", "Führer déjà"), (Pieces{"Führer", " déjà"}));
+  EXPECT_EQ(SplitWith("llama-bpe", "hi 😀😁!"), (Pieces{"hi", " 😀😁!"}));
+  // Tabs: whitespace not followed by non-space.
+  EXPECT_EQ(SplitWith("llama-bpe", "\t\tx"), (Pieces{"\t", "\tx"}));
+  EXPECT_EQ(SplitWith("llama-bpe", "Hello world"), (Pieces{"Hello", " world"}));
+}
+
+TEST(PreTokenizer, Qwen2SplitsDigitsSingly) {
+  EXPECT_EQ(SplitWith("qwen2", "abc 2024!"), (Pieces{"abc", " ", "2", "0", "2", "4", "!"}));
+  EXPECT_EQ(SplitWith("qwen2", "we'll 12"), (Pieces{"we", "'ll", " ", "1", "2"}));
+  EXPECT_EQ(SplitWith("qwen2", "中文字 text"), (Pieces{"中文字", " text"}));
+  EXPECT_EQ(SplitWith("qwen2", "a\r\n\r\nb"), (Pieces{"a", "\r\n\r\n", "b"}));
+}
+
+TEST(PreTokenizer, PiecesCoverInvalidUtf8) {
+  const std::string text = "ab\xff\xfe cd\xe2\x82";  // stray bytes and a truncated sequence
+  std::string joined;
+  for (const std::string& s : SplitWith("llama-bpe", text)) joined += s;
+  EXPECT_EQ(joined, text);
+}
+
+TEST(PreTokenizer, EveryFamilyCompiles) {
+  for (const char* pre : {"default", "gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "deepseek-coder",
+                          "deepseek-v3", "falcon", "mpt", "refact", "starcoder", "gpt-4o", "tekken",
+                          "poro-chat", "dbrx", "smaug-bpe"}) {
+    auto p = PreTokenizer::ForName(pre);
+    EXPECT_TRUE(p.ok()) << pre << ": " << Msg(p.status());
+  }
+  EXPECT_FALSE(PreTokenizer::ForName("no-such-family").ok());
+}
+
+TEST(Tokenizer, SpecialTokensOnlyWhenAsked) {
+  const Tokenizer* tok = LoadVocab("phi-3");
+  ASSERT_NE(tok, nullptr);
+  const int32_t user = *tok->TokenId("<|user|>");
+  const int32_t end = *tok->TokenId("<|end|>");
+  auto with = tok->Encode("<|user|>\nHi<|end|>", true, /*parse_special=*/true);
+  ASSERT_GE(with.size(), 4u);
+  EXPECT_EQ(with.front(), tok->bos_id());
+  EXPECT_EQ(with[1], user);
+  EXPECT_EQ(with.back(), end);
+  // Phi-3's added tokens swallow the newline after them.
+  EXPECT_EQ(tok->Decode(with, /*render_special=*/true), "<s><|user|>Hi<|end|>");
+  auto without = tok->Encode("<|user|>\nHi<|end|>", false, false);
+  EXPECT_EQ(std::count(without.begin(), without.end(), user), 0);
+  EXPECT_EQ(tok->Decode(without), "<|user|>\nHi<|end|>");
+  EXPECT_TRUE(tok->IsEog(end));
+  EXPECT_TRUE(tok->IsEog(tok->eos_id()));
+  EXPECT_FALSE(tok->IsEog(user));
+}
+
+TEST(Tokenizer, SpecialIdsFromMetadata) {
+  const Tokenizer* spm = LoadVocab("llama-spm");
+  ASSERT_NE(spm, nullptr);
+  EXPECT_EQ(spm->kind(), TokenizerKind::kSpm);
+  EXPECT_EQ(spm->bos_id(), 1);
+  EXPECT_EQ(spm->eos_id(), 2);
+  EXPECT_TRUE(spm->add_bos_default());
+  EXPECT_EQ(spm->vocab_size(), 32000);
+  const Tokenizer* bert = LoadVocab("bert-bge");
+  ASSERT_NE(bert, nullptr);
+  auto ids = bert->Encode("hello", true);
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids.front(), 101);
+  EXPECT_EQ(ids.back(), 102);
+  const Tokenizer* gpt2 = LoadVocab("gpt-2");
+  ASSERT_NE(gpt2, nullptr);
+  EXPECT_EQ(gpt2->eos_id(), 50256);
+  EXPECT_TRUE(gpt2->IsEog(50256));
+  EXPECT_EQ(gpt2->pre(), "gpt-2");
+}
+
+TEST(Tokenizer, StreamingAssemblesSplitCharacters) {
+  const Tokenizer* tok = LoadVocab("llama-spm");
+  ASSERT_NE(tok, nullptr);
+  const std::string text = "Hi 🦙 — ok";  // the llama is four byte tokens in this vocabulary
+  auto ids = tok->Encode(text, true);
+  int byte_pieces = 0;
+  for (int32_t id : ids) byte_pieces += tok->GetTokenType(id) == TokenType::kByte;
+  EXPECT_GE(byte_pieces, 4);
+  StreamDecoder dec(*tok);
+  std::string streamed;
+  for (int32_t id : ids) {
+    const std::string part = dec.Push(id);
+    // Every chunk is whole UTF-8: no chunk ends inside a character.
+    if (!part.empty()) {
+      const auto last = static_cast<unsigned char>(part.back());
+      EXPECT_TRUE(last < 0x80 || (last & 0xC0) == 0x80) << Escaped(part);
+    }
+    streamed += part;
+  }
+  streamed += dec.Flush();
+  EXPECT_EQ(streamed, text);
+
+  const Tokenizer* bpe = LoadVocab("gpt-2");
+  ASSERT_NE(bpe, nullptr);
+  StreamDecoder bdec(*bpe);
+  std::string bstreamed;
+  for (int32_t id : bpe->Encode(text, false)) bstreamed += bdec.Push(id);
+  EXPECT_EQ(bstreamed + bdec.Flush(), text);
+}
+
+TEST(Tokenizer, InvalidUtf8RoundTripsThroughByteLevelBpe) {
+  const Tokenizer* tok = LoadVocab("gpt-2");
+  ASSERT_NE(tok, nullptr);
+  const std::string text = "ok\xff\xc3(\xe2\x82";
+  EXPECT_EQ(tok->Decode(tok->Encode(text, false)), text);
+  const Tokenizer* spm = LoadVocab("llama-spm");
+  ASSERT_NE(spm, nullptr);
+  EXPECT_EQ(spm->Decode(spm->Encode(text, false)), text);
+}
+
+TEST(Tokenizer, Encodes100KBQuickly) {
+  std::string text;
+  const std::string para =
+      "The quick brown fox jumps over the lazy dog; it's 2024, über-naïve café visits cost "
+      "$3.50 (or €3). 中文字符 and emoji 🦙🚀 mixed with code: for (int i = 0; i < n; ++i) {}\n";
+  while (text.size() < 100 * 1024) text += para;
+  for (const char* name : {"llama-spm", "gpt-2", "deepseek-llm", "bert-bge"}) {
+    const Tokenizer* tok = LoadVocab(name);
+    ASSERT_NE(tok, nullptr);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto ids = tok->Encode(text, true);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%s: %zu bytes -> %zu tokens in %.3f s\n", name, text.size(), ids.size(), s);
+    EXPECT_GT(ids.size(), text.size() / 10);
+    EXPECT_LT(s, 2.0) << name;  // well under a second unloaded; slack for a busy CI machine
+  }
+}
+
+formats::GgufMetadata MiniVocab(std::string model) {
+  formats::GgufMetadata md;
+  auto str = [](std::string s) {
+    return formats::GgufValue{formats::GgufType::kString, std::move(s)};
+  };
+  md.entries.push_back({"tokenizer.ggml.model", str(std::move(model))});
+  formats::GgufArray toks{formats::GgufType::kString, {}};
+  for (const char* t : {"<unk>", "<s>", "</s>", "a", "b", "ab"}) toks.items.push_back(str(t));
+  md.entries.push_back({"tokenizer.ggml.tokens", {formats::GgufType::kArray, toks}});
+  return md;
+}
+
+TEST(Tokenizer, RejectsBadMetadata) {
+  EXPECT_TRUE(Tokenizer::FromGguf(MiniVocab("llama")).ok());
+  auto unknown = Tokenizer::FromGguf(MiniVocab("t5x"), "m.gguf");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(Msg(unknown.status()).find("tokenizer.ggml.model"), std::string_view::npos);
+  // gpt2 without merges.
+  auto no_merges = Tokenizer::FromGguf(MiniVocab("gpt2"), "m.gguf");
+  ASSERT_FALSE(no_merges.ok());
+  EXPECT_NE(Msg(no_merges.status()).find("tokenizer.ggml.merges"), std::string_view::npos);
+  // A special id out of range.
+  auto md = MiniVocab("llama");
+  md.entries.push_back({"tokenizer.ggml.bos_token_id", {formats::GgufType::kUint32, uint64_t{99}}});
+  auto bad_id = Tokenizer::FromGguf(md, "m.gguf");
+  ASSERT_FALSE(bad_id.ok());
+  EXPECT_NE(Msg(bad_id.status()).find("bos_token_id"), std::string_view::npos);
+  // Scores shorter than the vocabulary.
+  auto md2 = MiniVocab("llama");
+  formats::GgufArray scores{formats::GgufType::kFloat32, {}};
+  scores.items.push_back({formats::GgufType::kFloat32, 0.5});
+  md2.entries.push_back({"tokenizer.ggml.scores", {formats::GgufType::kArray, scores}});
+  EXPECT_FALSE(Tokenizer::FromGguf(md2, "m.gguf").ok());
+  // No tokens at all.
+  formats::GgufMetadata empty;
+  empty.entries.push_back({"tokenizer.ggml.model", {formats::GgufType::kString, std::string("llama")}});
+  EXPECT_FALSE(Tokenizer::FromGguf(empty, "m.gguf").ok());
+}
+
+TEST(Tokenizer, SpmMergesByScoreWithByteFallback) {
+  auto md = MiniVocab("llama");
+  // Add "▁" so the space prefix has a token, and byte tokens for 'z'.
+  formats::GgufArray& toks = std::get<formats::GgufArray>(md.entries[1].value.value);
+  toks.items.push_back({formats::GgufType::kString, std::string("\xE2\x96\x81")});
+  toks.items.push_back({formats::GgufType::kString, std::string("<0x7A>")});
+  formats::GgufArray types{formats::GgufType::kInt32, {}};
+  for (int64_t t : {2, 3, 3, 1, 1, 1, 1, 6}) types.items.push_back({formats::GgufType::kInt32, t});
+  md.entries.push_back({"tokenizer.ggml.token_type", {formats::GgufType::kArray, types}});
+  auto tok = Tokenizer::FromGguf(md);
+  ASSERT_TRUE(tok.ok()) << Msg(tok.status());
+  // "▁abz": ▁, ab (merged), z via its byte token.
+  EXPECT_EQ((*tok)->Encode("abz", true), (std::vector<int32_t>{1, 6, 5, 7}));
+  EXPECT_EQ((*tok)->Decode((*tok)->Encode("abz", true)), "abz");
+}
+
+}  // namespace
+}  // namespace hart::runtime
