@@ -25,6 +25,11 @@ struct WeightMatrix {
   const void* data = nullptr;
 };
 
+// Ok when MatMul/GetRow can compute with w: a supported type, rows > 0, cols
+// a positive whole number of blocks, data present. MatMul and GetRow cannot
+// report errors, so on a matrix that fails this they write NaN.
+absl::Status CheckWeightMatrix(const WeightMatrix& w);
+
 // y[t, r] = sum_c W[r, c] * x[t, c] for t < n_tokens. x is [n_tokens, cols]
 // float, y is [n_tokens, rows] float. Rows are split among the pool's threads;
 // n_tokens > 1 (prefill) runs as matrix-matrix work, reusing each weight row

@@ -1,0 +1,263 @@
+// Kernel throughput against the machine's memory read bandwidth, measured in
+// the same run with the same threads.
+//
+//   kernels_bench [--threads N] [--portable] [--no-model] [--prefill] [--in-cache]
+//
+// 1. Read bandwidth: every thread sums its share of a 1 GiB buffer.
+// 2. Decode matvec: y = W x for W [2048, 8192] of each weight type. Several
+//    copies of W (>= 512 MiB in all) are used in turn so the weights come from
+//    DRAM, as in decode, not from the last-level cache.
+// 3. A llama-3.2-1B-shaped decode step (16 layers of q/k/v/o/gate/up/down plus
+//    the 128256-row output matrix) in Q4_K and Q8_0: time per token against
+//    model bytes / read bandwidth, the bound a decode step cannot beat.
+// 4. With --prefill: the same [2048, 8192] matrix against 64 tokens, GFLOP/s.
+// 0. First (alone with --in-cache): kernel speed per core in thread CPU time
+//    with the weights in L2, which holds even on a loaded machine where the
+//    wall-clock figures do not.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "runtime/kernels.h"
+#include "runtime/kernels_internal.h"
+
+namespace hart::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using internal::Isa;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Random weights of type t whose scale fields are sane halves (random bytes
+// there would be NaN/inf and could hit slow paths).
+std::vector<uint8_t> RandomWeights(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  const DTypeInfo& info = Info(t);
+  const size_t blocks = static_cast<size_t>(rows * cols / info.block_size);
+  std::vector<uint8_t> w(blocks * info.type_size);
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i + 8 <= w.size(); i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(w.data() + i, &r, 8);
+  }
+  const uint16_t small = F32ToF16(0.01f);
+  auto put = [&](size_t off, uint16_t v) { std::memcpy(w.data() + off, &v, 2); };
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t o = b * info.type_size;
+    switch (t) {
+      case DType::kF32: {
+        const float f = static_cast<float>(static_cast<int32_t>(rng() % 2001) - 1000) * 1e-3f;
+        std::memcpy(w.data() + o, &f, 4);
+        break;
+      }
+      case DType::kF16: put(o, F32ToF16(static_cast<float>(rng() % 2001) * 1e-3f - 1.0f)); break;
+      case DType::kBF16: put(o, static_cast<uint16_t>(0x3C00 + rng() % 0x200)); break;
+      case DType::kQ4_0:
+      case DType::kQ8_0: put(o, small); break;
+      case DType::kQ4_K:
+      case DType::kQ5_K: put(o, small), put(o + 2, small); break;
+      case DType::kQ6_K: put(o + 208, small); break;
+      default: break;
+    }
+  }
+  return w;
+}
+
+double MeasureReadBandwidth(ThreadPool& pool, size_t bytes) {
+  std::vector<uint64_t> buf(bytes / 8);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;
+  const size_t parts = pool.size() * 8;
+  std::vector<uint64_t> sums(parts);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.ParallelFor(parts, [&](size_t p) {
+      const size_t n = buf.size() / parts;
+      const uint64_t* s = buf.data() + p * n;
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (size_t i = 0; i + 4 <= n; i += 4) a0 += s[i], a1 += s[i + 1], a2 += s[i + 2], a3 += s[i + 3];
+      sums[p] = a0 + a1 + a2 + a3;
+    });
+    const double gbs = static_cast<double>(bytes) / Seconds(t0, Clock::now()) / 1e9;
+    best = std::max(best, gbs);
+  }
+  uint64_t total = 0;
+  for (uint64_t s : sums) total += s;
+  if (total == 42) std::printf(" ");  // keep the sums alive
+  return best;
+}
+
+struct Result {
+  double seconds_per_call;
+  double bytes_per_call;
+};
+
+// Runs MatMul over `mats` in turn until at least min_seconds have passed.
+Result TimeMatMuls(Isa isa, const std::vector<WeightMatrix>& mats, int64_t n_tokens,
+                   ThreadPool& pool, double min_seconds) {
+  int64_t max_cols = 0, max_rows = 0;
+  double bytes = 0;
+  for (const auto& m : mats) {
+    max_cols = std::max(max_cols, m.cols), max_rows = std::max(max_rows, m.rows);
+    bytes += static_cast<double>(*ByteSize(m.dtype, static_cast<uint64_t>(m.rows * m.cols)));
+  }
+  std::vector<float> x(static_cast<size_t>(n_tokens * max_cols)), y(static_cast<size_t>(n_tokens * max_rows));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist;
+  for (float& v : x) v = dist(rng);
+  for (const auto& m : mats) internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, pool);  // warm up
+  int64_t rounds = 0;
+  const auto t0 = Clock::now();
+  double elapsed = 0;
+  do {
+    for (const auto& m : mats) internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, pool);
+    ++rounds;
+    elapsed = Seconds(t0, Clock::now());
+  } while (elapsed < min_seconds);
+  return {elapsed / static_cast<double>(rounds * static_cast<int64_t>(mats.size())),
+          bytes / static_cast<double>(mats.size())};
+}
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Kernel speed without memory or scheduler effects: one thread, a [256, 2048]
+// matrix that stays in L2, timed in thread CPU time. A decode matvec can only
+// be bandwidth-bound if this times the thread count exceeds the bandwidth.
+void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
+  const int64_t rows = 256, cols = 2048;
+  std::printf("\nin-cache kernel speed, 1 thread, [256, 2048], weight GB/s per core (CPU time)\n");
+  std::printf("%-6s", "type");
+  for (Isa isa : isas) std::printf(" %14s", isa == Isa::kAvx2 ? "avx2" : "portable");
+  if (isas.front() == Isa::kAvx2) std::printf(" %14s", "avx2 7-token");
+  std::printf("\n");
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
+                  DType::kQ5_K, DType::kQ6_K}) {
+    const std::vector<uint8_t> w = RandomWeights(t, rows, cols, 3);
+    const WeightMatrix m{t, rows, cols, w.data()};
+    std::vector<float> x(7 * cols, 0.5f), y(7 * rows);
+    std::printf("%-6s", std::string(Name(t)).c_str());
+    auto rate = [&](Isa isa, int64_t n_tokens) {
+      internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, one);
+      int64_t calls = 0;
+      const double c0 = ThreadCpuSeconds();
+      double c = c0;
+      while (c - c0 < 0.3) {
+        for (int i = 0; i < 10; ++i) internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, one);
+        calls += 10;
+        c = ThreadCpuSeconds();
+      }
+      return static_cast<double>(w.size()) * static_cast<double>(calls) / (c - c0) / 1e9;
+    };
+    for (Isa isa : isas) std::printf(" %14.2f", rate(isa, 1));
+    if (isas.front() == Isa::kAvx2) std::printf(" %14.2f", rate(Isa::kAvx2, 7));
+    std::printf("\n");
+  }
+}
+
+void MatVecBench(Isa isa, ThreadPool& pool, double bandwidth, bool prefill) {
+  const int64_t rows = 2048, cols = 8192;
+  std::printf("\n[2048, 8192] matvec, decode (1 token)%s, path %s\n", prefill ? " and 64-token prefill" : "",
+              isa == Isa::kAvx2 ? "avx2+fma+f16c" : "portable");
+  std::printf("%-6s %9s %10s %9s %8s%s\n", "type", "MiB", "us/call", "GB/s", "of bw",
+              prefill ? "   prefill GFLOP/s" : "");
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
+                  DType::kQ5_K, DType::kQ6_K}) {
+    const double mat_bytes = static_cast<double>(*ByteSize(t, rows * cols));
+    const int copies = static_cast<int>(std::max(2.0, 512.0 * (1 << 20) / mat_bytes));
+    std::vector<std::vector<uint8_t>> store;
+    std::vector<WeightMatrix> mats;
+    for (int c = 0; c < copies; ++c) {
+      store.push_back(RandomWeights(t, rows, cols, 100 + c));
+      mats.push_back({t, rows, cols, store.back().data()});
+    }
+    const Result r = TimeMatMuls(isa, mats, 1, pool, 1.0);
+    const double gbs = r.bytes_per_call / r.seconds_per_call / 1e9;
+    std::printf("%-6s %9.1f %10.1f %9.2f %8.2f", std::string(Name(t)).c_str(), mat_bytes / (1 << 20),
+                r.seconds_per_call * 1e6, gbs, gbs / bandwidth);
+    if (prefill) {
+      const std::vector<WeightMatrix> one = {mats[0]};
+      const Result p = TimeMatMuls(isa, one, 64, pool, 1.0);
+      std::printf("   %10.1f", 2.0 * rows * cols * 64 / p.seconds_per_call / 1e9);
+    }
+    std::printf("\n");
+  }
+}
+
+void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
+  // llama-3.2-1B: hidden 2048, 32 heads / 8 kv heads of 64, ffn 8192, 16
+  // layers, vocabulary 128256 (output tied to the embedding).
+  struct M { int64_t rows, cols; };
+  std::vector<M> shapes;
+  for (int l = 0; l < 16; ++l)
+    for (M m : {M{2048, 2048}, M{512, 2048}, M{512, 2048}, M{2048, 2048}, M{8192, 2048},
+                M{8192, 2048}, M{2048, 8192}})
+      shapes.push_back(m);
+  shapes.push_back({128256, 2048});
+  std::printf("\nllama-3.2-1B-shaped decode step (113 matrices), path %s\n",
+              isa == Isa::kAvx2 ? "avx2+fma+f16c" : "portable");
+  std::printf("%-6s %9s %10s %9s %8s\n", "type", "MiB", "ms/token", "GB/s", "of bw");
+  for (DType t : {DType::kQ4_K, DType::kQ8_0}) {
+    std::vector<std::vector<uint8_t>> store;
+    std::vector<WeightMatrix> mats;
+    double bytes = 0;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      store.push_back(RandomWeights(t, shapes[i].rows, shapes[i].cols, 7 + i));
+      mats.push_back({t, shapes[i].rows, shapes[i].cols, store.back().data()});
+      bytes += static_cast<double>(store.back().size());
+    }
+    const Result r = TimeMatMuls(isa, mats, 1, pool, 2.0);
+    const double token_s = r.seconds_per_call * static_cast<double>(mats.size());
+    const double gbs = bytes / token_s / 1e9;
+    std::printf("%-6s %9.1f %10.2f %9.2f %8.2f\n", std::string(Name(t)).c_str(), bytes / (1 << 20),
+                token_s * 1e3, gbs, gbs / bandwidth);
+  }
+}
+
+int Main(int argc, char** argv) {
+  size_t threads = 0;
+  bool portable_only = false, model = true, prefill = false, in_cache_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) threads = std::strtoul(argv[++i], nullptr, 10);
+    else if (a == "--portable") portable_only = true;
+    else if (a == "--no-model") model = false;
+    else if (a == "--prefill") prefill = true;
+    else if (a == "--in-cache") in_cache_only = true;
+    else {
+      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--portable] [--no-model] [--prefill] [--in-cache]\n");
+      return 2;
+    }
+  }
+  ThreadPool pool(threads);
+  std::printf("threads %zu, active kernel path %s\n", pool.size(), KernelPath());
+  const Isa isa = !portable_only && internal::IsaSupported(Isa::kAvx2) ? Isa::kAvx2 : Isa::kPortable;
+  ThreadPool one(1);
+  if (isa == Isa::kAvx2) InCacheBench(one, {Isa::kAvx2, Isa::kPortable});
+  else InCacheBench(one, {Isa::kPortable});
+  if (in_cache_only) return 0;
+  const double bw = MeasureReadBandwidth(pool, size_t{1} << 30);
+  std::printf("read bandwidth (1 GiB sum, best of 5): %.2f GB/s\n", bw);
+  MatVecBench(isa, pool, bw, prefill);
+  if (model) ModelBench(isa, pool, bw);
+  return 0;
+}
+
+}  // namespace
+}  // namespace hart::runtime
+
+int main(int argc, char** argv) { return hart::runtime::Main(argc, argv); }

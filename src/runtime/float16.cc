@@ -1,0 +1,55 @@
+// IEEE binary16 and bfloat16 scalar conversions, bit-exact and independent
+// of the compiler's _Float16 support.
+#include <bit>
+#include <cstdint>
+
+#include "runtime/kernels.h"
+
+namespace hart::runtime {
+
+float F16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1F;
+  const uint32_t mant = h & 0x3FF;
+  if (exp == 0) {
+    // Zero or subnormal: mant * 2^-24 is exact in float.
+    float f = static_cast<float>(mant) * (1.0f / 16777216.0f);
+    return std::bit_cast<float>(std::bit_cast<uint32_t>(f) | sign);
+  }
+  if (exp == 31)  // inf, or NaN keeping its payload
+    return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
+  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+uint16_t F32ToF16(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
+  const uint32_t abs = x & 0x7FFFFFFF;
+  if (abs > 0x7F800000) {  // NaN: keep the top payload bits, stay a NaN
+    return sign | 0x7E00 | static_cast<uint16_t>((abs >> 13) & 0x3FF);
+  }
+  // 65520 is halfway between 65504 (largest half) and 65536; ties go to the
+  // even neighbour, which is the overflow, so >= 65520 becomes inf.
+  if (abs >= 0x477FF000) return sign | 0x7C00;
+  const uint32_t e = abs >> 23;
+  if (e < 113) {
+    // Half subnormal (or zero): the result is round(|f| * 2^24). With the
+    // implicit bit, |f| * 2^24 = full >> (126 - e).
+    if (e < 102) return sign;  // below 2^-25: rounds to zero
+    const uint32_t full = (abs & 0x7FFFFF) | 0x800000;
+    const uint32_t s = 126 - e;  // 14 .. 24
+    uint32_t q = full >> s;
+    const uint32_t rem = full & ((1u << s) - 1);
+    const uint32_t half = 1u << (s - 1);
+    if (rem > half || (rem == half && (q & 1))) ++q;  // may carry into the smallest normal
+    return sign | static_cast<uint16_t>(q);
+  }
+  uint32_t q = ((e - 112) << 10) | ((abs >> 13) & 0x3FF);
+  const uint32_t rem = abs & 0x1FFF;
+  if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) ++q;  // carry may bump the exponent
+  return sign | static_cast<uint16_t>(q);
+}
+
+float BF16ToF32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+}  // namespace hart::runtime

@@ -1,0 +1,46 @@
+// Internals of the kernels shared by kernels.cc, the per-ISA files and the
+// tests: the activation formats, the per-ISA row-dot table and a MatMul that
+// takes the ISA explicitly (so tests run both paths on one machine).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/kernels.h"
+
+namespace hart::runtime::internal {
+
+enum class Isa { kPortable, kAvx2 };
+
+// True when the CPU (and OS) can run `isa`.
+bool IsaSupported(Isa isa);
+// The ISA MatMul uses: AVX2+FMA+F16C when present unless HART_KERNELS=portable.
+Isa ActiveIsa();
+
+// How MatMul presents activation rows to a weight type's dot product.
+enum class ActFormat {
+  kF32,   // plain float row (F32, F16, BF16 weights)
+  kQ8,    // ActBlockQ8 per 32 (Q4_0, Q8_0)
+  kQ8K,   // ActBlockQ8K per 256 (Q4_K, Q5_K, Q6_K)
+};
+ActFormat ActivationFormat(DType t);
+size_t ActivationRowBytes(ActFormat f, int64_t cols);
+// Writes one activation row of `cols` floats in format f to dst
+// (ActivationRowBytes(f, cols) bytes). cols is a whole number of blocks.
+void QuantizeActivationRow(ActFormat f, const float* x, int64_t cols, void* dst);
+
+// out[t * out_stride] = dot(weight row, activation row t) for t < n_x, the
+// activation rows lying x_stride bytes apart. One weight row against several
+// tokens lets an implementation unpack the weights once.
+using RowDotFn = void (*)(const void* w_row, const void* x, size_t x_stride, int n_x,
+                          int64_t cols, float* out, size_t out_stride);
+
+// Row dot of weight type t on `isa`; nullptr when t is unsupported.
+RowDotFn PortableRowDot(DType t);
+RowDotFn Avx2RowDot(DType t);  // nullptr too when built without AVX2 support
+
+// MatMul on the given ISA (which must be supported).
+void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t n_tokens,
+               ThreadPool& pool);
+
+}  // namespace hart::runtime::internal
