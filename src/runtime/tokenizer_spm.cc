@@ -36,9 +36,11 @@ bool Mergeable(TokenType t) {
 void EncodeSpm(const Vocab& v, std::string_view text, std::vector<int32_t>* out) {
   std::vector<Symbol> sym;
   sym.reserve(text.size());
+  // Symbols are characters; each byte of malformed UTF-8 is a symbol of its
+  // own, so a stray lead byte never swallows the U+2581 after it.
   for (size_t off = 0; off < text.size();) {
-    const size_t n = std::min(unicode::Utf8LenFromLead(static_cast<uint8_t>(text[off])),
-                              text.size() - off);
+    size_t n;
+    unicode::DecodeUtf8(text, off, &n);
     const int i = static_cast<int>(sym.size());
     sym.push_back({i - 1, off + n == text.size() ? -1 : i + 1, off, n});
     off += n;

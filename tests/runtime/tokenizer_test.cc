@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -287,6 +288,55 @@ TEST(Tokenizer, Encodes100KBQuickly) {
     EXPECT_GT(ids.size(), text.size() / 10);
     EXPECT_LT(s, 2.0) << name;  // well under a second unloaded; slack for a busy CI machine
   }
+}
+
+TEST(Tokenizer, RandomBytesRoundTripAndNeverCrash) {
+  std::mt19937 rng(42);
+  for (const char* name : {"llama-spm", "gpt-2", "deepseek-llm", "mpt", "bert-bge"}) {
+    const Tokenizer* tok = LoadVocab(name);
+    ASSERT_NE(tok, nullptr);
+    for (int iter = 0; iter < 200; ++iter) {
+      std::string text(rng() % 64, '\0');
+      for (char& c : text) {
+        // Any byte that can occur in UTF-8, valid sequences or not. The 13
+        // that never can (C0, C1, F5..FF) are left out: byte-level
+        // vocabularies may lack them (GPT-NeoX) or give their symbols to
+        // added tokens (deepseek's "\xc3\xbc" is both U+00FC and byte FC).
+        const unsigned b = iter % 2 ? rng() % 256
+                                    : static_cast<unsigned char>(" \t\nab'1\xc3\xa9\xe2\x80\x94\xf0\x9f"[rng() % 17]);
+        c = static_cast<char>(b == 0xC0 || b == 0xC1 || b >= 0xF5 ? 'x' : b);
+      }
+      const auto ids = tok->Encode(text, iter % 3 == 0, iter % 5 == 0);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok->vocab_size());
+      if (tok->kind() != TokenizerKind::kWordPiece &&
+          text.find("\xe2\x96\x81") == std::string::npos && iter % 5 != 0) {
+        EXPECT_EQ(tok->Decode(ids), text) << name << ": " << Escaped(text);
+      }
+    }
+  }
+}
+
+TEST(Tokenizer, LongRunsStayFast) {
+  // One 200 KB word, 200 KB of spaces and of newlines: no pre-tokenizer
+  // backtracking blow-up, and every byte accounted for.
+  for (const std::string& text : {std::string(200000, 'a'), std::string(200000, ' '),
+                                  std::string(200000, '\n'), std::string(100000, '7')}) {
+    for (const char* name : {"gpt-2", "deepseek-coder", "llama-spm"}) {
+      const Tokenizer* tok = LoadVocab(name);
+      ASSERT_NE(tok, nullptr);
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto ids = tok->Encode(text, false);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      EXPECT_LT(s, 3.0) << name;
+      EXPECT_EQ(tok->Decode(ids), text) << name;
+    }
+  }
+  auto p = PreTokenizer::ForName("llama-bpe");
+  ASSERT_TRUE(p.ok());
+  size_t covered = 0;
+  const std::string spaces(200000, ' ');
+  for (std::string_view piece : p->Split(spaces + "x")) covered += piece.size();
+  EXPECT_EQ(covered, spaces.size() + 1);
 }
 
 formats::GgufMetadata MiniVocab(std::string model) {
