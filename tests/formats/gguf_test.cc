@@ -250,6 +250,43 @@ TEST_F(GgufTest, SplitErrors) {
   EXPECT_THAT(Msg(s.status()), HasSubstr("split.no"));
 }
 
+// Parts written with WriteGguf: a name repeated across parts, and a
+// split.tensors.count that disagrees with the parts.
+TEST_F(GgufTest, SplitChecksAcrossParts) {
+  std::vector<uint8_t> data(16, 1);
+  auto fn = [&](size_t) -> absl::StatusOr<std::span<const uint8_t>> {
+    return std::span<const uint8_t>(data);
+  };
+  auto write_parts = [&](const std::string& dir, int64_t tensors_count,
+                         const std::string& second_name) {
+    fs::create_directories(dir);
+    for (uint64_t i = 0; i < 2; ++i) {
+      GgufMetadata md;
+      md.entries.push_back({"split.no", {GgufType::kUint16, i}});
+      md.entries.push_back({"split.count", {GgufType::kUint16, uint64_t{2}}});
+      md.entries.push_back({"split.tensors.count", {GgufType::kInt32, tensors_count}});
+      TensorDesc t{i == 0 ? "w" : second_name, DType::kF32, {4}, 0, 0, 16, nullptr};
+      ASSERT_TRUE(WriteGguf(fmt::format("{}/m-{:05}-of-00002.gguf", dir, i + 1), md, {t}, fn).ok());
+    }
+  };
+  write_parts(Scratch("split_ok"), 2, "v");
+  auto ok = ReadGguf(Scratch("split_ok") + "/m-00001-of-00002.gguf");
+  ASSERT_TRUE(ok.ok()) << Msg(ok.status());
+  EXPECT_EQ(ok->tensors.size(), 2u);
+  EXPECT_EQ(ok->tensors[1].file, 1u);
+
+  write_parts(Scratch("split_dup"), 2, "w");
+  auto dup = ReadGguf(Scratch("split_dup") + "/m-00001-of-00002.gguf");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_THAT(Msg(dup.status()), HasSubstr("duplicate tensor name"));
+  EXPECT_THAT(Msg(dup.status()), HasSubstr("m-00002-of-00002.gguf"));
+
+  write_parts(Scratch("split_count"), 3, "v");
+  auto count = ReadGguf(Scratch("split_count") + "/m-00001-of-00002.gguf");
+  ASSERT_FALSE(count.ok());
+  EXPECT_THAT(Msg(count.status()), HasSubstr("split.tensors.count"));
+}
+
 // ------------------------------------------------------ real vocab files
 
 TEST_F(GgufTest, VocabFilesReadAndRebuildByteForByte) {
