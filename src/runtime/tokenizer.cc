@@ -261,6 +261,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::Gg
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(t)));
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGgufFile(const std::string& path) {
+  ASSIGN_OR_RETURN(formats::GgufMetadata md, formats::ReadGgufMetadata(path));
+  return FromGguf(md, path);
+}
+
 Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 

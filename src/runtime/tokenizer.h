@@ -40,6 +40,8 @@ class Tokenizer {
   // `source` names the file in error messages.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const formats::GgufMetadata& md,
                                                              std::string_view source = "gguf");
+  // ReadGgufMetadata(path) then FromGguf.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGgufFile(const std::string& path);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;

@@ -351,6 +351,16 @@ formats::GgufMetadata MiniVocab(std::string model) {
   return md;
 }
 
+TEST(Tokenizer, FromGgufFileNamesTheFile) {
+  auto missing = Tokenizer::FromGgufFile(::testing::TempDir() + "/no-such.gguf");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(Msg(missing.status()).find("no-such.gguf"), std::string_view::npos);
+  if (!fs::exists(VocabDir())) GTEST_SKIP();
+  auto tok = Tokenizer::FromGgufFile(VocabDir() + "/ggml-vocab-starcoder.gguf");
+  ASSERT_TRUE(tok.ok()) << Msg(tok.status());
+  EXPECT_EQ((*tok)->pre(), "starcoder");
+}
+
 TEST(Tokenizer, RejectsBadMetadata) {
   EXPECT_TRUE(Tokenizer::FromGguf(MiniVocab("llama")).ok());
   auto unknown = Tokenizer::FromGguf(MiniVocab("t5x"), "m.gguf");
