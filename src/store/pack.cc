@@ -142,20 +142,31 @@ std::vector<int64_t> PackWriter::Touched() const {
 }
 
 absl::StatusOr<std::shared_ptr<MappedFile>> PackCache::Get(int64_t pack, uint64_t need_end) {
+  std::string path = PackPath(dir_, pack);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::DataLossError(fmt::format("{}: pack missing", path));
+    return absl::InternalError(fmt::format("{}: stat: {}", path, std::strerror(errno)));
+  }
+  // Checked against the file, not the map: reading a map past the end of
+  // its file is SIGBUS.
+  if (static_cast<uint64_t>(st.st_size) < need_end)
+    return DataError(path, static_cast<uint64_t>(st.st_size), "pack",
+                     fmt::format("truncated: chunk data runs to offset {}", need_end));
   std::lock_guard<std::mutex> l(mu_);
   auto it = maps_.find(pack);
-  if (it != maps_.end() && it->second->size() >= need_end) return it->second;
-  std::string path = PackPath(dir_, pack);
+  if (it != maps_.end() && it->second.dev == st.st_dev && it->second.ino == st.st_ino &&
+      it->second.map->size() >= need_end)
+    return it->second.map;
   auto m = MappedFile::Open(path);
   if (!m.ok()) {
-    if (absl::IsNotFound(m.status()))
-      return absl::DataLossError(fmt::format("{}: pack missing", path));
+    if (absl::IsNotFound(m.status())) return absl::DataLossError(fmt::format("{}: pack missing", path));
     return m.status();
   }
   if ((*m)->size() < need_end)
     return DataError(path, (*m)->size(), "pack",
                      fmt::format("truncated: chunk data runs to offset {}", need_end));
-  maps_[pack] = *m;
+  maps_[pack] = Entry{*m, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   return *m;
 }
 

@@ -75,7 +75,9 @@ class PackWriter {
 };
 
 // Read side: one read-only map per pack, shared by every reader of the Store
-// and remapped when a chunk lies past the mapped end (the pack grew).
+// and remapped when a chunk lies past the mapped end (the pack grew) or the
+// file is another one than was mapped (gc replaced it since; pack numbers of
+// deleted packs can come back).
 class PackCache {
  public:
   explicit PackCache(std::string packs_dir) : dir_(std::move(packs_dir)) {}
@@ -86,7 +88,11 @@ class PackCache {
  private:
   std::string dir_;
   std::mutex mu_;
-  std::map<int64_t, std::shared_ptr<MappedFile>> maps_;
+  struct Entry {
+    std::shared_ptr<MappedFile> map;
+    uint64_t dev = 0, ino = 0;
+  };
+  std::map<int64_t, Entry> maps_;
 };
 
 }  // namespace hart::store

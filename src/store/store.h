@@ -13,6 +13,7 @@
 //    ingests in parallel); Gc() takes the store exclusively.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -216,6 +217,8 @@ class Store {
   absl::StatusOr<std::vector<DiffRow>> Diff(int64_t version_a, int64_t version_b);
   absl::StatusOr<VerifyReport> Verify(bool progress = true);
   absl::StatusOr<GcReport> Gc();
+  // How long Gc() waits for other users of the store to finish (default 10 s).
+  void set_gc_wait(std::chrono::milliseconds wait);
   absl::StatusOr<StatsReport> Stats();
   // Events with id > after_id, oldest first, at most limit.
   absl::StatusOr<std::vector<Event>> Events(int64_t after_id, int64_t limit = 1000);

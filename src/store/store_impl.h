@@ -42,6 +42,7 @@ struct Store::Impl {
   std::recursive_mutex db_mu;
   std::unique_ptr<StoreLock> lock;
   std::unique_ptr<PackCache> packs;
+  std::chrono::milliseconds gc_wait{10000};
 
   ~Impl() {
     if (db) sqlite3_close_v2(db);
