@@ -17,6 +17,8 @@
 #include "fmt/format.h"
 #include "store/chunker.h"
 #include "store/db.h"
+#include "store/search_index.h"
+#include "store/structure.h"
 #include "store/store.h"
 #include "store/store_impl.h"
 
@@ -323,29 +325,29 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     }
   }
 
-  ASSIGN_OR_RETURN(Stmt ico, Stmt::Prepare(db,
-      "INSERT INTO component(version_id, parent_id, kind, name, dtype, shape, nbytes, sha256) "
-      "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
-  ico.Bind(1, vid).BindNull(2).Bind(3, "model").Bind(4, model).BindNull(5).BindNull(6);
-  RETURN_IF_ERROR(ico.Bind(7, static_cast<int64_t>(src.TotalTensorBytes())).BindNull(8).Run());
-  int64_t root = sqlite3_last_insert_rowid(db);
-  std::vector<int64_t> comp_ids(src.tensors.size());
-  ASSIGN_OR_RETURN(Stmt itc, Stmt::Prepare(db, "INSERT INTO tensor_chunk(component_id, seq, chunk_id) "
-                                               "VALUES(?, ?, ?)"));
+  // Components: the structure tree (model -> blocks -> tensors), roles,
+  // layers and dataflow edges derived from the architecture and names.
+  std::vector<StructureInput> sin(src.tensors.size());
+  std::vector<TensorRowData> rows(src.tensors.size());
   for (size_t i = 0; i < src.tensors.size(); ++i) {
     const formats::TensorDesc& t = src.tensors[i];
     const Piece& p = pieces[i];
     Digest td = TensorDigest({digests.data() + p.first, p.count});
-    nlohmann::json shape = t.shape;
-    ico.Bind(1, vid).Bind(2, root).Bind(3, "tensor").Bind(4, t.name).Bind(5, Name(t.dtype));
-    ico.Bind(6, shape.dump()).Bind(7, static_cast<int64_t>(t.nbytes)).BindBlob(8, td);
-    RETURN_IF_ERROR(ico.Run());
-    comp_ids[i] = sqlite3_last_insert_rowid(db);
+    sin[i] = {t.name, td, t.nbytes};
+    rows[i] = {std::string(Name(t.dtype)), nlohmann::json(t.shape).dump(), t.nbytes, td};
+  }
+  Structure structure = DeriveStructure(src.architecture, model, sin);
+  ASSIGN_OR_RETURN(std::vector<int64_t> comp_ids, InsertStructure(db, vid, structure, rows));
+  ASSIGN_OR_RETURN(Stmt itc, Stmt::Prepare(db, "INSERT INTO tensor_chunk(component_id, seq, chunk_id) "
+                                               "VALUES(?, ?, ?)"));
+  for (size_t i = 0; i < src.tensors.size(); ++i) {
+    const Piece& p = pieces[i];
     for (size_t k = 0; k < p.count; ++k) {
       itc.Bind(1, comp_ids[i]).Bind(2, static_cast<int64_t>(k));
       RETURN_IF_ERROR(itc.Bind(3, uniq[which[p.first + k]].id).Run());
     }
   }
+  RETURN_IF_ERROR(IndexVersionForSearch(db, vid, src, comp_ids));  // full text, fingerprints
 
   ASSIGN_OR_RETURN(Stmt is, Stmt::Prepare(db,
       "INSERT INTO segment(version_id, file_idx, seq, offset, size, component_id) "

@@ -8,6 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/status.h"
+#include "store/db.h"
+
+#include <sqlite3.h>
 
 namespace hart::store {
 namespace {
@@ -450,6 +454,53 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
           std::end(kKnownArchitectures) ||
       (!tensors.empty() && recognized * 2 >= static_cast<int>(tensors.size()));
   return st;
+}
+
+absl::StatusOr<std::vector<int64_t>> InsertStructure(sqlite3* db, int64_t version_id,
+                                                     const Structure& st,
+                                                     const std::vector<TensorRowData>& tensor_rows) {
+  ASSIGN_OR_RETURN(Stmt ins, Stmt::Prepare(db,
+      "INSERT INTO component(version_id, parent_id, kind, name, role, layer, dtype, shape, nbytes, sha256) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  std::vector<int64_t> ids(st.nodes.size());
+  std::vector<int64_t> tensor_ids(tensor_rows.size());
+  // Subtree bytes of group nodes, summed bottom-up (children follow parents).
+  std::vector<uint64_t> bytes(st.nodes.size(), 0);
+  for (size_t n = st.nodes.size(); n-- > 0;) {
+    const ComponentNode& node = st.nodes[n];
+    if (node.kind == ComponentKind::kTensor) bytes[n] += tensor_rows[node.tensor].nbytes;
+    if (node.parent >= 0) bytes[node.parent] += bytes[n];
+  }
+  for (size_t n = 0; n < st.nodes.size(); ++n) {
+    const ComponentNode& node = st.nodes[n];
+    if (node.parent >= 0 && static_cast<size_t>(node.parent) >= n)
+      return absl::InternalError("structure nodes out of order");
+    ins.Bind(1, version_id);
+    if (node.parent >= 0) ins.Bind(2, ids[node.parent]);
+    else ins.BindNull(2);
+    ins.Bind(3, ComponentKindName(node.kind)).Bind(4, node.name);
+    if (node.kind == ComponentKind::kTensor) ins.Bind(5, RoleName(node.role));
+    else ins.BindNull(5);
+    if (node.layer >= 0) ins.Bind(6, int64_t{node.layer});
+    else ins.BindNull(6);
+    if (node.kind == ComponentKind::kTensor) {
+      const TensorRowData& t = tensor_rows[node.tensor];
+      ins.Bind(7, t.dtype).Bind(8, t.shape_json).BindBlob(10, t.sha256);
+    } else {
+      ins.BindNull(7).BindNull(8).BindNull(10);
+    }
+    ins.Bind(9, static_cast<int64_t>(bytes[n]));
+    RETURN_IF_ERROR(ins.Run());
+    ids[n] = sqlite3_last_insert_rowid(db);
+    if (node.kind == ComponentKind::kTensor) tensor_ids[node.tensor] = ids[n];
+  }
+  ASSIGN_OR_RETURN(Stmt edge, Stmt::Prepare(db,
+      "INSERT OR IGNORE INTO edge(src, dst, kind) VALUES(?, ?, ?)"));
+  for (const EdgeSpec& e : st.edges) {
+    edge.Bind(1, ids[e.src]).Bind(2, ids[e.dst]).Bind(3, EdgeKindName(e.kind));
+    RETURN_IF_ERROR(edge.Run());
+  }
+  return tensor_ids;
 }
 
 }  // namespace hart::store

@@ -17,7 +17,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/sha256.h"
+
+struct sqlite3;
 
 namespace hart::store {
 
@@ -71,5 +74,19 @@ struct Structure {
 // Anything else gets a tree from dotted name prefixes and known=false.
 Structure DeriveStructure(std::string_view architecture, std::string_view model_name,
                           const std::vector<StructureInput>& tensors);
+
+// Writes a derived structure into the catalog inside the caller's (ingest)
+// transaction: one component row per node, parents first, then every edge.
+// tensor_rows[i] describes input tensor i; returns the component id of each
+// input tensor, in input order.
+struct TensorRowData {
+  std::string dtype;
+  std::string shape_json;
+  uint64_t nbytes = 0;
+  Digest sha256{};
+};
+absl::StatusOr<std::vector<int64_t>> InsertStructure(sqlite3* db, int64_t version_id,
+                                                     const Structure& st,
+                                                     const std::vector<TensorRowData>& tensor_rows);
 
 }  // namespace hart::store

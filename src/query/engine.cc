@@ -1,0 +1,217 @@
+#include "query/engine.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "core/status.h"
+#include "fmt/format.h"
+#include "query/functions.h"
+
+namespace hart::query {
+namespace {
+
+// Pragmas that only read. Everything else (journal_mode, writable_schema,
+// any pragma given a value) is refused in read-only mode.
+const std::set<std::string, std::less<>> kReadPragmas = {
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "function_list", "module_list", "pragma_list", "compile_options",
+    "database_list", "collation_list", "schema_version", "user_version", "page_count",
+    "page_size", "freelist_count", "data_version"};
+
+struct AuthState {
+  bool write = false;
+  std::string refused;  // why the last statement was refused
+};
+
+const char* ActionName(int action) {
+  switch (action) {
+    case SQLITE_INSERT: return "INSERT";
+    case SQLITE_UPDATE: return "UPDATE";
+    case SQLITE_DELETE: return "DELETE";
+    case SQLITE_ATTACH: return "ATTACH";
+    case SQLITE_DETACH: return "DETACH";
+    case SQLITE_ALTER_TABLE: return "ALTER TABLE";
+    case SQLITE_PRAGMA: return "PRAGMA";
+    case SQLITE_CREATE_INDEX: case SQLITE_CREATE_TABLE: case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW: case SQLITE_CREATE_VTABLE: case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE: case SQLITE_CREATE_TEMP_TRIGGER: case SQLITE_CREATE_TEMP_VIEW:
+      return "CREATE";
+    case SQLITE_DROP_INDEX: case SQLITE_DROP_TABLE: case SQLITE_DROP_TRIGGER: case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_VTABLE: case SQLITE_DROP_TEMP_INDEX: case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER: case SQLITE_DROP_TEMP_VIEW:
+      return "DROP";
+    case SQLITE_ANALYZE: return "ANALYZE";
+    case SQLITE_REINDEX: return "REINDEX";
+    default: return "this statement";
+  }
+}
+
+int Authorize(void* user, int action, const char* a1, const char* a2, const char*, const char*) {
+  auto* st = static_cast<AuthState*>(user);
+  switch (action) {
+    case SQLITE_SELECT: case SQLITE_READ: case SQLITE_RECURSIVE: case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      return SQLITE_OK;
+    case SQLITE_FUNCTION:
+      if (a2 && strcasecmp(a2, "load_extension") == 0) {
+        st->refused = "load_extension() is never allowed";
+        return SQLITE_DENY;
+      }
+      return SQLITE_OK;
+    case SQLITE_ATTACH: case SQLITE_DETACH:
+      st->refused = "ATTACH and DETACH are never allowed";
+      return SQLITE_DENY;
+    case SQLITE_PRAGMA:
+      if (a1 && !a2 && kReadPragmas.count(a1)) return SQLITE_OK;
+      if (a1 && a2 && kReadPragmas.count(a1) && strcmp(a1, "user_version") != 0 &&
+          strcmp(a1, "schema_version") != 0)
+        return SQLITE_OK;  // table_info(x) etc.: the argument names an object
+      if (st->write) return SQLITE_OK;
+      st->refused = fmt::format("PRAGMA {}{} changes the catalog", a1 ? a1 : "",
+                                a2 ? fmt::format(" = {}", a2) : "");
+      return SQLITE_DENY;
+    default:
+      if (st->write) return SQLITE_OK;
+      st->refused = fmt::format("{}{} is a write", ActionName(action),
+                                a1 ? fmt::format(" on '{}'", a1) : "");
+      return SQLITE_DENY;
+  }
+}
+
+struct Deadline {
+  std::chrono::steady_clock::time_point at;
+  bool hit = false;
+};
+
+int Progress(void* user) {
+  auto* d = static_cast<Deadline*>(user);
+  if (std::chrono::steady_clock::now() >= d->at) {
+    d->hit = true;
+    return 1;
+  }
+  return 0;
+}
+
+Value Column(sqlite3_stmt* st, int c) {
+  switch (sqlite3_column_type(st, c)) {
+    case SQLITE_INTEGER: return static_cast<int64_t>(sqlite3_column_int64(st, c));
+    case SQLITE_FLOAT: return sqlite3_column_double(st, c);
+    case SQLITE_TEXT:
+      return std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, c)),
+                         static_cast<size_t>(sqlite3_column_bytes(st, c)));
+    case SQLITE_BLOB: {
+      auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(st, c));
+      return std::vector<uint8_t>(p, p + sqlite3_column_bytes(st, c));
+    }
+    default: return std::monostate{};
+  }
+}
+
+}  // namespace
+
+std::string ValueToString(const Value& v) {
+  struct V {
+    std::string operator()(std::monostate) const { return "NULL"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const { return fmt::format("{}", d); }
+    std::string operator()(const std::string& s) const { return s; }
+    std::string operator()(const std::vector<uint8_t>& b) const {
+      std::string s = "x'";
+      for (uint8_t c : b) s += fmt::format("{:02x}", c);
+      return s + "'";
+    }
+  };
+  return std::visit(V{}, v);
+}
+
+Engine::Engine(store::Store& store) : store_(store), db_(store.catalog()) {}
+Engine::~Engine() = default;
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store) {
+  std::unique_ptr<Engine> e(new Engine(store));
+  RETURN_IF_ERROR(CreateViews(e->db_));
+  RETURN_IF_ERROR(RegisterGraphFunctions(e->db_));
+  return e;
+}
+
+absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const RowSink& sink) {
+  std::string text(sql);
+  const char* tail = text.c_str();
+  const char* end = text.c_str() + text.size();
+  AuthState auth{opts.write, ""};
+  Deadline deadline;
+  if (opts.timeout_seconds > 0) {
+    deadline.at = std::chrono::steady_clock::now() +
+                  std::chrono::microseconds(static_cast<int64_t>(opts.timeout_seconds * 1e6));
+    sqlite3_progress_handler(db_, 1000, Progress, &deadline);
+  }
+  absl::Status result = absl::OkStatus();
+  while (tail < end && result.ok()) {
+    sqlite3_stmt* st = nullptr;
+    auth.refused.clear();
+    sqlite3_set_authorizer(db_, Authorize, &auth);
+    int rc = sqlite3_prepare_v2(db_, tail, static_cast<int>(end - tail), &st, &tail);
+    sqlite3_set_authorizer(db_, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      if (!auth.refused.empty())
+        result = absl::PermissionDeniedError(fmt::format(
+            "read-only: {}; run with --write to change the catalog deliberately", auth.refused));
+      else
+        result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
+      break;
+    }
+    if (!st) continue;  // whitespace or a comment
+    if (!opts.write && !sqlite3_stmt_readonly(st)) {
+      sqlite3_finalize(st);
+      result = absl::PermissionDeniedError(
+          "read-only: this statement writes; run with --write to change the catalog deliberately");
+      break;
+    }
+    int ncol = sqlite3_column_count(st);
+    if (ncol > 0 && sink.on_columns) {
+      std::vector<std::string> cols;
+      for (int c = 0; c < ncol; ++c) cols.emplace_back(sqlite3_column_name(st, c));
+      sink.on_columns(cols);
+    }
+    std::vector<Value> row(static_cast<size_t>(ncol));
+    for (;;) {
+      rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) {
+        for (int c = 0; c < ncol; ++c) row[c] = Column(st, c);
+        if (sink.on_row && !sink.on_row(row)) break;
+        continue;
+      }
+      if (rc != SQLITE_DONE) {
+        if (deadline.hit)
+          result = absl::DeadlineExceededError(fmt::format(
+              "query stopped after the --timeout of {}s", opts.timeout_seconds));
+        else
+          result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
+      }
+      break;
+    }
+    sqlite3_finalize(st);
+  }
+  if (opts.timeout_seconds > 0) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  return result;
+}
+
+absl::StatusOr<ResultSet> Engine::Query(std::string_view sql, const SqlOptions& opts) {
+  ResultSet rs;
+  RowSink sink;
+  sink.on_columns = [&](const std::vector<std::string>& cols) {
+    rs.columns = cols;
+    rs.rows.clear();
+  };
+  sink.on_row = [&](const std::vector<Value>& row) {
+    rs.rows.push_back(row);
+    return true;
+  };
+  RETURN_IF_ERROR(Execute(sql, opts, sink));
+  return rs;
+}
+
+}  // namespace hart::query

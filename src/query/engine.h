@@ -1,0 +1,63 @@
+// Engine: the MQE's SQL surface over a store's catalog. Attaching installs
+// the stable user views (models, versions, components, tensors, edges,
+// chunks) and the MQE function families on the catalog connection. Queries
+// are read-only unless SqlOptions::write is set: an authorizer refuses
+// writes, ATTACH, load_extension and writable pragmas at prepare time, and a
+// progress handler stops a query at its timeout.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "store/store.h"
+
+struct sqlite3;
+
+namespace hart::query {
+
+using Value = std::variant<std::monostate, int64_t, double, std::string, std::vector<uint8_t>>;
+std::string ValueToString(const Value& v);  // NULL -> "NULL", blobs as x'hex'
+
+struct ResultSet {
+  std::vector<std::string> columns;
+  std::vector<std::vector<Value>> rows;
+};
+
+struct SqlOptions {
+  bool write = false;
+  double timeout_seconds = 0;  // 0: no limit
+};
+
+// Called once with the column names of each statement that returns rows,
+// then once per row. Returning false from on_row stops the query.
+struct RowSink {
+  std::function<void(const std::vector<std::string>&)> on_columns;
+  std::function<bool(const std::vector<Value>&)> on_row;
+};
+
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Attach(store::Store& store);
+  ~Engine();
+
+  // Runs every statement of `sql` in order. Errors carry SQLite's message.
+  absl::Status Execute(std::string_view sql, const SqlOptions& opts, const RowSink& sink);
+  // Convenience: all rows of the last statement that returned columns.
+  absl::StatusOr<ResultSet> Query(std::string_view sql, const SqlOptions& opts = {});
+
+  store::Store& store() { return store_; }
+  sqlite3* db() { return db_; }
+
+ private:
+  explicit Engine(store::Store& store);
+  store::Store& store_;
+  sqlite3* db_;
+};
+
+}  // namespace hart::query
