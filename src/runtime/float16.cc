@@ -1,25 +1,16 @@
 // IEEE binary16 and bfloat16 scalar conversions, bit-exact and independent
-// of the compiler's _Float16 support.
+// of the compiler's _Float16 support. Decoding is core's (one definition for
+// every module); encoding to f16 lives here, the kernels' tests and tools
+// being its users.
 #include <bit>
 #include <cstdint>
 
+#include "core/decode.h"
 #include "runtime/kernels.h"
 
 namespace hart::runtime {
 
-float F16ToF32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1F;
-  const uint32_t mant = h & 0x3FF;
-  if (exp == 0) {
-    // Zero or subnormal: mant * 2^-24 is exact in float.
-    float f = static_cast<float>(mant) * (1.0f / 16777216.0f);
-    return std::bit_cast<float>(std::bit_cast<uint32_t>(f) | sign);
-  }
-  if (exp == 31)  // inf, or NaN keeping its payload
-    return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
-}
+float F16ToF32(uint16_t h) { return hart::F16ToF32(h); }
 
 uint16_t F32ToF16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
@@ -50,6 +41,6 @@ uint16_t F32ToF16(float f) {
   return sign | static_cast<uint16_t>(q);
 }
 
-float BF16ToF32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+float BF16ToF32(uint16_t h) { return hart::BF16ToF32(h); }
 
 }  // namespace hart::runtime
