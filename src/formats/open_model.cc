@@ -1,7 +1,5 @@
 #include <fcntl.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <unistd.h>
 
 #include <cstring>
