@@ -109,6 +109,10 @@ class StrictSax {
 
  private:
   json* Place(json v) {
+    if (++values_ > kMaxJsonValues) {
+      Fail(Pos(), field_, fmt::format("holds more than {} JSON values", kMaxJsonValues));
+      return nullptr;
+    }
     if (stack_.empty()) {
       doc_.value = std::move(v);
       return &doc_.value;
@@ -130,7 +134,9 @@ class StrictSax {
       inner_is_member_ = stack_[0]->is_object();
       outer_key_ = top_key_;
     }
-    stack_.push_back(Place(std::move(v)));
+    json* placed = Place(std::move(v));
+    if (!placed) return false;
+    stack_.push_back(placed);
     return true;
   }
 
@@ -170,6 +176,7 @@ class StrictSax {
   json* pending_ = nullptr;
   std::string top_key_, outer_key_;
   bool inner_is_member_ = false;
+  uint64_t values_ = 0;
   absl::Status error_;
 };
 

@@ -16,6 +16,10 @@
 namespace hart::formats::safetensors_internal {
 
 inline constexpr int kMaxJsonDepth = 64;
+// Bounds the DOM a header of up to 100 MB could otherwise inflate to (a
+// member costs ~100 bytes in nlohmann's map); real headers hold a few values
+// per tensor, far below this.
+inline constexpr uint64_t kMaxJsonValues = 2'000'000;
 
 struct JsonDoc {
   nlohmann::json value;
