@@ -122,9 +122,46 @@ CREATE INDEX version_architecture ON version(architecture);
 CREATE INDEX version_parent ON version(parent_id);
 )sql";
 
+// v3: the MQE's search and caches. fts_doc is the full-text index over
+// versions (model name, architecture, license, flattened metadata text, so a
+// model card kept in metadata is searchable) and tensors (name, role, layer,
+// dtype); the fts_*_source views are its one definition, used here to index
+// what exists and by ingest (search_index.cc) for each new version.
+// tensor_stats caches tensor_stats() JSON by tensor content (sha256).
+constexpr const char* kV3 = R"sql(
+CREATE VIRTUAL TABLE fts_doc USING fts5(
+  kind UNINDEXED, ref UNINDEXED, component_id UNINDEXED, version_id UNINDEXED, name, body,
+  tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIEW fts_version_source AS
+  SELECT 'version' AS kind, m.name || '@' || v.number AS ref,
+         (SELECT c.id FROM component c WHERE c.version_id = v.id AND c.kind = 'model' LIMIT 1)
+           AS component_id,
+         v.id AS version_id, m.name || '@' || v.number AS name,
+         m.name || ' ' || v.architecture || ' ' || v.license || ' ' ||
+         COALESCE((SELECT group_concat(j.value, ' ') FROM json_tree(v.metadata) j
+                   WHERE j.type = 'text' AND j.fullkey NOT LIKE '$."tokenizer.%'
+                     AND NOT (typeof(j.key) = 'integer' AND j.key >= 32)), '') AS body
+  FROM version v JOIN model m ON m.id = v.model_id;
+CREATE VIEW fts_tensor_source AS
+  SELECT 'tensor' AS kind, m.name || '@' || v.number AS ref, c.id AS component_id,
+         v.id AS version_id, c.name AS name,
+         COALESCE(c.role, '') || ' ' || COALESCE('layer ' || c.layer, '') || ' ' ||
+         COALESCE(c.dtype, '') AS body
+  FROM component c JOIN version v ON v.id = c.version_id JOIN model m ON m.id = v.model_id
+  WHERE c.kind = 'tensor';
+INSERT INTO fts_doc(kind, ref, component_id, version_id, name, body)
+  SELECT * FROM fts_version_source;
+INSERT INTO fts_doc(kind, ref, component_id, version_id, name, body)
+  SELECT * FROM fts_tensor_source;
+CREATE TABLE tensor_stats(
+  sha256 BLOB PRIMARY KEY,
+  stats TEXT NOT NULL) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
+    {3, "full-text search and tensor_stats cache", kV3},
 };
 
 }  // namespace
