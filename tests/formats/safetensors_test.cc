@@ -287,6 +287,19 @@ TEST_F(SafetensorsTest, DirectoryKeepsSidecarsAndNamesTheModelAfterIt) {
   EXPECT_EQ(alone->architecture, "");
 }
 
+TEST_F(SafetensorsTest, OpenModelOnADirectoryReadsTheCheckpoint) {
+  auto src = OpenModel(Path("sharded"));
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_EQ(src->format, Format::kSafetensors);
+  EXPECT_EQ(src->name_hint, "sharded");
+  EXPECT_EQ(src->files.size(), 7u);
+  EXPECT_EQ(src->tensors.size(), 6u);
+  auto index = OpenModel(Path("sharded/model.safetensors.index.json"));
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(index->name_hint, "model");
+  EXPECT_EQ(index->files.size(), 7u);
+}
+
 struct BadCase {
   const char* file;
   const char* field;  // the message must name it
