@@ -54,6 +54,17 @@ struct SourceFile {
   std::vector<Segment> layout;
 };
 
+// One operator of an explicit computational graph (ONNX), in graph order.
+// inputs/outputs are value names ("" marks an omitted optional input);
+// attributes are JSON by attribute name.
+struct GraphNode {
+  std::string name;  // may be empty in the file
+  std::string op_type;
+  std::string domain;  // "" is the default ONNX domain
+  std::vector<std::string> inputs, outputs;
+  nlohmann::json attributes = nlohmann::json::object();
+};
+
 struct ModelSource {
   Format format = Format::kSafetensors;
   std::string path;       // what the caller opened (file or directory)
@@ -66,6 +77,9 @@ struct ModelSource {
   std::optional<std::string> license;  // from the metadata, when present
   std::vector<SourceFile> files;
   std::vector<TensorDesc> tensors;
+  // The operator graph when the format carries one (ONNX); empty otherwise,
+  // and the store then derives structure from tensor names.
+  std::vector<GraphNode> graph;
 
   std::span<const uint8_t> TensorBytes(size_t i) const;
   std::span<const uint8_t> SegmentBytes(size_t file, const Segment& s) const;

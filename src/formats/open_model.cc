@@ -10,6 +10,7 @@
 #include "core/file_util.h"
 #include "formats/gguf.h"
 #include "formats/model_source.h"
+#include "formats/onnx.h"
 #include "formats/safetensors.h"
 #include "formats/torch.h"
 
@@ -57,6 +58,7 @@ absl::StatusOr<ModelSource> OpenModel(const std::string& path) {
   if (magic.rfind("GGUF", 0) == 0) return ReadGguf(path);
   if (absl::EndsWith(path, ".json")) return ReadSafetensors(path);
   if (absl::EndsWith(path, ".safetensors")) return ReadSafetensors(path);
+  if (absl::EndsWith(path, ".onnx")) return ReadOnnx(path);
   // PyTorch checkpoints (.pt/.pth/.bin): a zip archive or a pickle stream.
   if (LooksLikeTorch({reinterpret_cast<const uint8_t*>(magic.data()), magic.size()}))
     return ReadTorch(path);
