@@ -14,28 +14,6 @@
 
 namespace hart::formats {
 
-std::string_view PickleKindName(PickleKind k) {
-  switch (k) {
-    case PickleKind::kNone: return "None";
-    case PickleKind::kBool: return "bool";
-    case PickleKind::kInt: return "int";
-    case PickleKind::kBigInt: return "big int";
-    case PickleKind::kFloat: return "float";
-    case PickleKind::kString: return "str";
-    case PickleKind::kBytes: return "bytes";
-    case PickleKind::kTuple: return "tuple";
-    case PickleKind::kList: return "list";
-    case PickleKind::kDict: return "dict";
-    case PickleKind::kSet: return "set";
-    case PickleKind::kGlobal: return "global";
-    case PickleKind::kStorage: return "storage";
-    case PickleKind::kTensor: return "tensor";
-    case PickleKind::kDevice: return "device";
-    case PickleKind::kOpaque: return "refused object";
-  }
-  return "?";
-}
-
 namespace {
 
 using pickle_internal::Heap;

@@ -6,7 +6,31 @@
 #include "fmt/format.h"
 #include "formats/pickle_internal.h"
 
-namespace hart::formats::pickle_internal {
+namespace hart::formats {
+
+std::string_view PickleKindName(PickleKind k) {
+  switch (k) {
+    case PickleKind::kNone: return "None";
+    case PickleKind::kBool: return "bool";
+    case PickleKind::kInt: return "int";
+    case PickleKind::kBigInt: return "big int";
+    case PickleKind::kFloat: return "float";
+    case PickleKind::kString: return "str";
+    case PickleKind::kBytes: return "bytes";
+    case PickleKind::kTuple: return "tuple";
+    case PickleKind::kList: return "list";
+    case PickleKind::kDict: return "dict";
+    case PickleKind::kSet: return "set";
+    case PickleKind::kGlobal: return "global";
+    case PickleKind::kStorage: return "storage";
+    case PickleKind::kTensor: return "tensor";
+    case PickleKind::kDevice: return "device";
+    case PickleKind::kOpaque: return "refused object";
+  }
+  return "?";
+}
+
+namespace pickle_internal {
 
 std::string_view OpName(uint8_t op) {
   switch (op) {
@@ -137,4 +161,5 @@ std::string BigIntText(std::span<const uint8_t> le) {
   return fmt::format("{}0x{}", neg ? "-" : "", hex.empty() ? "0" : hex);
 }
 
-}  // namespace hart::formats::pickle_internal
+}  // namespace pickle_internal
+}  // namespace hart::formats

@@ -192,6 +192,12 @@ absl::StatusOr<std::vector<uint8_t>> InflateZipEntry(std::span<const uint8_t> f,
   if (e.method != 8)
     return DataError(name, e.header_offset, field,
                      fmt::format("compression method {} is not supported (only STORED and DEFLATE)", e.method));
+  // DEFLATE expands at most ~1032:1; a larger claim is a lie, and checking
+  // it first keeps a tiny file from making us allocate the claimed size.
+  if (e.size / 1032 > e.compressed_size + 1)
+    return DataError(name, e.header_offset, field,
+                     fmt::format("claims {} bytes from {} compressed, beyond DEFLATE's ratio", e.size,
+                                 e.compressed_size));
   std::vector<uint8_t> out(e.size);
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return absl::InternalError("inflateInit2 failed");

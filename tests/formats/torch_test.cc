@@ -261,5 +261,38 @@ TEST_F(TorchMaliciousTest, ScanNamesTheCallAndItsOffset) {
   EXPECT_NE(memo->verdict.find("posix.system"), std::string::npos) << memo->verdict;
 }
 
+// Inputs the fuzzers once crashed on (fuzz/regressions/) and the corpora
+// stay answered with a status.
+TEST(TorchRegressionTest, FuzzFindingsAndCorporaParseWithoutCrashing) {
+  size_t files = 0;
+  for (const char* dir : {"/fuzz/regressions/torch", "/fuzz/regressions/pickle", "/fuzz/corpus/torch",
+                          "/fuzz/corpus/pickle"}) {
+    std::string path = std::string(HART_SOURCE_DIR) + dir;
+    if (!fs::exists(path)) continue;
+    for (const auto& e : fs::directory_iterator(path)) {
+      if (!e.is_regular_file()) continue;
+      auto s = ReadFile(e.path().string());
+      ASSERT_TRUE(s.ok());
+      std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(s->data()), s->size());
+      TorchReadOptions opt;
+      opt.max_owned_bytes = 64 << 20;
+      auto ck = ParseTorch(bytes, "regression", opt);
+      if (!ck.ok()) {
+        EXPECT_EQ(ck.status().code(), absl::StatusCode::kDataLoss) << e.path() << ck.status();
+      }
+      auto rep = ScanTorch(bytes, "regression");
+      EXPECT_TRUE(rep.ok() || rep.status().code() == absl::StatusCode::kDataLoss) << e.path();
+      for (bool scan : {false, true}) {
+        auto r = RunPickle(bytes, {"regression", 0, scan});
+        if (!r.ok()) {
+          EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << e.path();
+        }
+      }
+      ++files;
+    }
+  }
+  EXPECT_GT(files, 0u);
+}
+
 }  // namespace
 }  // namespace hart::formats
