@@ -1,5 +1,7 @@
 #include "core/decode.h"
 
+#include "core/cpu.h"
+
 #include <immintrin.h>
 
 #include <bit>
@@ -134,7 +136,7 @@ __attribute__((target("f16c,avx"))) void DecodeF16C(const uint8_t* p, float* y, 
 }
 
 bool HaveF16C() {
-  static const bool have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool have = Cpu().f16c;
   return have;
 }
 

@@ -134,6 +134,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store) {
   std::unique_ptr<Engine> e(new Engine(store));
   RETURN_IF_ERROR(CreateViews(e->db_));
   RETURN_IF_ERROR(RegisterGraphFunctions(e->db_));
+  RETURN_IF_ERROR(RegisterHistoryFunctions(e->db_));
+  RETURN_IF_ERROR(RegisterTensorFunctions(e->db_, store));
+  RETURN_IF_ERROR(RegisterSearchFunctions(e->db_, store));
   return e;
 }
 

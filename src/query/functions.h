@@ -14,5 +14,12 @@ namespace hart::query {
 absl::Status CreateViews(sqlite3* db);
 // graph_walk, shortest_path, component_bytes (graph_functions.cc).
 absl::Status RegisterGraphFunctions(sqlite3* db);
+// tensor_stats, tensor_values, tensor_row (tensor_functions.cc).
+absl::Status RegisterTensorFunctions(sqlite3* db, store::Store& store);
+// search_text, similar_tensors (search_functions.cc).
+absl::Status RegisterSearchFunctions(sqlite3* db, store::Store& store);
+
+// lineage, components_as_of (history_functions.cc).
+absl::Status RegisterHistoryFunctions(sqlite3* db);
 
 }  // namespace hart::query

@@ -3,6 +3,8 @@
 // tile) to the active ISA's row dot.
 #include "runtime/kernels.h"
 
+#include "core/cpu.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -41,8 +43,7 @@ void FillNaN(float* y, int64_t n) {
 bool IsaSupported(Isa isa) {
   if (isa == Isa::kPortable) return true;
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c") && Avx2RowDot(DType::kF32) != nullptr;
+  static const bool ok = Cpu().avx2 && Cpu().fma && Cpu().f16c && Avx2RowDot(DType::kF32) != nullptr;
   return ok;
 #else
   return false;
