@@ -1,0 +1,162 @@
+// FileWeightSource: weights straight from a .gguf file or a safetensors
+// checkpoint, mapped for zero-copy use and read with pread for the streamer.
+#include "runtime/weight_source.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "core/file_util.h"
+#include "core/status.h"
+#include "formats/safetensors.h"
+#include "runtime/weight_source_util.h"
+
+namespace hart::runtime {
+
+const WeightInfo* WeightSource::Find(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &tensors()[it->second];
+}
+
+void WeightSource::Index() {
+  by_name_.clear();
+  const auto& ts = tensors();
+  for (size_t i = 0; i < ts.size(); ++i) by_name_.emplace(ts[i].name, i);
+}
+
+void AdviseRange(const uint8_t* p, uint64_t n, int advice) {
+  if (p == nullptr || n == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(a), b - a, advice);
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class FileWeightSource final : public WeightSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<WeightSource>> Open(const std::string& path) {
+    auto src = std::unique_ptr<FileWeightSource>(new FileWeightSource());
+    src->origin_ = path;
+    std::string target = path;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      src->dir_ = path;
+      target.clear();
+      for (const char* name : {"model.safetensors.index.json", "model.safetensors"})
+        if (fs::exists(fs::path(path) / name, ec)) { target = (fs::path(path) / name).string(); break; }
+      if (target.empty())
+        for (const auto& e : fs::directory_iterator(path, ec)) {
+          auto n = e.path().filename().string();
+          if (n.ends_with(".gguf") || n.ends_with(".safetensors")) { target = e.path().string(); break; }
+        }
+      if (target.empty())
+        return absl::NotFoundError(fmt::format("{}: no .gguf or .safetensors model in the directory", path));
+    } else {
+      src->dir_ = fs::path(path).parent_path().string();
+      if (src->dir_.empty()) src->dir_ = ".";
+    }
+    if (target.ends_with(".gguf")) {
+      ASSIGN_OR_RETURN(src->model_, formats::ReadGguf(target));
+      const auto& f0 = src->model_.files.at(0);
+      ASSIGN_OR_RETURN(auto header, formats::ParseGgufHeader(f0.map->bytes(), f0.map->size(), target));
+      src->gguf_ = std::move(header.metadata);
+      src->is_gguf_ = true;
+    } else {
+      ASSIGN_OR_RETURN(src->model_, formats::ReadSafetensors(target));
+    }
+    for (const auto& t : src->model_.tensors)
+      src->infos_.push_back(WeightInfo{t.name, t.dtype, t.shape, t.nbytes});
+    for (const auto& f : src->model_.files) {
+      auto fd = OpenFile(f.map->path(), O_RDONLY | O_CLOEXEC);
+      src->fds_.push_back(fd.ok() ? std::move(*fd) : Fd());
+    }
+    src->Index();
+    return std::unique_ptr<WeightSource>(std::move(src));
+  }
+
+  const std::string& origin() const override { return origin_; }
+  const std::vector<WeightInfo>& tensors() const override { return infos_; }
+  const formats::GgufMetadata* gguf_metadata() const override { return is_gguf_ ? &gguf_ : nullptr; }
+
+  absl::StatusOr<ModelConfig> Config() const override {
+    if (is_gguf_) return ConfigFromGguf(gguf_, origin_);
+    const auto& md = model_.metadata;
+    if (md.is_object() && md.contains("config") && md["config"].is_object())
+      return ConfigFromHf(md["config"], origin_);
+    ASSIGN_OR_RETURN(std::string text, ReadCompanionFile("config.json"));
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return absl::InvalidArgumentError(fmt::format("{}: config.json: not valid JSON", dir_));
+    return ConfigFromHf(j, origin_);
+  }
+
+  absl::StatusOr<std::string> ReadCompanionFile(const std::string& name) const override {
+    auto p = fs::path(dir_) / name;
+    std::error_code ec;
+    if (!fs::exists(p, ec)) return absl::NotFoundError(fmt::format("{}: no {}", dir_, name));
+    return ReadFile(p.string());
+  }
+
+  absl::StatusOr<std::span<const uint8_t>> Map(const WeightInfo& t) override {
+    return model_.TensorBytes(IndexOf(t));
+  }
+
+  absl::Status Read(const WeightInfo& t, uint64_t offset, std::span<uint8_t> out) override {
+    size_t i = IndexOf(t);
+    const auto& d = model_.tensors[i];
+    if (offset + out.size() > d.nbytes)
+      return absl::OutOfRangeError(fmt::format("{}: {}: read past the tensor's end", origin_, t.name));
+    if (d.owned || !fds_[d.file].valid()) {
+      std::memcpy(out.data(), model_.TensorBytes(i).data() + offset, out.size());
+      return absl::OkStatus();
+    }
+    return PReadAll(fds_[d.file].get(), out, d.offset + offset, model_.files[d.file].map->path());
+  }
+
+  void Prefetch(const WeightInfo& t, uint64_t offset, uint64_t n) override {
+    const auto& d = model_.tensors[IndexOf(t)];
+    if (!d.owned && fds_[d.file].valid())
+      ::posix_fadvise(fds_[d.file].get(), static_cast<off_t>(d.offset + offset), static_cast<off_t>(n),
+                      POSIX_FADV_WILLNEED);
+  }
+
+  void Release(const WeightInfo& t, uint64_t offset, uint64_t n, bool drop_cache) override {
+    const auto& d = model_.tensors[IndexOf(t)];
+    if (d.owned) return;
+    if (drop_cache && fds_[d.file].valid())
+      ::posix_fadvise(fds_[d.file].get(), static_cast<off_t>(d.offset + offset), static_cast<off_t>(n),
+                      POSIX_FADV_DONTNEED);
+  }
+
+  void DropPageCache() override {
+    for (size_t f = 0; f < fds_.size(); ++f) {
+      AdviseRange(model_.files[f].map->bytes().data(), model_.files[f].map->size(), MADV_DONTNEED);
+      if (fds_[f].valid()) ::posix_fadvise(fds_[f].get(), 0, 0, POSIX_FADV_DONTNEED);
+    }
+  }
+
+ private:
+  FileWeightSource() = default;
+  size_t IndexOf(const WeightInfo& t) const { return static_cast<size_t>(&t - infos_.data()); }
+
+  std::string origin_, dir_;
+  formats::ModelSource model_;
+  formats::GgufMetadata gguf_;
+  bool is_gguf_ = false;
+  std::vector<WeightInfo> infos_;  // parallel to model_.tensors
+  std::vector<Fd> fds_;            // parallel to model_.files
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path) {
+  return FileWeightSource::Open(path);
+}
+
+}  // namespace hart::runtime
