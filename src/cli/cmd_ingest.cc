@@ -1,0 +1,114 @@
+// Getting models in: `hart init` creates a store; `hart ingest FILE|DIR...
+// [--model NAME] [--license ID] [--parent MODEL@V]` reads each path with its
+// format's reader and commits it as one new version.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/output.h"
+#include "cli/store_json.h"
+#include "core/progress.h"
+#include "core/status.h"
+#include "fmt/format.h"
+#include "formats/model_source.h"
+
+namespace hart::cli {
+namespace {
+
+struct IngestArgs {
+  std::vector<std::string> paths;
+  std::string model;
+  std::string license;
+  std::string parent;
+};
+
+absl::StatusOr<store::IngestResult> IngestOne(store::Store& st, const std::string& path,
+                                              const store::IngestOptions& opts) {
+  ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(path));
+  return st.Ingest(src, opts);
+}
+
+int RunInit(Cli& cli) {
+  std::string dir = cli.StoreDir();
+  absl::Status s = store::Store::Init(dir);
+  if (!s.ok()) return Fail(s);
+  if (cli.json()) {
+    PrintJson({{"store", dir}});
+  } else {
+    fmt::print("initialized NinaDB store at {}\n", dir);
+  }
+  return kExitOk;
+}
+
+// A store suggests the version sharing the most bytes; below this share the
+// relation is coincidence (equal norm vectors, say), not lineage.
+constexpr double kMinTipShare = 0.5;
+
+void PrintResult(const store::IngestResult& r) {
+  uint64_t shared = r.logical_bytes > r.new_bytes ? r.logical_bytes - r.new_bytes : 0;
+  fmt::print("{}@{}  tensors {}  logical {}  new {}  dedup {}  license {}\n", r.model, r.number,
+             r.tensors, HumanBytes(r.logical_bytes), HumanBytes(r.new_bytes),
+             Percent(Fraction(shared, r.logical_bytes)), r.license.empty() ? "-" : r.license);
+  if (r.suggested_parent && r.suggested_shared >= kMinTipShare) {
+    // Versions are immutable, so the parent cannot be added afterwards; the tip
+    // is for the next ingest of this lineage.
+    fmt::print("tip: shares {:.0f}% of its bytes with {}; record that with --parent {}\n",
+               r.suggested_shared * 100, *r.suggested_parent, *r.suggested_parent);
+  }
+  std::fflush(stdout);
+}
+
+int RunIngest(Cli& cli, const IngestArgs& args) {
+  store::IngestOptions opts;
+  opts.model = args.model;
+  if (!args.license.empty()) opts.license = args.license;
+  if (!args.parent.empty()) {
+    auto ref = store::ParseVersionRef(args.parent);
+    if (!ref.ok()) return Fail(Annotate(ref.status(), "--parent"));
+    opts.parent = *ref;
+  }
+  opts.progress = cli.progress();
+  auto st = cli.OpenStore();
+  if (!st.ok()) return Fail(st.status());
+
+  // Each path is its own transaction: one failure does not undo the others,
+  // and the exit status is the worst of them.
+  int exit_code = kExitOk;
+  nlohmann::json results = nlohmann::json::array();
+  for (const std::string& path : args.paths) {
+    auto r = IngestOne(**st, path, opts);
+    if (!r.ok()) {
+      exit_code = std::max(exit_code, Fail(r.status()));
+      continue;
+    }
+    if (cli.json()) {
+      nlohmann::json j = ToJson(*r);
+      j["path"] = path;
+      results.push_back(std::move(j));
+    } else {
+      PrintResult(*r);
+    }
+  }
+  if (cli.json()) PrintJson(results);
+  return exit_code;
+}
+
+}  // namespace
+
+void RegisterIngest(Cli& cli) {
+  cli.AddCommand("init", "create a NinaDB store (no-op when it exists)",
+                 [&cli] { return RunInit(cli); });
+  auto args = std::make_shared<IngestArgs>();
+  CLI::App* sub = cli.AddCommand(
+      "ingest", "store models as new versions (safetensors, sharded checkpoints, GGUF)",
+      [&cli, args] { return RunIngest(cli, *args); });
+  sub->add_option("paths", args->paths, "model files or directories; each becomes one version")
+      ->required();
+  sub->add_option("--model", args->model, "model name (default: the file name without suffix)");
+  sub->add_option("--license", args->license,
+                  "license id (e.g. mit, apache-2.0) when the file names none");
+  sub->add_option("--parent", args->parent, "the version this one derives from (MODEL@V)");
+}
+
+}  // namespace hart::cli
