@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/progress.h"
+#include "core/status.h"
 #include "fmt/format.h"
 #include "query/planner.h"
 
