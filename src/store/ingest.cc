@@ -336,7 +336,8 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     sin[i] = {t.name, td, t.nbytes};
     rows[i] = {std::string(Name(t.dtype)), nlohmann::json(t.shape).dump(), t.nbytes, td};
   }
-  Structure structure = DeriveStructure(src.architecture, model, sin);
+  Structure structure = src.graph.empty() ? DeriveStructure(src.architecture, model, sin)
+                                          : StructureFromGraph(model, src.graph, sin);
   ASSIGN_OR_RETURN(std::vector<int64_t> comp_ids, InsertStructure(db, vid, structure, rows));
   ASSIGN_OR_RETURN(Stmt itc, Stmt::Prepare(db, "INSERT INTO tensor_chunk(component_id, seq, chunk_id) "
                                                "VALUES(?, ?, ?)"));

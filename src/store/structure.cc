@@ -480,6 +480,7 @@ absl::StatusOr<std::vector<int64_t>> InsertStructure(sqlite3* db, int64_t versio
     else ins.BindNull(2);
     ins.Bind(3, ComponentKindName(node.kind)).Bind(4, node.name);
     if (node.kind == ComponentKind::kTensor) ins.Bind(5, RoleName(node.role));
+    else if (!node.op_type.empty()) ins.Bind(5, node.op_type);
     else ins.BindNull(5);
     if (node.layer >= 0) ins.Bind(6, int64_t{node.layer});
     else ins.BindNull(6);

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/sha256.h"
+#include "formats/model_source.h"
 
 struct sqlite3;
 
@@ -55,6 +56,10 @@ struct ComponentNode {
   int layer = -1;          // block index, -1 outside blocks
   int expert = -1;         // expert index for per-expert tensors
   std::string sub;         // part inside a block: "attn", "ffn", "expert"
+  // Operator nodes of an explicit graph (kBlock): the op type ("Conv",
+  // "com.microsoft:Attention" outside the default domain), stored in the
+  // component's `role` column.
+  std::string op_type;
 };
 
 struct EdgeSpec {
@@ -74,6 +79,19 @@ struct Structure {
 // Anything else gets a tree from dotted name prefixes and known=false.
 Structure DeriveStructure(std::string_view architecture, std::string_view model_name,
                           const std::vector<StructureInput>& tensors);
+
+// Structure of a model that carries its operator graph (ONNX):
+//   model -> one block per operator, named "node:<name>" ("node:<op>_<index>"
+//   when the file gives none; "#<index>" appended to a repeated name), its
+//   op type in `op_type` -> each initializer under the first operator that
+//   consumes it (under the model when none does).
+// Edges: `contains` mirrors the tree; `feeds` runs operator -> operator
+// through every value one produces and the other consumes, and initializer
+// -> every operator consuming it; `ties` as DeriveStructure (large tensors
+// with identical bytes).
+Structure StructureFromGraph(std::string_view model_name,
+                             const std::vector<formats::GraphNode>& graph,
+                             const std::vector<StructureInput>& tensors);
 
 // Writes a derived structure into the catalog inside the caller's (ingest)
 // transaction: one component row per node, parents first, then every edge.
