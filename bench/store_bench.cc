@@ -21,6 +21,7 @@
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "core/sha256.h"
+#include "core/status.h"
 #include "core/thread_pool.h"
 #include "formats/model_source.h"
 #include "formats/safetensors.h"
