@@ -442,7 +442,6 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
         Role ra = st.nodes[nodes[a]].role, rb = st.nodes[nodes[b]].role;
         bool emb_out = (ra == Role::kEmbedding && rb == Role::kOutput) ||
                        (ra == Role::kOutput && rb == Role::kEmbedding);
-        constexpr uint64_t kMinTieBytes = 64 << 10;
         bool big = tensors[st.nodes[nodes[a]].tensor].nbytes >= kMinTieBytes;
         if (emb_out || big) st.edges.push_back({nodes[a], nodes[b], EdgeKind::kTies});
       }

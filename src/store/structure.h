@@ -41,6 +41,10 @@ enum class EdgeKind : uint8_t { kContains, kFeeds, kTies };
 std::string_view EdgeKindName(EdgeKind k);  // "contains", "feeds", "ties"
 std::optional<EdgeKind> EdgeKindFromName(std::string_view name);
 
+// Identical bytes below this size (fresh norm vectors, zero biases) match
+// by chance and are not recorded as `ties`.
+inline constexpr uint64_t kMinTieBytes = 64 << 10;
+
 struct StructureInput {
   std::string name;  // tensor name as in the file
   Digest sha256{};   // of the tensor bytes (ties detection); zero = unknown

@@ -69,7 +69,6 @@ Structure StructureFromGraph(std::string_view model_name,
   for (const auto& [a, b] : feeds) st.edges.push_back({a, b, EdgeKind::kFeeds});
 
   // Ties: large tensors with identical bytes (small ones match by chance).
-  constexpr uint64_t kMinTieBytes = 64 << 10;
   constexpr Digest kZero{};
   std::map<Digest, std::vector<int>> by_hash;
   for (size_t t = 0; t < tensors.size(); ++t)
