@@ -15,28 +15,63 @@ Digest TensorDigest(std::span<const Digest> chunk_digests) {
                  chunk_digests.size() * sizeof(Digest)});
 }
 
-void HashAll(const std::vector<std::span<const uint8_t>>& chunks, std::vector<Digest>* chunk_digests,
-             const std::vector<std::span<const uint8_t>>& files, std::vector<Digest>* file_digests,
-             Progress* progress) {
-  chunk_digests->assign(chunks.size(), Digest{});
-  file_digests->assign(files.size(), Digest{});
-  constexpr size_t kSlice = 4 << 20;
-  ThreadPool::Default().ParallelFor(files.size() + chunks.size(), [&](size_t i) {
-    if (i < files.size()) {
-      Sha256Stream s;
-      std::span<const uint8_t> f = files[i];
-      for (size_t pos = 0; pos < f.size(); pos += kSlice) {
-        auto part = f.subspan(pos, std::min(kSlice, f.size() - pos));
-        s.Update(part);
-        if (progress) progress->Add(part.size());
+BackgroundHasher::BackgroundHasher(const std::vector<std::span<const uint8_t>>& chunks,
+                                   const std::vector<std::span<const uint8_t>>& files,
+                                   Progress* progress)
+    : chunks_(chunks),
+      files_(files),
+      chunk_digests_(chunks.size()),
+      file_digests_(files.size()),
+      ready_(new std::atomic<uint8_t>[chunks.size() + 1]) {
+  for (size_t i = 0; i < chunks.size(); ++i) ready_[i].store(0, std::memory_order_relaxed);
+  if (!chunks_.empty())
+    chunk_thread_ = std::thread([this] {
+      ThreadPool::Default().ParallelFor(chunks_.size(), [this](size_t c) {
+        if (!cancel_.load(std::memory_order_relaxed)) chunk_digests_[c] = Sha256(chunks_[c]);
+        ready_[c].store(1, std::memory_order_release);
+        ready_[c].notify_all();
+      });
+    });
+  if (!files_.empty())
+    file_thread_ = std::thread([this, progress] {
+      constexpr size_t kSlice = 4 << 20;
+      for (size_t i = 0; i < files_.size(); ++i) {
+        Sha256Stream s;
+        std::span<const uint8_t> f = files_[i];
+        for (size_t pos = 0; pos < f.size(); pos += kSlice) {
+          if (cancel_.load(std::memory_order_relaxed)) return;
+          auto part = f.subspan(pos, std::min(kSlice, f.size() - pos));
+          s.Update(part);
+          if (progress) progress->Add(part.size());
+        }
+        file_digests_[i] = s.Finish();
       }
-      (*file_digests)[i] = s.Finish();
-      return;
-    }
-    size_t c = i - files.size();
-    (*chunk_digests)[c] = Sha256(chunks[c]);
-    if (progress) progress->Add(chunks[c].size());
-  });
+    });
+}
+
+BackgroundHasher::~BackgroundHasher() {
+  cancel_.store(true);
+  Join();
+}
+
+void BackgroundHasher::Join() {
+  if (chunk_thread_.joinable()) chunk_thread_.join();
+  if (file_thread_.joinable()) file_thread_.join();
+}
+
+const Digest& BackgroundHasher::Chunk(size_t i) {
+  ready_[i].wait(0, std::memory_order_acquire);
+  return chunk_digests_[i];
+}
+
+const std::vector<Digest>& BackgroundHasher::Chunks() {
+  Join();
+  return chunk_digests_;
+}
+
+const std::vector<Digest>& BackgroundHasher::Files() {
+  Join();
+  return file_digests_;
 }
 
 }  // namespace hart::store

@@ -1,12 +1,14 @@
 // Ingest: a ModelSource in, one version out. Order of work, so that a
 // failure at any point leaves the catalog as it was:
 //   1. check the request (license, name, parent) before touching anything;
-//   2. cut tensors and raw file segments into chunks, hash them all in
-//      parallel (and each whole file, for its recorded SHA-256);
-//   3. look the hashes up in the catalog; append the new chunks to a pack,
-//      one tensor's new chunks back to back, and fsync;
+//   2. cut tensors and raw file segments into chunks;
+//   3. one pipeline: chunks hashed in parallel (and each whole file, for its
+//      recorded SHA-256, on a thread beside them) while this thread looks
+//      each hashed piece up in the catalog and appends its new chunks to a
+//      pack, one tensor's new chunks back to back; then fsync;
 //   4. one BEGIN IMMEDIATE transaction: version number max+1, rows for the
 //      version, chunks, components, segments, files, outbox and audit.
+// Bytes appended before a failure are unreferenced; gc reclaims them.
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
@@ -171,43 +173,22 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   }
   if (src.files.empty()) logical = src.TotalTensorBytes();
 
-  uint64_t hash_total = logical;
-  for (auto& c : chunks) hash_total += c.size();
-  std::vector<Digest> digests, file_digests;
-  {
-    std::unique_ptr<Progress> bar;
-    if (opts.progress) bar = std::make_unique<Progress>("hashing " + model, hash_total);
-    HashAll(chunks, &digests, file_bytes, &file_digests, bar.get());
-    if (bar) bar->Finish();
-  }
+  // 3. Hash and store in one pipeline: the hashers run ahead in chunk order
+  // while this thread takes each piece as soon as its chunks are hashed,
+  // dedups them (within this ingest, then against the catalog) and appends
+  // the new ones to a pack; the pack writer starts the disk's writeback as
+  // it goes, so the final fsync finds little left to do.
+  uint64_t chunk_total = 0;
+  for (auto& c : chunks) chunk_total += c.size();
+  std::unique_ptr<Progress> bar;
+  if (opts.progress) bar = std::make_unique<Progress>("ingest " + model, chunk_total + logical);
+  BackgroundHasher hasher(chunks, file_bytes, bar.get());
 
   std::vector<UniqueChunk> uniq;
   std::vector<uint32_t> which(chunks.size());
-  {
-    std::unordered_map<Digest, uint32_t, DigestHash> seen;
-    seen.reserve(chunks.size());
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      auto [it, fresh] = seen.emplace(digests[i], static_cast<uint32_t>(uniq.size()));
-      if (fresh) uniq.push_back({digests[i], chunks[i].size(), i});
-      which[i] = it->second;
-    }
-  }
-
-  // 3. Dedup against the catalog, then append what is new.
+  std::unordered_map<Digest, uint32_t, DigestHash> seen;
+  seen.reserve(chunks.size());
   nlohmann::json existing_ids = nlohmann::json::array();
-  {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));
-    for (UniqueChunk& u : uniq) {
-      q.BindBlob(1, u.digest);
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (row) {
-        u.id = q.Int(0);
-        existing_ids.push_back(u.id);
-      }
-      q.Reset();
-    }
-  }
   IngestResult res;
   res.model = model;
   res.license = *license;
@@ -215,45 +196,59 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   res.logical_bytes = logical;
   res.chunks = chunks.size();
   {
-    uint64_t new_total = 0;
-    for (const UniqueChunk& u : uniq)
-      if (u.id == 0) new_total += u.size;
-    std::unique_ptr<Progress> bar;
-    if (opts.progress && new_total > 0) bar = std::make_unique<Progress>("writing " + model, new_total);
     PackWriter writer(impl_->packs_dir);
+    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));
     for (const Piece& p : pieces) {
-      // This piece's chunks that this ingest must write, in order; a run of
-      // them adjacent in the source goes out in one pwrite.
-      uint64_t piece_new = 0;
-      for (size_t c = p.first; c < p.first + p.count; ++c) {
-        const UniqueChunk& u = uniq[which[c]];
-        if (u.id == 0 && u.first == c) piece_new += u.size;
-      }
-      if (piece_new == 0) continue;
-      RETURN_IF_ERROR(writer.Reserve(piece_new));
-      size_t c = p.first, end = p.first + p.count;
-      while (c < end) {
-        auto is_new = [&](size_t k) { return uniq[which[k]].id == 0 && uniq[which[k]].first == k; };
-        if (!is_new(c)) { ++c; continue; }
-        size_t run_end = c;
-        uint64_t run_bytes = 0;
-        while (run_end < end && is_new(run_end)) run_bytes += chunks[run_end++].size();
-        ASSIGN_OR_RETURN(auto at, writer.Append({chunks[c].data(), run_bytes}));
-        uint64_t off = at.second;
-        for (size_t k = c; k < run_end; ++k) {
-          uniq[which[k]].pack = at.first;
-          uniq[which[k]].offset = off;
-          off += chunks[k].size();
+      const size_t end = p.first + p.count;
+      uint64_t piece_new = 0, piece_bytes = 0;
+      for (size_t c = p.first; c < end; ++c) {
+        const Digest& d = hasher.Chunk(c);
+        auto [it, fresh] = seen.emplace(d, static_cast<uint32_t>(uniq.size()));
+        which[c] = it->second;
+        piece_bytes += chunks[c].size();
+        if (!fresh) continue;
+        UniqueChunk u{d, chunks[c].size(), c};
+        q.BindBlob(1, u.digest);
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (row) {
+          u.id = q.Int(0);
+          existing_ids.push_back(u.id);
+        } else {
+          piece_new += u.size;
         }
-        if (bar) bar->Add(run_bytes);
-        c = run_end;
+        q.Reset();
+        uniq.push_back(u);
       }
-      res.new_bytes += piece_new;
+      if (piece_new > 0) {
+        // This piece's new chunks, in order; a run of them adjacent in the
+        // source goes out in one write.
+        RETURN_IF_ERROR(writer.Reserve(piece_new));
+        auto is_new = [&](size_t k) { return uniq[which[k]].id == 0 && uniq[which[k]].first == k; };
+        for (size_t c = p.first; c < end;) {
+          if (!is_new(c)) { ++c; continue; }
+          size_t run_end = c;
+          uint64_t run_bytes = 0;
+          while (run_end < end && is_new(run_end)) run_bytes += chunks[run_end++].size();
+          ASSIGN_OR_RETURN(auto at, writer.Append({chunks[c].data(), run_bytes}));
+          uint64_t off = at.second;
+          for (size_t k = c; k < run_end; ++k) {
+            uniq[which[k]].pack = at.first;
+            uniq[which[k]].offset = off;
+            off += chunks[k].size();
+          }
+          c = run_end;
+        }
+        res.new_bytes += piece_new;
+      }
+      if (bar) bar->Add(piece_bytes);
     }
     // Durable before the catalog references it.
     RETURN_IF_ERROR(writer.Sync());
-    if (bar) bar->Finish();
   }
+  const std::vector<Digest>& digests = hasher.Chunks();
+  const std::vector<Digest>& file_digests = hasher.Files();
+  if (bar) bar->Finish();
 
   // Parent suggestion: the version sharing the most chunk bytes with this one.
   std::lock_guard<std::recursive_mutex> l(impl_->db_mu);

@@ -28,6 +28,8 @@ inline constexpr char kPackMagic[8] = {'N', 'I', 'N', 'A', 'P', 'A', 'C', 'K'};
 inline constexpr uint32_t kPackFormatVersion = 1;
 // A writer starts a new pack rather than grow one past this.
 inline constexpr uint64_t kPackRollSize = uint64_t{4} << 30;
+// PackWriter starts the disk's writeback every this many appended bytes.
+inline constexpr uint64_t kWritebackStep = uint64_t{16} << 20;
 
 std::string PackName(int64_t pack);  // "000042.pack"
 std::string PackPath(const std::string& packs_dir, int64_t pack);
@@ -63,6 +65,7 @@ class PackWriter {
     int64_t pack = 0;
     Fd fd;
     uint64_t end = 0;
+    uint64_t flushed = 0;  // writeback started up to here
     std::string path;
   };
   absl::Status OpenExisting();
