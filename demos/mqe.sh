@@ -45,6 +45,9 @@ hart sql "SELECT step, name, edge FROM shortest_path('base@1:model.embed_tokens.
 step "Plan: layer 3's attention with its upstream closure, and what it costs against the model"
 hart plan base@1 --names 'model.layers.3.self_attn.*'
 
+step "Plan by full-text search: the value projections of layer 1, without the closure"
+hart plan base@1 --search "v_proj layer 1" --no-closure
+
 step "Load: write exactly those tensors as a safetensors sub-model"
 hart load base@1 --names 'model.layers.3.self_attn.*' -o "$WORK/part.safetensors"
 ls -l "$WORK/part.safetensors"

@@ -26,7 +26,7 @@ struct PlanArgs {
 void AddSelection(CLI::App* sub, PlanArgs* a) {
   sub->add_option("version", a->req.version, "MODEL or MODEL@V (default: latest)")->required();
   sub->add_option("--sql", a->req.sql, "SQL whose id column lists components (tensors or blocks)");
-  sub->add_option("--search", a->req.search, "words matched against tensor names and roles");
+  sub->add_option("--search", a->req.search, "full-text query over tensor names, roles and layers (FTS5 syntax: words AND-ed, \"phrases\", OR, prefix*)");
   sub->add_option("--names", a->req.names, "GLOB patterns over tensor names")->expected(1, -1);
   sub->add_flag("--no-closure", a->no_closure, "only the selection, without upstream dependencies");
 }

@@ -12,6 +12,7 @@
 #include "core/progress.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "query/functions.h"
 #include "query/graph.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
@@ -108,14 +109,7 @@ absl::StatusOr<Plan> MakePlan(Engine& engine, const PlanRequest& req) {
       if (by_id.count(id)) picked.push_back(id);  // ids of other versions are ignored
     }
   } else if (!req.search.empty()) {
-    std::vector<std::string> words = absl::StrSplit(absl::AsciiStrToLower(req.search), ' ', absl::SkipEmpty());
-    for (const Row& r : rows) {
-      if (r.kind != "tensor") continue;
-      std::string hay = absl::AsciiStrToLower(r.name + " " + r.role);
-      bool all = true;
-      for (const auto& w : words) all = all && hay.find(w) != std::string::npos;
-      if (all) picked.push_back(r.id);
-    }
+    ASSIGN_OR_RETURN(picked, SearchVersionTensors(db, plan.version.id, req.search));
   } else {
     for (const Row& r : rows)
       if (r.kind == "tensor")

@@ -20,7 +20,7 @@ namespace hart::query {
 struct PlanRequest {
   std::string version;             // "model@N" or "model"
   std::string sql;                 // rows' first column (or `id`) = component ids
-  std::string search;              // words matched against names and roles
+  std::string search;              // full-text query (FTS5) over tensor names, roles, layers
   std::vector<std::string> names;  // GLOB patterns over tensor names
   bool closure = true;             // add upstream dependencies
 };

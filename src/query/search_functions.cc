@@ -252,6 +252,29 @@ void DestroySimilarAux(void* p) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<int64_t>> SearchVersionTensors(sqlite3* db, int64_t version_id,
+                                                          const std::string& q) {
+  auto run = [&](const std::string& match) -> absl::StatusOr<std::vector<int64_t>> {
+    ASSIGN_OR_RETURN(store::Stmt st, store::Stmt::Prepare(db,
+        "SELECT component_id FROM main.fts_doc WHERE fts_doc MATCH ? AND kind = 'tensor' "
+        "AND version_id = ? ORDER BY rank"));
+    st.Bind(1, match).Bind(2, version_id);
+    std::vector<int64_t> ids;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      ids.push_back(st.Int(0));
+    }
+    return ids;
+  };
+  auto ids = run(q);
+  if (ids.ok()) return ids;
+  std::string quoted = Quoted(q);
+  if (quoted.empty() || quoted == q) return ids.status();
+  auto again = run(quoted);
+  return again.ok() ? again : ids.status();
+}
+
 absl::Status RegisterSearchFunctions(sqlite3* db, store::Store& store) {
   auto* state = new SearchState{};
   state->store = &store;
