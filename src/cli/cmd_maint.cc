@@ -1,5 +1,7 @@
-// Store upkeep: `hart verify`, `hart gc`, `hart stats`.
+// Store upkeep: `hart verify`, `hart gc`, `hart stats`, `hart rm`.
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "cli/command.h"
 #include "cli/output.h"
@@ -53,6 +55,26 @@ int RunGc(Cli& cli) {
   return kExitOk;
 }
 
+int RunRm(Cli& cli, const std::string& version, bool force) {
+  auto st = cli.OpenStore();
+  if (!st.ok()) return Fail(st.status());
+  auto ref = store::ParseVersionRef(version);
+  if (!ref.ok()) return Fail(ref.status());
+  auto r = (*st)->DeleteVersion(*ref, force);
+  if (!r.ok()) return Fail(r.status());
+  if (cli.json()) {
+    PrintJson({{"deleted", r->ref},
+               {"tensors", r->tensors},
+               {"exclusive_bytes", r->exclusive_bytes},
+               {"children_relinked", r->children}});
+    return kExitOk;
+  }
+  fmt::print("deleted {} ({} tensors); `hart gc` reclaims the {} only it referenced\n", r->ref,
+             r->tensors, HumanBytes(r->exclusive_bytes));
+  for (const auto& c : r->children) fmt::print("  {} now descends from {}'s parent\n", c, r->ref);
+  return kExitOk;
+}
+
 std::string Ratio(double r) { return r > 0 ? fmt::format("{:.2f}x", r) : "-"; }
 
 int RunStats(Cli& cli) {
@@ -91,6 +113,11 @@ void RegisterMaint(Cli& cli) {
                  [&cli] { return RunVerify(cli); });
   cli.AddCommand("gc", "reclaim chunks no version references (e.g. left by a crash)",
                  [&cli] { return RunGc(cli); });
+  auto rm = std::make_shared<std::pair<std::string, bool>>();
+  CLI::App* sub = cli.AddCommand("rm", "delete a version (its bytes stay until `hart gc`; numbers are never reused)",
+                                 [&cli, rm] { return RunRm(cli, rm->first, rm->second); });
+  sub->add_option("version", rm->first, "MODEL@V to delete")->required();
+  sub->add_flag("--force", rm->second, "delete a version that is the parent of others (relinks them)");
   cli.AddCommand("stats", "logical vs physical bytes per model: what dedup saves",
                  [&cli] { return RunStats(cli); });
 }

@@ -7,7 +7,7 @@
   X(Ingest)  /* init, ingest */ \
   X(Show)    /* ls, show, diff */ \
   X(Export)  /* export */ \
-  X(Maint)   /* verify, gc, stats */ \
+  X(Maint)   /* verify, gc, stats, rm */ \
   X(Events)  /* events */ \
   X(Scan)    /* scan */ \
   X(Similar) /* similar */ \

@@ -166,11 +166,28 @@ CREATE INDEX component_name ON component(name, kind);
 CREATE INDEX component_role ON component(role, layer);
 )sql";
 
+// v5: deleted versions leave a tombstone, so a model's version numbers are
+// never reused ("m@3" in an event, a log or a parent chain always means the
+// same bytes), nor are version and component ids (SQLite hands out max + 1,
+// which comes back after the newest rows are deleted): the floors are the
+// highest ids that existed when the version was deleted.
+constexpr const char* kV5 = R"sql(
+CREATE TABLE version_tombstone(
+  model_id INTEGER NOT NULL REFERENCES model(id),
+  number INTEGER NOT NULL,
+  version_id INTEGER NOT NULL,
+  version_floor INTEGER NOT NULL,
+  component_floor INTEGER NOT NULL,
+  deleted_at INTEGER NOT NULL,
+  PRIMARY KEY(model_id, number)) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
     {3, "full-text search and tensor_stats cache", kV3},
     {4, "component name and role indexes", kV4},
+    {5, "tombstones of deleted versions", kV5},
 };
 
 }  // namespace

@@ -279,8 +279,9 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   ASSIGN_OR_RETURN(Stmt im, Stmt::Prepare(db, "INSERT INTO model(name, created_at) VALUES(?, ?) "
                                               "ON CONFLICT(name) DO NOTHING"));
   RETURN_IF_ERROR(im.Bind(1, model).Bind(2, now).Run());
-  ASSIGN_OR_RETURN(Stmt qm, Stmt::Prepare(db, "SELECT id, (SELECT COALESCE(MAX(number), 0) + 1 "
-                                              "FROM version WHERE model_id = model.id) "
+  ASSIGN_OR_RETURN(Stmt qm, Stmt::Prepare(db, "SELECT id, MAX((SELECT COALESCE(MAX(number), 0) FROM version "
+                                              "WHERE model_id = model.id), (SELECT COALESCE(MAX(number), 0) "
+                                              "FROM version_tombstone WHERE model_id = model.id)) + 1 "
                                               "FROM model WHERE name = ?"));
   qm.Bind(1, model);
   ASSIGN_OR_RETURN(bool mrow, qm.Step());
@@ -289,8 +290,11 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   res.number = qm.Int(1);
 
   ASSIGN_OR_RETURN(Stmt iv, Stmt::Prepare(db,
-      "INSERT INTO version(model_id, number, parent_id, format, license, architecture, metadata, "
-      "logical_bytes, tensor_count, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      "INSERT INTO version(id, model_id, number, parent_id, format, license, architecture, metadata, "
+      "logical_bytes, tensor_count, created_at) VALUES("
+      "MAX(COALESCE((SELECT MAX(id) FROM version), 0), "
+      "    COALESCE((SELECT MAX(version_floor) FROM version_tombstone), 0)) + 1, "
+      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   iv.Bind(1, model_id).Bind(2, res.number).Bind(3, parent_id).Bind(4, formats::FormatName(src.format));
   iv.Bind(5, *license).Bind(6, src.architecture);
   iv.Bind(7, src.metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -331,9 +335,29 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     sin[i] = {t.name, td, t.nbytes};
     rows[i] = {std::string(Name(t.dtype)), nlohmann::json(t.shape).dump(), t.nbytes, td};
   }
+  // Component ids continue past those of deleted versions (see the v5
+  // migration): a placeholder row at the floor makes SQLite's max + 1 start
+  // above it, and goes before the commit.
+  int64_t placeholder = 0;
+  {
+    ASSIGN_OR_RETURN(Stmt qf, Stmt::Prepare(db,
+        "SELECT (SELECT MAX(component_floor) FROM version_tombstone), "
+        "COALESCE((SELECT MAX(id) FROM component), 0)"));
+    ASSIGN_OR_RETURN(bool frow, qf.Step());
+    if (frow && !qf.IsNull(0) && qf.Int(0) > qf.Int(1)) {
+      placeholder = qf.Int(0);
+      ASSIGN_OR_RETURN(Stmt ip, Stmt::Prepare(db, "INSERT INTO component(id, version_id, kind, name) "
+                                                  "VALUES(?, ?, 'model', '')"));
+      RETURN_IF_ERROR(ip.Bind(1, placeholder).Bind(2, vid).Run());
+    }
+  }
   Structure structure = src.graph.empty() ? DeriveStructure(src.architecture, model, sin)
                                           : StructureFromGraph(model, src.graph, sin);
   ASSIGN_OR_RETURN(std::vector<int64_t> comp_ids, InsertStructure(db, vid, structure, rows));
+  if (placeholder != 0) {
+    ASSIGN_OR_RETURN(Stmt dp, Stmt::Prepare(db, "DELETE FROM component WHERE id = ?"));
+    RETURN_IF_ERROR(dp.Bind(1, placeholder).Run());
+  }
   ASSIGN_OR_RETURN(Stmt itc, Stmt::Prepare(db, "INSERT INTO tensor_chunk(component_id, seq, chunk_id) "
                                                "VALUES(?, ?, ?)"));
   for (size_t i = 0; i < src.tensors.size(); ++i) {

@@ -45,7 +45,7 @@ absl::StatusOr<std::vector<ModelRow>> Store::ListModels() {
                                          "(SELECT logical_bytes FROM version WHERE model_id = m.id "
                                          " ORDER BY number DESC LIMIT 1) "
                                          "FROM model m LEFT JOIN version v ON v.model_id = m.id "
-                                         "GROUP BY m.id ORDER BY m.name"));
+                                         "GROUP BY m.id HAVING COUNT(v.id) > 0 ORDER BY m.name"));
   std::vector<ModelRow> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());

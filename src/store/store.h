@@ -141,6 +141,13 @@ struct GcReport {
   uint64_t packs_deleted = 0;
 };
 
+struct DeleteReport {
+  std::string ref;                    // "model@N", deleted
+  std::vector<std::string> children;  // versions whose parent it was (relinked to its parent)
+  uint64_t tensors = 0;
+  uint64_t exclusive_bytes = 0;  // chunk bytes no other version references: what gc reclaims
+};
+
 struct StatsRow {
   std::string model;            // "" for the whole store
   uint64_t versions = 0;
@@ -213,6 +220,13 @@ class Store {
   // directory out_path. Checks each file's SHA-256 when verify is set.
   absl::Status Export(int64_t version_id, const std::string& out_path, bool verify = false,
                       bool progress = true);
+
+  // Deletes one version in one transaction: its tensors, structure, files,
+  // search rows and fingerprints go; its chunks stay until `gc` (other
+  // versions may share them). The number is never reused. A version that is
+  // the parent of others is refused unless force, which relinks those
+  // children to its own parent. Writes a version.deleted event.
+  absl::StatusOr<DeleteReport> DeleteVersion(const VersionRef& ref, bool force = false);
 
   absl::StatusOr<std::vector<DiffRow>> Diff(int64_t version_a, int64_t version_b);
   absl::StatusOr<VerifyReport> Verify(bool progress = true);

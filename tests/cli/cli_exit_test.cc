@@ -159,5 +159,31 @@ TEST_F(CliExitTest, VerifyFindsACorruptChunkAndNamesWhatItHurts) {
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
 }
 
+TEST_F(CliExitTest, RmRefusesAParentWithoutForceAndNeverReusesTheNumber) {
+  ASSERT_EQ(store_.Run({"ingest", Fixture("base.safetensors"), "--model", "m", "--license", "mit"}).exit_code, 0);
+  ASSERT_EQ(store_.Run({"ingest", Fixture("ft1.safetensors"), "--model", "m", "--license", "mit",
+                        "--parent", "m@1"}).exit_code, 0);
+  RunResult r = store_.Run({"rm", "m@1"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("m@2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
+  r = store_.Run({"rm", "m"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(store_.Run({"ls", "--json"}).Json()[0]["versions"], 2);
+
+  r = store_.Run({"rm", "m@2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.Json()["deleted"], "m@2");
+  EXPECT_GT(r.Json()["exclusive_bytes"].get<int64_t>(), 0);
+  r = store_.Run({"ingest", Fixture("ft1.safetensors"), "--model", "m", "--license", "mit", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.Json()[0]["number"], 3);
+  r = store_.Run({"gc", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(store_.Run({"verify"}).exit_code, 0);
+  r = store_.Run({"events"});
+  EXPECT_NE(r.out.find("\"version.deleted\""), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace hart::cli_test

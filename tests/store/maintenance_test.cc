@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/status.h"
 #include "fmt/format.h"
 
 #include "store/store.h"
@@ -27,21 +28,6 @@ int64_t One(sqlite3* db, const std::string& sql) {
   int64_t n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return n;
-}
-
-// Removes a version's rows, as a future `hart rm` would; its chunks that no
-// other version uses become garbage.
-void DropVersion(sqlite3* db, int64_t vid) {
-  std::string v = std::to_string(vid);
-  std::string comps = "(SELECT id FROM component WHERE version_id = " + v + ")";
-  Sql(db, "BEGIN; PRAGMA defer_foreign_keys = ON; DELETE FROM segment_chunk WHERE version_id = " + v +
-              "; DELETE FROM segment WHERE version_id = " + v +
-              "; DELETE FROM tensor_chunk WHERE component_id IN " + comps +
-              "; DELETE FROM edge WHERE src IN " + comps + " OR dst IN " + comps +
-              "; DELETE FROM embedding WHERE component_id IN " + comps +
-              "; DELETE FROM component WHERE version_id = " + v +
-              "; DELETE FROM file WHERE version_id = " + v + "; DELETE FROM version WHERE id = " + v +
-              "; COMMIT;");
 }
 
 std::vector<TestFile> Base(uint64_t seed) {
@@ -157,7 +143,7 @@ TEST_F(StoreTest, GcReclaimsTornTailsOrphanPacksAndDeadChunks) {
   EXPECT_EQ(packs().size(), 1u);
 
   // Dropping m@1 leaves dead chunks between live ones: the pack is rewritten.
-  DropVersion(store_->catalog(), r1->version_id);
+  ASSERT_TRUE(store_->DeleteVersion({"m", 1}).ok());
   auto g2 = store_->Gc();
   ASSERT_TRUE(g2.ok()) << g2.status();
   EXPECT_GT(g2->chunks_removed, 0u);
@@ -181,7 +167,7 @@ TEST_F(StoreTest, GcReclaimsTornTailsOrphanPacksAndDeadChunks) {
 
   auto ev = store_->Events(0);
   ASSERT_TRUE(ev.ok());
-  ASSERT_EQ(ev->size(), 5u);
+  ASSERT_EQ(ev->size(), 6u);  // created x2, gc, deleted, gc x2
   EXPECT_EQ((*ev)[0].kind, "version.created");
   EXPECT_EQ((*ev)[0].payload["model"], "m");
   EXPECT_EQ((*ev)[0].payload["number"], 1);
@@ -191,6 +177,84 @@ TEST_F(StoreTest, GcReclaimsTornTailsOrphanPacksAndDeadChunks) {
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->size(), 2u);
   EXPECT_EQ((*after)[0].id, (*ev)[2].id);
+}
+
+TEST_F(StoreTest, DeleteVersionRemovesItsRowsKeepsSharedBytesAndNeverReusesNumbersOrIds) {
+  auto r1 = store_->Ingest(MakeSource(root_ + "/a", Base(3)), Opts("m"));
+  ASSERT_TRUE(r1.ok());
+  auto other = Base(30);
+  other[0].tensors[1] = Base(3)[0].tensors[1];  // shares "b" with m@1
+  IngestOptions child = Opts("m");
+  child.parent = VersionRef{"m", 1};
+  auto r2 = store_->Ingest(MakeSource(root_ + "/b", other), child);
+  auto r3 = store_->Ingest(MakeSource(root_ + "/c", Base(300)), Opts("m"));
+  ASSERT_TRUE(r2.ok() && r3.ok());
+  std::string want2 = root_ + "/want2.bin";
+  ASSERT_TRUE(store_->Export(r2->version_id, want2, true, false).ok());
+  sqlite3* db = store_->catalog();
+  const int64_t max_component = One(db, "SELECT MAX(id) FROM component");
+
+  // No number, no such version: refused. A parent: refused without force,
+  // naming the child, and nothing changes.
+  EXPECT_EQ(store_->DeleteVersion({"m", std::nullopt}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->DeleteVersion({"m", 9}).status().code(), absl::StatusCode::kNotFound);
+  auto refused = store_->DeleteVersion({"m", 1});
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(Msg(refused.status())).find("m@2"), std::string::npos) << refused.status();
+  EXPECT_EQ(store_->ListVersions("m")->size(), 3u);
+
+  auto d1 = store_->DeleteVersion({"m", 1}, /*force=*/true);
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->ref, "m@1");
+  EXPECT_EQ(d1->children, std::vector<std::string>{"m@2"});
+  EXPECT_EQ(d1->tensors, 3u);
+  EXPECT_EQ(d1->exclusive_bytes, (uint64_t{2} << 20) + 5000u);  // "a" and "c"; "b" and the header stay
+  auto versions = store_->ListVersions("m");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].ref(), "m@2");
+  EXPECT_FALSE((*versions)[0].parent.has_value());  // relinked to m@1's parent: none
+  std::string v1 = std::to_string(r1->version_id);
+  for (const char* t : {"component", "segment", "segment_chunk", "file", "fts_doc"})
+    EXPECT_EQ(One(db, fmt::format("SELECT COUNT(*) FROM {} WHERE version_id = {}", t, v1)), 0) << t;
+  EXPECT_EQ(One(db, "SELECT COUNT(*) FROM embedding WHERE component_id NOT IN (SELECT id FROM component)"), 0);
+  EXPECT_EQ(One(db, "SELECT COUNT(*) FROM tensor_chunk WHERE component_id NOT IN (SELECT id FROM component)"), 0);
+  EXPECT_FALSE(store_->Resolve({"m", 1}).ok());
+
+  // gc reclaims exactly what only m@1 held; m@2 still exports bit for bit.
+  auto g = store_->Gc();
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->bytes_reclaimed, d1->exclusive_bytes);
+  std::string got2 = root_ + "/got2.bin";
+  ASSERT_TRUE(store_->Export(r2->version_id, got2, true, false).ok());
+  EXPECT_EQ(ReadAll(got2), ReadAll(want2));
+  auto v = store_->Verify(false);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok());
+
+  // Deleting the newest version frees the highest ids; the next ingest
+  // still gets a new number, a new version id and new component ids.
+  ASSERT_TRUE(store_->DeleteVersion({"m", 3}).ok());
+  auto r4 = store_->Ingest(MakeSource(root_ + "/d", Base(300)), Opts("m"));
+  ASSERT_TRUE(r4.ok()) << r4.status();
+  EXPECT_EQ(r4->number, 4);
+  EXPECT_GT(r4->version_id, r3->version_id);
+  EXPECT_GT(One(db, fmt::format("SELECT MIN(id) FROM component WHERE version_id = {}", r4->version_id)),
+            max_component);
+  EXPECT_EQ(One(db, "SELECT COUNT(*) FROM component WHERE name = '' AND kind = 'model'"), 0);
+
+  auto ev = store_->Events(0);
+  ASSERT_TRUE(ev.ok());
+  int deleted = 0;
+  for (const auto& e : *ev)
+    if (e.kind == "version.deleted") {
+      ++deleted;
+      if (e.payload["number"] == 1) {
+        EXPECT_EQ(e.payload["children_relinked"], nlohmann::json({"m@2"}));
+      }
+    }
+  EXPECT_EQ(deleted, 2);
 }
 
 TEST_F(StoreTest, GcWaitsForNoOtherUserAndFailsClearly) {
