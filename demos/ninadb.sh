@@ -58,6 +58,11 @@ echo "byte-identical"
 step "Verifying every chunk in the store"
 hart verify
 
+step "Deleting fine-tune 1, then reclaiming the bytes only it held"
+hart rm demo-ft1@1
+hart gc
+hart verify
+
 step "The change feed (outbox) as JSON lines"
 hart events
 
