@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <unordered_map>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "fmt/format.h"
 #include "hnswlib/hnswlib.h"
 #include "store/db.h"
@@ -54,6 +56,27 @@ struct Similarity::Index {
   std::unordered_map<int64_t, size_t> slot;  // component id -> index in ids
 };
 
+namespace {
+
+// Adds idx.ids[slots] to the graph in a fixed pseudo-random order, on every
+// core (hnswlib's addPoint is thread-safe). The order matters: fine-tunes
+// of one base have near-identical fingerprints, and inserted one after
+// another each links mostly to its twins (the neighbour heuristic prunes
+// outside links that lie as near the twin), leaving islands the search
+// cannot reach: in catalog order recall@10 was 0.74 at ef 128 on the
+// benchmark, shuffled 0.998.
+void AddPoints(hnswlib::HierarchicalNSW<float>& hnsw, const std::vector<float>& vectors,
+               const std::vector<int64_t>& ids, std::vector<size_t> slots) {
+  std::mt19937_64 rng(0x5eed);
+  std::shuffle(slots.begin(), slots.end(), rng);
+  ThreadPool::Default().ParallelFor(slots.size(), [&](size_t i) {
+    size_t s = slots[i];
+    hnsw.addPoint(vectors.data() + s * store::kFingerprintDims, static_cast<hnswlib::labeltype>(ids[s]));
+  });
+}
+
+}  // namespace
+
 Similarity::Similarity(store::Store& store) : store_(store) {}
 Similarity::~Similarity() = default;
 
@@ -95,24 +118,50 @@ absl::StatusOr<bool> Similarity::Refresh() {
   std::string path = dir + "/fingerprint.hnsw", meta = dir + "/fingerprint.meta";
   bool rebuilt = false;
   try {
-    Signature saved;
-    {
+    // Any saved index is brought up to date rather than rebuilt: ids are
+    // never reused (v5 tombstones), so a label present in both is the same
+    // fingerprint; labels gone from the catalog are marked deleted, new ones
+    // added. A full build costs about a minute at 300,000 tensors, an
+    // update after one ingest a fraction of a second.
+    if (index_ && index_->hnsw) {
+      idx->hnsw = std::move(index_->hnsw);  // the one in memory, if this object has one
+      index_.reset();
+    } else {
       std::ifstream m(meta);
+      Signature saved;
       int dims = 0;
-      if (!(m >> saved.count >> saved.max_id >> dims) || dims != store::kFingerprintDims)
-        saved = Signature{-1, -1};
+      if ((m >> saved.count >> saved.max_id >> dims) && dims == store::kFingerprintDims &&
+          std::filesystem::exists(path))
+        idx->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(&idx->space, path);
     }
-    if (saved == sig && std::filesystem::exists(path)) {
-      idx->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(&idx->space, path);
-      if (idx->hnsw->cur_element_count != idx->ids.size()) idx->hnsw.reset();
+    if (idx->hnsw) {
+      auto& h = *idx->hnsw;
+      std::vector<size_t> fresh;
+      for (size_t i = 0; i < idx->ids.size(); ++i)
+        if (!h.label_lookup_.count(static_cast<hnswlib::labeltype>(idx->ids[i]))) fresh.push_back(i);
+      std::vector<hnswlib::labeltype> gone;
+      for (const auto& [label, internal] : h.label_lookup_)
+        if (!idx->slot.count(static_cast<int64_t>(label)) && !h.isMarkedDeleted(internal))
+          gone.push_back(label);
+      for (hnswlib::labeltype label : gone) h.markDelete(label);
+      if (h.num_deleted_ * 4 > h.cur_element_count) {
+        idx->hnsw.reset();  // mostly dead weight: build afresh
+      } else if (!fresh.empty() || !gone.empty()) {
+        rebuilt = true;
+        if (h.cur_element_count + fresh.size() > h.max_elements_)
+          h.resizeIndex(std::max(h.cur_element_count + fresh.size(), h.max_elements_ * 5 / 4));
+        AddPoints(h, idx->vectors, idx->ids, fresh);
+      }
     }
     if (!idx->hnsw) {
       rebuilt = true;
       idx->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(
           &idx->space, std::max<size_t>(idx->ids.size(), 1), kM, kEfConstruction);
-      for (size_t i = 0; i < idx->ids.size(); ++i)
-        idx->hnsw->addPoint(idx->vectors.data() + i * store::kFingerprintDims,
-                            static_cast<hnswlib::labeltype>(idx->ids[i]));
+      std::vector<size_t> all(idx->ids.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+      AddPoints(*idx->hnsw, idx->vectors, idx->ids, all);
+    }
+    if (rebuilt) {
       // Saving is a cache: a read-only store directory only costs a rebuild.
       std::error_code ec;
       std::filesystem::create_directories(dir, ec);

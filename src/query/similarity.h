@@ -1,10 +1,10 @@
 // Nearest weights across the store: an HNSW index (hnswlib, inner product on
 // the L2-normalized fingerprints of store/fingerprint.h, so distance =
 // 1 - cosine) over every tensor's fingerprint, persisted under
-// <store>/index/ and rebuilt when missing or stale. Stale means the
-// fingerprint rows' count or largest component id differs from what the
-// saved index recorded; rows are only ever added by ingest and removed with
-// whole versions, so either change shows in one of the two.
+// <store>/index/ and kept current: after an ingest or a delete the saved
+// index gets the new fingerprints added and the removed ones marked deleted
+// (ids are never reused, see the store's v5 migration); it is built afresh
+// only when missing, unreadable or mostly deleted.
 #pragma once
 
 #include <cstdint>
@@ -48,8 +48,8 @@ class Similarity {
   absl::StatusOr<std::vector<std::pair<int64_t, float>>> Search(const store::Fingerprint& q, int k,
                                                                 bool exact = false);
   absl::StatusOr<store::Fingerprint> FingerprintOf(int64_t tensor_id);
-  // Search breadth; higher is slower and more exact. Default 512: recall@10
-  // 0.97 on the 300,000-tensor benchmark, where 128 gave 0.84.
+  // Search breadth; higher is slower and more exact. Default 128: recall@10
+  // 0.998 on the 300,000-tensor benchmark (docs/PERFORMANCE.md).
   void set_ef(int ef);
   // Makes sure the index matches the catalog (loads or rebuilds it); true
   // when this call rebuilt it.
@@ -59,7 +59,7 @@ class Similarity {
   struct Index;
   store::Store& store_;
   std::unique_ptr<Index> index_;
-  int ef_ = 512;
+  int ef_ = 128;
   int64_t seen_data_version_ = -1;
   int64_t seen_changes_ = -1;
 };

@@ -162,7 +162,7 @@ CREATE TABLE tensor_stats(
 // of layer 3", "where does this tensor name occur"): without them a filter
 // on name or role scans every component row (112 ms at 300k tensors).
 constexpr const char* kV4 = R"sql(
-CREATE INDEX component_name ON component(name, kind);
+CREATE INDEX component_name ON component(name, kind, role, version_id);
 CREATE INDEX component_role ON component(role, layer);
 )sql";
 
