@@ -139,12 +139,16 @@ absl::StatusOr<bool> Similarity::Refresh() {
       std::vector<size_t> fresh;
       for (size_t i = 0; i < idx->ids.size(); ++i)
         if (!h.label_lookup_.count(static_cast<hnswlib::labeltype>(idx->ids[i]))) fresh.push_back(i);
+      // (Counted here: hnswlib 0.6 leaves num_deleted_ unset on load.)
       std::vector<hnswlib::labeltype> gone;
-      for (const auto& [label, internal] : h.label_lookup_)
-        if (!idx->slot.count(static_cast<int64_t>(label)) && !h.isMarkedDeleted(internal))
-          gone.push_back(label);
+      size_t dead = 0;
+      for (const auto& [label, internal] : h.label_lookup_) {
+        if (h.isMarkedDeleted(internal)) ++dead;
+        else if (!idx->slot.count(static_cast<int64_t>(label))) gone.push_back(label);
+      }
       for (hnswlib::labeltype label : gone) h.markDelete(label);
-      if (h.num_deleted_ * 4 > h.cur_element_count) {
+      dead += gone.size();
+      if (dead * 4 > h.cur_element_count) {
         idx->hnsw.reset();  // mostly dead weight: build afresh
       } else if (!fresh.empty() || !gone.empty()) {
         rebuilt = true;

@@ -163,6 +163,36 @@ TEST_F(SearchTest, IndexIsPersistedAndRebuiltWhenMissingOrStale) {
   }
 }
 
+TEST_F(SearchTest, IndexFollowsIngestsAndDeletesWithoutARebuild) {
+  std::string hnsw = dir_ + "/index/fingerprint.hnsw";
+  Similarity sim(*store_);
+  ASSERT_TRUE(sim.Refresh().ok());
+  // One more model, then its deletion.
+  Ingest("twin", RandomModel(9), "");
+  ASSERT_TRUE(*sim.Refresh());  // updated in place
+  auto twin_out = TensorId("twin@1", "output.weight");
+  auto near = sim.NearestTensors(twin_out, 50);
+  ASSERT_TRUE(near.ok()) << near.status();
+  ASSERT_FALSE(near->empty());
+
+  ASSERT_TRUE(store_->DeleteVersion({"twin", 1}).ok());
+  ASSERT_TRUE(*sim.Refresh());
+  auto base_out = TensorId("base@1", "output.weight");
+  near = sim.NearestTensors(base_out, 50);
+  ASSERT_TRUE(near.ok()) << near.status();
+  for (const auto& m : *near) EXPECT_NE(m.ref, "twin@1") << m.name;
+  EXPECT_FALSE(*sim.Refresh());  // nothing changed since
+
+  // A fresh reader loads the saved, updated index as it is.
+  Similarity again(*store_);
+  EXPECT_FALSE(*again.Refresh());
+  auto exact = again.Search(*again.FingerprintOf(base_out), 5, /*exact=*/true);
+  auto approx = again.Search(*again.FingerprintOf(base_out), 5);
+  ASSERT_TRUE(exact.ok() && approx.ok());
+  ASSERT_EQ(exact->size(), approx->size());
+  for (size_t i = 0; i < exact->size(); ++i) EXPECT_EQ((*exact)[i].first, (*approx)[i].first);
+}
+
 TEST_F(SearchTest, BadArguments) {
   EXPECT_FALSE(engine_->Query("SELECT * FROM similar_tensors(99999999)").ok());
   EXPECT_FALSE(engine_->Query("SELECT * FROM similar_tensors('x')").ok());
