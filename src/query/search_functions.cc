@@ -16,38 +16,18 @@
 #include "fmt/format.h"
 #include "query/functions.h"
 #include "query/similarity.h"
+#include "query/sql_table_function.h"
 #include "store/db.h"
 
 namespace hart::query {
 namespace {
 
-using Cell = std::variant<std::monostate, int64_t, double, std::string>;
-using Row = std::vector<Cell>;
-
-struct Family {
-  const char* name;
-  const char* ddl;       // visible columns then the hidden arguments
-  int visible;           // number of visible columns
-  int args, required;    // hidden argument columns, how many must be given
-  absl::StatusOr<std::vector<Row>> (*run)(struct SearchState*, sqlite3*, int, sqlite3_value**);
-};
+using Cell = TableCell;
+using Row = TableRow;
 
 struct SearchState {
   store::Store* store = nullptr;
   std::unique_ptr<Similarity> similarity;
-};
-
-struct Table {
-  sqlite3_vtab base;
-  sqlite3* db;
-  const Family* family;
-  SearchState* state;
-};
-
-struct Cursor {
-  sqlite3_vtab_cursor base;
-  std::vector<Row> rows;
-  size_t pos = 0;
 };
 
 std::string Quoted(const std::string& q) {
@@ -111,145 +91,6 @@ absl::StatusOr<std::vector<Row>> RunSimilar(SearchState* st, sqlite3*, int argc,
   return rows;
 }
 
-const Family kText{"search_text",
-                   "CREATE TABLE x(rank, kind, ref, component_id, name, snippet, q HIDDEN, k HIDDEN)",
-                   6, 2, 1, RunText};
-const Family kSimilar{"similar_tensors",
-                      "CREATE TABLE x(id, ref, name, distance, tensor_id HIDDEN, k HIDDEN)", 4, 2, 1,
-                      RunSimilar};
-
-struct Aux {
-  const Family* family;
-  SearchState* state;
-};
-
-int Connect(sqlite3* db, void* aux, int, const char* const*, sqlite3_vtab** out, char**) {
-  auto* a = static_cast<Aux*>(aux);
-  int rc = sqlite3_declare_vtab(db, a->family->ddl);
-  if (rc != SQLITE_OK) return rc;
-  auto* t = new Table{};
-  t->db = db;
-  t->family = a->family;
-  t->state = a->state;
-  *out = &t->base;
-  return SQLITE_OK;
-}
-
-int Disconnect(sqlite3_vtab* v) {
-  delete reinterpret_cast<Table*>(v);
-  return SQLITE_OK;
-}
-
-int BestIndex(sqlite3_vtab* v, sqlite3_index_info* info) {
-  auto* t = reinterpret_cast<Table*>(v);
-  const Family& f = *t->family;
-  int arg_of[4] = {-1, -1, -1, -1};
-  for (int i = 0; i < info->nConstraint; ++i) {
-    const auto& c = info->aConstraint[i];
-    int a = c.iColumn - f.visible;
-    if (a < 0 || a >= f.args) continue;
-    if (!c.usable || c.op != SQLITE_INDEX_CONSTRAINT_EQ) return SQLITE_CONSTRAINT;
-    arg_of[a] = i;
-  }
-  int n = 0;
-  for (int a = 0; a < f.args; ++a) {
-    if (arg_of[a] < 0) {
-      if (a < f.required) {
-        sqlite3_free(v->zErrMsg);
-        v->zErrMsg = sqlite3_mprintf("%s needs its first argument", f.name);
-        return SQLITE_ERROR;
-      }
-      break;
-    }
-    info->aConstraintUsage[arg_of[a]].argvIndex = ++n;
-    info->aConstraintUsage[arg_of[a]].omit = 1;
-  }
-  info->idxNum = n;
-  info->estimatedCost = 100;
-  return SQLITE_OK;
-}
-
-int Open(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
-  auto* c = new Cursor{};
-  *out = &c->base;
-  return SQLITE_OK;
-}
-
-int Close(sqlite3_vtab_cursor* c) {
-  delete reinterpret_cast<Cursor*>(c);
-  return SQLITE_OK;
-}
-
-int Filter(sqlite3_vtab_cursor* cur, int, const char*, int argc, sqlite3_value** argv) {
-  auto* c = reinterpret_cast<Cursor*>(cur);
-  auto* t = reinterpret_cast<Table*>(cur->pVtab);
-  c->pos = 0;
-  auto rows = t->family->run(t->state, t->db, argc, argv);
-  if (!rows.ok()) {
-    sqlite3_free(t->base.zErrMsg);
-    t->base.zErrMsg = sqlite3_mprintf("%s: %s", t->family->name, std::string(Msg(rows.status())).c_str());
-    return SQLITE_ERROR;
-  }
-  c->rows = std::move(*rows);
-  return SQLITE_OK;
-}
-
-int Next(sqlite3_vtab_cursor* cur) {
-  reinterpret_cast<Cursor*>(cur)->pos++;
-  return SQLITE_OK;
-}
-
-int Eof(sqlite3_vtab_cursor* cur) {
-  auto* c = reinterpret_cast<Cursor*>(cur);
-  return c->pos >= c->rows.size();
-}
-
-int ColumnFn(sqlite3_vtab_cursor* cur, sqlite3_context* ctx, int col) {
-  auto* c = reinterpret_cast<Cursor*>(cur);
-  const Row& r = c->rows[c->pos];
-  if (col < 0 || static_cast<size_t>(col) >= r.size()) {
-    sqlite3_result_null(ctx);
-    return SQLITE_OK;
-  }
-  const Cell& v = r[static_cast<size_t>(col)];
-  if (auto* i = std::get_if<int64_t>(&v)) sqlite3_result_int64(ctx, *i);
-  else if (auto* d = std::get_if<double>(&v)) sqlite3_result_double(ctx, *d);
-  else if (auto* s = std::get_if<std::string>(&v))
-    sqlite3_result_text(ctx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-  else sqlite3_result_null(ctx);
-  return SQLITE_OK;
-}
-
-int Rowid(sqlite3_vtab_cursor* cur, sqlite3_int64* out) {
-  *out = static_cast<sqlite3_int64>(reinterpret_cast<Cursor*>(cur)->pos);
-  return SQLITE_OK;
-}
-
-sqlite3_module MakeModule() {
-  sqlite3_module m{};
-  m.xConnect = Connect;  // eponymous only
-  m.xBestIndex = BestIndex;
-  m.xDisconnect = Disconnect;
-  m.xDestroy = Disconnect;
-  m.xOpen = Open;
-  m.xClose = Close;
-  m.xFilter = Filter;
-  m.xNext = Next;
-  m.xEof = Eof;
-  m.xColumn = ColumnFn;
-  m.xRowid = Rowid;
-  return m;
-}
-
-const sqlite3_module kModule = MakeModule();
-
-void DestroyTextAux(void* p) { delete static_cast<Aux*>(p); }
-void DestroySimilarAux(void* p) {
-  auto* a = static_cast<Aux*>(p);
-  delete a->state;  // the state lives as long as similar_tensors' module
-  delete a;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<int64_t>> SearchVersionTensors(sqlite3* db, int64_t version_id,
@@ -276,22 +117,21 @@ absl::StatusOr<std::vector<int64_t>> SearchVersionTensors(sqlite3* db, int64_t v
 }
 
 absl::Status RegisterSearchFunctions(sqlite3* db, store::Store& store) {
-  auto* state = new SearchState{};
+  // One state per connection, shared by the two functions and owned by
+  // similar_tensors' spec (it lives as long as the connection).
+  auto state = std::make_shared<SearchState>();
   state->store = &store;
-  int rc = sqlite3_create_module_v2(db, "search_text", &kModule, new Aux{&kText, state},
-                                    DestroyTextAux);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_module_v2(db, "similar_tensors", &kModule, new Aux{&kSimilar, state},
-                                  DestroySimilarAux);
-  if (rc != SQLITE_OK) return store::SqlError(db, rc, "register search functions");
-  // Connect now, as graph_functions does: declaring the schema inside the
-  // user's first (read-only) query would look like a write.
-  for (const char* sql : {"SELECT * FROM search_text", "SELECT * FROM similar_tensors"}) {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
-    sqlite3_finalize(st);
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(RegisterTableFunction(db, {"search_text",
+                                             {"rank", "kind", "ref", "component_id", "name", "snippet"},
+                                             {"q", "k"}, 1,
+                                             [state](sqlite3* c, int argc, sqlite3_value** argv) {
+                                               return RunText(state.get(), c, argc, argv);
+                                             }}));
+  return RegisterTableFunction(db, {"similar_tensors", {"id", "ref", "name", "distance"},
+                                    {"tensor_id", "k"}, 1,
+                                    [state](sqlite3* c, int argc, sqlite3_value** argv) {
+                                      return RunSimilar(state.get(), c, argc, argv);
+                                    }});
 }
 
 }  // namespace hart::query
