@@ -63,6 +63,9 @@ struct GraphNode {
   std::string domain;  // "" is the default ONNX domain
   std::vector<std::string> inputs, outputs;
   nlohmann::json attributes = nlohmann::json::object();
+  // Tensors that are initializers of this node's subgraphs (If branches,
+  // Loop and Scan bodies, at any depth): the node consumes them.
+  std::vector<std::string> subgraph_tensors;
 };
 
 struct ModelSource {
