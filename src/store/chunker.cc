@@ -1,6 +1,9 @@
 #include "store/chunker.h"
 
+#include <algorithm>
+
 #include "core/thread_pool.h"
+#include "store/store.h"
 
 namespace hart::store {
 
@@ -14,6 +17,30 @@ Digest TensorDigest(std::span<const Digest> chunk_digests) {
   return Sha256({reinterpret_cast<const uint8_t*>(chunk_digests.data()),
                  chunk_digests.size() * sizeof(Digest)});
 }
+
+namespace {
+
+// All-zero chunks (padding, the gaps of sparse external data files) are
+// common enough to skip SHA-256 for: comparing against zeros runs at memory
+// speed, and their digest is known.
+constexpr size_t kZeroProbe = 1 << 16;
+
+bool AllZero(std::span<const uint8_t> b) {
+  static const std::vector<uint8_t> zeros(kZeroProbe, 0);
+  for (size_t pos = 0; pos < b.size(); pos += kZeroProbe) {
+    size_t n = std::min(kZeroProbe, b.size() - pos);
+    if (std::memcmp(b.data() + pos, zeros.data(), n) != 0) return false;
+  }
+  return true;
+}
+
+Digest ChunkDigest(std::span<const uint8_t> chunk) {
+  static const Digest zero_full = Sha256(std::vector<uint8_t>(kChunkSize, 0));
+  if (chunk.size() == kChunkSize && AllZero(chunk)) return zero_full;
+  return Sha256(chunk);
+}
+
+}  // namespace
 
 void HashAll(const std::vector<std::span<const uint8_t>>& chunks, std::vector<Digest>* chunk_digests,
              const std::vector<std::span<const uint8_t>>& files, std::vector<Digest>* file_digests,
@@ -34,7 +61,7 @@ void HashAll(const std::vector<std::span<const uint8_t>>& chunks, std::vector<Di
       return;
     }
     size_t c = i - files.size();
-    (*chunk_digests)[c] = Sha256(chunks[c]);
+    (*chunk_digests)[c] = ChunkDigest(chunks[c]);
     if (progress) progress->Add(chunks[c].size());
   });
 }
