@@ -140,7 +140,12 @@ absl::Status DescribeModel(const onnx::ModelProto& model, const onnx::GraphProto
     json jn = {{"name", g.name}, {"op_type", g.op_type}, {"inputs", g.inputs}, {"outputs", g.outputs}};
     if (!g.domain.empty()) jn["domain"] = g.domain;
     if (!g.attributes.empty()) jn["attributes"] = g.attributes;
-    if (!g.subgraph_tensors.empty()) jn["subgraph_initializers"] = g.subgraph_tensors;
+    if (!g.subgraph_tensors.empty()) {
+      // Names straight from the file: made valid UTF-8 for the metadata.
+      json held_names = json::array();
+      for (const std::string& t : g.subgraph_tensors) held_names.push_back(JsonText(t));
+      jn["subgraph_initializers"] = std::move(held_names);
+    }
     nodes.push_back(std::move(jn));
     out->graph.push_back(std::move(g));
   }

@@ -281,6 +281,9 @@ TEST_F(OnnxTest, FuzzRegressionsAndCorpusParseCleanly) {
       auto m = ParseOnnx(bytes, e.path().filename().string());
       if (!m.ok()) {
         EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << e.path();
+      } else {
+        // As the fuzz target does: metadata always serializes.
+        EXPECT_NO_THROW((void)m->metadata.dump()) << e.path();
       }
       ++n;
     }
