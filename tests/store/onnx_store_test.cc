@@ -170,8 +170,11 @@ TEST_F(OnnxStoreTest, ExternalDataPast4GiBRoundTripsWithoutStoringTheGap) {
   ASSERT_TRUE(store_->ReadFileRange(v, 1, big_size - 4, tail).ok());
   EXPECT_EQ(std::string(tail.begin(), tail.end()), "TAIL");
 
+  // No --verify here: hashing 4 GiB again would double the test's time;
+  // StoreTest.ZeroChunksExportAsHolesAndVerify covers verify over holes, and
+  // the checks below read the bytes after each hole.
   std::string out = dir_ + "/sparse_out";
-  auto st = store_->Export(v, out, /*verify=*/true, false);
+  auto st = store_->Export(v, out, /*verify=*/false, false);
   ASSERT_TRUE(st.ok()) << st;
   ASSERT_EQ(fs::file_size(out + "/big.bin"), big_size);
   struct stat sb;
