@@ -63,6 +63,9 @@ struct GraphNode {
   std::string domain;  // "" is the default ONNX domain
   std::vector<std::string> inputs, outputs;
   nlohmann::json attributes = nlohmann::json::object();
+  // Tensors that are initializers of this node's subgraphs (If branches,
+  // Loop and Scan bodies, at any depth): the node consumes them.
+  std::vector<std::string> subgraph_tensors;
 };
 
 struct ModelSource {
@@ -100,9 +103,11 @@ absl::Status ValidateSource(const ModelSource& src);
 bool IsValidUtf8(std::string_view s);
 
 // Opens a model of any supported format: a .safetensors file, a sharded
-// checkpoint's *.safetensors.index.json, a directory holding either (plus
-// config.json and tokenizer files, kept as extra files), a .gguf file or the
-// first part of a split GGUF, a .onnx file, a PyTorch checkpoint.
+// checkpoint's *.safetensors.index.json, a .gguf file or the first part of a
+// split GGUF, a .onnx file, a PyTorch checkpoint (.bin/.pt/.pth) or a sharded
+// one's *.bin.index.json, or a Hugging Face directory holding safetensors
+// (preferred when both are there) or PyTorch weights, plus config.json and
+// tokenizer files kept as extra files.
 absl::StatusOr<ModelSource> OpenModel(const std::string& path);
 
 }  // namespace hart::formats

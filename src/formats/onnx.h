@@ -2,7 +2,11 @@
 // with its initializers' bytes inline (raw_data) or in external data files.
 //
 // ModelSource of an ONNX model: one tensor per graph initializer, in graph
-// order; `graph` holds the operator nodes; metadata holds ir_version,
+// order, then one per initializer of a subgraph (If branches, Loop and Scan
+// bodies, at any depth) in file order, named as in the file unless an
+// earlier tensor has that name, then qualified by the subgraph's path
+// ("if_node/then_branch/c"); each is listed in GraphNode::subgraph_tensors of
+// the main graph node holding its subgraph. `graph` holds the operator nodes; metadata holds ir_version,
 // producer, opset imports, metadata_props, graph inputs/outputs and every
 // node with its attributes (tensor-valued attributes summarized). Files: the
 // .onnx file, then each external data file (named by its `location`,
@@ -15,8 +19,8 @@
 // are converted to little-endian `owned` bytes; their protobuf bytes stay in
 // the .onnx file's raw segments, so export is still byte-exact.
 // Offsets and lengths are 64-bit everywhere, so external data files over
-// 2 GiB work; the .onnx file itself must be under 2 GiB (protobuf's limit).
-// Initializers inside subgraphs (If/Loop bodies) and Constant tensors stay
+// 2 GiB (offsets past 2^32) work; the .onnx file itself must be under 2 GiB
+// (protobuf's limit). Tensors in node attributes (Constant's `value`) stay
 // protobuf bytes, not tensors; external data there is refused.
 #pragma once
 

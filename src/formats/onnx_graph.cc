@@ -61,8 +61,9 @@ json AttributeJson(const onnx::AttributeProto& a) {
   }
 }
 
-// External data is only resolved for top-level initializers; anywhere else
-// its bytes would silently go missing from the store, so it is refused.
+// External data is resolved for initializers (of the main graph and of
+// subgraphs, all of them tensors); in a tensor attribute (Constant) its
+// bytes would silently go missing from the store, so it is refused.
 absl::Status CheckNoExternal(const onnx::TensorProto& t, std::string_view file, std::string_view where) {
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
     return DataError(file, 0, fmt::format("{} tensor '{}'", where, JsonText(t.name())),
@@ -70,16 +71,14 @@ absl::Status CheckNoExternal(const onnx::TensorProto& t, std::string_view file, 
   return absl::OkStatus();
 }
 
-absl::Status CheckSubgraphs(const onnx::GraphProto& g, std::string_view file, bool top) {
-  if (!top)
-    for (const auto& t : g.initializer()) RETURN_IF_ERROR(CheckNoExternal(t, file, "subgraph initializer"));
+absl::Status CheckSubgraphs(const onnx::GraphProto& g, std::string_view file) {
   for (const auto& n : g.node())
     for (const auto& a : n.attribute()) {
       std::string where = fmt::format("node '{}' attribute '{}'", JsonText(n.name()), JsonText(a.name()));
       if (a.has_t()) RETURN_IF_ERROR(CheckNoExternal(a.t(), file, where));
       for (const auto& t : a.tensors()) RETURN_IF_ERROR(CheckNoExternal(t, file, where));
-      if (a.has_g()) RETURN_IF_ERROR(CheckSubgraphs(a.g(), file, false));
-      for (const auto& sg : a.graphs()) RETURN_IF_ERROR(CheckSubgraphs(sg, file, false));
+      if (a.has_g()) RETURN_IF_ERROR(CheckSubgraphs(a.g(), file));
+      for (const auto& sg : a.graphs()) RETURN_IF_ERROR(CheckSubgraphs(sg, file));
     }
   return absl::OkStatus();
 }
@@ -103,8 +102,10 @@ std::string JsonText(std::string_view s) {
 }
 
 absl::Status DescribeModel(const onnx::ModelProto& model, const onnx::GraphProto& graph,
-                           std::string_view file, OnnxModel* out) {
-  RETURN_IF_ERROR(CheckSubgraphs(graph, file, true));
+                           std::string_view file,
+                           const std::vector<std::pair<size_t, std::string>>& subgraph_tensors,
+                           OnnxModel* out) {
+  RETURN_IF_ERROR(CheckSubgraphs(graph, file));
   json& m = out->metadata;
   m["ir_version"] = model.ir_version();
   m["producer_name"] = JsonText(model.producer_name());
@@ -123,9 +124,13 @@ absl::Status DescribeModel(const onnx::ModelProto& model, const onnx::GraphProto
   }
   m["metadata_props"] = std::move(props);
 
+  std::vector<std::vector<std::string>> held(static_cast<size_t>(graph.node_size()));
+  for (const auto& [node, tensor] : subgraph_tensors)
+    if (node < held.size()) held[node].push_back(tensor);
   json nodes = json::array();
   for (const auto& n : graph.node()) {
     GraphNode g;
+    g.subgraph_tensors = std::move(held[out->graph.size()]);
     g.name = JsonText(n.name());
     g.op_type = JsonText(n.op_type());
     g.domain = JsonText(n.domain());
@@ -135,6 +140,12 @@ absl::Status DescribeModel(const onnx::ModelProto& model, const onnx::GraphProto
     json jn = {{"name", g.name}, {"op_type", g.op_type}, {"inputs", g.inputs}, {"outputs", g.outputs}};
     if (!g.domain.empty()) jn["domain"] = g.domain;
     if (!g.attributes.empty()) jn["attributes"] = g.attributes;
+    if (!g.subgraph_tensors.empty()) {
+      // Names straight from the file: made valid UTF-8 for the metadata.
+      json held_names = json::array();
+      for (const std::string& t : g.subgraph_tensors) held_names.push_back(JsonText(t));
+      jn["subgraph_initializers"] = std::move(held_names);
+    }
     nodes.push_back(std::move(jn));
     out->graph.push_back(std::move(g));
   }

@@ -1,5 +1,6 @@
 // ParseOnnx: splits the ModelProto with the wire scanner so tensor payloads
 // are located (not copied), and lets protobuf decode everything else.
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>
@@ -21,7 +22,15 @@ static_assert(std::endian::native == std::endian::little,
 
 // onnx.proto field numbers this file relies on.
 constexpr uint32_t kModelGraph = 7;
+constexpr uint32_t kGraphNode = 1;
 constexpr uint32_t kGraphInitializer = 5;
+constexpr uint32_t kNodeName = 3;
+constexpr uint32_t kNodeAttribute = 5;
+constexpr uint32_t kAttributeName = 1;
+constexpr uint32_t kAttributeGraph = 6;
+constexpr uint32_t kAttributeGraphs = 11;
+// Subgraphs nest (an If inside a Loop body); protobuf's own limit is 100.
+constexpr int kMaxSubgraphDepth = 32;
 constexpr uint32_t kGraphSparseInitializer = 15;
 constexpr uint32_t kTensorRawData = 9;
 constexpr int kExternal = 1;  // TensorProto.DataLocation.EXTERNAL
@@ -105,13 +114,86 @@ struct Initializer {
   uint64_t at = 0;  // tag offset in the file
   std::span<const uint8_t> payload;
   uint64_t payload_offset = 0;
+  // Subgraph initializers: "node/attribute" path of the subgraph holding it,
+  // and the index of the main graph's node whose attribute holds that path.
+  std::string scope;
+  size_t top_node = 0;
 };
+
+std::string FieldText(std::span<const uint8_t> b) {
+  return onnx_internal::JsonText(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+}
+
+absl::Status ScanSubgraph(std::span<const uint8_t> bytes, uint64_t base, std::string_view file,
+                          const std::string& scope, size_t top_node, int depth,
+                          std::vector<Initializer>* out);
+
+// Finds the initializers of the subgraphs in a node's attributes (If
+// branches, Loop and Scan bodies), at any depth.
+absl::Status ScanNode(std::span<const uint8_t> bytes, uint64_t base, std::string_view file,
+                      const std::string& scope, size_t top_node, int depth,
+                      std::vector<Initializer>* out) {
+  if (depth > kMaxSubgraphDepth)
+    return DataError(file, base, scope, fmt::format("subgraphs nest deeper than {}", kMaxSubgraphDepth));
+  Reader node(bytes, base, file, scope + " node");
+  std::string name;
+  std::vector<Field> attrs;
+  Field f;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, node.Next(&f));
+    if (!more) break;
+    if (f.type != WireType::kLen) continue;
+    if (f.number == kNodeName) name = FieldText(node.Payload(f));
+    if (f.number == kNodeAttribute) attrs.push_back(f);
+  }
+  if (name.empty()) name = fmt::format("node@{}", base);
+  std::string node_scope = scope.empty() ? name : scope + "/" + name;
+  for (const Field& af : attrs) {
+    Reader attr(node.Payload(af), af.data_offset, file, node_scope + " attribute");
+    std::string aname;
+    std::vector<Field> graphs;
+    Field g;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, attr.Next(&g));
+      if (!more) break;
+      if (g.type != WireType::kLen) continue;
+      if (g.number == kAttributeName) aname = FieldText(attr.Payload(g));
+      if (g.number == kAttributeGraph || g.number == kAttributeGraphs) graphs.push_back(g);
+    }
+    for (size_t k = 0; k < graphs.size(); ++k) {
+      std::string sub = graphs.size() == 1 ? fmt::format("{}/{}", node_scope, aname)
+                                           : fmt::format("{}/{}.{}", node_scope, aname, k);
+      RETURN_IF_ERROR(ScanSubgraph(attr.Payload(graphs[k]), graphs[k].data_offset, file, sub, top_node,
+                                   depth + 1, out));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ScanSubgraph(std::span<const uint8_t> bytes, uint64_t base, std::string_view file,
+                          const std::string& scope, size_t top_node, int depth,
+                          std::vector<Initializer>* out) {
+  Reader gr(bytes, base, file, scope);
+  Field f;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, gr.Next(&f));
+    if (!more) break;
+    if (f.type != WireType::kLen) continue;  // protobuf judges the rest
+    if (f.number == kGraphInitializer)
+      out->push_back({f.tag_offset, gr.Payload(f), f.data_offset, scope, top_node});
+    else if (f.number == kGraphNode)
+      RETURN_IF_ERROR(ScanNode(gr.Payload(f), f.data_offset, file, scope, top_node, depth, out));
+  }
+  return absl::OkStatus();
+}
 
 // Decodes one initializer: protobuf parses everything except raw_data, whose
 // span the scanner reports instead.
 absl::Status ReadInitializer(const Initializer& in, size_t index, std::string_view file,
                              std::set<std::string>* names, OnnxModel* out) {
-  Reader r(in.payload, in.payload_offset, file, fmt::format("initializer[{}]", index));
+  Reader r(in.payload, in.payload_offset, file,
+           in.scope.empty() ? fmt::format("initializer[{}]", index)
+                            : fmt::format("{} initializer", in.scope));
   std::string rest;
   std::optional<Field> raw;
   Field f;
@@ -134,13 +216,17 @@ absl::Status ReadInitializer(const Initializer& in, size_t index, std::string_vi
     return DataError(file, in.at, r.context(), "not a valid TensorProto");
   std::string field = t.name().empty() ? r.context() : fmt::format("initializer '{}'", onnx_internal::JsonText(t.name()));
   if (t.name().empty()) return DataError(file, in.at, field + ".name", "initializer has no name");
-  if (!names->insert(t.name()).second)
+  std::string tensor_name = t.name();
+  // A subgraph's initializer keeps its name unless an outer one (or a
+  // sibling subgraph's) has it; then the subgraph's path qualifies it.
+  if (!in.scope.empty() && names->count(tensor_name)) tensor_name = in.scope + "/" + tensor_name;
+  if (!names->insert(tensor_name).second)
     return DataError(file, in.at, field + ".name", "duplicate initializer name");
   if (t.has_segment())
     return DataError(file, in.at, field + ".segment", "segmented tensors are not supported");
 
   TensorDesc d;
-  d.name = t.name();
+  d.name = std::move(tensor_name);
   auto dtype = DTypeFromOnnx(t.data_type());
   if (!dtype.ok())
     return DataError(file, in.at, field + ".data_type",
@@ -255,10 +341,13 @@ absl::StatusOr<OnnxModel> ParseOnnx(std::span<const uint8_t> bytes, std::string_
   // GraphProto: initializers are located and decoded one by one.
   Reader gr(top.Payload(*graph_field), graph_field->data_offset, name, "GraphProto");
   std::string graph_rest;
-  std::vector<Initializer> inits;
+  std::vector<Initializer> inits, sub_inits;
+  size_t node_index = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool more, gr.Next(&f));
     if (!more) break;
+    if (f.number == kGraphNode && f.type == WireType::kLen)
+      RETURN_IF_ERROR(ScanNode(gr.Payload(f), f.data_offset, name, "", node_index++, 1, &sub_inits));
     if (f.number == kGraphInitializer) {
       if (f.type != WireType::kLen) return DataError(name, f.tag_offset, "GraphProto.initializer", "wrong wire type");
       inits.push_back({f.tag_offset, gr.Payload(f), f.data_offset});
@@ -276,21 +365,36 @@ absl::StatusOr<OnnxModel> ParseOnnx(std::span<const uint8_t> bytes, std::string_
   OnnxModel out;
   std::set<std::string> names;
   for (size_t i = 0; i < inits.size(); ++i) RETURN_IF_ERROR(ReadInitializer(inits[i], i, name, &names, &out));
+  // Then the subgraphs' initializers, as tensors too; each is noted on the
+  // main graph node that holds its subgraph.
+  std::vector<std::pair<size_t, std::string>> owners;
+  for (size_t i = 0; i < sub_inits.size(); ++i) {
+    RETURN_IF_ERROR(ReadInitializer(sub_inits[i], i, name, &names, &out));
+    owners.emplace_back(sub_inits[i].top_node, out.tensors.back().name);
+  }
 
   // Layout: raw_data payloads are tensor segments, in file order (distinct
-  // fields of one message never overlap); the rest is protobuf bytes.
-  uint64_t pos = 0;
+  // fields never overlap: a subgraph's lie inside a node field, apart from
+  // the main graph's initializer fields); the rest is protobuf bytes.
+  std::vector<size_t> spans;
   for (size_t i = 0; i < out.tensors.size(); ++i) {
     const TensorDesc& t = out.tensors[i];
     if (t.owned || out.external[i] || t.nbytes == 0) continue;
-    if (t.offset < pos) return absl::InternalError("raw_data spans out of order");
+    spans.push_back(i);
+  }
+  std::sort(spans.begin(), spans.end(),
+            [&](size_t a, size_t b) { return out.tensors[a].offset < out.tensors[b].offset; });
+  uint64_t pos = 0;
+  for (size_t i : spans) {
+    const TensorDesc& t = out.tensors[i];
+    if (t.offset < pos) return absl::InternalError("raw_data spans overlap");
     if (t.offset > pos) out.layout.push_back({pos, t.offset - pos, -1});
     out.layout.push_back({t.offset, t.nbytes, static_cast<int64_t>(i)});
     pos = t.offset + t.nbytes;
   }
   if (pos < bytes.size()) out.layout.push_back({pos, bytes.size() - pos, -1});
 
-  RETURN_IF_ERROR(onnx_internal::DescribeModel(model, graph, name, &out));
+  RETURN_IF_ERROR(onnx_internal::DescribeModel(model, graph, name, owners, &out));
   return out;
 }
 

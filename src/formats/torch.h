@@ -12,8 +12,10 @@
 // tensors viewing one storage get the same bytes, which the store dedups by
 // content. Complex and quantized tensors are refused.
 //
-// `layout` is left empty: a checkpoint is not reproduced byte for byte;
-// export writes its tensors as safetensors (WriteSafetensors) instead.
+// `layout` is left empty: the store lays the file out from the tensors that
+// lie in it (raw segments for the rest), so `hart export` still rebuilds the
+// checkpoint byte for byte; `hart export --format safetensors` writes the
+// tensors as torch.load gives them (WriteSafetensors) instead.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +60,20 @@ absl::StatusOr<TorchCheckpoint> ParseTorch(std::span<const uint8_t> file, std::s
 // Maps and parses a .pt / .pth / .bin checkpoint into a validated ModelSource
 // (format kTorch, one file, no layout).
 absl::StatusOr<ModelSource> ReadTorch(const std::string& path, const TorchReadOptions& options = {});
+
+// A Hugging Face sharded checkpoint, pytorch_model.bin.index.json: the
+// index (one raw file), then each shard in sorted order, then the sidecars
+// of kSafetensorsSidecars beside it. The index must agree with the shards
+// exactly (every tensor listed, under the shard that holds it), else a
+// DataError names the index and its weight_map entry.
+absl::StatusOr<ModelSource> ReadTorchIndex(const std::string& index_path,
+                                           const TorchReadOptions& options = {});
+
+// A checkpoint directory whose weights are `file` (pytorch_model.bin or a
+// *.bin.index.json, a name inside `dir`), with its sidecar files (config.json
+// parsed into metadata["config"]). name_hint is the directory's name.
+absl::StatusOr<ModelSource> ReadTorchDir(const std::string& dir, const std::string& file,
+                                         const TorchReadOptions& options = {});
 
 // `hart scan`: every import and call the file's pickles would perform,
 // found without executing anything.

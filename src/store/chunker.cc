@@ -1,6 +1,9 @@
 #include "store/chunker.h"
 
+#include <algorithm>
+
 #include "core/thread_pool.h"
+#include "store/store.h"
 
 namespace hart::store {
 
@@ -15,6 +18,30 @@ Digest TensorDigest(std::span<const Digest> chunk_digests) {
                  chunk_digests.size() * sizeof(Digest)});
 }
 
+namespace {
+
+// All-zero chunks (padding, the gaps of sparse external data files) are
+// common enough to skip SHA-256 for: comparing against zeros runs at memory
+// speed, and their digest is known.
+constexpr size_t kZeroProbe = 1 << 16;
+
+bool AllZero(std::span<const uint8_t> b) {
+  static const std::vector<uint8_t> zeros(kZeroProbe, 0);
+  for (size_t pos = 0; pos < b.size(); pos += kZeroProbe) {
+    size_t n = std::min(kZeroProbe, b.size() - pos);
+    if (std::memcmp(b.data() + pos, zeros.data(), n) != 0) return false;
+  }
+  return true;
+}
+
+Digest ChunkDigest(std::span<const uint8_t> chunk) {
+  static const Digest zero_full = Sha256(std::vector<uint8_t>(kChunkSize, 0));
+  if (chunk.size() == kChunkSize && AllZero(chunk)) return zero_full;
+  return Sha256(chunk);
+}
+
+}  // namespace
+
 BackgroundHasher::BackgroundHasher(const std::vector<std::span<const uint8_t>>& chunks,
                                    const std::vector<std::span<const uint8_t>>& files,
                                    Progress* progress)
@@ -27,7 +54,7 @@ BackgroundHasher::BackgroundHasher(const std::vector<std::span<const uint8_t>>& 
   if (!chunks_.empty())
     chunk_thread_ = std::thread([this] {
       ThreadPool::Default().ParallelFor(chunks_.size(), [this](size_t c) {
-        if (!cancel_.load(std::memory_order_relaxed)) chunk_digests_[c] = Sha256(chunks_[c]);
+        if (!cancel_.load(std::memory_order_relaxed)) chunk_digests_[c] = ChunkDigest(chunks_[c]);
         ready_[c].store(1, std::memory_order_release);
         ready_[c].notify_all();
       });

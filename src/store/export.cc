@@ -1,4 +1,5 @@
-// Export: a version's files rebuilt byte for byte from its segments. Each
+// Export: a version's files rebuilt byte for byte from its segments, or its
+// tensors written as one safetensors file (ExportSafetensors). Each
 // run of chunks lying back to back in a pack is copied with
 // copy_file_range (in-kernel, a reflink on filesystems that share extents),
 // falling back to write() from the pack map; each file is written to a
@@ -15,6 +16,7 @@
 #include "core/progress.h"
 #include "core/sha256.h"
 #include "core/status.h"
+#include "formats/safetensors.h"
 #include "fmt/format.h"
 #include "store/db.h"
 #include "store/store.h"
@@ -61,6 +63,136 @@ absl::Status CopyRange(int in, const std::string& in_path, uint64_t off, uint64_
 
 }  // namespace
 
+// What the files of one export share: open pack descriptors, whether
+// copy_file_range still works here, the id of the all-zero chunk, progress.
+struct Store::ExportCtx {
+  std::map<int64_t, Fd> pack_fds;
+  bool use_cfr = true;
+  int64_t zero_chunk = -1;  // chunk row of kChunkSize zero bytes; -1 when absent
+  Progress* bar = nullptr;
+};
+
+namespace {
+
+const std::vector<uint8_t>& ZeroChunk() {
+  static const std::vector<uint8_t> zeros(kChunkSize, 0);
+  return zeros;
+}
+
+// The row id of the all-zero full-size chunk, when the store has one.
+absl::StatusOr<int64_t> ZeroChunkId(sqlite3* db) {
+  static const Digest digest = Sha256(ZeroChunk());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db, "SELECT id FROM chunk WHERE sha256 = ?"));
+  q.BindBlob(1, digest);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  return row ? q.Int(0) : int64_t{-1};
+}
+
+}  // namespace
+
+absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std::string& target,
+                               bool verify, ExportCtx& ctx) {
+  const int64_t version_id = v.id;
+  std::error_code ec;
+  fs::path tpath(target);
+  if (tpath.has_parent_path()) {
+    fs::create_directories(tpath.parent_path(), ec);
+    if (ec)
+      return absl::PermissionDeniedError(
+          fmt::format("{}: cannot create: {}", tpath.parent_path().string(), ec.message()));
+  }
+  std::string tmp = fmt::format("{}.hart-tmp-{}", target, ::getpid());
+  ASSIGN_OR_RETURN(Fd out, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC));
+  struct Cleanup {
+    std::string path;
+    bool keep = false;
+    ~Cleanup() {
+      if (!keep) ::unlink(path.c_str());
+    }
+  } cleanup{tmp};
+
+  struct Seg {
+    int64_t seq;
+    uint64_t size;
+    std::optional<int64_t> component;
+  };
+  std::vector<Seg> segs;
+  {
+    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+                                           "SELECT seq, size, component_id FROM segment WHERE "
+                                           "version_id = ? AND file_idx = ? ORDER BY seq"));
+    q.Bind(1, version_id).Bind(2, int64_t{f.index});
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      Seg s{q.Int(0), static_cast<uint64_t>(q.Int(1)), std::nullopt};
+      if (!q.IsNull(2)) s.component = q.Int(2);
+      segs.push_back(s);
+    }
+  }
+  Sha256Stream hash;
+  uint64_t pos = 0;
+  for (const Seg& s : segs) {
+    ASSIGN_OR_RETURN(std::vector<ChunkLoc> chunks,
+                     s.component ? impl_->TensorChunks(*s.component)
+                                 : impl_->SegmentChunks(version_id, f.index, s.seq));
+    uint64_t seg_bytes = 0;
+    for (size_t i = 0; i < chunks.size();) {
+      if (chunks[i].id == ctx.zero_chunk) {
+        // Left as a hole: the file is sized at the end, and reads as zeros.
+        if (verify) hash.Update(std::span<const uint8_t>(ZeroChunk()).first(chunks[i].size));
+        pos += chunks[i].size;
+        seg_bytes += chunks[i].size;
+        if (ctx.bar) ctx.bar->Add(chunks[i].size);
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < chunks.size() && chunks[j].id != ctx.zero_chunk) ++j;
+      std::vector<ChunkLoc> part(chunks.begin() + static_cast<ptrdiff_t>(i),
+                                 chunks.begin() + static_cast<ptrdiff_t>(j));
+      i = j;
+      for (const PackRun& r : MergeRuns(part)) {
+        ASSIGN_OR_RETURN(auto map, impl_->packs->Get(r.pack, r.offset + r.size));
+        auto it = ctx.pack_fds.find(r.pack);
+        if (it == ctx.pack_fds.end()) {
+          ASSIGN_OR_RETURN(Fd fd, OpenFile(map->path(), O_RDONLY));
+          it = ctx.pack_fds.emplace(r.pack, std::move(fd)).first;
+        }
+        RETURN_IF_ERROR(CopyRange(it->second.get(), map->path(), r.offset, r.size, out.get(), pos,
+                                  tmp, map->bytes(), &ctx.use_cfr));
+        if (verify) hash.Update(map->bytes().subspan(r.offset, r.size));
+        pos += r.size;
+        seg_bytes += r.size;
+        if (ctx.bar) ctx.bar->Add(r.size);
+      }
+    }
+    if (seg_bytes != s.size)
+      return absl::DataLossError(fmt::format("{} {}: segment {} has {} bytes of chunks for {} bytes",
+                                             v.ref(), f.name, s.seq, seg_bytes, s.size));
+  }
+  if (pos != f.size)
+    return absl::DataLossError(fmt::format("{} {}: segments cover {} of {} bytes", v.ref(), f.name,
+                                           pos, f.size));
+  // Sizes the file when it ends in a hole.
+  if (::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
+    return absl::InternalError(fmt::format("{}: ftruncate: {}", tmp, std::strerror(errno)));
+  if (verify) {
+    std::string got = ToHex(hash.Finish());
+    if (got != f.sha256)
+      return absl::DataLossError(fmt::format(
+          "{} {}: exported bytes hash to {} but {} was recorded at ingest; run `hart verify`",
+          v.ref(), f.name, got, f.sha256));
+  }
+  // No fsync: the export is a copy the store can make again, and cp does
+  // not sync either; the rename only keeps readers from a half file.
+  if (::rename(tmp.c_str(), target.c_str()) != 0)
+    return absl::InternalError(fmt::format("{}: rename: {}", target, std::strerror(errno)));
+  cleanup.keep = true;
+  return absl::OkStatus();
+}
+
 absl::Status Store::Export(int64_t version_id, const std::string& out_path, bool verify, bool progress) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
@@ -80,88 +212,96 @@ absl::Status Store::Export(int64_t version_id, const std::string& out_path, bool
   std::unique_ptr<Progress> bar;
   if (progress) bar = std::make_unique<Progress>("export " + v.ref(), total);
 
-  std::map<int64_t, Fd> pack_fds;
-  bool use_cfr = true;
+  ExportCtx ctx;
+  ctx.bar = bar.get();
+  {
+    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(impl_->db));
+  }
   for (const FileRow& f : files) {
     RETURN_IF_ERROR(CheckRelativeName(f.name));
     fs::path target = into_dir ? fs::path(out_path) / f.name : fs::path(out_path);
-    if (target.has_parent_path()) {
-      fs::create_directories(target.parent_path(), ec);
-      if (ec)
-        return absl::PermissionDeniedError(
-            fmt::format("{}: cannot create: {}", target.parent_path().string(), ec.message()));
-    }
-    std::string tmp = fmt::format("{}.hart-tmp-{}", target.string(), ::getpid());
-    ASSIGN_OR_RETURN(Fd out, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC));
-    struct Cleanup {
-      std::string path;
-      bool keep = false;
-      ~Cleanup() {
-        if (!keep) ::unlink(path.c_str());
-      }
-    } cleanup{tmp};
-
-    struct Seg {
-      int64_t seq;
-      uint64_t size;
-      std::optional<int64_t> component;
-    };
-    std::vector<Seg> segs;
-    {
-      std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-      ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
-                                             "SELECT seq, size, component_id FROM segment WHERE "
-                                             "version_id = ? AND file_idx = ? ORDER BY seq"));
-      q.Bind(1, version_id).Bind(2, int64_t{f.index});
-      for (;;) {
-        ASSIGN_OR_RETURN(bool row, q.Step());
-        if (!row) break;
-        Seg s{q.Int(0), static_cast<uint64_t>(q.Int(1)), std::nullopt};
-        if (!q.IsNull(2)) s.component = q.Int(2);
-        segs.push_back(s);
-      }
-    }
-    Sha256Stream hash;
-    uint64_t pos = 0;
-    for (const Seg& s : segs) {
-      ASSIGN_OR_RETURN(std::vector<ChunkLoc> chunks,
-                       s.component ? impl_->TensorChunks(*s.component)
-                                   : impl_->SegmentChunks(version_id, f.index, s.seq));
-      uint64_t seg_bytes = 0;
-      for (const PackRun& r : MergeRuns(chunks)) {
-        ASSIGN_OR_RETURN(auto map, impl_->packs->Get(r.pack, r.offset + r.size));
-        auto it = pack_fds.find(r.pack);
-        if (it == pack_fds.end()) {
-          ASSIGN_OR_RETURN(Fd fd, OpenFile(map->path(), O_RDONLY));
-          it = pack_fds.emplace(r.pack, std::move(fd)).first;
-        }
-        RETURN_IF_ERROR(CopyRange(it->second.get(), map->path(), r.offset, r.size, out.get(), pos,
-                                  tmp, map->bytes(), &use_cfr));
-        if (verify) hash.Update(map->bytes().subspan(r.offset, r.size));
-        pos += r.size;
-        seg_bytes += r.size;
-        if (bar) bar->Add(r.size);
-      }
-      if (seg_bytes != s.size)
-        return absl::DataLossError(fmt::format("{} {}: segment {} has {} bytes of chunks for {} bytes",
-                                               v.ref(), f.name, s.seq, seg_bytes, s.size));
-    }
-    if (pos != f.size)
-      return absl::DataLossError(fmt::format("{} {}: segments cover {} of {} bytes", v.ref(), f.name,
-                                             pos, f.size));
-    if (verify) {
-      std::string got = ToHex(hash.Finish());
-      if (got != f.sha256)
-        return absl::DataLossError(fmt::format(
-            "{} {}: exported bytes hash to {} but {} was recorded at ingest; run `hart verify`",
-            v.ref(), f.name, got, f.sha256));
-    }
-    // No fsync: the export is a copy the store can make again, and cp does
-    // not sync either; the rename only keeps readers from a half file.
-    if (::rename(tmp.c_str(), target.c_str()) != 0)
-      return absl::InternalError(fmt::format("{}: rename: {}", target.string(), std::strerror(errno)));
-    cleanup.keep = true;
+    RETURN_IF_ERROR(ExportFile(v, f, target.string(), verify, ctx));
   }
+  if (bar) bar->Finish();
+  return absl::OkStatus();
+}
+
+absl::Status Store::ExportSafetensors(int64_t version_id, const std::string& out_path, bool verify,
+                                      bool progress) {
+  SharedHold hold(impl_->lock.get());
+  RETURN_IF_ERROR(hold.status());
+  ASSIGN_OR_RETURN(VersionRow v, impl_->VersionById(version_id));
+  ASSIGN_OR_RETURN(std::vector<TensorRow> rows, ListTensors(version_id));
+  ASSIGN_OR_RETURN(std::vector<FileRow> files, ListFiles(version_id));
+
+  // A path naming a .safetensors file is that file; anything else is a
+  // directory for model.safetensors and the sidecars.
+  const bool into_dir = !(out_path.size() > 12 && out_path.ends_with(".safetensors"));
+  std::error_code ec;
+  fs::path weights = into_dir ? fs::path(out_path) / "model.safetensors" : fs::path(out_path);
+  fs::path parent = weights.has_parent_path() ? weights.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec) return absl::PermissionDeniedError(fmt::format("{}: cannot create: {}", parent.string(), ec.message()));
+
+  std::vector<formats::TensorDesc> descs;
+  uint64_t total = 0;
+  for (const TensorRow& r : rows) {
+    formats::TensorDesc d;
+    d.name = r.name;
+    d.dtype = r.dtype;
+    d.shape = r.shape;
+    d.nbytes = r.nbytes;
+    if (Info(r.dtype).safetensors_name.empty())
+      return absl::FailedPreconditionError(fmt::format(
+          "{}: tensor '{}' is {}, which safetensors cannot hold; export it in its original format",
+          v.ref(), r.name, Name(r.dtype)));
+    total += r.nbytes;
+    descs.push_back(std::move(d));
+  }
+  std::vector<const FileRow*> sidecars;
+  if (into_dir)
+    for (const FileRow& f : files)
+      for (std::string_view side : formats::kSafetensorsSidecars)
+        if (f.name == side) sidecars.push_back(&f);
+  for (const FileRow* f : sidecars) total += f->size;
+
+  std::unique_ptr<Progress> bar;
+  if (progress) bar = std::make_unique<Progress>("export " + v.ref() + " as safetensors", total);
+  TensorBytes held;
+  absl::Status s = formats::WriteSafetensors(
+      weights.string(), descs, {{"format", "pt"}},
+      [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
+        ASSIGN_OR_RETURN(held, ReadTensor(version_id, descs[i].name));
+        if (bar) bar->Add(descs[i].nbytes);
+        return held.bytes();
+      });
+  held = TensorBytes();
+  if (!s.ok()) return Annotate(s, weights.string());
+
+  if (verify) {
+    ASSIGN_OR_RETURN(formats::ModelSource back, formats::ReadSafetensors(weights.string()));
+    if (back.tensors.size() != descs.size())
+      return absl::DataLossError(fmt::format("{}: holds {} tensors, {} were written", weights.string(),
+                                             back.tensors.size(), descs.size()));
+    for (size_t i = 0; i < back.tensors.size(); ++i) {
+      const formats::TensorDesc& t = back.tensors[i];
+      ASSIGN_OR_RETURN(TensorBytes want, ReadTensor(version_id, t.name));
+      auto got = back.TensorBytes(i);
+      if (!std::equal(got.begin(), got.end(), want.bytes().begin(), want.bytes().end()))
+        return absl::DataLossError(fmt::format("{}: tensor '{}' reads back different bytes",
+                                               weights.string(), t.name));
+    }
+  }
+
+  ExportCtx ctx;
+  ctx.bar = bar.get();
+  {
+    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(impl_->db));
+  }
+  for (const FileRow* f : sidecars)
+    RETURN_IF_ERROR(ExportFile(v, *f, (fs::path(out_path) / f->name).string(), verify, ctx));
   if (bar) bar->Finish();
   return absl::OkStatus();
 }

@@ -218,8 +218,22 @@ class Store {
   // Writes the version's files back byte for byte. A single-file version is
   // written to out_path; a multi-file one (shards, index, config) into the
   // directory out_path. Checks each file's SHA-256 when verify is set.
+  // Runs of the all-zero 1 MiB chunk (the gap of a sparse ONNX external
+  // data file, zero padding) are left as holes, so the written file is
+  // sparse where the original could be.
   absl::Status Export(int64_t version_id, const std::string& out_path, bool verify = false,
                       bool progress = true);
+
+  // Writes the version's tensors (any source format whose dtypes safetensors
+  // has: a PyTorch checkpoint, ONNX, safetensors) as ONE .safetensors file,
+  // each tensor's contiguous row-major bytes as stored, in catalog order,
+  // __metadata__ {"format": "pt"}. Shards become one file. An out_path
+  // ending in ".safetensors" is that file; any other out_path is a
+  // directory receiving model.safetensors plus the version's sidecar files
+  // (config.json, tokenizer files: kSafetensorsSidecars) byte for byte.
+  // With verify, the written file is read back and every tensor compared.
+  absl::Status ExportSafetensors(int64_t version_id, const std::string& out_path,
+                                 bool verify = false, bool progress = true);
 
   // Deletes one version in one transaction: its tensors, structure, files,
   // search rows and fingerprints go; its chunks stay until `gc` (other
@@ -239,7 +253,11 @@ class Store {
 
  private:
   struct Impl;
+  struct ExportCtx;
   explicit Store(std::unique_ptr<Impl> impl);
+  // export.cc: one original file of a version, rebuilt from its segments.
+  absl::Status ExportFile(const VersionRow& v, const FileRow& f, const std::string& target,
+                          bool verify, ExportCtx& ctx);
   std::unique_ptr<Impl> impl_;
 };
 

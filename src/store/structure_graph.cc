@@ -54,6 +54,14 @@ Structure StructureFromGraph(std::string_view model_name,
         if (c.empty() || c.back() != op_node[i]) c.push_back(op_node[i]);
       }
     }
+  // Initializers of a node's subgraphs (If/Loop/Scan bodies) feed that node.
+  for (size_t i = 0; i < graph.size(); ++i)
+    for (const std::string& v : graph[i].subgraph_tensors) {
+      auto t = tensor_of.find(v);
+      if (t == tensor_of.end()) continue;
+      auto& c = consumers[t->second];
+      if (c.empty() || c.back() != op_node[i]) c.push_back(op_node[i]);
+    }
 
   std::vector<int> tensor_node(tensors.size());
   for (size_t t = 0; t < tensors.size(); ++t) {

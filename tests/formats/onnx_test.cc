@@ -123,6 +123,37 @@ TEST_F(OnnxTest, GraphNodesAttributesAndMetadata) {
   EXPECT_EQ(src->license, "apache-2.0");
 }
 
+// Initializers of If branches, at any depth, are tensors too: raw_data in
+// place, typed fields as owned bytes, a name an outer initializer already
+// has qualified by the subgraph's path; the If node lists them.
+TEST_F(OnnxTest, SubgraphInitializersAreTensors) {
+  auto src = ReadOnnx(Path("subgraph.onnx"));
+  ASSERT_TRUE(src.ok()) << src.status();
+  std::vector<std::string> names;
+  for (const auto& t : src->tensors) names.push_back(t.name);
+  // Main graph first, then subgraphs in file order (attributes sorted by
+  // name: else_branch, whose nested If comes before its own initializer).
+  EXPECT_THAT(names, ElementsAre("w", "cond", "deep_k", "if0/else_branch/w", "then_w"));
+  EXPECT_THAT(Values<float>(*src, "then_w"), ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(Values<float>(*src, "deep_k"), ElementsAre(9, 9, 9, 9));
+  const TensorDesc* dup = Find(*src, "if0/else_branch/w");
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->dtype, DType::kF16);
+  EXPECT_NE(dup->owned, nullptr);  // int32_data, converted
+  EXPECT_THAT(Values<uint16_t>(*src, "if0/else_branch/w"), ElementsAre(0x4500, 0x4600, 0x4700, 0x4800));
+  EXPECT_EQ(Find(*src, "then_w")->owned, nullptr);
+  ASSERT_EQ(src->graph.size(), 2u);
+  EXPECT_THAT(src->graph[0].subgraph_tensors, ElementsAre("deep_k", "if0/else_branch/w", "then_w"));
+  EXPECT_TRUE(src->graph[1].subgraph_tensors.empty());
+  EXPECT_EQ(src->metadata["graph"]["nodes"][0]["subgraph_initializers"].size(), 3u);
+  // Still byte-exact: raw_data in subgraphs are tensor segments.
+  auto bytes = Slurp(Path("subgraph.onnx"));
+  EXPECT_EQ(Reassemble(*src, 0), std::string(bytes.begin(), bytes.end()));
+  size_t tensor_segments = 0;
+  for (const Segment& s : src->files[0].layout) tensor_segments += s.tensor >= 0;
+  EXPECT_EQ(tensor_segments, 4u);  // w, cond, then_w, deep_k
+}
+
 TEST_F(OnnxTest, TypedFieldsBecomeLittleEndianOwnedBytes) {
   auto src = ReadOnnx(Path("typed.onnx"));
   ASSERT_TRUE(src.ok()) << src.status();
@@ -250,6 +281,9 @@ TEST_F(OnnxTest, FuzzRegressionsAndCorpusParseCleanly) {
       auto m = ParseOnnx(bytes, e.path().filename().string());
       if (!m.ok()) {
         EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << e.path();
+      } else {
+        // As the fuzz target does: metadata always serializes.
+        EXPECT_NO_THROW((void)m->metadata.dump()) << e.path();
       }
       ++n;
     }

@@ -219,6 +219,90 @@ TEST_F(TorchTest, TorchCheckpointExportsAsIdenticalSafetensors) {
   }
 }
 
+// Hugging Face directories: pytorch_model.bin, or two shards and their
+// index, each with config.json as a sidecar, open as one model whose tensors
+// are what torch.load gives for the files together.
+TEST_F(TorchTest, HuggingFaceDirectoriesOpenAsOneModelWithSidecars) {
+  ASSERT_EQ((*expected_)["hf"].size(), 2u);
+  for (const auto& [name, want] : (*expected_)["hf"].items()) {
+    SCOPED_TRACE(name);
+    auto src = OpenModel(want["dir"].get<std::string>());
+    ASSERT_TRUE(src.ok()) << src.status();
+    EXPECT_EQ(src->format, Format::kTorch);
+    EXPECT_EQ(src->name_hint, name);
+    EXPECT_EQ(src->architecture, "llama");
+    EXPECT_EQ(src->metadata["config"]["hidden_size"], 8);
+    std::vector<std::string> files;
+    for (const auto& f : src->files) files.push_back(f.name);
+    if (name == "tiny-sharded") {
+      EXPECT_EQ(files, (std::vector<std::string>{"pytorch_model.bin.index.json",
+                                                 "pytorch_model-00001-of-00002.bin",
+                                                 "pytorch_model-00002-of-00002.bin", "config.json"}));
+      EXPECT_EQ(src->metadata["shards"].size(), 2u);
+      EXPECT_TRUE(src->metadata["index"].contains("total_size"));
+    } else {
+      EXPECT_EQ(files, (std::vector<std::string>{"pytorch_model.bin", "config.json",
+                                                 "tokenizer_config.json"}));
+    }
+    ASSERT_EQ(src->tensors.size(), want["tensors"].size());
+    for (const auto& wt : want["tensors"]) {
+      std::string tname = wt["name"];
+      SCOPED_TRACE(tname);
+      const TensorDesc* t = Find(*src, tname);
+      ASSERT_NE(t, nullptr);
+      EXPECT_EQ(Name(t->dtype), wt["dtype"].get<std::string>());
+      EXPECT_EQ(t->shape, wt["shape"].get<Shape>());
+      auto raw = Bytes(wt["raw"]);
+      auto got = src->TensorBytes(static_cast<size_t>(t - src->tensors.data()));
+      EXPECT_TRUE(std::equal(got.begin(), got.end(), raw.begin(), raw.end()));
+    }
+  }
+  // The index opened directly is the same model, named after the index.
+  std::string dir = (*expected_)["hf"]["tiny-sharded"]["dir"];
+  auto idx = OpenModel(dir + "/pytorch_model.bin.index.json");
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EXPECT_EQ(idx->format, Format::kTorch);
+  EXPECT_EQ(idx->name_hint, "pytorch_model");
+  EXPECT_EQ(idx->tensors.size(), 10u);
+}
+
+TEST_F(TorchTest, LyingOrBrokenBinIndexIsRefusedNamingFileAndField) {
+  ASSERT_GE((*expected_)["hf_lies"].size(), 8u);
+  for (const auto& [name, lie] : (*expected_)["hf_lies"].items()) {
+    SCOPED_TRACE(name);
+    auto src = OpenModel(lie["dir"].get<std::string>());
+    ASSERT_FALSE(src.ok());
+    std::string msg(Msg(src.status()));
+    EXPECT_NE(msg.find("pytorch_model.bin.index.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(lie["field"].get<std::string>()), std::string::npos) << msg;
+  }
+}
+
+TEST_F(TorchTest, DirectoryPrefersSafetensorsAndRefusesAmbiguousCheckpoints) {
+  std::string d = Path("ambiguous");
+  fs::create_directories(d);
+  std::string bin = (*expected_)["hf"]["tiny-bin"]["dir"].get<std::string>() + "/pytorch_model.bin";
+  fs::copy_file(bin, d + "/a.bin");
+  fs::copy_file(bin, d + "/b.pt");
+  auto src = OpenModel(d);
+  ASSERT_FALSE(src.ok());
+  EXPECT_NE(Msg(src.status()).find("several PyTorch checkpoints"), std::string::npos) << src.status();
+  fs::remove(d + "/b.pt");
+  src = OpenModel(d);  // the one checkpoint there
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_EQ(src->format, Format::kTorch);
+  EXPECT_EQ(src->files[0].name, "a.bin");
+  // With a .safetensors beside it, the safetensors weights win.
+  auto st = WriteSafetensors(d + "/model.safetensors", src->tensors, {},
+                             [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
+                               return src->TensorBytes(i);
+                             });
+  ASSERT_TRUE(st.ok()) << st;
+  src = OpenModel(d);
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_EQ(src->format, Format::kSafetensors);
+}
+
 TEST_F(TorchMaliciousTest, EveryPayloadIsRefusedNamingItsGlobalAndNothingRuns) {
   ASSERT_GE(malicious_->size(), 20u);
   for (const auto& [name, m] : malicious_->items()) {

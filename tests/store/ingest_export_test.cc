@@ -1,4 +1,5 @@
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <set>
@@ -226,6 +227,26 @@ TEST_F(StoreTest, MultiFileVersionExportsIntoADirectory) {
                         "config.json"})
     EXPECT_EQ(ReadAll(out + "/" + f), ReadAll(root_ + "/src/" + f)) << f;
   EXPECT_EQ(store_->ListTensors(r->version_id)->size(), 2u);
+}
+
+// Full-size all-zero chunks are stored once and exported as holes; the file
+// still has its size and bytes, --verify included, also when it ends in one.
+TEST_F(StoreTest, ZeroChunksExportAsHolesAndVerify) {
+  std::vector<uint8_t> zeros((4u << 20) + 5, 0);
+  auto src = MakeSource(root_ + "/src", {{"zeros.bin", {'h', 'd', 'r'}, {{"z", zeros}, {"r", RandomBytes(100, 3)}},
+                                          std::vector<uint8_t>(3u << 20, 0)}});
+  auto r = store_->Ingest(src, Opts("zeros"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto stats = store_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_LT(stats->pack_bytes, 1u << 21);  // one 1 MiB zero chunk and the small rest
+  std::string out = root_ + "/zeros_out.bin";
+  auto st = store_->Export(r->version_id, out, /*verify=*/true, false);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(ReadAll(out), ReadAll(root_ + "/src/zeros.bin"));
+  struct stat sb;
+  ASSERT_EQ(::stat(out.c_str(), &sb), 0);
+  EXPECT_LT(static_cast<uint64_t>(sb.st_blocks) * 512, 1u << 20) << "7 MiB of zero chunks should be holes";
 }
 
 TEST_F(StoreTest, ParallelIngestsOfOneModelGetDistinctNumbers) {
