@@ -79,9 +79,7 @@ absl::StatusOr<Loaded> Open(const Cli& cli, const RunArgs& a) {
     l.store = std::shared_ptr<store::Store>(std::move(st));
     ASSIGN_OR_RETURN(l.source, rt::OpenStoreWeights(l.store, a.model));
   }
-  if (const auto* md = l.source->gguf_metadata()) {
-    ASSIGN_OR_RETURN(l.tokenizer, rt::Tokenizer::FromGguf(*md, l.source->origin()));
-  }
+  ASSIGN_OR_RETURN(l.tokenizer, rt::LoadTokenizer(*l.source));
   l.pool = std::make_unique<ThreadPool>(a.threads > 0 ? a.threads : 0);
   return l;
 }
@@ -130,13 +128,8 @@ void PrintStats(const rt::GenerateStats& s, const rt::Model& m) {
 int RunCommand(const Cli& cli, const RunArgs& a) {
   auto l = Open(cli, a);
   if (!l.ok()) return Fail(l.status());
-  std::vector<int32_t> prompt;
-  if (l->tokenizer) {
-    prompt = l->tokenizer->Encode(a.prompt, l->tokenizer->add_bos_default(), /*parse_special=*/true);
-  } else {
-    return Fail(absl::UnimplementedError(fmt::format(
-        "{}: no tokenizer: only GGUF vocabularies are supported for now", l->source->origin())));
-  }
+  std::vector<int32_t> prompt =
+      l->tokenizer->Encode(a.prompt, l->tokenizer->add_bos_default(), /*parse_special=*/true);
   auto cfg = l->source->Config();
   if (!cfg.ok()) return Fail(cfg.status());
   int64_t ctx = a.ctx > 0 ? a.ctx : static_cast<int64_t>(prompt.size()) + a.n_predict;
@@ -171,14 +164,13 @@ int ChatCommand(const Cli& cli, const RunArgs& a, const std::string& system, con
   auto l = Open(cli, a);
   if (!l.ok()) return Fail(l.status());
   const auto* md = l->source->gguf_metadata();
-  if (!l->tokenizer || md == nullptr)
-    return Fail(absl::UnimplementedError(fmt::format(
-        "{}: no tokenizer: only GGUF vocabularies are supported for now", l->source->origin())));
-  absl::StatusOr<rt::ChatFormat> format =
-      format_name.empty() ? rt::DetectChatFormat(*md) : rt::ChatFormatFromName(format_name);
-  if (!format.ok()) return Fail(format.status());
   auto cfg = l->source->Config();
   if (!cfg.ok()) return Fail(cfg.status());
+  absl::StatusOr<rt::ChatFormat> format =
+      !format_name.empty() ? rt::ChatFormatFromName(format_name)
+      : md != nullptr      ? rt::DetectChatFormat(*md)
+                           : rt::DetectChatFormat(*l->tokenizer, rt::ArchName(cfg->arch));
+  if (!format.ok()) return Fail(format.status());
   auto mo = ModelOptionsFor(a, *l, a.ctx > 0 ? a.ctx : std::min<int64_t>(cfg->context_length, 4096));
   if (!mo.ok()) return Fail(mo.status());
   auto model = rt::Model::Load(l->source.get(), *mo);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 #include "core/status.h"
 
@@ -193,29 +194,42 @@ std::optional<ChatFormat> ChatFormatFromTemplate(std::string_view t) {
   return std::nullopt;
 }
 
-absl::StatusOr<ChatFormat> DetectChatFormat(const formats::GgufMetadata& md) {
-  if (auto t = md.GetString("tokenizer.chat_template")) {
-    if (auto f = ChatFormatFromTemplate(*t)) return *f;
+namespace {
+
+// Template text first, then marker tokens, then the architecture.
+absl::StatusOr<ChatFormat> Detect(const std::optional<std::string>& jinja,
+                                  const std::function<bool(std::string_view)>& has, const std::string& arch) {
+  if (jinja) {
+    if (auto f = ChatFormatFromTemplate(*jinja)) return *f;
   }
-  if (auto tokens = md.GetStringArray("tokenizer.ggml.tokens")) {
-    auto has = [&](std::string_view s) {
-      return std::find(tokens->begin(), tokens->end(), s) != tokens->end();
-    };
-    if (has("<|start_header_id|>")) return ChatFormat::kLlama3;
-    if (has("<|im_start|>")) return ChatFormat::kChatml;
-    if (has("<start_of_turn>")) return ChatFormat::kGemma;
-    if (has("<|user|>") && has("<|end|>")) return ChatFormat::kPhi3;
-    if (has("[INST]")) return ChatFormat::kMistral;
-  }
-  const std::string arch = md.GetString("general.architecture").value_or("");
+  if (has("<|start_header_id|>")) return ChatFormat::kLlama3;
+  if (has("<|im_start|>")) return ChatFormat::kChatml;
+  if (has("<start_of_turn>")) return ChatFormat::kGemma;
+  if (has("<|user|>") && has("<|end|>")) return ChatFormat::kPhi3;
+  if (has("[INST]")) return ChatFormat::kMistral;
   if (arch.starts_with("qwen")) return ChatFormat::kChatml;
   if (arch.starts_with("gemma")) return ChatFormat::kGemma;
   if (arch == "phi3") return ChatFormat::kPhi3;
   if (arch == "mistral") return ChatFormat::kMistral;
   if (arch == "llama") return ChatFormat::kLlama2;  // an SPM llama without markers: Llama 2 chat
   return absl::NotFoundError(fmt::format(
-      "no chat template recognized (tokenizer.chat_template, marker tokens, architecture '{}')",
-      arch));
+      "no chat template recognized (chat_template, marker tokens, architecture '{}')", arch));
+}
+
+}  // namespace
+
+absl::StatusOr<ChatFormat> DetectChatFormat(const formats::GgufMetadata& md) {
+  auto tokens = md.GetStringArray("tokenizer.ggml.tokens");
+  return Detect(
+      md.GetString("tokenizer.chat_template"),
+      [&](std::string_view s) { return tokens && std::find(tokens->begin(), tokens->end(), s) != tokens->end(); },
+      md.GetString("general.architecture").value_or(""));
+}
+
+absl::StatusOr<ChatFormat> DetectChatFormat(const Tokenizer& tok, std::string_view arch) {
+  std::optional<std::string> jinja;
+  if (!tok.chat_template().empty()) jinja = tok.chat_template();
+  return Detect(jinja, [&](std::string_view s) { return tok.TokenId(s).has_value(); }, std::string(arch));
 }
 
 std::string ApplyChatTemplate(ChatFormat f, std::span<const ChatMessage> messages,

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "formats/gguf.h"
+#include "runtime/tokenizer.h"
 
 namespace hart::runtime {
 
@@ -51,6 +52,10 @@ absl::StatusOr<ChatFormat> DetectChatFormat(const formats::GgufMetadata& md);
 
 // The prompt text of `messages`; with add_generation_prompt it ends with the
 // header that opens the assistant's turn.
+// The same for a tokenizer from tokenizer.json: its chat_template, its
+// marker tokens, then `arch` (ArchName of the model's config).
+absl::StatusOr<ChatFormat> DetectChatFormat(const Tokenizer& tok, std::string_view arch);
+
 std::string ApplyChatTemplate(ChatFormat f, std::span<const ChatMessage> messages,
                               bool add_generation_prompt);
 

@@ -28,6 +28,12 @@ constexpr int64_t kTokenTile = 16;
 // balance across threads.
 constexpr int64_t kMinChunkRows = 16;
 constexpr int64_t kMaxChunkRows = 64;
+// Rows per decode kernel call (at most kRowsPerDot). Four rows at a time won
+// in cache (Q4_0 13.4 vs 11 GB/s per core) but lost a whole decode step from
+// DRAM on the 1B-shaped benchmark (Q4_0 7-9 tok/s with 4 or 2 rows, 19-20
+// with 1; Q8_0 likewise), so the shared-work kernel runs one row at a time,
+// keeping its cheaper unsigned-nibble block and one weight stream per thread.
+constexpr int kDecodeRows = 1;
 
 size_t RowBytes(const WeightMatrix& w) {
   const DTypeInfo& info = Info(w.dtype);
@@ -92,9 +98,17 @@ void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t
   const int64_t threads = static_cast<int64_t>(pool.size());
   const int64_t chunk = std::clamp<int64_t>(rows / (4 * threads), kMinChunkRows, kMaxChunkRows);
   const int64_t items = (rows + chunk - 1) / chunk;
+  RowsDotFn rows_dot = n_tokens == 1 && isa == Isa::kAvx2 && IsaSupported(Isa::kAvx2) ? Avx2RowsDot(w.dtype)
+                                                                                     : nullptr;
   pool.ParallelFor(static_cast<size_t>(items), [&](size_t item) {
     const int64_t r0 = static_cast<int64_t>(item) * chunk;
     const int64_t r1 = std::min(rows, r0 + chunk);
+    if (rows_dot != nullptr) {
+      for (int64_t r = r0; r < r1; r += kDecodeRows)
+        rows_dot(wbytes + r * row_bytes, row_bytes, static_cast<int>(std::min<int64_t>(kDecodeRows, r1 - r)), xq,
+                 cols, y + r);
+      return;
+    }
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
       const int nt = static_cast<int>(std::min(kTokenTile, n_tokens - t0));
       for (int64_t r = r0; r < r1; ++r)

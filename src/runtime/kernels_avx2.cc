@@ -13,6 +13,8 @@
 
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "runtime/quant_blocks.h"
 
 namespace hart::runtime::internal {
@@ -164,6 +166,92 @@ struct Q8Kernel {
   }
 };
 
+// Decode of Q4_0 / Q8_0 over up to kRowsPerDot rows at once. Per block the
+// activation load (and, for Q4_0, 8 * pair sums of the activations) and the
+// f16 -> f32 conversion of the rows' scales (one vcvtph2ps for all rows) are
+// shared. Q4_0 nibbles stay unsigned: maddubs(u, x) - maddubs(8, x) is
+// (u - 8) . x pairwise in int16 (|u x| pairs <= 3810, 8 x pairs <= 2032),
+// exactly the int16 pairs of Q8Kernel's sign trick, and the float steps
+// (scale wd * xd, even/odd accumulator chains, final Hsum) are Q8Kernel's
+// too, so every row's result is bit-identical to RowDot's.
+constexpr size_t kPrefetchBytes = 768;
+
+template <bool kQ4>
+struct Q8Rows {
+  template <int R>
+  static void Run(const uint8_t* w, size_t row_bytes, const ActBlockQ8* xb, int64_t nb, float* out) {
+    __m256 acc0[R], acc1[R];
+    for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+      // R interleaved row streams defeat the hardware prefetchers once the
+      // weights come from DRAM (measured: slower than one row at a time), so
+      // each row asks for its line kPrefetchBytes ahead.
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(w + r * row_bytes + i * sizeof(B) + kPrefetchBytes),
+                     _MM_HINT_T0);
+      Block<R>(w, row_bytes, xb, i, acc0);
+      Block<R>(w, row_bytes, xb, i + 1, acc1);
+    }
+    if (i < nb) Block<R>(w, row_bytes, xb, i, acc0);
+    for (int r = 0; r < R; ++r) out[r] = Hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  }
+
+  template <int R>
+  static inline __attribute__((always_inline)) void Block(const uint8_t* w, size_t row_bytes,
+                                                          const ActBlockQ8* xb, int64_t i, __m256* acc) {
+    using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
+    const B* blk[R];
+    for (int r = 0; r < R; ++r) blk[r] = reinterpret_cast<const B*>(w + r * row_bytes) + i;
+    // The rows' f16 scales side by side, converted and multiplied by the
+    // activation scale in one go.
+    uint64_t packed = 0;
+    for (int r = 0; r < R; ++r) {
+      uint16_t d;  // the f16 scale is the first field of both block types
+      __builtin_memcpy(&d, reinterpret_cast<const uint8_t*>(blk[r]), 2);
+      packed |= static_cast<uint64_t>(d) << (16 * r);
+    }
+    alignas(16) float scale[4];
+    _mm_store_ps(scale, _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(packed))),
+                                   _mm_set1_ps(xb[i].d)));
+    const __m256i x = Load32(xb[i].qs);
+    const __m256i ones = _mm256_set1_epi16(1);
+    if constexpr (kQ4) {
+      const __m256i corr = _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
+      const __m256i shift = _mm256_set_epi64x(4, 4, 0, 0);
+      const __m256i low4 = _mm256_set1_epi8(0x0F);
+      for (int r = 0; r < R; ++r) {
+        const __m256i raw =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r]->qs)));
+        const __m256i u = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), low4);
+        const __m256i p = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), corr), ones);
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[r]), _mm256_cvtepi32_ps(p), acc[r]);
+      }
+    } else {
+      for (int r = 0; r < R; ++r) {
+        const __m256i q = Load32(blk[r]->qs);
+        const __m256i p = DotI8(_mm256_sign_epi8(q, q), q, x);
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[r]), _mm256_cvtepi32_ps(p), acc[r]);
+      }
+    }
+  }
+};
+
+template <typename K>
+void RowsDot(const void* w, size_t row_bytes, int n_rows, const void* x, int64_t cols, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const ActBlockQ8*>(x);
+  const int64_t nb = cols / kQK;
+  switch (n_rows) {
+    case 4: K::template Run<4>(wb, row_bytes, xb, nb, out); break;
+    case 3: K::template Run<3>(wb, row_bytes, xb, nb, out); break;
+    case 2: K::template Run<2>(wb, row_bytes, xb, nb, out); break;
+    case 1: K::template Run<1>(wb, row_bytes, xb, nb, out); break;
+    default: break;
+  }
+}
+
 // Q4_K / Q5_K against ActBlockQ8K. Per super-block the integer sum over the
 // eight sub-blocks (scale folded in by madd) becomes one float FMA; the mins
 // term uses the activation block sums.
@@ -302,7 +390,59 @@ void RowDot(const void* w_row, const void* x, size_t x_stride, int n_x, int64_t 
   }
 }
 
+// QuantizeBlock of quantize_activations.cc, eight lanes at a time: the same
+// amax (max is exact), the same id = 127 / amax and products, and vroundps
+// to nearest-even as nearbyint in the default rounding mode, so the bytes are
+// identical. A decode step quantizes every matrix's input, which the scalar
+// loop (a libm call per value) made cost as much as a small matvec.
+float QuantizeBlockAvx2(const float* x, int n, int8_t* q) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 amax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 z = _mm256_sub_ps(v, v);  // NaN for inf and NaN
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
+    amax = _mm256_max_ps(amax, _mm256_and_ps(v, abs_mask));
+  }
+  if (_mm256_movemask_ps(bad) != 0) {
+    __builtin_memset(q, 0, static_cast<size_t>(n));
+    return __builtin_nanf("");
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float a = _mm_cvtss_f32(m);
+  if (a == 0.0f) {
+    __builtin_memset(q, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const __m256 id = _mm256_set1_ps(127.0f / a);
+  const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int i = 0; i < n; i += 32) {
+    __m256i v[4];
+    for (int k = 0; k < 4; ++k) {
+      __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), id),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      v[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+    }
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(b, order));
+  }
+  return a / 127.0f;
+}
+
 }  // namespace
+
+QuantizeBlockFn Avx2QuantizeBlock() { return QuantizeBlockAvx2; }
+
+RowsDotFn Avx2RowsDot(DType t) {
+  switch (t) {
+    case DType::kQ4_0: return RowsDot<Q8Rows<true>>;
+    case DType::kQ8_0: return RowsDot<Q8Rows<false>>;
+    default: return nullptr;
+  }
+}
 
 RowDotFn Avx2RowDot(DType t) {
   switch (t) {
@@ -324,6 +464,8 @@ RowDotFn Avx2RowDot(DType t) {
 
 namespace hart::runtime::internal {
 RowDotFn Avx2RowDot(DType) { return nullptr; }
+RowsDotFn Avx2RowsDot(DType) { return nullptr; }
+QuantizeBlockFn Avx2QuantizeBlock() { return nullptr; }
 }  // namespace hart::runtime::internal
 
 #endif

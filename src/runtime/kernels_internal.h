@@ -35,9 +35,27 @@ void QuantizeActivationRow(ActFormat f, const float* x, int64_t cols, void* dst)
 using RowDotFn = void (*)(const void* w_row, const void* x, size_t x_stride, int n_x,
                           int64_t cols, float* out, size_t out_stride);
 
+// Decode (one activation row) for n_rows <= kRowsPerDot consecutive weight
+// rows lying row_bytes apart: out[r] = dot(weight row r, x). Sharing the
+// activation loads and per-block work between rows is what makes it faster
+// than n_rows RowDot calls; each out[r] must be bit-identical to what RowDot
+// gives for that row, so results never depend on how rows are grouped (head
+// slices of the streamer, thread chunks).
+inline constexpr int kRowsPerDot = 4;
+using RowsDotFn = void (*)(const void* w, size_t row_bytes, int n_rows, const void* x, int64_t cols,
+                           float* out);
+
 // Row dot of weight type t on `isa`; nullptr when t is unsupported.
 RowDotFn PortableRowDot(DType t);
 RowDotFn Avx2RowDot(DType t);  // nullptr too when built without AVX2 support
+// Multi-row decode kernels; nullptr where a type has none (RowDot is used).
+RowsDotFn Avx2RowsDot(DType t);
+
+// Quantizes n (a multiple of 32) activations to int8 with scale amax / 127,
+// rounding half to even; returns the scale (NaN with zeros when a value is
+// not finite). The AVX2 version gives the same bytes as the portable one.
+using QuantizeBlockFn = float (*)(const float* x, int n, int8_t* q);
+QuantizeBlockFn Avx2QuantizeBlock();  // nullptr when built without AVX2 support
 
 // MatMul on the given ISA (which must be supported).
 void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t n_tokens,

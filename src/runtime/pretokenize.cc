@@ -112,7 +112,8 @@ std::string ToIcuSyntax(std::string_view p) {
 
 }  // namespace
 
-absl::StatusOr<PreTokenizer> PreTokenizer::FromPatterns(const std::vector<std::string>& patterns) {
+absl::StatusOr<PreTokenizer> PreTokenizer::FromPatterns(const std::vector<std::string>& patterns,
+                                                         bool ignore_merges) {
   auto impl = std::make_shared<PreTokenizerImpl>();
   for (const std::string& p : patterns) {
     const std::string icu = ToIcuSyntax(p);
@@ -128,7 +129,21 @@ absl::StatusOr<PreTokenizer> PreTokenizer::FromPatterns(const std::vector<std::s
   }
   PreTokenizer t;
   t.impl_ = std::move(impl);
+  t.ignore_merges_ = ignore_merges;
   return t;
+}
+
+const std::vector<std::string>* PreTokenizer::PatternsForName(std::string_view pre) {
+  for (const Family& f : Families())
+    for (const char* name : f.names)
+      if (name != nullptr && pre == name) return &f.patterns;
+  return nullptr;
+}
+
+std::string PreTokenizer::NameForPatterns(const std::vector<std::string>& patterns) {
+  for (const Family& f : Families())
+    if (f.patterns == patterns) return f.names[0];
+  return "";
 }
 
 absl::StatusOr<PreTokenizer> PreTokenizer::ForName(std::string_view pre) {

@@ -28,7 +28,14 @@ class PreTokenizer {
   // error (a wrong split silently degrades every generation).
   static absl::StatusOr<PreTokenizer> ForName(std::string_view pre);
   // For explicit expressions in HF syntax (\s means Unicode White_Space).
-  static absl::StatusOr<PreTokenizer> FromPatterns(const std::vector<std::string>& patterns);
+  static absl::StatusOr<PreTokenizer> FromPatterns(const std::vector<std::string>& patterns,
+                                                   bool ignore_merges = false);
+  // The expressions of a family (as ForName uses them); nullptr for an
+  // unknown name. Tests write them into tokenizer.json files.
+  static const std::vector<std::string>* PatternsForName(std::string_view pre);
+  // The family name whose expressions are exactly `patterns`, in order
+  // (how a tokenizer.json's Split list is recognized); "" when none is.
+  static std::string NameForPatterns(const std::vector<std::string>& patterns);
 
   // Consecutive pieces of `text` (views into it) that together cover it.
   // Invalid UTF-8 bytes are kept, each as a character of its own.

@@ -13,7 +13,7 @@ namespace hart::runtime::internal {
 namespace {
 
 // Scale so that the largest |x| maps to 127; round half to even. Returns d.
-float QuantizeBlock(const float* x, int n, int8_t* q) {
+float QuantizeBlockPortable(const float* x, int n, int8_t* q) {
   float amax = 0.0f;
   bool finite = true;
   for (int i = 0; i < n; ++i) {
@@ -32,6 +32,12 @@ float QuantizeBlock(const float* x, int n, int8_t* q) {
     q[i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
   }
   return amax / 127.0f;
+}
+
+// The AVX2 version when the CPU has it (same bytes, see Avx2QuantizeBlock).
+float QuantizeBlock(const float* x, int n, int8_t* q) {
+  static const QuantizeBlockFn fast = IsaSupported(Isa::kAvx2) ? Avx2QuantizeBlock() : nullptr;
+  return fast != nullptr ? fast(x, n, q) : QuantizeBlockPortable(x, n, q);
 }
 
 }  // namespace

@@ -29,7 +29,10 @@ class StoreWeightSource final : public WeightSource {
     ASSIGN_OR_RETURN(src->version_, src->store_->Resolve(ref));
     src->origin_ = src->version_.ref();
     ASSIGN_OR_RETURN(auto rows, src->store_->ListTensors(src->version_.id));
-    for (auto& r : rows) src->infos_.push_back(WeightInfo{r.name, r.dtype, r.shape, r.nbytes});
+    for (auto& r : rows) {
+      src->infos_.push_back(WeightInfo{r.name, r.dtype, r.shape, r.nbytes});
+      src->contiguous_.push_back(r.contiguous);
+    }
     src->bytes_.resize(src->infos_.size());
     ASSIGN_OR_RETURN(src->files_, src->store_->ListFiles(src->version_.id));
     if (src->version_.format == formats::Format::kGguf) RETURN_IF_ERROR(src->LoadGgufHeader());
@@ -79,7 +82,14 @@ class StoreWeightSource final : public WeightSource {
     return bytes_[i]->bytes();
   }
 
+  // Safe from several threads at once (the streamer reads a group in
+  // chunks): a contiguous tensor's mapping is never dropped once made; an
+  // assembled one is rebuilt and dropped per call, one call at a time, so it
+  // never stays resident beside the streamer's buffers.
   absl::Status Read(const WeightInfo& t, uint64_t offset, std::span<uint8_t> out) override {
+    const size_t i = IndexOf(t);
+    std::unique_lock<std::mutex> assembling(assemble_mu_, std::defer_lock);
+    if (!contiguous_[i]) assembling.lock();
     ASSIGN_OR_RETURN(auto span, Map(t));
     if (offset + out.size() > span.size())
       return absl::OutOfRangeError(fmt::format("{}: {}: read past the tensor's end", origin_, t.name));
@@ -87,16 +97,17 @@ class StoreWeightSource final : public WeightSource {
     AdviseRange(p, out.size(), MADV_WILLNEED);
     std::memcpy(out.data(), p, out.size());
     std::lock_guard<std::mutex> l(mu_);
-    auto& tb = bytes_[IndexOf(t)];
+    auto& tb = bytes_[i];
     if (tb->zero_copy()) {
       AdviseRange(p, out.size(), MADV_DONTNEED);
-    } else {
+    } else if (!contiguous_[i]) {
       tb.reset();  // an assembled copy would hold the whole tensor resident
     }
     return absl::OkStatus();
   }
 
   void Prefetch(const WeightInfo& t, uint64_t offset, uint64_t n) override {
+    if (!contiguous_[IndexOf(t)]) return;  // assembling it here would keep it resident
     auto span = Map(t);
     if (span.ok() && offset + n <= span->size()) AdviseRange(span->data() + offset, n, MADV_WILLNEED);
   }
@@ -156,7 +167,9 @@ class StoreWeightSource final : public WeightSource {
   formats::GgufMetadata gguf_;
   bool is_gguf_ = false;
   std::vector<WeightInfo> infos_;
+  std::vector<bool> contiguous_;  // parallel to infos_: readable zero-copy
   std::mutex mu_;
+  std::mutex assemble_mu_;  // one assembled (non-contiguous) tensor at a time
   std::vector<std::unique_ptr<store::TensorBytes>> bytes_;  // parallel to infos_
   std::vector<Fd> pack_fds_;
 };

@@ -123,7 +123,17 @@ absl::Status LoadVocab(const formats::GgufMetadata& md, std::string_view source,
       v->type[i] = (t >= 0 && t <= 6) ? static_cast<TokenType>(t) : TokenType::kUndefined;
     }
   }
+  IndexVocab(v);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void IndexVocab(Vocab* v) {
+  const size_t n = v->text.size();
+  v->to_id.clear();
   v->to_id.reserve(n);
+  v->max_token_len = 0;
   for (size_t i = 0; i < n; ++i) {
     if (v->text[i].empty()) continue;
     v->to_id.emplace(v->text[i], static_cast<int32_t>(i));  // a duplicate keeps its first id
@@ -138,10 +148,41 @@ absl::Status LoadVocab(const formats::GgufMetadata& md, std::string_view source,
     if (v->byte_token[b] != kNoToken) continue;
     v->byte_token[b] = v->Find(std::string(1, static_cast<char>(b)));
   }
-  return absl::OkStatus();
 }
 
-}  // namespace
+void FinishTokenizer(TokenizerImpl* t) {
+  const int32_t n = t->vocab.size();
+  // End of generation: the ids named above plus the known end-of-turn texts,
+  // which are control tokens whatever the converter marked them.
+  for (std::string_view text : kEotTexts) {
+    const int32_t id = t->vocab.Find(text);
+    if (id == kNoToken) continue;
+    if (t->eot == kNoToken) t->eot = id;
+    t->eog.insert(id);
+    t->vocab.type[id] = TokenType::kControl;
+  }
+  for (std::string_view text : kEogExtraTexts) {
+    const int32_t id = t->vocab.Find(text);
+    if (id == kNoToken) continue;
+    if (text == "<|eom_id|>" && t->eom == kNoToken) t->eom = id;
+    t->eog.insert(id);
+    t->vocab.type[id] = TokenType::kControl;
+  }
+  for (int32_t id : {t->eos, t->eot, t->eom}) {
+    if (id != kNoToken) t->eog.insert(id);
+  }
+
+  for (int32_t id = 0; id < n; ++id) {
+    if (IsSpecialType(t->vocab.type[id]) && !t->vocab.text[id].empty()) t->special.push_back(id);
+  }
+  std::stable_sort(t->special.begin(), t->special.end(), [&](int32_t a, int32_t b) {
+    return t->vocab.text[a].size() > t->vocab.text[b].size();
+  });
+  if (t->lstrip.size() != static_cast<size_t>(n)) t->lstrip.assign(n, 0);
+  if (t->rstrip.size() != static_cast<size_t>(n)) t->rstrip.assign(n, 0);
+  t->piece.resize(n);
+  for (int32_t id = 0; id < n; ++id) t->piece[id] = MakePiece(*t, id);
+}
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::GgufMetadata& md,
                                                                std::string_view source) {
@@ -215,39 +256,24 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::Gg
   if (auto b = md.GetBool("tokenizer.ggml.normalizer.lowercase")) t->lowercase = *b;
   t->strip_accents = md.GetBool("tokenizer.ggml.normalizer.strip_accents").value_or(t->lowercase);
 
-  // End of generation: the ids named above plus the known end-of-turn texts,
-  // which are control tokens whatever the converter marked them.
-  for (std::string_view text : kEotTexts) {
-    const int32_t id = t->vocab.Find(text);
-    if (id == kNoToken) continue;
-    if (t->eot == kNoToken) t->eot = id;
-    t->eog.insert(id);
-    t->vocab.type[id] = TokenType::kControl;
-  }
-  for (std::string_view text : kEogExtraTexts) {
-    const int32_t id = t->vocab.Find(text);
-    if (id == kNoToken) continue;
-    if (text == "<|eom_id|>" && t->eom == kNoToken) t->eom = id;
-    t->eog.insert(id);
-    t->vocab.type[id] = TokenType::kControl;
-  }
-  for (int32_t id : {t->eos, t->eot, t->eom}) {
-    if (id != kNoToken) t->eog.insert(id);
-  }
-
-  for (int32_t id = 0; id < n; ++id) {
-    if (IsSpecialType(t->vocab.type[id]) && !t->vocab.text[id].empty()) t->special.push_back(id);
-  }
-  std::stable_sort(t->special.begin(), t->special.end(), [&](int32_t a, int32_t b) {
-    return t->vocab.text[a].size() > t->vocab.text[b].size();
-  });
+  t->chat_template = md.GetString("tokenizer.chat_template").value_or("");
   t->lstrip.assign(n, 0);
   t->rstrip.assign(n, 0);
+  // The tokens FinishTokenizer will treat as special: those typed so plus
+  // the end-of-turn texts it makes CONTROL.
+  std::vector<int32_t> special;
+  for (int32_t id = 0; id < n; ++id) {
+    const std::string& text = t->vocab.text[id];
+    const bool eot = std::find(std::begin(kEotTexts), std::end(kEotTexts), text) != std::end(kEotTexts) ||
+                     std::find(std::begin(kEogExtraTexts), std::end(kEogExtraTexts), text) !=
+                         std::end(kEogExtraTexts);
+    if ((IsSpecialType(t->vocab.type[id]) || eot) && !text.empty()) special.push_back(id);
+  }
   // Phi-3's added tokens eat the whitespace after them (rstrip in its
   // tokenizer.json), which GGUF does not record; llama.cpp keys it on the name.
   const std::string name = Lowered(md.GetString("general.name").value_or(""));
   if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
-    for (int32_t id : t->special) t->rstrip[id] = 1;
+    for (int32_t id : special) t->rstrip[id] = 1;
     for (std::string_view s : {"</s>"}) {
       if (int32_t id = t->vocab.Find(s); id != kNoToken) t->rstrip[id] = 1;
     }
@@ -256,8 +282,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::Gg
     }
   }
 
-  t->piece.resize(n);
-  for (int32_t id = 0; id < n; ++id) t->piece[id] = MakePiece(*t, id);
+  FinishTokenizer(t.get());
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(t)));
 }
 
@@ -416,6 +441,7 @@ int32_t Tokenizer::sep_id() const { return impl_->sep; }
 int32_t Tokenizer::pad_id() const { return impl_->pad; }
 bool Tokenizer::add_bos_default() const { return impl_->add_bos; }
 bool Tokenizer::add_space_prefix() const { return impl_->add_space_prefix; }
+const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
 bool Tokenizer::IsEog(int32_t id) const { return impl_->eog.count(id) > 0; }
 
 std::string StreamDecoder::Push(int32_t id) {

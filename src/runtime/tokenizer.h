@@ -1,7 +1,9 @@
 // Tokenizer: text <-> token ids for the vocabularies GGUF files carry
 // (tokenizer.ggml.*): SentencePiece-style "llama" (score merges, byte
 // fallback), byte-level BPE "gpt2" (merge ranks, per-family pre-tokenizer
-// named by tokenizer.ggml.pre) and WordPiece "bert". Behaviour follows
+// named by tokenizer.ggml.pre) and WordPiece "bert"; and for Hugging Face
+// tokenizer.json files of model type BPE, mapped onto the same two BPE
+// encoders (tokenizer_hf.cc). Behaviour follows
 // llama.cpp's llama-vocab so that ids match the published test vectors and
 // the HF tokenizers the models were trained with.
 //
@@ -23,6 +25,8 @@
 
 namespace hart::runtime {
 
+class WeightSource;
+
 enum class TokenizerKind { kSpm, kBpe, kWordPiece };
 
 // GGUF tokenizer.ggml.token_type values.
@@ -42,6 +46,15 @@ class Tokenizer {
                                                              std::string_view source = "gguf");
   // ReadGgufMetadata(path) then FromGguf.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGgufFile(const std::string& path);
+  // A Hugging Face tokenizer.json (model.type "BPE": byte-level as gpt2,
+  // llama-3, qwen2; or SentencePiece-style with byte_fallback and U+2581
+  // spaces as llama-2), with the texts of tokenizer_config.json (bos/eos,
+  // add_bos_token, chat_template) and generation_config.json (eos_token_id)
+  // when present ("" when absent). `dir` names the files in errors.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromHfJson(std::string_view tokenizer_json,
+                                                               std::string_view tokenizer_config_json,
+                                                               std::string_view generation_config_json,
+                                                               std::string_view dir);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -82,6 +95,9 @@ class Tokenizer {
   bool add_bos_default() const;
   // SentencePiece's space in front of the text (Decode drops it again).
   bool add_space_prefix() const;
+  // The Jinja chat template (tokenizer.chat_template or tokenizer_config.json's
+  // chat_template); "" when the model has none.
+  const std::string& chat_template() const;
   // End of generation: EOS, EOT, EOM and the end-of-turn tokens of the
   // known chat formats (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, ...).
   bool IsEog(int32_t id) const;
@@ -90,6 +106,10 @@ class Tokenizer {
   explicit Tokenizer(std::unique_ptr<TokenizerImpl> impl);
   std::unique_ptr<TokenizerImpl> impl_;
 };
+
+// The tokenizer of a model's weights: from the GGUF metadata, else from the
+// checkpoint's tokenizer.json (+ tokenizer_config.json, generation_config.json).
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& source);
 
 // Turns a stream of generated ids into complete UTF-8 text: bytes of a
 // character split over several tokens are held back until the character is

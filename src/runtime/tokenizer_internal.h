@@ -87,6 +87,16 @@ struct TokenizerImpl {
   std::vector<uint8_t> lstrip, rstrip;  // per token: eat spaces on that side
   std::vector<std::string> piece;       // per token: the bytes it stands for
   std::unordered_set<int32_t> eog;
+  std::string chat_template;  // Jinja text, "" when the model has none
 };
+
+// Fills to_id, max_token_len and byte_token from text and type.
+void IndexVocab(Vocab* v);
+
+// Common last step of every loader, once vocab, ids and flags are set: end
+// of generation ids (plus the known end-of-turn texts, which become
+// CONTROL), the special-token cut order, strip flags sized to the
+// vocabulary, and each token's decoded piece.
+void FinishTokenizer(TokenizerImpl* t);
 
 }  // namespace hart::runtime

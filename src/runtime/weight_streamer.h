@@ -6,7 +6,10 @@
 // source's mapping. With a budget the streamer pins the groups the caller
 // ranks first (output head, first layers) while room remains for a window of
 // slots, and a prefetch thread reads the other groups into the slots ahead of
-// use, in cycle order, while the forward pass computes the group before.
+// use, in cycle order, while the forward pass computes the group before. Each
+// group is cut into chunks that several reader threads read at once: one
+// synchronous reader keeps one request in flight, far below what storage
+// delivers with a deeper queue.
 //
 // Invariants: resident weight bytes = pinned bytes + slots x slot size <=
 // budget, fixed for the streamer's life (slots are allocated once). The
@@ -92,6 +95,15 @@ class WeightStreamer {
  private:
   WeightStreamer() = default;
   void PrefetchLoop();
+  void ReaderLoop();
+  struct ReadJob {
+    const WeightInfo* info;
+    uint64_t offset;
+    std::span<uint8_t> dst;
+  };
+  // Runs `jobs` on the reader threads and the calling one; the first error.
+  absl::Status ReadAll(std::vector<ReadJob> jobs);
+  absl::Status RunJob(const ReadJob& j);
 
   WeightSource* source_ = nullptr;
   StreamerOptions opts_;
@@ -118,6 +130,15 @@ class WeightStreamer {
   uint64_t compute_seq_ = 0;  // next cycle position the forward pass acquires
   bool stop_ = false;
   std::thread thread_;
+  // Chunk reads of the group being loaded, shared with the reader threads.
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::vector<ReadJob> jobs_;
+  size_t next_job_ = 0;
+  size_t jobs_left_ = 0;
+  absl::Status jobs_status_;
+  bool jobs_stop_ = false;
+  std::vector<std::thread> readers_;
   std::atomic<uint64_t> bytes_read_{0};
   std::atomic<uint64_t> wait_ns_{0};
 };

@@ -78,6 +78,37 @@ TEST_F(RunCommand, RunsFromTheStore) {
   EXPECT_EQ(streamed.out, file.out);
 }
 
+// A Hugging Face checkpoint directory (safetensors, config.json,
+// tokenizer.json, tokenizer_config.json) ingested into the store runs with
+// its own tokenizer and gives the same text as the same weights as GGUF.
+TEST_F(RunCommand, RunsAnHfCheckpointFromTheStore) {
+  const std::string hf = *dir_ + "/hf";
+  std::string cmd = "/usr/bin/python3 " HART_SOURCE_DIR "/tests/fixtures/make_tiny_llama.py '" + hf +
+                    "' --format hf --type f32 --also-gguf";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  TempStore store;
+  ASSERT_TRUE(store.Init());
+  RunResult ing = store.Run({"ingest", hf, "--model", "tiny-hf", "--license", "mit"});
+  ASSERT_EQ(ing.exit_code, 0) << Describe(ing);
+  RunResult gguf = RunHart({"run", hf + "/gguf/model.gguf", "Hello world", "-n", "10", "--temp", "0"});
+  ASSERT_EQ(gguf.exit_code, 0) << Describe(gguf);
+  for (const char* budget : {"", "3M"}) {
+    std::vector<std::string> args = {"run", "tiny-hf", "Hello world", "-n", "10", "--temp", "0"};
+    if (*budget) args.insert(args.end(), {"--mem-budget", budget});
+    RunResult stored = store.Run(args);
+    ASSERT_EQ(stored.exit_code, 0) << budget << Describe(stored);
+    EXPECT_EQ(stored.out, gguf.out) << budget;
+  }
+  RunResult dir = RunHart({"run", hf, "Hello world", "-n", "10", "--temp", "0"});
+  ASSERT_EQ(dir.exit_code, 0) << Describe(dir);
+  EXPECT_EQ(dir.out, gguf.out);
+  // hart chat picks the template from tokenizer_config.json's chat_template.
+  const std::string out = *dir_ + "/hf_chat.out";
+  std::string chat = "printf 'hi\\n' | " HART_BIN " --store '" + store.dir() + "' chat tiny-hf -n 4 --temp 0 > '" +
+                     out + "' 2>&1";
+  EXPECT_EQ(std::system(chat.c_str()), 0) << ReadAll(out);
+}
+
 TEST_F(RunCommand, ChatAnswersEachLine) {
   const std::string out = *dir_ + "/chat.out";
   std::string cmd = "printf 'hi\\nagain\\n' | " HART_BIN " chat '" + Gguf() +

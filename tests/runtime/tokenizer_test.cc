@@ -13,20 +13,16 @@
 #include "core/status.h"
 #include "formats/gguf.h"
 #include "runtime/pretokenize.h"
+#include "vocab_vectors.h"
 
 namespace hart::runtime {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string VocabDir() { return std::string(HART_SOURCE_DIR) + "/../shared/testdata/llama-vocab"; }
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::Escaped;
+using testing::ReadVectors;
+using testing::VectorCase;
+using testing::VocabDir;
 
 // Tokenizers are loaded once per vocabulary; loading the 100k-token ones
 // takes a good part of a second.
@@ -42,51 +38,6 @@ const Tokenizer* LoadVocab(const std::string& name) {
   EXPECT_TRUE(tok.ok()) << Msg(tok.status());
   if (!tok.ok()) return nullptr;
   return (cache[name] = std::move(*tok)).get();
-}
-
-struct VectorCase {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// .inp holds the strings separated by "\n__ggml_vocab_test__\n" (the file
-// ends with one); .out one line of ids per string.
-std::vector<VectorCase> ReadVectors(const std::string& name) {
-  const std::string base = VocabDir() + "/ggml-vocab-" + name + ".gguf";
-  const std::string inp = Slurp(base + ".inp");
-  const std::string out = Slurp(base + ".out");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> texts;
-  for (size_t pos = 0; pos < inp.size();) {
-    size_t next = inp.find(sep, pos);
-    if (next == std::string::npos) next = inp.size();
-    texts.push_back(inp.substr(pos, next - pos));
-    pos = next + sep.size();
-  }
-  std::vector<VectorCase> cases;
-  std::istringstream lines(out);
-  std::string line;
-  for (const std::string& t : texts) {
-    if (!std::getline(lines, line)) break;
-    VectorCase c{t, {}};
-    std::istringstream ids(line);
-    int32_t id;
-    while (ids >> id) c.ids.push_back(id);
-    cases.push_back(std::move(c));
-  }
-  EXPECT_EQ(cases.size(), texts.size()) << name << ": .inp and .out disagree";
-  return cases;
-}
-
-std::string Escaped(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c == '\n') o += "\\n";
-    else if (c == '\t') o += "\\t";
-    else if (c < 0x20) o += fmt::format("\\x{:02x}", c);
-    else o += static_cast<char>(c);
-  }
-  return o;
 }
 
 class VocabVectors : public ::testing::TestWithParam<const char*> {};
