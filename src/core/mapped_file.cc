@@ -52,4 +52,19 @@ void MappedFile::AdviseSequential() const {
   if (data_ && size_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
 }
 
+void AdviseRange(const uint8_t* p, uint64_t n, int advice) {
+  if (p == nullptr || n == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(a), b - a, advice);
+}
+
+void PrefaultRange(const uint8_t* p, uint64_t n) {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older libc headers lack it
+#endif
+  AdviseRange(p, n, MADV_POPULATE_READ);
+}
+
 }  // namespace hart

@@ -20,6 +20,7 @@
 
 #include "core/decode.h"
 #include "core/shape.h"
+#include "core/mapped_file.h"
 #include "core/status.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -163,6 +164,7 @@ absl::StatusOr<std::string> Stats(State* st, sqlite3* db, sqlite3_value* arg) {
     if (row) return q.Text(0);
   }
   ASSIGN_OR_RETURN(store::TensorBytes tb, Bytes(st, t));
+  if (tb.zero_copy()) PrefaultRange(tb.bytes());  // every byte is read: map it in one call
   const uint64_t bs = Info(t.dtype).block_size, ts = Info(t.dtype).type_size;
   StatsAccumulator acc;
   std::vector<float> buf(kStep);

@@ -13,7 +13,7 @@
 #include "core/file_util.h"
 #include "core/status.h"
 #include "runtime/weight_source.h"
-#include "runtime/weight_source_util.h"
+#include "core/mapped_file.h"
 #include "store/store.h"
 
 namespace hart::runtime {

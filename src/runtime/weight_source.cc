@@ -12,7 +12,7 @@
 #include "core/file_util.h"
 #include "core/status.h"
 #include "formats/safetensors.h"
-#include "runtime/weight_source_util.h"
+#include "core/mapped_file.h"
 
 namespace hart::runtime {
 
@@ -27,13 +27,6 @@ void WeightSource::Index() {
   for (size_t i = 0; i < ts.size(); ++i) by_name_.emplace(ts[i].name, i);
 }
 
-void AdviseRange(const uint8_t* p, uint64_t n, int advice) {
-  if (p == nullptr || n == 0) return;
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-  uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) & ~(page - 1);
-  ::madvise(reinterpret_cast<void*>(a), b - a, advice);
-}
 
 namespace {
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "store/store.h"
 
@@ -54,7 +55,10 @@ BackgroundHasher::BackgroundHasher(const std::vector<std::span<const uint8_t>>& 
   if (!chunks_.empty())
     chunk_thread_ = std::thread([this] {
       ThreadPool::Default().ParallelFor(chunks_.size(), [this](size_t c) {
-        if (!cancel_.load(std::memory_order_relaxed)) chunk_digests_[c] = ChunkDigest(chunks_[c]);
+        if (!cancel_.load(std::memory_order_relaxed)) {
+          PrefaultRange(chunks_[c]);
+          chunk_digests_[c] = ChunkDigest(chunks_[c]);
+        }
         ready_[c].store(1, std::memory_order_release);
         ready_[c].notify_all();
       });
@@ -68,6 +72,7 @@ BackgroundHasher::BackgroundHasher(const std::vector<std::span<const uint8_t>>& 
         for (size_t pos = 0; pos < f.size(); pos += kSlice) {
           if (cancel_.load(std::memory_order_relaxed)) return;
           auto part = f.subspan(pos, std::min(kSlice, f.size() - pos));
+          PrefaultRange(part);
           s.Update(part);
           if (progress) progress->Add(part.size());
         }

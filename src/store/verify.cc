@@ -6,6 +6,7 @@
 
 #include "core/progress.h"
 #include "core/sha256.h"
+#include "core/mapped_file.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "fmt/format.h"
@@ -67,8 +68,10 @@ absl::StatusOr<VerifyReport> Store::Verify(bool progress) {
                       : std::string(Msg(m.status()));
     } else if ((*m)->size() < r.loc.offset + r.loc.size || r.loc.offset < kPackHeaderSize) {
       reason[i] = "truncated";
-    } else if (Sha256((*m)->bytes().subspan(r.loc.offset, r.loc.size)) != r.digest) {
-      reason[i] = "hash mismatch";
+    } else {
+      std::span<const uint8_t> chunk = (*m)->bytes().subspan(r.loc.offset, r.loc.size);
+      PrefaultRange(chunk);
+      if (Sha256(chunk) != r.digest) reason[i] = "hash mismatch";
     }
     if (bar) bar->Add(r.loc.size);
   });
