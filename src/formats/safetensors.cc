@@ -63,21 +63,6 @@ absl::StatusOr<ModelSource> ReadSingle(const std::string& path, const std::strin
   return src;
 }
 
-// A shard path must name a file inside the checkpoint directory.
-bool ShardPathIsSafe(const std::string& p) {
-  if (p.empty() || p.front() == '/' || p.find('\0') != p.npos || p.find('\\') != p.npos)
-    return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t slash = p.find('/', start);
-    if (slash == p.npos) slash = p.size();
-    std::string_view part(p.data() + start, slash - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = slash + 1;
-  }
-  return true;
-}
-
 absl::StatusOr<ModelSource> ReadSharded(const std::string& index_path, const std::string& dir) {
   ModelSource src;
   src.format = Format::kSafetensors;
