@@ -21,6 +21,7 @@ struct IngestArgs {
   std::string model;
   std::string license;
   std::string parent;
+  bool file_sha256 = false;
 };
 
 absl::StatusOr<store::IngestResult> IngestOne(store::Store& st, const std::string& path,
@@ -62,6 +63,7 @@ void PrintResult(const store::IngestResult& r) {
 int RunIngest(Cli& cli, const IngestArgs& args) {
   store::IngestOptions opts;
   opts.model = args.model;
+  opts.file_sha256 = args.file_sha256;
   if (!args.license.empty()) opts.license = args.license;
   if (!args.parent.empty()) {
     auto ref = store::ParseVersionRef(args.parent);
@@ -109,6 +111,9 @@ void RegisterIngest(Cli& cli) {
   sub->add_option("--license", args->license,
                   "license id (e.g. mit, apache-2.0) when the file names none");
   sub->add_option("--parent", args->parent, "the version this one derives from (MODEL@V)");
+  sub->add_flag("--file-sha256", args->file_sha256,
+                "also record each file's plain SHA-256 (one extra serial pass; for comparing "
+                "with a published hash)");
 }
 
 }  // namespace hart::cli

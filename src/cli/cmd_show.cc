@@ -1,5 +1,6 @@
 // Looking at what a store holds: `hart ls [MODEL]`, `hart show MODEL[@V]`,
 // `hart diff A B`.
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -97,10 +98,12 @@ int RunShow(Cli& cli, const std::string& arg) {
                {"size", fmt::format("{} ({} bytes)", HumanBytes(v->logical_bytes),
                                     v->logical_bytes)},
                {"files", std::to_string(files->size())}});
-  if (files->size() > 1) {
+  bool any_sha = std::any_of(files->begin(), files->end(), [](const auto& f) { return !f.sha256.empty(); });
+  if (files->size() > 1 || any_sha) {
     fmt::print("\n");
-    Table ft({{"FILE"}, {"SIZE", A::kRight}, {"SHA256"}});
-    for (const auto& f : *files) ft.AddRow({f.name, HumanBytes(f.size), f.sha256});
+    Table ft({{"FILE"}, {"SIZE", A::kRight}, {any_sha ? "SHA256" : "DIGEST"}});
+    for (const auto& f : *files)
+      ft.AddRow({f.name, HumanBytes(f.size), any_sha ? (f.sha256.empty() ? "-" : f.sha256) : f.digest});
     ft.Print();
   }
   fmt::print("\n");

@@ -68,7 +68,9 @@ json ToJson(const store::TensorRow& r) {
 }
 
 json ToJson(const store::FileRow& r) {
-  return {{"index", r.index}, {"name", r.name}, {"size", r.size}, {"sha256", r.sha256}};
+  nlohmann::json j = {{"index", r.index}, {"name", r.name}, {"size", r.size}, {"digest", r.digest}};
+  j["sha256"] = r.sha256.empty() ? nlohmann::json() : nlohmann::json(r.sha256);
+  return j;
 }
 
 json ToJson(const store::DiffRow& r) {

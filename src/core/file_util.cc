@@ -1,7 +1,12 @@
 #include "core/file_util.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <vector>
 
 #include <cerrno>
 #include <cstring>
@@ -64,6 +69,33 @@ absl::Status PWriteAll(int fd, std::span<const uint8_t> bytes, uint64_t offset,
     if (n == 0) return Errno(path, "write", ENOSPC);
     bytes = bytes.subspan(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PWriteVAll(int fd, std::span<const std::span<const uint8_t>> parts, uint64_t offset,
+                        const std::string& path) {
+  std::vector<iovec> iov;
+  for (auto p : parts)
+    if (!p.empty()) iov.push_back({const_cast<uint8_t*>(p.data()), p.size()});
+  size_t first = 0;
+  while (first < iov.size()) {
+    int cnt = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = ::pwritev(fd, iov.data() + first, cnt, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno(path, "write", errno);
+    }
+    if (n == 0) return Errno(path, "write", ENOSPC);
+    offset += static_cast<uint64_t>(n);
+    // Skip what went out; a short write leaves the rest of one part.
+    for (size_t left = static_cast<size_t>(n); left > 0;) {
+      size_t take = std::min(left, iov[first].iov_len);
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
+      iov[first].iov_len -= take;
+      left -= take;
+      if (iov[first].iov_len == 0) ++first;
+    }
   }
   return absl::OkStatus();
 }

@@ -15,6 +15,9 @@ namespace hart {
 absl::Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path);
 absl::Status PWriteAll(int fd, std::span<const uint8_t> bytes, uint64_t offset,
                        const std::string& path);
+// The parts written back to back from `offset` (pwritev, IOV_MAX at a time).
+absl::Status PWriteVAll(int fd, std::span<const std::span<const uint8_t>> parts, uint64_t offset,
+                        const std::string& path);
 absl::Status PReadAll(int fd, std::span<uint8_t> out, uint64_t offset, const std::string& path);
 absl::Status FsyncFd(int fd, const std::string& path);
 // fsync of a directory, so that a rename or create inside it is durable.

@@ -40,12 +40,32 @@ absl::StatusOr<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& 
     }
     data = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
-  return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
+  return std::shared_ptr<MappedFile>(new MappedFile(path, fd, data, size));
 }
 
 MappedFile::~MappedFile() {
   if (data_ && size_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  ::close(fd_);
+}
+
+absl::Status MappedFile::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
+  if (offset > size_ || out.size() > size_ - offset)
+    return absl::OutOfRangeError(absl::StrCat(path_, ": read of ", out.size(), " bytes at offset ",
+                                              offset, " past the end (", size_, " bytes)"));
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(
+          absl::StrCat(path_, ": read at offset ", offset + done, ": ", std::strerror(errno)));
+    }
+    if (n == 0)
+      return absl::DataLossError(absl::StrCat(path_, ": file ends at offset ", offset + done,
+                                              ", it shrank while being read"));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
 }
 
 void MappedFile::AdviseSequential() const {

@@ -182,12 +182,21 @@ CREATE TABLE version_tombstone(
   PRIMARY KEY(model_id, number)) WITHOUT ROWID;
 )sql";
 
+// v6: each file's NinaDB digest (see FileDigest in store/chunker.h), a tree
+// hash over its segments' chunk digests that ingest gets without a second
+// pass over the bytes. file.sha256 (a plain SHA-256 of the whole file, one
+// serial pass) is now '' unless ingest was asked for it (--file-sha256).
+constexpr const char* kV6 = R"sql(
+ALTER TABLE file ADD COLUMN digest TEXT;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
     {3, "full-text search and tensor_stats cache", kV3},
     {4, "component name and role indexes", kV4},
     {5, "tombstones of deleted versions", kV5},
+    {6, "file digests", kV6},
 };
 
 }  // namespace

@@ -13,11 +13,14 @@
 #include <filesystem>
 #include <map>
 
+#include "core/mapped_file.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 #include "core/sha256.h"
 #include "core/status.h"
 #include "formats/safetensors.h"
 #include "fmt/format.h"
+#include "store/chunker.h"
 #include "store/db.h"
 #include "store/store.h"
 #include "store/store_impl.h"
@@ -131,6 +134,18 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
       segs.push_back(s);
     }
   }
+  // --verify: the file digest from the chunks as read back (on every core,
+  // after the copy), and the plain SHA-256 too when ingest recorded one.
+  const bool check_sha = verify && !f.sha256.empty();
+  const bool check_digest = verify && !f.digest.empty();
+  if (verify && !check_sha && !check_digest)
+    return absl::DataLossError(fmt::format("{} {}: no digest recorded to verify against", v.ref(), f.name));
+  struct ToHash {
+    std::shared_ptr<MappedFile> pack;  // null: the zero chunk
+    uint64_t offset = 0, size = 0;
+  };
+  std::vector<ToHash> to_hash;
+  std::vector<std::pair<uint64_t, size_t>> seg_ends;  // (size, end index in to_hash) per segment
   Sha256Stream hash;
   uint64_t pos = 0;
   for (const Seg& s : segs) {
@@ -141,7 +156,8 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
     for (size_t i = 0; i < chunks.size();) {
       if (chunks[i].id == ctx.zero_chunk) {
         // Left as a hole: the file is sized at the end, and reads as zeros.
-        if (verify) hash.Update(std::span<const uint8_t>(ZeroChunk()).first(chunks[i].size));
+        if (check_sha) hash.Update(std::span<const uint8_t>(ZeroChunk()).first(chunks[i].size));
+        if (check_digest) to_hash.push_back({nullptr, 0, chunks[i].size});
         pos += chunks[i].size;
         seg_bytes += chunks[i].size;
         if (ctx.bar) ctx.bar->Add(chunks[i].size);
@@ -153,6 +169,11 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
       std::vector<ChunkLoc> part(chunks.begin() + static_cast<ptrdiff_t>(i),
                                  chunks.begin() + static_cast<ptrdiff_t>(j));
       i = j;
+      if (check_digest)
+        for (const ChunkLoc& c : part) {
+          ASSIGN_OR_RETURN(auto map, impl_->packs->Get(c.pack, c.offset + c.size));
+          to_hash.push_back({std::move(map), c.offset, c.size});
+        }
       for (const PackRun& r : MergeRuns(part)) {
         ASSIGN_OR_RETURN(auto map, impl_->packs->Get(r.pack, r.offset + r.size));
         auto it = ctx.pack_fds.find(r.pack);
@@ -162,7 +183,7 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
         }
         RETURN_IF_ERROR(CopyRange(it->second.get(), map->path(), r.offset, r.size, out.get(), pos,
                                   tmp, map->bytes(), &ctx.use_cfr));
-        if (verify) hash.Update(map->bytes().subspan(r.offset, r.size));
+        if (check_sha) hash.Update(map->bytes().subspan(r.offset, r.size));
         pos += r.size;
         seg_bytes += r.size;
         if (ctx.bar) ctx.bar->Add(r.size);
@@ -171,6 +192,7 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
     if (seg_bytes != s.size)
       return absl::DataLossError(fmt::format("{} {}: segment {} has {} bytes of chunks for {} bytes",
                                              v.ref(), f.name, s.seq, seg_bytes, s.size));
+    seg_ends.emplace_back(s.size, to_hash.size());
   }
   if (pos != f.size)
     return absl::DataLossError(fmt::format("{} {}: segments cover {} of {} bytes", v.ref(), f.name,
@@ -178,7 +200,35 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
   // Sizes the file when it ends in a hole.
   if (::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
     return absl::InternalError(fmt::format("{}: ftruncate: {}", tmp, std::strerror(errno)));
-  if (verify) {
+  if (check_digest) {
+    std::vector<Digest> d(to_hash.size());
+    std::vector<absl::Status> errs(to_hash.size());
+    ThreadPool::Default().ParallelFor(to_hash.size(), [&](size_t i) {
+      const ToHash& h = to_hash[i];
+      if (!h.pack) {
+        d[i] = ZeroChunkDigest();
+        return;
+      }
+      // Read, not touched through the map: see MappedFile::ReadAt.
+      thread_local std::vector<uint8_t> buf;
+      buf.resize(h.size);
+      errs[i] = h.pack->ReadAt(h.offset, buf);
+      if (errs[i].ok()) d[i] = Sha256(buf);
+    });
+    for (const absl::Status& e : errs) RETURN_IF_ERROR(e);
+    std::vector<SegmentDigest> seg_digests;
+    size_t begin = 0;
+    for (auto [size, end] : seg_ends) {
+      seg_digests.push_back({size, TensorDigest({d.data() + begin, end - begin})});
+      begin = end;
+    }
+    std::string got = ToHex(FileDigest(seg_digests));
+    if (got != f.digest)
+      return absl::DataLossError(fmt::format(
+          "{} {}: exported bytes give file digest {} but {} was recorded at ingest; run `hart verify`",
+          v.ref(), f.name, got, f.digest));
+  }
+  if (check_sha) {
     std::string got = ToHex(hash.Finish());
     if (got != f.sha256)
       return absl::DataLossError(fmt::format(

@@ -38,6 +38,27 @@ using Fingerprint = std::array<float, kFingerprintDims>;
 absl::StatusOr<Fingerprint> ComputeFingerprint(DType t, uint64_t elements,
                                                std::span<const uint8_t> bytes);
 
+// The same fingerprint from bytes seen in pieces (ingest's chunks, in any
+// order, from several threads as long as the pieces do not overlap): only
+// the blocks holding the sample positions are kept, so nothing is read
+// twice and a tensor is never touched through its mapping.
+class FingerprintSampler {
+ public:
+  // Unimplemented for dtypes DecodeToF32 cannot decode.
+  static absl::StatusOr<FingerprintSampler> Make(DType t, uint64_t elements);
+  // Keeps what of the sampled blocks lies in tensor bytes [offset, offset + b.size()).
+  void Gather(uint64_t offset, std::span<const uint8_t> b);
+  // After every byte of the sampled blocks was gathered.
+  absl::StatusOr<Fingerprint> Finish() const;
+
+ private:
+  DType dtype_{};
+  uint64_t type_size_ = 0;
+  std::vector<uint64_t> pos_;     // sample element positions
+  std::vector<uint64_t> blocks_;  // distinct blocks holding them, ascending
+  std::vector<uint8_t> bytes_;    // blocks_.size() * type_size_
+};
+
 // The embedding.vector blob: kFingerprintDims little-endian float32.
 std::vector<uint8_t> FingerprintToBlob(const Fingerprint& f);
 absl::StatusOr<Fingerprint> FingerprintFromBlob(std::span<const uint8_t> blob);

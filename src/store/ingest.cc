@@ -1,24 +1,29 @@
 // Ingest: a ModelSource in, one version out. Order of work, so that a
 // failure at any point leaves the catalog as it was:
 //   1. check the request (license, name, parent) before touching anything;
-//   2. cut tensors and raw file segments into chunks;
-//   3. one pipeline: chunks hashed in parallel (and each whole file, for its
-//      recorded SHA-256, on a thread beside them) while this thread looks
-//      each hashed piece up in the catalog and appends its new chunks to a
-//      pack, one tensor's new chunks back to back; then fsync;
+//   2. cut tensors and raw file segments into chunks, in file order;
+//   3. one pipeline (ChunkPipeline): chunks read into a ring of buffers and
+//      hashed in parallel, each whole file's SHA-256 read from the same
+//      buffers on a thread beside them, while this thread looks each chunk
+//      up in the catalog and appends the new ones to a pack, a tensor's new
+//      chunks back to back; then fsync;
 //   4. one BEGIN IMMEDIATE transaction: version number max+1, rows for the
 //      version, chunks, components, segments, files, outbox and audit.
 // Bytes appended before a failure are unreferenced; gc reclaims them.
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "core/progress.h"
+#include "core/shape.h"
 #include "core/status.h"
 #include "fmt/format.h"
 #include "store/chunker.h"
 #include "store/db.h"
+#include "store/fingerprint.h"
 #include "store/search_index.h"
 #include "store/structure.h"
 #include "store/store.h"
@@ -141,48 +146,89 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     parent_id = p->id;
   }
 
-  // 2. Plan the pieces and chunks; hash.
+  // 2. Plan the pieces and chunks in file order: each file's layout, its
+  // tensors and raw segments as they lie, so the chunks of a file are one
+  // ascending run that its whole-file hash reads in the pipeline's buffers
+  // and the pack gets the file's new bytes in their original order. Tensors
+  // in no layout (decoded, overlapping, empty) come last.
   std::vector<Piece> pieces(src.tensors.size());
-  std::vector<std::span<const uint8_t>> chunks;
-  for (size_t i = 0; i < src.tensors.size(); ++i) {
-    pieces[i].bytes = src.TensorBytes(i);
-    pieces[i].first = chunks.size();
-    CutChunks(pieces[i].bytes, kChunkSize, &chunks);
-    pieces[i].count = chunks.size() - pieces[i].first;
-  }
+  std::vector<bool> planned(src.tensors.size(), false);
+  std::vector<size_t> order;  // piece indices in chunk order
+  std::vector<ChunkRef> chunks;
+  auto plan = [&](size_t piece, std::span<const uint8_t> bytes, const MappedFile* file) {
+    pieces[piece].bytes = bytes;
+    pieces[piece].first = chunks.size();
+    CutChunks(bytes, file, &chunks);
+    pieces[piece].count = chunks.size() - pieces[piece].first;
+    order.push_back(piece);
+  };
   std::vector<FilePlan> files(src.files.size());
-  std::vector<std::span<const uint8_t>> file_bytes;
+  std::vector<ChunkPipeline::FileRange> file_ranges(src.files.size());
   uint64_t logical = 0;
   for (size_t f = 0; f < src.files.size(); ++f) {
-    file_bytes.push_back(src.files[f].map ? src.files[f].map->bytes() : std::span<const uint8_t>());
-    logical += file_bytes.back().size();
+    const MappedFile* map = src.files[f].map.get();
+    logical += map ? map->size() : 0;
+    file_ranges[f].first = chunks.size();
     for (const formats::Segment& s : LayoutOf(src, f)) {
       SegPlan sp{s.offset, s.size, s.tensor, 0};
       if (s.tensor < 0) {
         if (s.size == 0) continue;
-        Piece p;
-        p.bytes = src.SegmentBytes(f, s);
-        p.first = chunks.size();
-        CutChunks(p.bytes, kChunkSize, &chunks);
-        p.count = chunks.size() - p.first;
         sp.piece = pieces.size();
-        pieces.push_back(p);
+        pieces.emplace_back();
+        plan(sp.piece, src.SegmentBytes(f, s), map);
+      } else if (!planned[s.tensor]) {
+        planned[s.tensor] = true;
+        plan(s.tensor, src.TensorBytes(s.tensor), map);
       }
       files[f].segs.push_back(sp);
     }
+    file_ranges[f].count = chunks.size() - file_ranges[f].first;
+  }
+  for (size_t i = 0; i < src.tensors.size(); ++i) {
+    if (planned[i]) continue;
+    const formats::TensorDesc& t = src.tensors[i];
+    plan(i, src.TensorBytes(i), t.owned ? nullptr : src.files[t.file].map.get());
   }
   if (src.files.empty()) logical = src.TotalTensorBytes();
 
-  // 3. Hash and store in one pipeline: the hashers run ahead in chunk order
-  // while this thread takes each piece as soon as its chunks are hashed,
-  // dedups them (within this ingest, then against the catalog) and appends
-  // the new ones to a pack; the pack writer starts the disk's writeback as
-  // it goes, so the final fsync finds little left to do.
+  // 3. Read, hash and store in one pipeline: the workers read and hash
+  // chunks ahead in chunk order while this thread takes each chunk as soon
+  // as it is hashed, dedups it (within this ingest, then against the
+  // catalog) and appends the new ones to a pack from the pipeline's buffer,
+  // a piece's new chunks back to back; the pack writer starts the disk's
+  // writeback as it goes, so the final fsync finds little left to do.
   uint64_t chunk_total = 0;
-  for (auto& c : chunks) chunk_total += c.size();
+  for (auto& c : chunks) chunk_total += c.size;
   std::unique_ptr<Progress> bar;
-  if (opts.progress) bar = std::make_unique<Progress>("ingest " + model, chunk_total + logical);
-  BackgroundHasher hasher(chunks, file_bytes, bar.get());
+  if (opts.progress)
+    bar = std::make_unique<Progress>("ingest " + model, chunk_total + (opts.file_sha256 ? logical : 0));
+  // Each tensor's fingerprint (MQE similarity) is sampled from its chunks
+  // while they are in the pipeline's buffers.
+  struct Sampling {
+    std::once_flag once;
+    std::optional<FingerprintSampler> s;
+  };
+  std::vector<Sampling> sampling(src.tensors.size());
+  auto sampler = [&](size_t i) -> std::optional<FingerprintSampler>& {
+    std::call_once(sampling[i].once, [&] {
+      const formats::TensorDesc& t = src.tensors[i];
+      auto n = NumElements(t.shape);
+      if (!n.ok()) return;
+      auto fs = FingerprintSampler::Make(t.dtype, *n);
+      if (fs.ok()) sampling[i].s = std::move(*fs);
+    });
+    return sampling[i].s;
+  };
+  std::vector<size_t> chunk_tensor(chunks.size(), SIZE_MAX);
+  for (size_t i = 0; i < src.tensors.size(); ++i)
+    for (size_t k = 0; k < pieces[i].count; ++k) chunk_tensor[pieces[i].first + k] = i;
+  std::vector<std::optional<Fingerprint>> fingerprints(src.tensors.size());
+  if (!opts.file_sha256) file_ranges.clear();
+  ChunkPipeline pipe(chunks, file_ranges, bar.get(), [&](size_t c, std::span<const uint8_t> b) {
+    size_t i = chunk_tensor[c];
+    if (i == SIZE_MAX) return;
+    if (auto& fs = sampler(i)) fs->Gather((c - pieces[i].first) * kChunkSize, b);
+  });
 
   std::vector<UniqueChunk> uniq;
   std::vector<uint32_t> which(chunks.size());
@@ -199,55 +245,77 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     PackWriter writer(impl_->packs_dir);
     std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
     ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));
-    for (const Piece& p : pieces) {
+    // A run of new chunks waiting to go out in one write; their buffers are
+    // released after it.
+    size_t run_first = 0;
+    std::vector<std::span<const uint8_t>> run;
+    auto flush = [&](size_t next) -> absl::Status {
+      if (!run.empty()) {
+        ASSIGN_OR_RETURN(auto at, writer.Append(run));
+        uint64_t off = at.second;
+        for (size_t k = run_first; k < run_first + run.size(); ++k) {
+          uniq[which[k]].pack = at.first;
+          uniq[which[k]].offset = off;
+          off += chunks[k].size;
+        }
+        run.clear();
+      }
+      pipe.Release(next);
+      return absl::OkStatus();
+    };
+    for (size_t pi : order) {
+      const Piece& p = pieces[pi];
       const size_t end = p.first + p.count;
-      uint64_t piece_new = 0, piece_bytes = 0;
+      bool reserved = false;
       for (size_t c = p.first; c < end; ++c) {
-        const Digest& d = hasher.Chunk(c);
+        RETURN_IF_ERROR(pipe.Wait(c));
+        const Digest& d = pipe.digest(c);
         auto [it, fresh] = seen.emplace(d, static_cast<uint32_t>(uniq.size()));
         which[c] = it->second;
-        piece_bytes += chunks[c].size();
-        if (!fresh) continue;
-        UniqueChunk u{d, chunks[c].size(), c};
-        q.BindBlob(1, u.digest);
-        ASSIGN_OR_RETURN(bool row, q.Step());
-        if (row) {
-          u.id = q.Int(0);
-          existing_ids.push_back(u.id);
-        } else {
-          piece_new += u.size;
-        }
-        q.Reset();
-        uniq.push_back(u);
-      }
-      if (piece_new > 0) {
-        // This piece's new chunks, in order; a run of them adjacent in the
-        // source goes out in one write.
-        RETURN_IF_ERROR(writer.Reserve(piece_new));
-        auto is_new = [&](size_t k) { return uniq[which[k]].id == 0 && uniq[which[k]].first == k; };
-        for (size_t c = p.first; c < end;) {
-          if (!is_new(c)) { ++c; continue; }
-          size_t run_end = c;
-          uint64_t run_bytes = 0;
-          while (run_end < end && is_new(run_end)) run_bytes += chunks[run_end++].size();
-          ASSIGN_OR_RETURN(auto at, writer.Append({chunks[c].data(), run_bytes}));
-          uint64_t off = at.second;
-          for (size_t k = c; k < run_end; ++k) {
-            uniq[which[k]].pack = at.first;
-            uniq[which[k]].offset = off;
-            off += chunks[k].size();
+        bool is_new = false;
+        if (fresh) {
+          UniqueChunk u{d, chunks[c].size, c};
+          q.BindBlob(1, u.digest);
+          ASSIGN_OR_RETURN(bool row, q.Step());
+          if (row) {
+            u.id = q.Int(0);
+            existing_ids.push_back(u.id);
+          } else {
+            is_new = true;
           }
-          c = run_end;
+          q.Reset();
+          uniq.push_back(u);
         }
-        res.new_bytes += piece_new;
+        if (!is_new || run.size() == ChunkPipeline::kSlots / 4) RETURN_IF_ERROR(flush(c));
+        if (!is_new) continue;
+        if (!reserved) {
+          // The rest of the piece must fit the pack so that its new chunks
+          // stay contiguous; what dedups later only leaves room unused.
+          uint64_t rest = 0;
+          for (size_t k = c; k < end; ++k) rest += chunks[k].size;
+          RETURN_IF_ERROR(writer.Reserve(rest));
+          reserved = true;
+        }
+        if (run.empty()) run_first = c;
+        run.push_back(pipe.bytes(c));
+        res.new_bytes += chunks[c].size;
       }
-      if (bar) bar->Add(piece_bytes);
+      RETURN_IF_ERROR(flush(end));
+      if (bar) bar->Add(p.bytes.size());
+      if (pi < src.tensors.size()) {
+        if (auto& fs = sampler(pi)) {
+          auto fp = fs->Finish();
+          if (fp.ok()) fingerprints[pi] = *fp;
+          fs.reset();  // the sampled blocks are no longer needed
+        }
+      }
     }
     // Durable before the catalog references it.
     RETURN_IF_ERROR(writer.Sync());
   }
-  const std::vector<Digest>& digests = hasher.Chunks();
-  const std::vector<Digest>& file_digests = hasher.Files();
+  RETURN_IF_ERROR(pipe.Finish());
+  const std::vector<Digest>& digests = pipe.digests();
+  const std::vector<Digest>& file_digests = pipe.file_digests();
   if (bar) bar->Finish();
 
   // Parent suggestion: the version sharing the most chunk bytes with this one.
@@ -367,7 +435,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
       RETURN_IF_ERROR(itc.Bind(3, uniq[which[p.first + k]].id).Run());
     }
   }
-  RETURN_IF_ERROR(IndexVersionForSearch(db, vid, src, comp_ids));  // full text, fingerprints
+  RETURN_IF_ERROR(IndexVersionForSearch(db, vid, comp_ids, fingerprints));  // full text, fingerprints
 
   ASSIGN_OR_RETURN(Stmt is, Stmt::Prepare(db,
       "INSERT INTO segment(version_id, file_idx, seq, offset, size, component_id) "
@@ -375,10 +443,13 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   ASSIGN_OR_RETURN(Stmt isc, Stmt::Prepare(db,
       "INSERT INTO segment_chunk(version_id, file_idx, seq, chunk_seq, chunk_id) VALUES(?, ?, ?, ?, ?)"));
   ASSIGN_OR_RETURN(Stmt ifl, Stmt::Prepare(db,
-      "INSERT INTO file(version_id, idx, name, size, sha256) VALUES(?, ?, ?, ?, ?)"));
+      "INSERT INTO file(version_id, idx, name, size, sha256, digest) VALUES(?, ?, ?, ?, ?, ?)"));
   for (size_t f = 0; f < files.size(); ++f) {
+    std::vector<SegmentDigest> seg_digests;
     for (size_t s = 0; s < files[f].segs.size(); ++s) {
       const SegPlan& sp = files[f].segs[s];
+      const Piece& sp_piece = pieces[sp.tensor >= 0 ? static_cast<size_t>(sp.tensor) : sp.piece];
+      seg_digests.push_back({sp.size, TensorDigest({digests.data() + sp_piece.first, sp_piece.count})});
       is.Bind(1, vid).Bind(2, static_cast<int64_t>(f)).Bind(3, static_cast<int64_t>(s));
       is.Bind(4, static_cast<int64_t>(sp.offset)).Bind(5, static_cast<int64_t>(sp.size));
       if (sp.tensor >= 0) is.Bind(6, comp_ids[sp.tensor]);
@@ -392,7 +463,9 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
       }
     }
     ifl.Bind(1, vid).Bind(2, static_cast<int64_t>(f)).Bind(3, src.files[f].name);
-    RETURN_IF_ERROR(ifl.Bind(4, static_cast<int64_t>(file_bytes[f].size())).Bind(5, ToHex(file_digests[f])).Run());
+    ifl.Bind(4, static_cast<int64_t>(src.files[f].map ? src.files[f].map->size() : 0));
+    ifl.Bind(5, opts.file_sha256 ? ToHex(file_digests[f]) : std::string());
+    RETURN_IF_ERROR(ifl.Bind(6, ToHex(FileDigest(seg_digests))).Run());
   }
 
   nlohmann::json payload = {{"model", model},

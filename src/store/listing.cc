@@ -188,14 +188,15 @@ absl::StatusOr<std::vector<FileRow>> Store::ListFiles(int64_t version_id) {
   std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
   RETURN_IF_ERROR(impl_->VersionById(version_id).status());
   ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
-                                         "SELECT idx, name, size, sha256 FROM file WHERE version_id = ? "
+                                         "SELECT idx, name, size, sha256, COALESCE(digest, '') FROM file WHERE version_id = ? "
                                          "ORDER BY idx"));
   q.Bind(1, version_id);
   std::vector<FileRow> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    out.push_back({static_cast<int>(q.Int(0)), q.Text(1), static_cast<uint64_t>(q.Int(2)), q.Text(3)});
+    out.push_back({static_cast<int>(q.Int(0)), q.Text(1), static_cast<uint64_t>(q.Int(2)), q.Text(3),
+                   q.Text(4)});
   }
   return out;
 }

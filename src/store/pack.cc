@@ -122,10 +122,16 @@ absl::Status PackWriter::Reserve(uint64_t bytes) {
 absl::Status PackWriter::StartNewPack() { return CreateNew(); }
 
 absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(std::span<const uint8_t> bytes) {
+  std::span<const uint8_t> one[1] = {bytes};
+  return Append(one);
+}
+
+absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(
+    std::span<const std::span<const uint8_t>> parts) {
   if (!cur_) RETURN_IF_ERROR(OpenExisting());
   uint64_t at = cur_->end;
-  RETURN_IF_ERROR(PWriteAll(cur_->fd.get(), bytes, at, cur_->path));
-  cur_->end += bytes.size();
+  RETURN_IF_ERROR(PWriteVAll(cur_->fd.get(), parts, at, cur_->path));
+  for (auto p : parts) cur_->end += p.size();
   // Start the disk on what is written so far instead of leaving gigabytes
   // of dirty pages to the final fsync: writeback then overlaps with the
   // hashing and copying of what follows. Advisory; Sync() still decides.

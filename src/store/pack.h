@@ -52,6 +52,8 @@ class PackWriter {
   absl::Status Reserve(uint64_t bytes);
   // Appends at the end of the current pack; returns (pack, offset).
   absl::StatusOr<std::pair<int64_t, uint64_t>> Append(std::span<const uint8_t> bytes);
+  // Appends parts back to back in one pwritev; returns where the first went.
+  absl::StatusOr<std::pair<int64_t, uint64_t>> Append(std::span<const std::span<const uint8_t>> parts);
   // Forces a fresh pack for the next append (gc copies into new packs only).
   absl::Status StartNewPack();
   // fsyncs every pack written, and the packs directory when one was created.

@@ -1,6 +1,5 @@
 #include "store/search_index.h"
 
-#include "core/shape.h"
 #include "core/status.h"
 #include "store/db.h"
 #include "store/fingerprint.h"
@@ -8,8 +7,8 @@
 namespace hart::store {
 
 absl::Status IndexVersionForSearch(sqlite3* db, int64_t version_id,
-                                   const formats::ModelSource& src,
-                                   std::span<const int64_t> comp_ids) {
+                                   std::span<const int64_t> comp_ids,
+                                   std::span<const std::optional<Fingerprint>> fingerprints) {
   for (const char* view : {"fts_version_source", "fts_tensor_source"}) {
     ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(db, fmt::format(
         "INSERT INTO fts_doc(kind, ref, component_id, version_id, name, body) "
@@ -18,15 +17,9 @@ absl::Status IndexVersionForSearch(sqlite3* db, int64_t version_id,
   }
   ASSIGN_OR_RETURN(Stmt ins, Stmt::Prepare(db,
       "INSERT OR REPLACE INTO embedding(component_id, kind, vector) VALUES(?, ?, ?)"));
-  for (size_t i = 0; i < src.tensors.size() && i < comp_ids.size(); ++i) {
-    const formats::TensorDesc& t = src.tensors[i];
-    auto n = NumElements(t.shape);
-    if (!n.ok()) continue;
-    // Types without a decoder (IQ*, Q2_K, ...) get no fingerprint: similarity
-    // simply does not see them.
-    auto fp = ComputeFingerprint(t.dtype, *n, src.TensorBytes(i));
-    if (!fp.ok()) continue;
-    std::vector<uint8_t> blob = FingerprintToBlob(*fp);
+  for (size_t i = 0; i < fingerprints.size() && i < comp_ids.size(); ++i) {
+    if (!fingerprints[i]) continue;
+    std::vector<uint8_t> blob = FingerprintToBlob(*fingerprints[i]);
     RETURN_IF_ERROR(ins.Bind(1, comp_ids[i]).Bind(2, kFingerprintKind).BindBlob(3, blob).Run());
   }
   return absl::OkStatus();

@@ -6,18 +6,21 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "absl/status/status.h"
-#include "formats/model_source.h"
+#include "store/fingerprint.h"
 
 struct sqlite3;
 
 namespace hart::store {
 
-// comp_ids[i] is the component id of src.tensors[i].
+// comp_ids[i] is the component id of src.tensors[i] and fingerprints[i]
+// its fingerprint (none for types without a decoder: similarity simply does
+// not see them).
 absl::Status IndexVersionForSearch(sqlite3* db, int64_t version_id,
-                                   const formats::ModelSource& src,
-                                   std::span<const int64_t> comp_ids);
+                                   std::span<const int64_t> comp_ids,
+                                   std::span<const std::optional<Fingerprint>> fingerprints);
 
 }  // namespace hart::store

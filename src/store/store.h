@@ -52,6 +52,10 @@ struct IngestOptions {
   std::optional<std::string> license;  // used when the file names none; wins over none
   std::optional<VersionRef> parent;
   bool progress = true;                // progress bar on a TTY
+  // Also record each file's plain SHA-256 (to compare with a published
+  // one). One serial pass over every byte on a core of its own: ingest then
+  // runs no faster than one core hashes. The file digest is always recorded.
+  bool file_sha256 = false;
 };
 
 struct IngestResult {
@@ -106,7 +110,8 @@ struct FileRow {
   int index = 0;
   std::string name;  // relative path as exported
   uint64_t size = 0;
-  std::string sha256;  // hex, of the original file
+  std::string sha256;  // hex SHA-256 of the original file; empty unless ingest computed it
+  std::string digest;  // hex NinaDB file digest (FileDigest); empty for files ingested before v6
 };
 
 struct DiffRow {
