@@ -71,48 +71,57 @@ struct Q8Group {
   static constexpr int kHigh = kQ4 ? 0 : 64;
   alignas(64) static constexpr int16_t kScaleWords[32] = {
       0, 2 * kW, 4 * kW - kHigh, 6 * kW - kHigh, kW, 3 * kW, 5 * kW - kHigh, 7 * kW - kHigh};
+  // Q4_0: word j of pair k's register is word w = j % 8 of block 2k + j / 16's
+  // 16 nibble bytes (block b's start at word 9b + 1), counted from the first
+  // of the two registers the permute reads (bytes 0..127; 64..143 for k = 3).
+  struct NibbleTable {
+    int16_t w[4][32];
+  };
+  static constexpr NibbleTable MakeNibbleWords() {
+    NibbleTable t{};
+    for (int k = 0; k < 4; ++k)
+      for (int j = 0; j < 32; ++j)
+        t.w[k][j] = static_cast<int16_t>(9 * (2 * k + j / 16) + 1 + j % 8 - (k == 3 ? 32 : 0));
+    return t;
+  }
+  alignas(64) static constexpr NibbleTable kNibbleTable = MakeNibbleWords();
+  static constexpr const int16_t (&kNibbleWords)[4][32] = kNibbleTable.w;
 
   // g points at kGroup whole blocks.
   static inline __attribute__((always_inline)) WeightRegs Unpack(const uint8_t* g) {
     WeightRegs w;
-    const Block* b = reinterpret_cast<const Block*>(g);
     if constexpr (kQ4) {
-      // [raw0, raw1] -> qwords [raw0, raw0, raw1, raw1], the second copy of
-      // each shifted by 4: low nibbles are elements 0..15, high 16..31.
-      const __m512i dup = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+      // Pair k's nibble bytes picked out of the group's 144 bytes (three
+      // loads) by word permutes as [raw_a, raw_a, raw_b, raw_b], the second
+      // copy of each shifted by 4: low nibbles are elements 0..15, high 16..31.
+      const __m512i l0 = _mm512_loadu_si512(g), l1 = _mm512_loadu_si512(g + 64);
+      const __m512i l2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 128)));
       const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
       const __m512i low4 = _mm512_set1_epi8(0x0F);
       for (int k = 0; k < 4; ++k) {
-        const __m256i raw = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b[2 * k + 1].qs),
-                                                reinterpret_cast<const __m128i*>(b[2 * k].qs));
-        const __m512i z = _mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(raw));
+        const __m512i idx = _mm512_loadu_si512(kNibbleWords[k]);
+        const __m512i z = k < 3 ? _mm512_permutex2var_epi16(l0, idx, l1) : _mm512_permutex2var_epi16(l1, idx, l2);
         w.u[k] = _mm512_and_si512(_mm512_srlv_epi64(z, shift), low4);
       }
+      // The f16 scales, the first field of each block: words 0, 9, ..., 63.
+      const __m512i sidx = _mm512_loadu_si512(kScaleWords);
+      w.d = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, sidx, l1)));
     } else {
+      const Block* b = reinterpret_cast<const Block*>(g);
       const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
       for (int k = 0; k < 4; ++k) {
         const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k].qs));
         const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k + 1].qs));
         w.u[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), bias);
       }
-    }
-    // The eight f16 scales (the first field of each block), picked out of the
-    // group's bytes with word permutes rather than eight scalar loads.
-    __m128i d16;
-    if constexpr (kQ4) {
-      // Scales at words 0, 9, ..., 63: within the group's first 128 bytes.
-      const __m512i idx = _mm512_loadu_si512(kScaleWords);
-      const __m512i l0 = _mm512_loadu_si512(g), l1 = _mm512_loadu_si512(g + 64);
-      d16 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, idx, l1));
-    } else {
-      // Words 0, 17, ..., 119: blocks 0-3 from bytes 0..127, 4-7 from 128..255.
+      // Scales at words 0, 17, ..., 119: blocks 0-3 from bytes 0..127, 4-7
+      // from 128..255.
       const __m512i idx = _mm512_loadu_si512(kScaleWords);
       const __m512i a = _mm512_permutex2var_epi16(_mm512_loadu_si512(g), idx, _mm512_loadu_si512(g + 64));
       const __m512i c =
           _mm512_permutex2var_epi16(_mm512_loadu_si512(g + 128), idx, _mm512_loadu_si512(g + 192));
-      d16 = _mm_mask_blend_epi16(0xCC, _mm512_castsi512_si128(a), _mm512_castsi512_si128(c));
+      w.d = _mm256_cvtph_ps(_mm_mask_blend_epi16(0xCC, _mm512_castsi512_si128(a), _mm512_castsi512_si128(c)));
     }
-    w.d = _mm256_cvtph_ps(d16);
     return w;
   }
 
