@@ -1,7 +1,11 @@
 // Kernel throughput against the machine's memory read bandwidth, measured in
 // the same run with the same threads.
 //
-//   kernels_bench [--threads N] [--portable] [--no-model] [--prefill] [--in-cache]
+//   kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] [--no-model]
+//                 [--prefill] [--in-cache]
+//
+// The wall-clock parts run on the best ISA the CPU has, or the --isa one
+// (--portable is --isa portable); the in-cache table shows every ISA.
 //
 // 1. Read bandwidth: every thread sums its share of a 1 GiB buffer.
 // 2. Decode matvec: y = W x for W [2048, 8192] of each weight type. Several
@@ -142,8 +146,9 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
   const int64_t rows = 256, cols = 2048;
   std::printf("\nin-cache kernel speed, 1 thread, [256, 2048], weight GB/s per core (CPU time)\n");
   std::printf("%-6s", "type");
-  for (Isa isa : isas) std::printf(" %14s", isa == Isa::kAvx2 ? "avx2" : "portable");
-  if (isas.front() == Isa::kAvx2) std::printf(" %14s", "avx2 7-token");
+  for (Isa isa : isas) std::printf(" %14s", internal::IsaName(isa));
+  const bool tile = isas.front() != Isa::kPortable;
+  if (tile) std::printf(" %14s", (std::string(internal::IsaName(isas.front())) + " 7-token").c_str());
   std::printf("\n");
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
                   DType::kQ5_K, DType::kQ6_K}) {
@@ -164,7 +169,7 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
       return static_cast<double>(w.size()) * static_cast<double>(calls) / (c - c0) / 1e9;
     };
     for (Isa isa : isas) std::printf(" %14.2f", rate(isa, 1));
-    if (isas.front() == Isa::kAvx2) std::printf(" %14.2f", rate(Isa::kAvx2, 7));
+    if (tile) std::printf(" %14.2f", rate(isas.front(), 7));
     std::printf("\n");
   }
 }
@@ -172,7 +177,7 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
 void MatVecBench(Isa isa, ThreadPool& pool, double bandwidth, bool prefill) {
   const int64_t rows = 2048, cols = 8192;
   std::printf("\n[2048, 8192] matvec, decode (1 token)%s, path %s\n", prefill ? " and 64-token prefill" : "",
-              isa == Isa::kAvx2 ? "avx2+fma+f16c" : "portable");
+              internal::IsaName(isa));
   std::printf("%-6s %9s %10s %9s %8s%s\n", "type", "MiB", "us/call", "GB/s", "of bw",
               prefill ? "   prefill GFLOP/s" : "");
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
@@ -208,8 +213,7 @@ void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
                 M{8192, 2048}, M{2048, 8192}})
       shapes.push_back(m);
   shapes.push_back({128256, 2048});
-  std::printf("\nllama-3.2-1B-shaped decode step (113 matrices), path %s\n",
-              isa == Isa::kAvx2 ? "avx2+fma+f16c" : "portable");
+  std::printf("\nllama-3.2-1B-shaped decode step (113 matrices), path %s\n", internal::IsaName(isa));
   std::printf("%-6s %9s %10s %9s %8s\n", "type", "MiB", "ms/token", "GB/s", "of bw");
   for (DType t : {DType::kQ4_K, DType::kQ8_0}) {
     std::vector<std::vector<uint8_t>> store;
@@ -230,25 +234,33 @@ void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
 
 int Main(int argc, char** argv) {
   size_t threads = 0;
-  bool portable_only = false, model = true, prefill = false, in_cache_only = false;
+  Isa isa = Isa::kAvx512;
+  bool model = true, prefill = false, in_cache_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::strtoul(argv[++i], nullptr, 10);
-    else if (a == "--portable") portable_only = true;
+    else if (a == "--portable") isa = Isa::kPortable;
+    else if (a == "--isa" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      isa = v == "portable" ? Isa::kPortable : v == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
+    }
     else if (a == "--no-model") model = false;
     else if (a == "--prefill") prefill = true;
     else if (a == "--in-cache") in_cache_only = true;
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--portable] [--no-model] [--prefill] [--in-cache]\n");
+      std::fprintf(stderr, "usage: kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] "
+                           "[--no-model] [--prefill] [--in-cache]\n");
       return 2;
     }
   }
   ThreadPool pool(threads);
   std::printf("threads %zu, active kernel path %s\n", pool.size(), KernelPath());
-  const Isa isa = !portable_only && internal::IsaSupported(Isa::kAvx2) ? Isa::kAvx2 : Isa::kPortable;
+  while (!internal::IsaSupported(isa)) isa = static_cast<Isa>(static_cast<int>(isa) - 1);
+  std::vector<Isa> isas;
+  for (Isa i : {Isa::kAvx512, Isa::kAvx2, Isa::kPortable})
+    if (static_cast<int>(i) <= static_cast<int>(isa) && internal::IsaSupported(i)) isas.push_back(i);
   ThreadPool one(1);
-  if (isa == Isa::kAvx2) InCacheBench(one, {Isa::kAvx2, Isa::kPortable});
-  else InCacheBench(one, {Isa::kPortable});
+  InCacheBench(one, isas);
   if (in_cache_only) return 0;
   const double bw = MeasureReadBandwidth(pool, size_t{1} << 30);
   std::printf("read bandwidth (1 GiB sum, best of 5): %.2f GB/s\n", bw);

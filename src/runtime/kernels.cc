@@ -46,37 +46,69 @@ void FillNaN(float* y, int64_t n) {
 
 }  // namespace
 
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kPortable: break;
+  }
+  return "portable";
+}
+
 bool IsaSupported(Isa isa) {
-  if (isa == Isa::kPortable) return true;
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool ok = Cpu().avx2 && Cpu().fma && Cpu().f16c && Avx2RowDot(DType::kF32) != nullptr;
-  return ok;
-#else
+  switch (isa) {
+    case Isa::kPortable:
+      return true;
+    case Isa::kAvx2: {
+      static const bool ok = Cpu().avx2 && Cpu().fma && Cpu().f16c && Avx2RowDot(DType::kF32) != nullptr;
+      return ok;
+    }
+    case Isa::kAvx512: {
+      static const bool ok = IsaSupported(Isa::kAvx2) && Cpu().avx512f && Cpu().avx512bw &&
+                             Cpu().avx512vl && Cpu().avx512vnni && Avx512RowDot(DType::kQ4_0) != nullptr;
+      return ok;
+    }
+  }
   return false;
-#endif
 }
 
 Isa ActiveIsa() {
   static const Isa isa = [] {
-    const char* env = std::getenv("HART_KERNELS");
-    if (env != nullptr && std::string_view(env) == "portable") return Isa::kPortable;
-    return IsaSupported(Isa::kAvx2) ? Isa::kAvx2 : Isa::kPortable;
+    Isa cap = Isa::kAvx512;
+    if (const char* env = std::getenv("HART_KERNELS"); env != nullptr) {
+      const std::string_view v(env);
+      if (v == "portable") cap = Isa::kPortable;
+      else if (v == "avx2") cap = Isa::kAvx2;
+    }
+    for (Isa i : {Isa::kAvx512, Isa::kAvx2})
+      if (static_cast<int>(i) <= static_cast<int>(cap) && IsaSupported(i)) return i;
+    return Isa::kPortable;
   }();
   return isa;
+}
+
+KernelSet SelectKernels(Isa isa, DType t) {
+  if (isa == Isa::kAvx512 && IsaSupported(isa)) {
+    // Every AVX-512 kernel takes its activations regrouped (kQ8x8).
+    if (RowDotFn dot = Avx512RowDot(t); dot != nullptr) return {dot, Avx512RowsDot(t), ActFormat::kQ8x8};
+    isa = Isa::kAvx2;
+  }
+  if (isa == Isa::kAvx2 && IsaSupported(isa)) return {Avx2RowDot(t), Avx2RowsDot(t), ActivationFormat(t)};
+  return {PortableRowDot(t), nullptr, ActivationFormat(t)};
 }
 
 void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t n_tokens,
                ThreadPool& pool) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  RowDotFn dot = isa == Isa::kAvx2 && IsaSupported(Isa::kAvx2) ? Avx2RowDot(w.dtype)
-                                                               : PortableRowDot(w.dtype);
+  const KernelSet kernels = SelectKernels(isa, w.dtype);
+  const RowDotFn dot = kernels.dot;
   if (dot == nullptr || !CheckWeightMatrix(w).ok()) {
     // No status to return here: NaN makes a missed CheckWeightMatrix loud.
     FillNaN(y, n_tokens * w.rows);
     return;
   }
   const int64_t rows = w.rows, cols = w.cols;
-  const ActFormat format = ActivationFormat(w.dtype);
+  const ActFormat format = kernels.format;
   const size_t x_stride = ActivationRowBytes(format, cols);
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(x);
   std::unique_ptr<uint8_t[]> xq_buf;
@@ -98,8 +130,7 @@ void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t
   const int64_t threads = static_cast<int64_t>(pool.size());
   const int64_t chunk = std::clamp<int64_t>(rows / (4 * threads), kMinChunkRows, kMaxChunkRows);
   const int64_t items = (rows + chunk - 1) / chunk;
-  RowsDotFn rows_dot = n_tokens == 1 && isa == Isa::kAvx2 && IsaSupported(Isa::kAvx2) ? Avx2RowsDot(w.dtype)
-                                                                                     : nullptr;
+  const RowsDotFn rows_dot = n_tokens == 1 ? kernels.rows_dot : nullptr;
   pool.ParallelFor(static_cast<size_t>(items), [&](size_t item) {
     const int64_t r0 = static_cast<int64_t>(item) * chunk;
     const int64_t r1 = std::min(rows, r0 + chunk);
@@ -147,7 +178,12 @@ void GetRow(const WeightMatrix& w, int64_t row, float* dst) {
 }
 
 const char* KernelPath() {
-  return internal::ActiveIsa() == internal::Isa::kAvx2 ? "avx2+fma+f16c" : "portable";
+  switch (internal::ActiveIsa()) {
+    case internal::Isa::kAvx512: return "avx512vnni";
+    case internal::Isa::kAvx2: return "avx2+fma+f16c";
+    case internal::Isa::kPortable: break;
+  }
+  return "portable";
 }
 
 }  // namespace hart::runtime

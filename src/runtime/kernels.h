@@ -1,7 +1,8 @@
 // Kernels: the weight-type table and the matrix routines of the forward pass.
 // One row per weight type (block size, bytes per block, dequantize, dot), as
-// llama.cpp does; AVX2/FMA/F16C variants chosen at run time from CPUID, with
-// a portable fallback that gives the same results within float rounding.
+// llama.cpp does; AVX-512 VNNI and AVX2/FMA/F16C variants chosen at run time
+// from CPUID, with a portable fallback that gives the same results within
+// float rounding.
 #pragma once
 
 #include <cstddef>
@@ -42,8 +43,9 @@ void Dequantize(DType t, const void* src, float* dst, int64_t n);
 // Row `row` of an embedding table [rows, cols] of type t, as float.
 void GetRow(const WeightMatrix& w, int64_t row, float* dst);
 
-// Which SIMD path is active: "avx2+fma+f16c" or "portable". Setting
-// HART_KERNELS=portable in the environment forces the portable path.
+// Which SIMD path is active: "avx512vnni" (Q4_0/Q8_0 on AVX-512 VNNI, the
+// other types on AVX2), "avx2+fma+f16c" or "portable". HART_KERNELS=portable,
+// avx2 or avx512 in the environment caps the path at that level.
 const char* KernelPath();
 
 // Float16/bfloat16 scalar conversions used by kernels, tests and tools.

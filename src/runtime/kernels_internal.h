@@ -10,11 +10,17 @@
 
 namespace hart::runtime::internal {
 
-enum class Isa { kPortable, kAvx2 };
+// In order of preference; each x86 level needs the one below it (the AVX-512
+// file falls back to the AVX2 kernels for types it has none for).
+enum class Isa { kPortable, kAvx2, kAvx512 };
+const char* IsaName(Isa isa);  // "portable", "avx2", "avx512"
+
 
 // True when the CPU (and OS) can run `isa`.
 bool IsaSupported(Isa isa);
-// The ISA MatMul uses: AVX2+FMA+F16C when present unless HART_KERNELS=portable.
+// The ISA MatMul uses: the best supported one (AVX-512 F/BW/VL/VNNI, then
+// AVX2+FMA+F16C, then portable); HART_KERNELS=portable|avx2|avx512 caps it
+// (a level the CPU lacks gives the best one below it).
 Isa ActiveIsa();
 
 // How MatMul presents activation rows to a weight type's dot product.
@@ -22,7 +28,10 @@ enum class ActFormat {
   kF32,   // plain float row (F32, F16, BF16 weights)
   kQ8,    // ActBlockQ8 per 32 (Q4_0, Q8_0)
   kQ8K,   // ActBlockQ8K per 256 (Q4_K, Q5_K, Q6_K)
+  kQ8x8,  // ActGroupQ8 per 256 (Q4_0, Q8_0 on AVX-512): the kQ8 bytes regrouped
 };
+// The format of type t's activations on the portable and AVX2 paths (the
+// values every path multiplies; kQ8x8 only rearranges kQ8's).
 ActFormat ActivationFormat(DType t);
 size_t ActivationRowBytes(ActFormat f, int64_t cols);
 // Writes one activation row of `cols` floats in format f to dst
@@ -50,6 +59,20 @@ RowDotFn PortableRowDot(DType t);
 RowDotFn Avx2RowDot(DType t);  // nullptr too when built without AVX2 support
 // Multi-row decode kernels; nullptr where a type has none (RowDot is used).
 RowsDotFn Avx2RowsDot(DType t);
+// AVX-512 VNNI kernels (Q4_0 and Q8_0, activations in kQ8x8); nullptr for
+// other types and when built without AVX-512 support.
+RowDotFn Avx512RowDot(DType t);
+RowsDotFn Avx512RowsDot(DType t);
+
+// What MatMul runs for type t on `isa` (which must be supported): the row
+// dot, the multi-row decode kernel (nullptr: none) and the activation format
+// both expect. Types an ISA has no kernel for get the next ISA down's.
+struct KernelSet {
+  RowDotFn dot = nullptr;
+  RowsDotFn rows_dot = nullptr;
+  ActFormat format = ActFormat::kF32;
+};
+KernelSet SelectKernels(Isa isa, DType t);
 
 // Quantizes n (a multiple of 32) activations to int8 with scale amax / 127,
 // rounding half to even; returns the scale (NaN with zeros when a value is

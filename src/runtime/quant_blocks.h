@@ -84,6 +84,23 @@ struct ActBlockQ8 {
 };
 static_assert(sizeof(ActBlockQ8) == 36);
 
+// Eight ActBlockQ8 regrouped for the AVX-512 kernels (kernels_avx512.cc): the
+// 256 values in order, then the blocks' scales and the sums of their values,
+// both in slot order (ActGroupSlot): blocks 0, 2, 4, 6, 1, 3, 5, 7, the order
+// in which the kernel's lane reduction leaves its per-block integer dots. The
+// sums turn an unsigned-weight dot back into a signed one (Q4_0's -8 offset,
+// Q8_0's +128 bias) once per block instead of once per weight row. A row
+// whose block count is not a multiple of 8 ends in a group padded with zero
+// blocks (values, scale and sum 0), which add exactly nothing.
+struct ActGroupQ8 {
+  static constexpr int kBlocks = 8;
+  int8_t qs[kBlocks * kQK];
+  float d[kBlocks];
+  int32_t sum[kBlocks];
+};
+static_assert(sizeof(ActGroupQ8) == 320);
+inline constexpr int ActGroupSlot(int block) { return (block & 1) * 4 + block / 2; }
+
 // Q8_K-style: bsums[g] = sum of qs[16g .. 16g+15], for the K-quants' min
 // and offset terms.
 struct ActBlockQ8K {

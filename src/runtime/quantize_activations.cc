@@ -62,6 +62,11 @@ size_t ActivationRowBytes(ActFormat f, int64_t cols) {
       return static_cast<size_t>(cols / kQK) * sizeof(ActBlockQ8);
     case ActFormat::kQ8K:
       return static_cast<size_t>(cols / kQKK) * sizeof(ActBlockQ8K);
+    case ActFormat::kQ8x8: {
+      const int64_t blocks = cols / kQK;
+      return static_cast<size_t>((blocks + ActGroupQ8::kBlocks - 1) / ActGroupQ8::kBlocks) *
+             sizeof(ActGroupQ8);
+    }
     case ActFormat::kF32:
       break;
   }
@@ -76,6 +81,28 @@ void QuantizeActivationRow(ActFormat f, const float* x, int64_t cols, void* dst)
     case ActFormat::kQ8: {
       auto* b = static_cast<ActBlockQ8*>(dst);
       for (int64_t i = 0; i < cols / kQK; ++i) b[i].d = QuantizeBlock(x + i * kQK, kQK, b[i].qs);
+      return;
+    }
+    case ActFormat::kQ8x8: {
+      auto* g = static_cast<ActGroupQ8*>(dst);
+      const int64_t blocks = cols / kQK;
+      for (int64_t i = 0; i < blocks; ++i) {
+        ActGroupQ8& group = g[i / ActGroupQ8::kBlocks];
+        const int k = static_cast<int>(i % ActGroupQ8::kBlocks), slot = ActGroupSlot(k);
+        int8_t* q = group.qs + k * kQK;
+        group.d[slot] = QuantizeBlock(x + i * kQK, kQK, q);
+        int32_t sum = 0;
+        for (int l = 0; l < kQK; ++l) sum += q[l];
+        group.sum[slot] = sum;
+      }
+      if (const int64_t tail = blocks % ActGroupQ8::kBlocks; tail != 0) {
+        ActGroupQ8& last = g[blocks / ActGroupQ8::kBlocks];
+        std::memset(last.qs + tail * kQK, 0, static_cast<size_t>((ActGroupQ8::kBlocks - tail) * kQK));
+        for (int64_t k = tail; k < ActGroupQ8::kBlocks; ++k) {
+          last.d[ActGroupSlot(static_cast<int>(k))] = 0.0f;
+          last.sum[ActGroupSlot(static_cast<int>(k))] = 0;
+        }
+      }
       return;
     }
     case ActFormat::kQ8K: {

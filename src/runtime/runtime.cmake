@@ -4,10 +4,12 @@
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)
 target_link_libraries(hart_runtime PUBLIC PkgConfig::ICU)
 
-# Only the AVX2 kernels get AVX2/FMA/F16C code generation: the rest of the
-# library must run on any x86-64, and kernels.cc calls into that file only
-# after __builtin_cpu_supports says the CPU can.
+# Only the per-ISA kernel files get AVX2/AVX-512 code generation: the rest of
+# the library must run on any x86-64, and kernels.cc calls into each file
+# only after CPUID (core/cpu.h) says the CPU and OS can.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i.86)$")
   set_source_files_properties(${CMAKE_SOURCE_DIR}/src/runtime/kernels_avx2.cc
     PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/runtime/kernels_avx512.cc
+    PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c")
 endif()

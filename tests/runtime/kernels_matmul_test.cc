@@ -1,6 +1,7 @@
-// MatMul on both ISAs against dequantize-then-dot references, for every
+// MatMul on every ISA against dequantize-then-dot references, for every
 // supported weight type, decode (1 token) and prefill (7, 37 tokens), row
-// counts that are not a multiple of the thread chunk and unaligned weights.
+// counts that are not a multiple of the thread chunk and unaligned weights;
+// and the multi-row decode kernels against the one-row ones, bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -73,17 +74,21 @@ struct Shape2 {
 class MatMulTest : public ::testing::TestWithParam<std::tuple<DType, Isa>> {
  protected:
   void SetUp() override {
-    if (!internal::IsaSupported(isa())) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
+    if (!internal::IsaSupported(isa())) GTEST_SKIP() << "CPU lacks " << internal::IsaName(isa());
   }
   DType dtype() const { return std::get<0>(GetParam()); }
   Isa isa() const { return std::get<1>(GetParam()); }
   bool quantized() const { return IsQuantized(dtype()); }
   // Row counts 75 and 200 leave a partial last chunk; 37 tokens cross the
-  // 16-token tile and leave a remainder of 1 after groups of 4.
+  // 16-token tile and leave a remainder of 1 after groups of 4. For 32-wide
+  // blocks, 544 columns are two 8-block groups of the AVX-512 kernels and a
+  // partial one; 256 is whole groups only, 32 a partial group only.
   std::vector<Shape2> Shapes() const {
     const int64_t bs = Info(dtype()).block_size;
     const int64_t cols = bs == 1 ? 523 : bs == 32 ? 544 : 768;
-    return {{75, cols, 1}, {75, cols, 7}, {200, cols, 37}, {1, cols, 2}};
+    std::vector<Shape2> shapes = {{75, cols, 1}, {75, cols, 7}, {200, cols, 37}, {1, cols, 2}};
+    if (bs == 32) shapes.insert(shapes.end(), {{13, 256, 1}, {13, 256, 5}, {9, 32, 1}, {9, 32, 3}});
+    return shapes;
   }
   ThreadPool pool_{3};
 };
@@ -118,14 +123,14 @@ TEST_P(MatMulTest, MatchesDequantizedReference) {
 }
 
 TEST_P(MatMulTest, AgreesWithPortablePath) {
-  if (isa() == Isa::kPortable) GTEST_SKIP() << "compares AVX2 to portable";
+  if (isa() == Isa::kPortable) GTEST_SKIP() << "compares a SIMD path to portable";
   const Shape2 s = Shapes()[2];
   const std::vector<float> wf = testing::RandomFloats(s.rows * s.cols, 21, 0.05f);
   const std::vector<float> x = testing::RandomFloats(s.n_tokens * s.cols, 22, 3.0f);
   const std::vector<uint8_t> wq = testing::Quantize(dtype(), wf);
   const WeightMatrix w{dtype(), s.rows, s.cols, wq.data()};
   std::vector<float> ya(s.n_tokens * s.rows), yp(s.n_tokens * s.rows);
-  internal::MatMulIsa(Isa::kAvx2, w, x.data(), ya.data(), s.n_tokens, pool_);
+  internal::MatMulIsa(isa(), w, x.data(), ya.data(), s.n_tokens, pool_);
   internal::MatMulIsa(Isa::kPortable, w, x.data(), yp.data(), s.n_tokens, pool_);
   // Same integers, same per-block scales: only float summation order differs.
   EXPECT_LT(RelError(ya, std::vector<double>(yp.begin(), yp.end())), 1e-5);
@@ -159,16 +164,54 @@ TEST_P(MatMulTest, NaNInAnActivationRowPoisonsOnlyThatToken) {
       ASSERT_EQ(std::isnan(y[t * s.rows + r]), t == 3) << t << " " << r;
 }
 
+// The multi-row decode kernel against the one-row kernel of the same ISA for
+// 1..kRowsPerDot rows, and a prefill tile (several tokens through RowDot)
+// against one token at a time: MatMul groups rows and tokens as threads and
+// tiles fall, so every grouping must give the same bits.
+TEST_P(MatMulTest, GroupedRowsAndTokensGiveIdenticalBits) {
+  const internal::KernelSet k = internal::SelectKernels(isa(), dtype());
+  ASSERT_NE(k.dot, nullptr);
+  const int64_t bs = Info(dtype()).block_size;
+  for (int64_t cols : {Shapes()[0].cols, 8 * bs, bs}) {
+    SCOPED_TRACE(::testing::Message() << "cols " << cols);
+    const int64_t rows = internal::kRowsPerDot, n_x = 6;
+    const std::vector<uint8_t> wq = testing::Quantize(dtype(), testing::RandomFloats(rows * cols, 61));
+    const std::vector<float> x = testing::RandomFloats(n_x * cols, 62);
+    const size_t xs = internal::ActivationRowBytes(k.format, cols);
+    std::vector<uint8_t> xq(xs * n_x);
+    for (int64_t t = 0; t < n_x; ++t)
+      internal::QuantizeActivationRow(k.format, x.data() + t * cols, cols, xq.data() + t * xs);
+    const size_t row_bytes = wq.size() / rows;
+
+    std::vector<float> one(rows * n_x);  // one(r, t): RowDot of one row and one token
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n_x; ++t)
+        k.dot(wq.data() + r * row_bytes, xq.data() + t * xs, xs, 1, cols, &one[r * n_x + t], 1);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> tile(n_x);
+      k.dot(wq.data() + r * row_bytes, xq.data(), xs, n_x, cols, tile.data(), 1);
+      for (int64_t t = 0; t < n_x; ++t) EXPECT_EQ(tile[t], one[r * n_x + t]) << "row " << r << " token " << t;
+    }
+    if (k.rows_dot == nullptr) continue;
+    for (int n = 1; n <= internal::kRowsPerDot; ++n) {
+      for (int64_t r0 = 0; r0 + n <= rows; ++r0) {
+        std::vector<float> got(n, -1.0f);
+        k.rows_dot(wq.data() + r0 * row_bytes, row_bytes, n, xq.data(), cols, got.data());
+        for (int i = 0; i < n; ++i) EXPECT_EQ(got[i], one[(r0 + i) * n_x]) << n << " rows from " << r0;
+      }
+    }
+  }
+}
+
 std::string ParamName(const ::testing::TestParamInfo<std::tuple<DType, Isa>>& info) {
-  return std::string(Name(std::get<0>(info.param))) +
-         (std::get<1>(info.param) == Isa::kAvx2 ? "_avx2" : "_portable");
+  return std::string(Name(std::get<0>(info.param))) + "_" + internal::IsaName(std::get<1>(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     AllTypes, MatMulTest,
     ::testing::Combine(::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
                                          DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K),
-                       ::testing::Values(Isa::kPortable, Isa::kAvx2)),
+                       ::testing::Values(Isa::kPortable, Isa::kAvx2, Isa::kAvx512)),
     ParamName);
 
 TEST(MatMulDispatchTest, PublicMatMulRunsTheActivePath) {

@@ -250,18 +250,17 @@ TEST(CheckWeightMatrixTest, RejectsWhatMatMulCannotCompute) {
 
 TEST(KernelPathTest, NamesAPathTheEnvironmentAllows) {
   const std::string path = KernelPath();
-  const char* env = std::getenv("HART_KERNELS");
-  if (env != nullptr && std::string(env) == "portable") {
-    EXPECT_EQ(path, "portable");
-  } else {
+  const std::string env = std::getenv("HART_KERNELS") != nullptr ? std::getenv("HART_KERNELS") : "";
 #if defined(__x86_64__)
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+  const bool avx2 = env != "portable" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && env != "avx2" && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512vnni");
 #else
-    const bool avx2 = false;
+  const bool avx2 = false, avx512 = false;
 #endif
-    EXPECT_EQ(path, avx2 ? "avx2+fma+f16c" : "portable");
-  }
+  EXPECT_EQ(path, avx512 ? "avx512vnni" : avx2 ? "avx2+fma+f16c" : "portable");
 }
 
 }  // namespace
