@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 
 namespace hart {
@@ -19,26 +20,52 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+
+// Spins until pred() or kSpinMicros pass; true when pred() held.
+template <typename Pred>
+bool SpinFor(Pred pred) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicros);
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+  }
+}
+
+}  // namespace
+
 void ThreadPool::Loop() {
   for (;;) {
+    SpinFor([&] { return queued_.load(std::memory_order_relaxed) > 0; });
     std::function<void()> job;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && !stop_) {
+        ++sleeping_;
+        cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+        --sleeping_;
+      }
       if (queue_.empty()) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_relaxed);
     }
     job();
   }
 }
 
 void ThreadPool::Submit(std::function<void()> fn) {
+  bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     queue_.push_back(std::move(fn));
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    wake = sleeping_ > 0;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
@@ -68,6 +95,7 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
       }
     });
   run();
+  if (SpinFor([&] { return st->helpers_left.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock<std::mutex> l(st->mu);
   st->cv.wait(l, [&] { return st->helpers_left.load() == 0; });
 }

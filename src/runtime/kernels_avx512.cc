@@ -67,6 +67,9 @@ struct WeightRegs {
   __m256 d;
 };
 
+// Decode's software prefetch distance in weight bytes (see Q8Group::Rows).
+constexpr size_t kPrefetchAhead = 4096;
+
 template <bool kQ4>
 struct Q8Group {
   using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
@@ -192,7 +195,16 @@ struct Q8Group {
     const int64_t full = nb / kGroup;
     for (int64_t g = 0; g < full; ++g) {
       const ActRegs a = LoadAct<kShift>(xg[g]);
-      for (int r = 0; r < R; ++r) acc[r] = Dot(Unpack(w + r * row_bytes + g * kGroup * sizeof(Block)), a, acc[r]);
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p = w + r * row_bytes + g * kGroup * sizeof(Block);
+        // The group kPrefetchAhead bytes on (prefetches past the row's
+        // end are harmless): the hardware prefetcher alone left decode
+        // from DRAM at 34.8 tok/s on the 1B-shaped Q4_0 benchmark, this
+        // gives 40.2 (Q8_0 23.3 -> 25.6; means of three interleaved runs).
+        for (size_t off = 0; off < sizeof(Block) * kGroup; off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + off), _MM_HINT_T0);
+        acc[r] = Dot(Unpack(p), a, acc[r]);
+      }
     }
     if (full * kGroup < nb) {
       const ActRegs a = LoadAct<kShift>(xg[full]);
