@@ -98,6 +98,33 @@ TEST_F(CliRoundTripTest, GgufIsByteIdenticalAndKeepsItsLicense) {
   EXPECT_NE(std::find(dtypes.begin(), dtypes.end(), "Q4_0"), dtypes.end());
 }
 
+TEST_F(CliRoundTripTest, FileSha256IsRecordedOnlyWhenAskedFor) {
+  // Default: a file digest, no plain SHA-256 (null in JSON).
+  RunResult r = store_.Run({"ingest", "--json", Fixture("model.gguf"), "--model", "plain"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = store_.Run({"show", "--json", "plain@1"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json files = r.Json()["files"];
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_TRUE(files[0]["sha256"].is_null()) << files;
+  EXPECT_EQ(files[0]["digest"].get<std::string>().size(), 64u);
+
+  r = store_.Run({"ingest", "--json", "--file-sha256", Fixture("model.gguf"), "--model", "hashed"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = store_.Run({"show", "--json", "hashed@1"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json hashed = r.Json()["files"];
+  ASSERT_EQ(hashed.size(), 1u);
+  EXPECT_EQ(hashed[0]["sha256"], Sha256File(Fixture("model.gguf")));
+  EXPECT_EQ(hashed[0]["digest"], files[0]["digest"]);
+  // The table shows the plain hash when there is one.
+  r = store_.Run({"show", "hashed@1"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find(Sha256File(Fixture("model.gguf"))), std::string::npos) << r.out;
+  r = store_.Run({"export", "hashed@1", "-o", store_.root() + "/hashed.gguf", "--verify"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
 TEST_F(CliRoundTripTest, EveryVocabGgufIsByteIdentical) {
   std::string dir = HART_SOURCE_DIR "/../shared/testdata/llama-vocab";
   if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " absent";
