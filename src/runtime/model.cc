@@ -25,7 +25,8 @@ float GeluTanh(float x) {
 }
 
 // Inverse frequency of each rotated pair, with llama-3 or linear scaling
-// folded in (positions are then used as they are).
+// folded in (positions are then used as they are); rope_freqs (llama-3's
+// GGUF tensor, or longrope's factors) divide the base frequencies.
 std::vector<float> InvFreq(const ModelConfig& c, const std::vector<float>& rope_freqs) {
   const int64_t half = c.rope_dim / 2;
   std::vector<float> out(half);
@@ -67,7 +68,17 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(WeightSource* source, const M
   ASSIGN_OR_RETURN(m->plan_, BuildPlan(source, m->cfg_));
   m->max_context_ = opts.max_context > 0 ? std::min(opts.max_context, m->cfg_.context_length)
                                          : m->cfg_.context_length;
-  m->inv_freq_ = InvFreq(m->cfg_, m->plan_->rope_freqs);
+  const RopeScaling& rs = m->cfg_.rope_scaling;
+  if (rs.kind == RopeScaling::Kind::kLongRope) {
+    // The long factors when this run's context reaches past the original
+    // one (as llama.cpp decides, by context size rather than by position,
+    // so a sequence never changes frequencies half-way).
+    const bool is_long = m->max_context_ > rs.original_context;
+    m->inv_freq_ = InvFreq(m->cfg_, is_long ? m->plan_->rope_factors_long : m->plan_->rope_factors_short);
+    m->rope_mscale_ = rs.attn_factor;
+  } else {
+    m->inv_freq_ = InvFreq(m->cfg_, m->plan_->rope_freqs);
+  }
   const uint64_t kv_row = static_cast<uint64_t>(m->cfg_.n_kv_heads);
   m->k_cache_.assign(m->cfg_.n_layers * m->max_context_ * kv_row * m->cfg_.head_dim, 0.0f);
   m->v_cache_.assign(m->cfg_.n_layers * m->max_context_ * kv_row * m->cfg_.value_dim, 0.0f);
@@ -287,8 +298,8 @@ absl::Status Model::Forward(std::span<const int32_t> tokens, bool all_logits, st
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < half; ++i) {
       const double a = static_cast<double>(pos_ + t) * inv_freq_[i];
-      cos_[t * half + i] = static_cast<float>(std::cos(a));
-      sin_[t * half + i] = static_cast<float>(std::sin(a));
+      cos_[t * half + i] = static_cast<float>(std::cos(a) * rope_mscale_);
+      sin_[t * half + i] = static_cast<float>(std::sin(a) * rope_mscale_);
     }
   RETURN_IF_ERROR(Embed(tokens, x.data()));
   for (int64_t l = 0; l < c.n_layers; ++l) RETURN_IF_ERROR(Layer(l, n, x.data()));

@@ -80,6 +80,7 @@ class Model {
   WeightSource* source_ = nullptr;
   ThreadPool* pool_ = nullptr;
   int64_t max_context_ = 0;
+  double rope_mscale_ = 1.0;  // longrope's attention factor on cos and sin
   int64_t pos_ = 0;
   bool budgeted_ = false;
   std::vector<float> inv_freq_;  // per rotated pair, scaling applied

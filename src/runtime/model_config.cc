@@ -97,6 +97,17 @@ absl::Status Validate(ModelConfig& c, std::string_view origin, std::string_view 
       (!(s.factor > 0) || !std::isfinite(s.factor) || s.original_context <= 0 ||
        !(s.high_freq_factor > s.low_freq_factor) || !(s.low_freq_factor > 0)))
     return Field(origin, f("rope.scaling"), "factors out of range");
+  if (s.kind == RopeScaling::Kind::kLongRope) {
+    if (!(s.attn_factor > 0) || !std::isfinite(s.attn_factor))
+      return Field(origin, f("rope.scaling.attn_factor"), "must be positive");
+    for (const auto* v : {&s.short_factor, &s.long_factor}) {
+      if (!v->empty() && v->size() != static_cast<size_t>(c.rope_dim / 2))
+        return Field(origin, f("rope_scaling"),
+                     fmt::format("longrope has {} factors for {} rotated pairs", v->size(), c.rope_dim / 2));
+      for (float x : *v)
+        if (!(x > 0) || !std::isfinite(x)) return Field(origin, f("rope_scaling"), "longrope factors must be positive");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -186,6 +197,16 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const formats::GgufMetadata& md, std:
   } else if (auto f = md.GetFloat(key("rope.scale_linear")); f && *f != 1.0) {
     c.rope_scaling.kind = RopeScaling::Kind::kLinear;
     c.rope_scaling.factor = *f;
+  } else if (c.arch == Arch::kPhi3) {
+    // llama.cpp's converter writes phi3's longrope as these keys plus the
+    // rope_factors_{short,long} tensors (the loader reads those).
+    auto orig = md.GetInt(key("rope.scaling.original_context_length"));
+    auto attn = md.GetFloat(key("rope.scaling.attn_factor"));
+    if (orig || attn) {
+      c.rope_scaling.kind = RopeScaling::Kind::kLongRope;
+      if (orig) c.rope_scaling.original_context = *orig;
+      c.rope_scaling.attn_factor = attn.value_or(1.0);
+    }
   }
   if (c.arch == Arch::kGemma2) {
     if (auto v = md.GetFloat(key("attn_logit_softcapping"))) c.attn_softcap = *v;
@@ -242,6 +263,28 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const nlohmann::json& j, std::string_vi
       s.original_context = JsonInt(*it, "original_max_position_embeddings").value_or(8192);
     } else if (type == "linear") {
       s.kind = RopeScaling::Kind::kLinear;
+    } else if (type == "longrope" || type == "su") {
+      s.kind = RopeScaling::Kind::kLongRope;
+      for (auto [name, dst] : {std::pair{"short_factor", &s.short_factor}, std::pair{"long_factor", &s.long_factor}}) {
+        auto v = it->find(name);
+        if (v == it->end() || !v->is_array())
+          return Field(origin, fmt::format("config.rope_scaling.{}", name), "missing (longrope needs both factor lists)");
+        for (const auto& x : *v) {
+          if (!x.is_number()) return Field(origin, fmt::format("config.rope_scaling.{}", name), "not a list of numbers");
+          dst->push_back(x.get<float>());
+        }
+      }
+      // Phi-3 keeps the pre-extension context at the top level.
+      auto orig = JsonInt(*it, "original_max_position_embeddings");
+      if (!orig) orig = JsonInt(j, "original_max_position_embeddings");
+      if (!orig) return Field(origin, "config.original_max_position_embeddings", "missing (needed by longrope)");
+      s.original_context = *orig;
+      if (auto a = JsonFloat(*it, "attention_factor")) {
+        s.attn_factor = *a;
+      } else {
+        const double scale = static_cast<double>(c.context_length) / static_cast<double>(*orig);
+        s.attn_factor = scale <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(*orig)));
+      }
     } else if (type != "default" && !type.empty()) {
       return Field(origin, "config.rope_scaling.rope_type", fmt::format("unsupported rope scaling '{}'", type));
     }

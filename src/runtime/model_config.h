@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -29,12 +30,19 @@ enum class WeightNaming : uint8_t { kGguf, kHf };
 enum class RopeOrder : uint8_t { kInterleaved, kHalfSplit };
 
 struct RopeScaling {
-  enum class Kind : uint8_t { kNone, kLinear, kLlama3 };
+  // kLongRope (phi3's 128k checkpoints, "longrope" or "su" in config.json):
+  // per-pair frequency divisors, one set for contexts up to
+  // original_context and one beyond, and cos/sin scaled by attn_factor.
+  enum class Kind : uint8_t { kNone, kLinear, kLlama3, kLongRope };
   Kind kind = Kind::kNone;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_context = 8192;
+  double attn_factor = 1.0;
+  // From config.json; GGUF files carry them as the tensors
+  // rope_factors_short.weight / rope_factors_long.weight instead.
+  std::vector<float> short_factor, long_factor;
 };
 
 struct ModelConfig {

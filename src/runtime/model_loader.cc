@@ -210,7 +210,22 @@ absl::StatusOr<std::unique_ptr<ModelPlan>> BuildPlan(WeightSource* source, Model
   if (const WeightInfo* rf = hf ? nullptr : s.Find("rope_freqs.weight")) {
     ASSIGN_OR_RETURN(plan->rope_freqs, ReadVector(s, *rf, false));
   }
-  plan->vector_bytes += (plan->output_norm.size() + plan->rope_freqs.size()) * sizeof(float);
+  if (cfg.rope_scaling.kind == RopeScaling::Kind::kLongRope) {
+    plan->rope_factors_short = cfg.rope_scaling.short_factor;
+    plan->rope_factors_long = cfg.rope_scaling.long_factor;
+    for (auto [name, dst] : {std::pair{"rope_factors_short.weight", &plan->rope_factors_short},
+                             std::pair{"rope_factors_long.weight", &plan->rope_factors_long}}) {
+      if (!dst->empty()) continue;
+      const WeightInfo* t = hf ? nullptr : s.Find(name);
+      if (!t) return TensorError(s, name, "missing (the metadata asks for longrope scaling)");
+      RETURN_IF_ERROR(CheckShape(s, *t, {cfg.rope_dim / 2, 0, "[rope.dimension_count/2]"}));
+      ASSIGN_OR_RETURN(*dst, ReadVector(s, *t, false));
+      for (float x : *dst)
+        if (!(x > 0) || !std::isfinite(x)) return TensorError(s, name, "longrope factors must be positive");
+    }
+  }
+  plan->vector_bytes += (plan->output_norm.size() + plan->rope_freqs.size() + plan->rope_factors_short.size() +
+                         plan->rope_factors_long.size()) * sizeof(float);
 
   // The head is split into slices no bigger than a layer, so a budget that
   // holds one layer also holds any slice of the head.

@@ -36,6 +36,9 @@ struct ModelPlan {
   bool tied = false;
   std::vector<float> output_norm;
   std::vector<float> rope_freqs;  // llama-3 frequency divisors (GGUF rope_freqs.weight), or empty
+  // longrope divisors for contexts up to / beyond the original context
+  // (GGUF rope_factors_{short,long}.weight, or config.json's lists).
+  std::vector<float> rope_factors_short, rope_factors_long;
   std::vector<HeadSlice> head;
   std::vector<WeightGroup> groups;
   int64_t vocab = 0;

@@ -53,6 +53,7 @@ const Case kCases[] = {
     {"qwen3_f32", "--arch qwen3 --type f32", 1e-4},
     {"gemma2_f32", "--arch gemma2 --type f32", 1e-4},
     {"phi3_f32", "--arch phi3 --type f32", 1e-4},
+    {"phi3_longrope_f32", "--arch phi3 --type f32 --rope-scaling longrope", 1e-4},
     {"hf_llama_f32", "--format hf --type f32", 1e-4},
     {"hf_llama_bf16", "--format hf --type bf16", 1e-4},
     {"hf_llama3_rope_f32", "--format hf --type f32 --rope-scaling llama3 --tied", 1e-4},
@@ -60,6 +61,7 @@ const Case kCases[] = {
     {"hf_qwen3_f32", "--format hf --arch qwen3 --type f32", 1e-4},
     {"hf_gemma2_f32", "--format hf --arch gemma2 --type f32", 1e-4},
     {"hf_phi3_f32", "--format hf --arch phi3 --type f32", 1e-4},
+    {"hf_phi3_longrope_f32", "--format hf --arch phi3 --type f32 --rope-scaling longrope", 1e-4},
 };
 
 // Largest |a - b| over a row, divided by the row's largest |b|.
@@ -123,6 +125,35 @@ TEST_P(ModelLogits, MatchReferenceBatchedAndOneByOne) {
 
 INSTANTIATE_TEST_SUITE_P(AllFixtures, ModelLogits, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// LongRoPE takes its short factors while the run's context stays within
+// the original one: the same prompt then gives other logits than with the
+// long factors (the fixtures above check the long ones against the
+// reference), and the same logits from GGUF and from config.json.
+TEST(ModelLongRope, ShortFactorsUpToTheOriginalContext) {
+  const std::string gguf = MakeFixture("phi3_longrope_f32", "--arch phi3 --type f32 --rope-scaling longrope");
+  const std::string hf =
+      MakeFixture("hf_phi3_longrope_f32", "--format hf --arch phi3 --type f32 --rope-scaling longrope");
+  Expected e = ReadExpected(gguf);
+  ASSERT_GE(e.tokens.size(), 2u);
+  ThreadPool pool(2);
+  auto logits = [&](const std::string& path, int64_t ctx) {
+    auto src = OpenFileWeights(path);
+    EXPECT_TRUE(src.ok()) << src.status();
+    auto model = Model::Load(src->get(), ModelOptions{.max_context = ctx, .pool = &pool});
+    EXPECT_TRUE(model.ok()) << model.status();
+    std::vector<float> out;
+    EXPECT_TRUE((*model)->Forward(e.tokens, /*all_logits=*/true, &out).ok());
+    return out;
+  };
+  std::vector<float> short_g = logits(gguf + "/model.gguf", 32), long_g = logits(gguf + "/model.gguf", 128);
+  std::vector<float> short_h = logits(hf, 32);
+  ASSERT_EQ(short_g.size(), long_g.size());
+  ASSERT_EQ(short_g.size(), short_h.size());
+  const int64_t last = static_cast<int64_t>(e.tokens.size()) - 1;
+  EXPECT_GT(RowError(&short_g[last * e.vocab], &long_g[last * e.vocab], e.vocab), 1e-3);
+  EXPECT_LE(RowError(&short_g[last * e.vocab], &short_h[last * e.vocab], e.vocab), 1e-4);
+}
 
 absl::Status LoadError(const std::string& bad) {
   const std::string dir = MakeFixture("bad_" + bad, "--type f32 --bad " + bad);
