@@ -86,10 +86,12 @@ absl::StatusOr<GcReport> Store::Gc() {
       continue;
     }
     // Live bytes tiling [header, end) leave dead bytes only at the tail.
+    // Gaps under a block are the alignment of direct-I/O ingests (see
+    // PackWriter::UseDirectIo), not worth rewriting a pack for.
     uint64_t pos = kPackHeaderSize, live_bytes = 0;
     bool tiled = true;
     for (const ChunkLoc& c : live) {
-      if (c.offset != pos) tiled = false;
+      if (c.offset < pos || c.offset - pos >= kDirectBlock) tiled = false;
       pos = std::max(pos, c.offset + c.size);
       live_bytes += c.size;
     }

@@ -3,11 +3,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <cstring>
 
 #include "core/status.h"
@@ -52,7 +58,6 @@ absl::Status CheckPackHeader(std::span<const uint8_t> b, const std::string& path
 PackWriter::PackWriter(std::string packs_dir, uint64_t roll_size)
     : dir_(std::move(packs_dir)), roll_size_(roll_size) {}
 
-PackWriter::~PackWriter() = default;  // closing the fds drops the flocks
 
 absl::Status PackWriter::OpenExisting() {
   ASSIGN_OR_RETURN(std::vector<int64_t> packs, ListPacks(dir_));
@@ -76,9 +81,137 @@ absl::Status PackWriter::OpenExisting() {
     o->flushed = size;
     o->path = path;
     cur_ = std::move(o);
+    StartDirect();
     return absl::OkStatus();
   }
   return CreateNew();
+}
+
+struct PackWriter::DirectIo {
+  static constexpr int kBuffers = 3;
+  struct Job {
+    int fd;
+    uint8_t* buf;
+    uint64_t len, offset;
+    std::string path;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned;
+  std::vector<uint8_t*> free;
+  std::deque<Job> jobs;
+  bool busy = false, stop = false;
+  absl::Status error;
+  std::thread thread;
+
+  static std::unique_ptr<DirectIo> Make() {
+    auto io = std::make_unique<DirectIo>();
+    for (int i = 0; i < kBuffers; ++i) {
+      void* p = nullptr;
+      if (::posix_memalign(&p, kDirectBlock, kDirectStaging) != 0) return nullptr;
+      io->owned.emplace_back(static_cast<uint8_t*>(p), std::free);
+      io->free.push_back(static_cast<uint8_t*>(p));
+    }
+    io->thread = std::thread([raw = io.get()] { raw->Loop(); });
+    return io;
+  }
+  ~DirectIo() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu);
+    for (;;) {
+      cv.wait(l, [&] { return !jobs.empty() || stop; });
+      if (jobs.empty()) return;  // stop, and everything written
+      Job j = std::move(jobs.front());
+      jobs.pop_front();
+      busy = true;
+      l.unlock();
+      absl::Status s = error.ok() ? PWriteAll(j.fd, {j.buf, j.len}, j.offset, j.path) : absl::OkStatus();
+      l.lock();
+      if (!s.ok() && error.ok()) error = s;
+      busy = false;
+      free.push_back(j.buf);
+      cv.notify_all();
+    }
+  }
+  uint8_t* Take() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return !free.empty(); });
+    uint8_t* b = free.back();
+    free.pop_back();
+    return b;
+  }
+  void Submit(Job j) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      jobs.push_back(std::move(j));
+    }
+    cv.notify_all();
+  }
+  absl::Status Drain() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return jobs.empty() && !busy; });
+    return error;
+  }
+};
+
+void PackWriter::StartDirect() {
+  if (!want_direct_ || !cur_) return;
+  struct statfs sf;
+  if (::fstatfs(cur_->fd.get(), &sf) != 0 || sf.f_type == TMPFS_MAGIC) return;  // tmpfs: no gain
+  int raw = ::open(cur_->path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (raw < 0) return;  // EINVAL: the file system has no direct I/O
+  if (!io_) {
+    io_ = DirectIo::Make();
+    if (!io_) {
+      ::close(raw);
+      return;
+    }
+  }
+  if (!staging_) staging_ = io_->Take();
+  cur_->direct = Fd(raw);
+  // Start on a block of our own: the block holding the current end may be
+  // in another process's page cache, and a direct write under it would
+  // leave that copy stale. The gap reads as zeros and is dead space.
+  cur_->end = (cur_->end + kDirectBlock - 1) / kDirectBlock * kDirectBlock;
+  cur_->staged_at = cur_->end;
+  staged_ = 0;
+}
+
+absl::Status PackWriter::FlushStaging(bool all) {
+  uint64_t n = all ? (staged_ + kDirectBlock - 1) / kDirectBlock * kDirectBlock
+                   : staged_ / kDirectBlock * kDirectBlock;
+  if (n > 0) {
+    if (n > staged_) std::memset(staging_ + staged_, 0, n - staged_);
+    // A partial last block moves to the next buffer (unless `all`: then the
+    // pad is written and the writer is done with this pack).
+    const uint64_t keep = staged_ > n ? staged_ - n : 0;
+    uint8_t* next = io_->Take();
+    if (keep) std::memcpy(next, staging_ + n, keep);
+    io_->Submit({cur_->direct.get(), staging_, n, cur_->staged_at, cur_->path});
+    staging_ = next;
+    staged_ = keep;
+    cur_->staged_at += n;
+  }
+  if (all) return io_->Drain();
+  std::lock_guard<std::mutex> l(io_->mu);
+  return io_->error;
+}
+
+// io_ goes first (it finishes queued writes), then the fds, which drops the flocks.
+PackWriter::~PackWriter() = default;
+
+absl::Status PackWriter::Retire() {
+  if (!cur_) return absl::OkStatus();
+  if (cur_->direct.valid()) RETURN_IF_ERROR(FlushStaging(/*all=*/true));
+  done_.push_back(std::move(cur_));
+  return absl::OkStatus();
 }
 
 absl::Status PackWriter::CreateNew() {
@@ -100,14 +233,16 @@ absl::Status PackWriter::CreateNew() {
     uint32_t v = kPackFormatVersion;
     std::memcpy(hdr + 8, &v, 4);
     RETURN_IF_ERROR(PWriteAll(fd.get(), hdr, 0, path));
-    if (cur_) done_.push_back(std::move(cur_));
+    RETURN_IF_ERROR(Retire());
     cur_ = std::make_unique<Open>();
     cur_->pack = n;
     cur_->fd = std::move(fd);
     cur_->end = kPackHeaderSize;
     cur_->flushed = kPackHeaderSize;
     cur_->path = path;
+    cur_->fresh = true;
     created_ = true;
+    StartDirect();
     return absl::OkStatus();
   }
   return absl::InternalError(fmt::format("{}: could not create a new pack", dir_));
@@ -115,7 +250,7 @@ absl::Status PackWriter::CreateNew() {
 
 absl::Status PackWriter::Reserve(uint64_t bytes) {
   if (!cur_) return OpenExisting();
-  if (cur_->end > kPackHeaderSize && cur_->end + bytes > roll_size_) return CreateNew();
+  if (!cur_->fresh && cur_->end + bytes > roll_size_) return CreateNew();
   return absl::OkStatus();
 }
 
@@ -130,6 +265,20 @@ absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(
     std::span<const std::span<const uint8_t>> parts) {
   if (!cur_) RETURN_IF_ERROR(OpenExisting());
   uint64_t at = cur_->end;
+  cur_->fresh = false;
+  if (cur_->direct.valid()) {
+    for (std::span<const uint8_t> p : parts) {
+      while (!p.empty()) {
+        uint64_t take = std::min<uint64_t>(p.size(), kDirectStaging - staged_);
+        std::memcpy(staging_ + staged_, p.data(), take);
+        staged_ += take;
+        p = p.subspan(take);
+        if (staged_ == kDirectStaging) RETURN_IF_ERROR(FlushStaging(/*all=*/false));
+      }
+    }
+    for (auto p : parts) cur_->end += p.size();
+    return std::make_pair(cur_->pack, at);
+  }
   RETURN_IF_ERROR(PWriteVAll(cur_->fd.get(), parts, at, cur_->path));
   for (auto p : parts) cur_->end += p.size();
   // Start the disk on what is written so far instead of leaving gigabytes
@@ -144,6 +293,10 @@ absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(
 }
 
 absl::Status PackWriter::Sync() {
+  if (cur_ && cur_->direct.valid()) {
+    RETURN_IF_ERROR(FlushStaging(/*all=*/true));
+    cur_->end = cur_->staged_at;  // past the pad: a later append starts a block of its own
+  }
   for (auto& o : done_) RETURN_IF_ERROR(FsyncFd(o->fd.get(), o->path));
   if (cur_) RETURN_IF_ERROR(FsyncFd(cur_->fd.get(), cur_->path));
   if (created_) RETURN_IF_ERROR(FsyncDir(dir_));

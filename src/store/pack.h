@@ -30,6 +30,10 @@ inline constexpr uint32_t kPackFormatVersion = 1;
 inline constexpr uint64_t kPackRollSize = uint64_t{4} << 30;
 // PackWriter starts the disk's writeback every this many appended bytes.
 inline constexpr uint64_t kWritebackStep = uint64_t{16} << 20;
+// Direct-I/O packs: writes are whole blocks of this size from an aligned
+// staging buffer of kDirectStaging bytes.
+inline constexpr uint64_t kDirectBlock = 4096;
+inline constexpr uint64_t kDirectStaging = uint64_t{8} << 20;
 
 std::string PackName(int64_t pack);  // "000042.pack"
 std::string PackPath(const std::string& packs_dir, int64_t pack);
@@ -42,6 +46,14 @@ class PackWriter {
  public:
   // roll_size is the soft limit past which the writer moves to a new pack.
   explicit PackWriter(std::string packs_dir, uint64_t roll_size = kPackRollSize);
+  // Writes with O_DIRECT through an aligned staging buffer, skipping the
+  // page cache's copy and writeback (ingest's bulk appends), where the
+  // file system takes it and is not tmpfs; buffered otherwise. Each direct
+  // writer starts at a block boundary past the pack's end and pads its last
+  // block, so it never rewrites a block another process may have cached.
+  // Call before the first Append.
+  void UseDirectIo() { want_direct_ = true; }
+  bool direct() const { return cur_ && cur_->direct.valid(); }
   ~PackWriter();
   PackWriter(const PackWriter&) = delete;
   PackWriter& operator=(const PackWriter&) = delete;
@@ -66,12 +78,27 @@ class PackWriter {
   struct Open {
     int64_t pack = 0;
     Fd fd;
+    Fd direct;             // O_DIRECT descriptor, when writing through the staging buffer
     uint64_t end = 0;
-    uint64_t flushed = 0;  // writeback started up to here
+    uint64_t flushed = 0;  // writeback started up to here (buffered)
+    uint64_t staged_at = 0;  // direct: pack offset of staging_[0], block-aligned
+    bool fresh = false;      // created by this writer and nothing appended yet
     std::string path;
   };
   absl::Status OpenExisting();
   absl::Status CreateNew();
+  // Direct mode for cur_ when wanted and possible.
+  void StartDirect();
+  // Writes the staged bytes (padded to a whole block when `all`).
+  absl::Status FlushStaging(bool all);
+  absl::Status Retire();  // flushes cur_ and moves it to done_
+  bool want_direct_ = false;
+  // Direct mode: full staging buffers go to an I/O thread, so the disk has
+  // the next write while this thread fills the next buffer.
+  struct DirectIo;
+  uint8_t* staging_ = nullptr;  // one of io_'s buffers
+  uint64_t staged_ = 0;         // bytes in staging_
+  std::unique_ptr<DirectIo> io_;  // last member: joins before the fds close
   std::string dir_;
   uint64_t roll_size_;
   std::unique_ptr<Open> cur_;

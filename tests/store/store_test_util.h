@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -37,6 +38,16 @@ inline std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
   }
   for (; i < n; ++i) out[i] = static_cast<uint8_t>(rng());
   return out;
+}
+
+// The integer the first row of a one-value query gives.
+inline int64_t One(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+  EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sql;
+  int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
 }
 
 inline std::vector<uint8_t> ReadAll(const std::string& path) {
