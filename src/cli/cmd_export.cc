@@ -94,7 +94,7 @@ int RunExport(Cli& cli, const ExportArgs& args) {
   } else {
     fmt::print("exported {} to {}: {} file{}, {}{}\n", v->ref(), args.out, files->size(),
                files->size() == 1 ? "" : "s", HumanBytes(bytes),
-               args.verify ? ", SHA-256 verified" : "");
+               args.verify ? ", verified against the digests recorded at ingest" : "");
   }
   return kExitOk;
 }
@@ -114,7 +114,8 @@ void RegisterExport(Cli& cli) {
       ->required();
   sub->add_option("--format", args->format, "auto (default), original or safetensors; see below");
   sub->add_flag("--verify", args->verify,
-                "original: check each written file's SHA-256 against the catalog; safetensors: read "
+                "original: check each written file's digest (and SHA-256 when recorded) against the "
+                "catalog; safetensors: read "
                 "the file back and compare every tensor");
 }
 
