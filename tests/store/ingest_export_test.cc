@@ -2,6 +2,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -359,6 +360,27 @@ TEST_F(StoreTest, DirectIoIngestsStartOnABlockOfTheirOwn) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->packs_rewritten, 0u);
   EXPECT_LT(g->bytes_reclaimed, 4096u);  // at most the last block's pad
+}
+
+TEST_F(StoreTest, SourceShrinkingDuringIngestFailsAndLeavesTheCatalogAsItWas) {
+  ASSERT_TRUE(store_->Ingest(MakeSource(root_ + "/a", OneFile(8)), Opts("a")).ok());
+  sqlite3* db = store_->catalog();
+  const int64_t versions = Count(db, "version"), chunks = Count(db, "chunk"), events = Count(db, "outbox");
+  // Parsed and mapped, then cut short on disk before the pipeline reads it:
+  // the read fails (nothing touches the map past the end), naming the file.
+  auto src = MakeSource(root_ + "/b", OneFile(9));
+  const std::string path = root_ + "/b/tiny.safetensors";
+  ASSERT_EQ(::truncate(path.c_str(), 1 << 20), 0);
+  auto r = store_->Ingest(src, Opts("b"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find(path), std::string::npos) << r.status();
+  EXPECT_EQ(Count(db, "version"), versions);
+  EXPECT_EQ(Count(db, "chunk"), chunks);
+  EXPECT_EQ(Count(db, "outbox"), events);
+  auto v = store_->Verify(false);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->ok());
 }
 
 }  // namespace hart::store::testing
