@@ -244,6 +244,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::Gg
     if (*k.id >= n) *k.id = kNoToken;
     if (md.Find(k.key) == nullptr) continue;
     auto v = md.GetInt(k.key);
+    // llama.cpp's converters write -1 (as uint32 0xFFFFFFFF or int32 -1) for
+    // "no such token"; that is the key being absent, and the default stays.
+    if (v && (*v == -1 || *v == int64_t{0xFFFFFFFF})) continue;
     if (!v || *v < 0 || *v >= n) {
       return MetaError(source, k.key, fmt::format("not a token id below {}", n));
     }

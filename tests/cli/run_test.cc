@@ -78,6 +78,19 @@ TEST_F(RunCommand, RunsFromTheStore) {
   EXPECT_EQ(streamed.out, file.out);
 }
 
+// llama.cpp's converters write 0xFFFFFFFF for special tokens a model lacks
+// (sep, pad, cls, mask, eot); such a file runs, and the ids mean "none".
+TEST_F(RunCommand, RunsAGgufWithMinusOneSpecialIds) {
+  const std::string dir = *dir_ + "/null_ids";
+  std::string cmd = "/usr/bin/python3 " HART_SOURCE_DIR "/tests/fixtures/make_tiny_llama.py '" + dir +
+                    "' --type q8_0 --layers 3 --null-special-ids";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  RunResult plain = RunHart({"run", Gguf(), "Hello", "-n", "8", "--temp", "0"});
+  RunResult nulls = RunHart({"run", dir + "/model.gguf", "Hello", "-n", "8", "--temp", "0"});
+  ASSERT_EQ(nulls.exit_code, 0) << Describe(nulls);
+  EXPECT_EQ(nulls.out, plain.out);
+}
+
 // A Hugging Face checkpoint directory (safetensors, config.json,
 // tokenizer.json, tokenizer_config.json) ingested into the store runs with
 // its own tokenizer and gives the same text as the same weights as GGUF.

@@ -339,6 +339,40 @@ TEST(Tokenizer, RejectsBadMetadata) {
   EXPECT_FALSE(Tokenizer::FromGguf(empty, "m.gguf").ok());
 }
 
+// llama.cpp's converters write 0xFFFFFFFF (or int32 -1) for a special token
+// the model lacks; such keys count as absent, every other id out of range is
+// still refused.
+TEST(Tokenizer, MinusOneSpecialIdsMeanNone) {
+  auto md = MiniVocab("llama");
+  const uint64_t none = 0xFFFFFFFF;
+  for (const char* key : {"tokenizer.ggml.seperator_token_id", "tokenizer.ggml.padding_token_id",
+                          "tokenizer.ggml.cls_token_id", "tokenizer.ggml.mask_token_id",
+                          "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+    md.entries.push_back({key, {formats::GgufType::kUint32, none}});
+  md.entries.push_back({"tokenizer.ggml.unknown_token_id", {formats::GgufType::kInt32, int64_t{-1}}});
+  auto tok = Tokenizer::FromGguf(md, "m.gguf");
+  ASSERT_TRUE(tok.ok()) << Msg(tok.status());
+  EXPECT_EQ((*tok)->sep_id(), kNoToken);
+  EXPECT_EQ((*tok)->pad_id(), kNoToken);
+  EXPECT_EQ((*tok)->eot_id(), kNoToken);
+  EXPECT_EQ((*tok)->bos_id(), 1);  // cls -1 leaves the SentencePiece default
+  EXPECT_EQ((*tok)->unk_id(), 0);
+  EXPECT_TRUE((*tok)->IsEog(2));
+  EXPECT_FALSE((*tok)->IsEog(5));
+  for (auto [type, value] : {std::pair{formats::GgufType::kUint32, uint64_t{0xFFFFFFFE}},
+                             std::pair{formats::GgufType::kUint32, uint64_t{6}}}) {
+    auto bad = MiniVocab("llama");
+    bad.entries.push_back({"tokenizer.ggml.seperator_token_id", {type, value}});
+    auto r = Tokenizer::FromGguf(bad, "m.gguf");
+    ASSERT_FALSE(r.ok()) << value;
+    EXPECT_NE(Msg(r.status()).find("m.gguf: tokenizer.ggml.seperator_token_id: not a token id below 6"),
+              std::string_view::npos) << Msg(r.status());
+  }
+  auto neg = MiniVocab("llama");
+  neg.entries.push_back({"tokenizer.ggml.eos_token_id", {formats::GgufType::kInt32, int64_t{-2}}});
+  EXPECT_FALSE(Tokenizer::FromGguf(neg, "m.gguf").ok());
+}
+
 TEST(Tokenizer, SpmMergesByScoreWithByteFallback) {
   auto md = MiniVocab("llama");
   // Add "▁" so the space prefix has a token, and byte tokens for 'z'.
