@@ -32,3 +32,15 @@ echo; echo "# a prompt longer than the context: an error, or --truncate"
 
 echo; echo "# hart chat (chatml template), one turn from stdin"
 echo "hi" | "$HART" chat "$model" --chat-format chatml -n 8 --temp 0 | od -c | head -2
+
+# A real trained model: llama2.c's stories260K (TinyStories) with its tokenizer
+# file, from ../shared beside the clone; skipped where it is absent.
+stories="$here/../../shared/testdata/tinystories"
+if [ -f "$stories/stories260K.bin" ]; then
+  echo; echo "# llama2.c's stories260K: ingested with its tok512.bin, greedy from the store, then under a 400 KiB budget"
+  "$HART" --store "$store" --no-progress ingest "$stories/stories260K.bin" --license mit >/dev/null
+  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0; echo
+  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0 --mem-budget 400K --stats; echo
+else
+  echo; echo "# (no $stories: skipping the stories260K demo)"
+fi

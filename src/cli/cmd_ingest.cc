@@ -21,12 +21,13 @@ struct IngestArgs {
   std::string model;
   std::string license;
   std::string parent;
+  std::string tokenizer;
   bool file_sha256 = false;
 };
 
 absl::StatusOr<store::IngestResult> IngestOne(store::Store& st, const std::string& path,
-                                              const store::IngestOptions& opts) {
-  ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(path));
+                                              const store::IngestOptions& opts, const std::string& tokenizer) {
+  ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(path, {.tokenizer = tokenizer}));
   return st.Ingest(src, opts);
 }
 
@@ -79,7 +80,7 @@ int RunIngest(Cli& cli, const IngestArgs& args) {
   int exit_code = kExitOk;
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& path : args.paths) {
-    auto r = IngestOne(**st, path, opts);
+    auto r = IngestOne(**st, path, opts, args.tokenizer);
     if (!r.ok()) {
       exit_code = std::max(exit_code, Fail(r.status()));
       continue;
@@ -103,7 +104,8 @@ void RegisterIngest(Cli& cli) {
                  [&cli] { return RunInit(cli); });
   auto args = std::make_shared<IngestArgs>();
   CLI::App* sub = cli.AddCommand(
-      "ingest", "store models as new versions (safetensors, sharded checkpoints, GGUF)",
+      "ingest",
+      "store models as new versions (safetensors, sharded checkpoints, GGUF, ONNX, PyTorch, llama2.c)",
       [&cli, args] { return RunIngest(cli, *args); });
   sub->add_option("paths", args->paths, "model files or directories; each becomes one version")
       ->required();
@@ -111,6 +113,9 @@ void RegisterIngest(Cli& cli) {
   sub->add_option("--license", args->license,
                   "license id (e.g. mit, apache-2.0) when the file names none");
   sub->add_option("--parent", args->parent, "the version this one derives from (MODEL@V)");
+  sub->add_option("--tokenizer", args->tokenizer,
+                  "a llama2.c checkpoint's tokenizer file (stored in the same version); default: "
+                  "tokenizer.bin beside the checkpoint, else the one tok*.bin there that fits its vocabulary");
   sub->add_flag("--file-sha256", args->file_sha256,
                 "also record each file's plain SHA-256 (one extra serial pass; for comparing "
                 "with a published hash)");

@@ -41,11 +41,15 @@ struct RunArgs {
   bool truncate = false;
   bool cold = false;
   bool token_ids = false;
+  std::string tokenizer;
 };
 
 void AddCommon(CLI::App* c, RunArgs& a) {
-  c->add_option("model", a.model, "MODEL[@VERSION] in the store, or a .gguf file / safetensors directory")
+  c->add_option("model", a.model,
+                "MODEL[@VERSION] in the store, or a .gguf file, safetensors directory or llama2.c checkpoint")
       ->required();
+  c->add_option("--tokenizer", a.tokenizer,
+                "a llama2.c checkpoint's tokenizer file; default: tokenizer.bin or the one fitting tok*.bin beside it");
   c->add_option("-n,--n-predict", a.n_predict, "tokens to generate at most")->capture_default_str();
   c->add_option("--temp", a.temp, "temperature; 0 = greedy")->capture_default_str();
   c->add_option("--top-k", a.top_k, "keep the K most likely tokens; 0 = off")->capture_default_str();
@@ -73,8 +77,10 @@ absl::StatusOr<Loaded> Open(const Cli& cli, const RunArgs& a) {
   Loaded l;
   std::error_code ec;
   if (a.model.ends_with(".gguf") || a.model.ends_with(".safetensors") || std::filesystem::exists(a.model, ec)) {
-    ASSIGN_OR_RETURN(l.source, rt::OpenFileWeights(a.model));
+    ASSIGN_OR_RETURN(l.source, rt::OpenFileWeights(a.model, a.tokenizer));
   } else {
+    if (!a.tokenizer.empty())
+      return absl::InvalidArgumentError("--tokenizer applies to a llama2.c checkpoint file; a stored version has its own");
     ASSIGN_OR_RETURN(auto st, cli.OpenStore());
     l.store = std::shared_ptr<store::Store>(std::move(st));
     ASSIGN_OR_RETURN(l.source, rt::OpenStoreWeights(l.store, a.model));

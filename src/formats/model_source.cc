@@ -13,12 +13,13 @@ std::string_view FormatName(Format f) {
     case Format::kGguf: return "gguf";
     case Format::kOnnx: return "onnx";
     case Format::kTorch: return "torch";
+    case Format::kLlama2c: return "llama2c";
   }
   return "unknown";
 }
 
 absl::StatusOr<Format> FormatFromName(std::string_view name) {
-  for (Format f : {Format::kSafetensors, Format::kGguf, Format::kOnnx, Format::kTorch})
+  for (Format f : {Format::kSafetensors, Format::kGguf, Format::kOnnx, Format::kTorch, Format::kLlama2c})
     if (FormatName(f) == name) return f;
   return absl::InvalidArgumentError(fmt::format("unknown format '{}'", name));
 }

@@ -24,8 +24,9 @@
 
 namespace hart::formats {
 
-enum class Format : uint8_t { kSafetensors, kGguf, kOnnx, kTorch };
-std::string_view FormatName(Format f);  // "safetensors", "gguf", "onnx", "torch"
+enum class Format : uint8_t { kSafetensors, kGguf, kOnnx, kTorch, kLlama2c };
+// "safetensors", "gguf", "onnx", "torch", "llama2c"
+std::string_view FormatName(Format f);
 absl::StatusOr<Format> FormatFromName(std::string_view name);
 
 struct TensorDesc {
@@ -108,6 +109,14 @@ bool IsValidUtf8(std::string_view s);
 // one's *.bin.index.json, or a Hugging Face directory holding safetensors
 // (preferred when both are there) or PyTorch weights, plus config.json and
 // tokenizer files kept as extra files.
-absl::StatusOr<ModelSource> OpenModel(const std::string& path);
+//
+// A llama2.c checkpoint (no magic: recognized by its header describing
+// exactly the file's size, after the PyTorch checks) comes with its
+// tokenizer file: `options.tokenizer`, else one found beside it (see
+// FindLlama2cTokenizer in llama2c.h).
+struct OpenOptions {
+  std::string tokenizer;  // a llama2.c tokenizer file; "" = look beside the checkpoint
+};
+absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions& options = {});
 
 }  // namespace hart::formats

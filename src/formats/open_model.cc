@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "formats/gguf.h"
+#include "formats/llama2c.h"
 #include "formats/model_source.h"
 #include "formats/onnx.h"
 #include "formats/safetensors.h"
@@ -22,11 +23,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Reads the first bytes of a file to tell formats apart by content, not name.
+// Reads the first bytes of a file to tell formats apart by content, not name
+// (enough for a llama2.c header, which has no magic).
 std::string Magic(const std::string& path) {
   auto fd = OpenFile(path, O_RDONLY);
   if (!fd.ok()) return "";
-  char buf[8] = {};
+  char buf[kLlama2cHeaderBytes] = {};
   ssize_t n = ::read(fd->get(), buf, sizeof buf);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
@@ -40,11 +42,22 @@ bool IsTorchIndexName(const std::string& n) {
 
 }  // namespace
 
-absl::StatusOr<ModelSource> OpenModel(const std::string& path) {
+absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions& options) {
   std::error_code ec;
   auto st = fs::status(path, ec);
   if (ec || !fs::exists(st))
     return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
+  if (!options.tokenizer.empty()) {
+    // Only llama2.c checkpoints take a tokenizer file of their own; a file
+    // that is no other format gets the llama2.c header's own error.
+    std::string m = fs::is_directory(st) ? "" : Magic(path);
+    std::span<const uint8_t> head(reinterpret_cast<const uint8_t*>(m.data()), m.size());
+    if (fs::is_directory(st) || m.rfind("GGUF", 0) == 0 || LooksLikeTorch(head) ||
+        absl::EndsWith(path, ".safetensors") || absl::EndsWith(path, ".json") || absl::EndsWith(path, ".onnx"))
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: --tokenizer {} applies to llama2.c checkpoints only; this is not one", path, options.tokenizer));
+    return ReadLlama2c(path, options.tokenizer);
+  }
   if (fs::is_directory(st)) {
     // A Hugging Face style directory. Safetensors first (a repository often
     // carries the same weights as both): its index, else the one
@@ -92,9 +105,14 @@ absl::StatusOr<ModelSource> OpenModel(const std::string& path) {
   if (absl::EndsWith(path, ".safetensors")) return ReadSafetensors(path);
   if (absl::EndsWith(path, ".onnx")) return ReadOnnx(path);
   // PyTorch checkpoints (.pt/.pth/.bin): a zip archive or a pickle stream.
-  if (LooksLikeTorch({reinterpret_cast<const uint8_t*>(magic.data()), magic.size()}))
-    return ReadTorch(path);
-  return absl::InvalidArgumentError(absl::StrCat(path, ": unrecognized model format (expected safetensors, a safetensors or PyTorch index, GGUF, ONNX or a PyTorch checkpoint)"));
+  std::span<const uint8_t> head(reinterpret_cast<const uint8_t*>(magic.data()), magic.size());
+  if (LooksLikeTorch(head)) return ReadTorch(path);
+  // A llama2.c checkpoint has no magic: its header must describe exactly
+  // this file's size (checked after PyTorch, whose .bin files are zip or pickle).
+  // A plausible header with the wrong size gets the size error (truncated).
+  if (LooksLikeLlama2c(head, fs::file_size(path, ec)) || ParseLlama2cFields(head, path).ok())
+    return ReadLlama2c(path);
+  return absl::InvalidArgumentError(absl::StrCat(path, ": unrecognized model format (expected safetensors, a safetensors or PyTorch index, GGUF, ONNX, a PyTorch checkpoint or a llama2.c checkpoint)"));
 }
 
 }  // namespace hart::formats

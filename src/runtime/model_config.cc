@@ -301,4 +301,28 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const nlohmann::json& j, std::string_vi
   return c;
 }
 
+absl::StatusOr<ModelConfig> ConfigFromLlama2c(const nlohmann::json& md, std::string_view origin) {
+  auto it = md.is_object() ? md.find("llama2c") : md.end();
+  if (!md.is_object() || it == md.end() || !it->is_object()) return Field(origin, "llama2c", "missing");
+  const nlohmann::json& h = *it;
+  ModelConfig c;
+  c.arch = Arch::kLlama;
+  c.naming = WeightNaming::kGguf;
+  // run.c rotates adjacent pairs (i, i+1) of each head: the order GGUF
+  // llama weights have after llama.cpp's permutation.
+  c.rope_order = RopeOrder::kInterleaved;
+  c.norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  for (auto [key, out] : {std::pair{"n_layers", &c.n_layers}, std::pair{"dim", &c.dim},
+                          std::pair{"hidden_dim", &c.ffn_dim}, std::pair{"n_heads", &c.n_heads},
+                          std::pair{"n_kv_heads", &c.n_kv_heads}, std::pair{"vocab_size", &c.vocab_size},
+                          std::pair{"max_seq_len", &c.context_length}}) {
+    auto v = JsonInt(h, key);
+    if (!v) return Field(origin, fmt::format("llama2c.{}", key), "missing or not an integer");
+    *out = *v;
+  }
+  RETURN_IF_ERROR(Validate(c, origin, "llama2c."));
+  return c;
+}
+
 }  // namespace hart::runtime

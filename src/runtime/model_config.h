@@ -77,5 +77,9 @@ struct ModelConfig {
 // llama.block_count: missing".
 absl::StatusOr<ModelConfig> ConfigFromGguf(const formats::GgufMetadata& md, std::string_view origin);
 absl::StatusOr<ModelConfig> ConfigFromHf(const nlohmann::json& config, std::string_view origin);
+// A llama2.c checkpoint's metadata as formats::ReadLlama2c records it
+// ({"llama2c": {dim, hidden_dim, n_layers, ...}}): llama with run.c's
+// constants (rms_norm_eps 1e-5, rope theta 10000, interleaved pairs).
+absl::StatusOr<ModelConfig> ConfigFromLlama2c(const nlohmann::json& metadata, std::string_view origin);
 
 }  // namespace hart::runtime

@@ -44,9 +44,13 @@ class StoreWeightSource final : public WeightSource {
   const std::vector<WeightInfo>& tensors() const override { return infos_; }
   const formats::GgufMetadata* gguf_metadata() const override { return is_gguf_ ? &gguf_ : nullptr; }
 
+  std::optional<formats::Format> format() const override { return version_.format; }
+  const nlohmann::json& metadata() const override { return version_.metadata; }
+
   absl::StatusOr<ModelConfig> Config() const override {
     if (is_gguf_) return ConfigFromGguf(gguf_, origin_);
     const auto& md = version_.metadata;
+    if (version_.format == formats::Format::kLlama2c) return ConfigFromLlama2c(md, origin_);
     if (md.is_object() && md.contains("config") && md["config"].is_object())
       return ConfigFromHf(md["config"], origin_);
     if (md.is_object() && md.contains("hidden_size")) return ConfigFromHf(md, origin_);

@@ -55,6 +55,12 @@ class Tokenizer {
                                                                std::string_view tokenizer_config_json,
                                                                std::string_view generation_config_json,
                                                                std::string_view dir);
+  // A llama2.c tokenizer file (formats/llama2c.h) of `vocab_size` tokens:
+  // SentencePiece-style (merges by score, <0xXX> byte fallback, a space in
+  // front of the text) with <unk>, <s>, </s> at ids 0, 1, 2. `source` names
+  // the file in errors.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromLlama2c(std::span<const uint8_t> file,
+                                                                int64_t vocab_size, std::string_view source);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -107,8 +113,9 @@ class Tokenizer {
   std::unique_ptr<TokenizerImpl> impl_;
 };
 
-// The tokenizer of a model's weights: from the GGUF metadata, else from the
-// checkpoint's tokenizer.json (+ tokenizer_config.json, generation_config.json).
+// The tokenizer of a model's weights: from the GGUF metadata, a llama2.c
+// checkpoint's tokenizer file, else from the checkpoint's tokenizer.json
+// (+ tokenizer_config.json, generation_config.json).
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& source);
 
 // Turns a stream of generated ids into complete UTF-8 text: bytes of a

@@ -362,6 +362,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_vie
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& source) {
   if (const auto* md = source.gguf_metadata()) return Tokenizer::FromGguf(*md, source.origin());
+  if (source.format() == formats::Format::kLlama2c) return LoadLlama2cTokenizer(source);
   auto tj = source.ReadCompanionFile("tokenizer.json");
   if (!tj.ok()) {
     if (absl::IsNotFound(tj.status()))

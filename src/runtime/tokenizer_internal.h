@@ -99,4 +99,8 @@ void IndexVocab(Vocab* v);
 // vocabulary, and each token's decoded piece.
 void FinishTokenizer(TokenizerImpl* t);
 
+// tokenizer_llama2c.cc: a llama2.c checkpoint's tokenizer file, named in
+// the source's metadata and read as its companion file.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadLlama2cTokenizer(const WeightSource& source);
+
 }  // namespace hart::runtime

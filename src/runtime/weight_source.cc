@@ -11,6 +11,7 @@
 
 #include "core/file_util.h"
 #include "core/status.h"
+#include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "core/mapped_file.h"
 
@@ -19,6 +20,11 @@ namespace hart::runtime {
 const WeightInfo* WeightSource::Find(std::string_view name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &tensors()[it->second];
+}
+
+const nlohmann::json& WeightSource::metadata() const {
+  static const nlohmann::json kNull;
+  return kNull;
 }
 
 void WeightSource::Index() {
@@ -32,9 +38,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A file that is no GGUF or safetensors and whose first bytes are a
+// plausible llama2.c header (ReadLlama2c then checks the size).
+bool IsLlama2c(const std::string& path) {
+  if (path.ends_with(".gguf") || path.ends_with(".safetensors") || path.ends_with(".json")) return false;
+  auto fd = OpenFile(path, O_RDONLY | O_CLOEXEC);
+  if (!fd.ok()) return false;
+  uint8_t head[formats::kLlama2cHeaderBytes];
+  if (!PReadAll(fd->get(), head, 0, path).ok()) return false;
+  return formats::ParseLlama2cFields(head, path).ok();
+}
+
 class FileWeightSource final : public WeightSource {
  public:
-  static absl::StatusOr<std::unique_ptr<WeightSource>> Open(const std::string& path) {
+  static absl::StatusOr<std::unique_ptr<WeightSource>> Open(const std::string& path, const std::string& tokenizer) {
     auto src = std::unique_ptr<FileWeightSource>(new FileWeightSource());
     src->origin_ = path;
     std::string target = path;
@@ -55,7 +72,9 @@ class FileWeightSource final : public WeightSource {
       src->dir_ = fs::path(path).parent_path().string();
       if (src->dir_.empty()) src->dir_ = ".";
     }
-    if (target.ends_with(".gguf")) {
+    if (!tokenizer.empty() || IsLlama2c(target)) {
+      ASSIGN_OR_RETURN(src->model_, formats::ReadLlama2c(target, tokenizer));
+    } else if (target.ends_with(".gguf")) {
       ASSIGN_OR_RETURN(src->model_, formats::ReadGguf(target));
       const auto& f0 = src->model_.files.at(0);
       ASSIGN_OR_RETURN(auto header, formats::ParseGgufHeader(f0.map->bytes(), f0.map->size(), target));
@@ -78,8 +97,12 @@ class FileWeightSource final : public WeightSource {
   const std::vector<WeightInfo>& tensors() const override { return infos_; }
   const formats::GgufMetadata* gguf_metadata() const override { return is_gguf_ ? &gguf_ : nullptr; }
 
+  std::optional<formats::Format> format() const override { return model_.format; }
+  const nlohmann::json& metadata() const override { return model_.metadata; }
+
   absl::StatusOr<ModelConfig> Config() const override {
     if (is_gguf_) return ConfigFromGguf(gguf_, origin_);
+    if (model_.format == formats::Format::kLlama2c) return ConfigFromLlama2c(model_.metadata, origin_);
     const auto& md = model_.metadata;
     if (md.is_object() && md.contains("config") && md["config"].is_object())
       return ConfigFromHf(md["config"], origin_);
@@ -90,6 +113,10 @@ class FileWeightSource final : public WeightSource {
   }
 
   absl::StatusOr<std::string> ReadCompanionFile(const std::string& name) const override {
+    // A llama2.c tokenizer may come from anywhere (--tokenizer): the source's own file.
+    for (const auto& f : model_.files)
+      if (model_.format == formats::Format::kLlama2c && f.name == name)
+        return std::string(reinterpret_cast<const char*>(f.map->bytes().data()), f.map->size());
     auto p = fs::path(dir_) / name;
     std::error_code ec;
     if (!fs::exists(p, ec)) return absl::NotFoundError(fmt::format("{}: no {}", dir_, name));
@@ -148,8 +175,8 @@ class FileWeightSource final : public WeightSource {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path) {
-  return FileWeightSource::Open(path);
+absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path, const std::string& tokenizer) {
+  return FileWeightSource::Open(path, tokenizer);
 }
 
 }  // namespace hart::runtime

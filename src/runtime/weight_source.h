@@ -51,6 +51,12 @@ class WeightSource {
   virtual absl::StatusOr<ModelConfig> Config() const = 0;
   // The GGUF metadata (tokenizer, chat template) when the weights are GGUF.
   virtual const formats::GgufMetadata* gguf_metadata() const { return nullptr; }
+  // The format the weights were read from (a stored version's original
+  // one) and the metadata its reader recorded (ModelSource::metadata, the
+  // version's metadata): llama2.c checkpoints keep their header and
+  // tokenizer file name there. nullopt / null JSON when unknown.
+  virtual std::optional<formats::Format> format() const { return std::nullopt; }
+  virtual const nlohmann::json& metadata() const;
   // A companion file of an HF checkpoint ("tokenizer.json",
   // "tokenizer_config.json"); NotFound when absent.
   virtual absl::StatusOr<std::string> ReadCompanionFile(const std::string& name) const = 0;
@@ -70,8 +76,11 @@ class WeightSource {
 };
 
 // A .gguf file (or the first part of a split one), a .safetensors file, a
-// sharded checkpoint's index, or a directory holding one with config.json.
-absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path);
+// sharded checkpoint's index, a directory holding one with config.json, or a
+// llama2.c checkpoint with its tokenizer file (`tokenizer`, or "" to find
+// it beside the checkpoint).
+absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path,
+                                                              const std::string& tokenizer = "");
 
 // A version of a model in NinaDB ("llama" or "llama@3").
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenStoreWeights(std::shared_ptr<store::Store> store,
