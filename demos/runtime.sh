@@ -39,8 +39,10 @@ stories="$here/../../shared/testdata/tinystories"
 if [ -f "$stories/stories260K.bin" ]; then
   echo; echo "# llama2.c's stories260K: ingested with its tok512.bin, greedy from the store, then under a 400 KiB budget"
   "$HART" --store "$store" --no-progress ingest "$stories/stories260K.bin" --license mit >/dev/null
-  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0; echo
-  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0 --mem-budget 400K --stats; echo
+  printf 'Once upon a time'
+  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0
+  printf 'Once upon a time'
+  "$HART" --store "$store" run stories260K "Once upon a time" -n 40 --temp 0 --mem-budget 400K --stats
 else
   echo; echo "# (no $stories: skipping the stories260K demo)"
 fi
