@@ -62,8 +62,9 @@ absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions
     // A Hugging Face style directory. Safetensors first (a repository often
     // carries the same weights as both): its index, else the one
     // .safetensors file; then PyTorch: a *.bin.index.json, else
-    // pytorch_model.bin, else the one .bin/.pt/.pth checkpoint; then one .gguf.
-    std::vector<std::string> index, st_files, torch_index, torch_files, gguf;
+    // pytorch_model.bin, else the one .bin/.pt/.pth checkpoint; then one .gguf;
+    // then one llama2.c checkpoint (with its tokenizer file beside it).
+    std::vector<std::string> index, st_files, torch_index, torch_files, gguf, llama2c;
     bool has_pytorch_model = false;
     for (const auto& e : fs::directory_iterator(path)) {
       std::string n = e.path().filename().string();
@@ -72,7 +73,11 @@ absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions
       else if (IsTorchIndexName(n)) torch_index.push_back(n);
       else if (absl::EndsWith(n, ".bin") || absl::EndsWith(n, ".pt") || absl::EndsWith(n, ".pth")) {
         std::string m = Magic(e.path().string());
-        if (!LooksLikeTorch({reinterpret_cast<const uint8_t*>(m.data()), m.size()})) continue;
+        std::span<const uint8_t> head(reinterpret_cast<const uint8_t*>(m.data()), m.size());
+        if (!LooksLikeTorch(head)) {
+          if (LooksLikeLlama2c(head, e.file_size(ec))) llama2c.push_back(e.path().string());
+          continue;
+        }
         torch_files.push_back(n);
         has_pytorch_model |= n == "pytorch_model.bin";
       } else if (absl::EndsWith(n, ".gguf")) gguf.push_back(e.path().string());
@@ -94,9 +99,10 @@ absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions
           "{}: several PyTorch checkpoints ({}) and no pytorch_model.bin or *.bin.index.json; name the one to ingest",
           path, fmt::join(torch_files, ", ")));
     if (gguf.size() == 1) return ReadGguf(gguf[0]);
+    if (llama2c.size() == 1) return ReadLlama2c(llama2c[0]);
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": no model file found (looked for *.safetensors, *.safetensors.index.json, "
-              "pytorch_model.bin, *.bin.index.json, *.gguf)"));
+              "pytorch_model.bin, *.bin.index.json, *.gguf, one llama2.c checkpoint)"));
   }
   std::string magic = Magic(path);
   if (magic.rfind("GGUF", 0) == 0) return ReadGguf(path);

@@ -118,6 +118,16 @@ TEST(Llama2c, SeparateClassifierAndExplicitTokenizer) {
   EXPECT_EQ(pos, src->files[0].map->size());
 }
 
+TEST(Llama2c, ADirectoryWithOneCheckpoint) {
+  const std::string d = TempDir("dir");
+  WriteBytes(d + "/model.bin", Checkpoint());
+  WriteBytes(d + "/tokenizer.bin", Tokenizer(5));
+  auto src = OpenModel(d);
+  ASSERT_TRUE(src.ok()) << Msg(src.status());
+  EXPECT_EQ(src->format, Format::kLlama2c);
+  EXPECT_EQ(src->files[1].name, "tokenizer.bin");
+}
+
 TEST(Llama2c, FindsTheTokenizerBeside) {
   const std::string d = TempDir("find");
   WriteBytes(d + "/m.bin", Checkpoint());

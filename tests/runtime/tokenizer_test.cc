@@ -373,6 +373,38 @@ TEST(Tokenizer, MinusOneSpecialIdsMeanNone) {
   EXPECT_FALSE(Tokenizer::FromGguf(neg, "m.gguf").ok());
 }
 
+// llama2.c's tok512.bin (../shared/testdata/tinystories): SentencePiece
+// merges by score over its vocabulary, byte fallback for what it lacks.
+TEST(Tokenizer, Llama2cVocabulary) {
+  const std::string path = VocabDir() + "/../tinystories/tok512.bin";
+  if (!fs::exists(path)) GTEST_SKIP() << "no " << path;
+  const std::string bytes = testing::Slurp(path);
+  std::span<const uint8_t> file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  auto tok = Tokenizer::FromLlama2c(file, 512, path);
+  ASSERT_TRUE(tok.ok()) << Msg(tok.status());
+  EXPECT_EQ((*tok)->vocab_size(), 512);
+  EXPECT_EQ((*tok)->bos_id(), 1);
+  EXPECT_EQ((*tok)->eos_id(), 2);
+  EXPECT_EQ((*tok)->unk_id(), 0);
+  EXPECT_TRUE((*tok)->add_bos_default());
+  EXPECT_EQ((*tok)->TokenText(259), "\xE2\x96\x81t");  // " t" in the file
+  const auto ids = (*tok)->Encode("Once upon a time", true);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], 1);
+  for (std::string s : {"Once upon a time", "Lily saw a big, red ball.", "caf\xC3\xA9 \xE4\xB8\x96\n2"})
+    EXPECT_EQ((*tok)->Decode((*tok)->Encode(s, true)), s);
+  // The vocabulary size must be the checkpoint's.
+  EXPECT_FALSE(Tokenizer::FromLlama2c(file, 511, path).ok());
+  // Tokens 1 and 2 must be <s> and </s>.
+  std::string swapped = bytes;
+  const size_t at = swapped.find("\n<s>\n");
+  ASSERT_NE(at, std::string::npos);
+  swapped.replace(at, 5, "\n<x>\n");
+  auto bad = Tokenizer::FromLlama2c({reinterpret_cast<const uint8_t*>(swapped.data()), swapped.size()}, 512, path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(Msg(bad.status()).find("<s> and </s>"), std::string_view::npos) << Msg(bad.status());
+}
+
 TEST(Tokenizer, SpmMergesByScoreWithByteFallback) {
   auto md = MiniVocab("llama");
   // Add "▁" so the space prefix has a token, and byte tokens for 'z'.
