@@ -77,6 +77,24 @@ TEST_F(Llama2cCli, ExportIsByteIdenticalAndTheTreeIsLlama) {
   EXPECT_EQ(v.Json()["version"]["architecture"], "llama") << v.out;
 }
 
+// Alone in a directory the checkpoint needs --tokenizer, and the error says so.
+TEST_F(Llama2cCli, TokenizerNamedExplicitly) {
+  const std::string dir = store_.root() + "/alone";
+  fs::create_directories(dir + "/vocab");
+  fs::copy_file(kStories + "/stories260K.bin", dir + "/stories260K.bin");
+  fs::copy_file(kStories + "/tok512.bin", dir + "/vocab/sp512.model.bin");
+  RunResult none = RunHart(Greedy(dir + "/stories260K.bin"));
+  EXPECT_EQ(none.exit_code, 1) << Describe(none);
+  EXPECT_NE(none.err.find("--tokenizer"), std::string::npos) << none.err;
+  RunResult ing_none = store_.Run({"ingest", dir + "/stories260K.bin", "--license", "mit"});
+  EXPECT_EQ(ing_none.exit_code, 1) << Describe(ing_none);
+  std::vector<std::string> args = Greedy(dir + "/stories260K.bin");
+  args.insert(args.end(), {"--tokenizer", dir + "/vocab/sp512.model.bin"});
+  RunResult named = RunHart(args);
+  ASSERT_EQ(named.exit_code, 0) << Describe(named);
+  EXPECT_EQ(named.out, kContinuation);
+}
+
 TEST_F(Llama2cCli, BadCheckpointsAreRefusedAndTheStoreIsUnchanged) {
   RunResult ok = store_.Run({"ingest", kStories + "/stories260K.bin", "--license", "mit"});
   ASSERT_EQ(ok.exit_code, 0) << Describe(ok);
