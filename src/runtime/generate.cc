@@ -4,15 +4,109 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <optional>
 
 #include "core/status.h"
 
 namespace hart::runtime {
 namespace {
+
 double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// Log-softmax of the raw logits: the chosen token's and the n most likely.
+StepLogprobs Logprobs(std::span<const float> logits, int32_t chosen, int n) {
+  const float mx = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
+  const double lse = mx + std::log(sum);
+  auto lp = [&](int32_t id) { return static_cast<float>(logits[id] - lse); };
+  StepLogprobs out;
+  out.chosen = {chosen, lp(chosen)};
+  if (n > 0) {
+    const size_t k = std::min<size_t>(static_cast<size_t>(n), logits.size());
+    std::vector<int32_t> ids(logits.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) out.top.push_back({ids[i], lp(ids[i])});
+  }
+  return out;
+}
+
+// Holds back text that may be the start of a stop string.
+class StopFilter {
+ public:
+  explicit StopFilter(const std::vector<std::string>& stops) {
+    for (const auto& s : stops)
+      if (!s.empty()) stops_.push_back(s);
+  }
+  // Adds text; returns what can be released. Sets matched() when a stop
+  // string completed (the text from it on is dropped).
+  std::string Push(std::string_view text) {
+    held_ += text;
+    size_t best = std::string::npos;
+    for (const auto& s : stops_) {
+      const size_t at = held_.find(s);
+      if (at != std::string::npos && at < best) best = at, matched_ = s;
+    }
+    std::string out;
+    if (best != std::string::npos) {
+      out = held_.substr(0, best);
+      held_.clear();
+      return out;
+    }
+    // The longest suffix of held_ that is a proper prefix of a stop string.
+    size_t keep = 0;
+    for (const auto& s : stops_)
+      for (size_t len = std::min(s.size() - 1, held_.size()); len > keep; --len)
+        if (held_.compare(held_.size() - len, len, s, 0, len) == 0) {
+          keep = len;
+          break;
+        }
+    out = held_.substr(0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+    return out;
+  }
+  std::string Flush() { return std::exchange(held_, {}); }
+  const std::optional<std::string>& matched() const { return matched_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  std::optional<std::string> matched_;
+};
+
 }  // namespace
+
+std::string_view FinishReasonName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string_view PoolingName(Pooling p) {
+  switch (p) {
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+  }
+  return "?";
+}
+
+absl::StatusOr<Pooling> PoolingFromName(std::string_view name) {
+  for (Pooling p : {Pooling::kMean, Pooling::kCls, Pooling::kLast})
+    if (PoolingName(p) == name) return p;
+  return absl::InvalidArgumentError(fmt::format("pooling '{}': expected mean, cls or last", name));
+}
 
 uint64_t PeakRssBytes() {
   rusage ru{};
@@ -20,22 +114,23 @@ uint64_t PeakRssBytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-absl::StatusOr<GenerateStats> GenerateFromTokens(Model& model, const Tokenizer* tok,
-                                                 std::vector<int32_t> prompt,
-                                                 const GenerateOptions& opts, Sampler& sampler,
-                                                 const TokenFn& on_token) {
-  GenerateStats st;
-  if (prompt.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
-  const int64_t room = model.max_context() - model.position();
+absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
+                                        std::span<const int32_t> prompt_in, const GenerateParams& params,
+                                        const GenerateFn& on_event) {
+  GenerateResult r;
+  GenerateStats& st = r.stats;
+  if (prompt_in.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
+  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
+  const int64_t room = session.max_context();
   if (static_cast<int64_t>(prompt.size()) > room) {
-    if (!opts.truncate)
+    if (!params.truncate)
       return absl::OutOfRangeError(fmt::format(
-          "the prompt has {} tokens but the context holds {} more (context length {}); use --truncate "
-          "to drop the oldest tokens",
-          prompt.size(), room, model.max_context()));
+          "the prompt has {} tokens but the context holds {}; truncating would drop the oldest tokens",
+          prompt.size(), room));
     // Keep the newest tokens, leaving room for part of the answer; keep a
     // leading BOS, which the model expects first.
-    const int64_t keep = std::max<int64_t>(1, room - std::min<int64_t>(opts.n_predict, room / 2));
+    const int64_t want = params.max_tokens >= 0 ? params.max_tokens : room / 2;
+    const int64_t keep = std::max<int64_t>(1, room - std::min<int64_t>(want, room / 2));
     const bool bos = tok && tok->bos_id() >= 0 && prompt[0] == tok->bos_id() && keep > 1;
     st.truncated_tokens = static_cast<int64_t>(prompt.size()) - keep;
     std::vector<int32_t> kept;
@@ -44,44 +139,164 @@ absl::StatusOr<GenerateStats> GenerateFromTokens(Model& model, const Tokenizer* 
     prompt = std::move(kept);
   }
   st.prompt_tokens = static_cast<int64_t>(prompt.size());
-  for (int32_t t : prompt) sampler.Accept(t);
+  // Reuse the longest prefix the cache holds; at least one token must run
+  // to get logits.
+  const auto& cached = session.tokens();
+  size_t p = 0;
+  while (p < cached.size() && p < prompt.size() && cached[p] == prompt[p]) ++p;
+  if (p == prompt.size()) --p;
+  session.Truncate(static_cast<int64_t>(p));
+  st.cached_tokens = static_cast<int64_t>(p);
+  st.kv_cache_bytes = session.kv_cache_bytes();
+  Sampler& sampler = session.sampler();
+  for (size_t i = p; i < prompt.size(); ++i) sampler.Accept(prompt[i]);
+
+  auto finish = [&](FinishReason why) {
+    r.finish_reason = why;
+    st.streamer = session.model().streamer_stats();
+    st.weight_bytes_per_token = session.model().weight_bytes_per_pass();
+    st.peak_rss_bytes = PeakRssBytes();
+    return std::move(r);
+  };
 
   std::vector<float> logits;
   auto t0 = std::chrono::steady_clock::now();
-  const size_t batch = static_cast<size_t>(std::max(1, opts.prefill_batch));
-  for (size_t i = 0; i < prompt.size(); i += batch) {
+  const size_t batch = static_cast<size_t>(std::max(1, params.prefill_batch));
+  for (size_t i = p; i < prompt.size(); i += batch) {
+    if (Cancelled(params.cancel)) return finish(FinishReason::kCancelled);
     std::span<const int32_t> part(prompt.data() + i, std::min(batch, prompt.size() - i));
-    RETURN_IF_ERROR(model.Forward(part, /*all_logits=*/false, &logits));
+    RETURN_IF_ERROR(session.Forward(part, /*all_logits=*/false, &logits));
   }
   st.prefill_seconds = Since(t0);
 
   std::optional<StreamDecoder> decoder;
   if (tok) decoder.emplace(*tok);
-  const uint64_t read_before = model.streamer_stats().bytes_read;
+  StopFilter stops(tok ? params.stop : std::vector<std::string>{});
+  const uint64_t read_before = session.model().streamer_stats().bytes_read;
+  const int64_t max_tokens = params.max_tokens >= 0 ? params.max_tokens : std::numeric_limits<int64_t>::max();
+  std::optional<FinishReason> why;
+  if (max_tokens == 0) why = FinishReason::kLength;
   t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < opts.n_predict; ++i) {
-    const int32_t id = sampler.Sample(logits);
+  while (!why) {
+    std::optional<StepLogprobs> lp;
+    const int32_t id = [&] {
+      if (params.logprobs < 0) return sampler.Sample(logits);
+      std::vector<float> raw = logits;
+      const int32_t chosen = sampler.Sample(logits);
+      lp = Logprobs(raw, chosen, params.logprobs);
+      return chosen;
+    }();
     sampler.Accept(id);
     ++st.generated_tokens;
-    const bool eog = opts.stop_at_eog && tok && tok->IsEog(id);
-    std::string text = (decoder && !eog) ? decoder->Push(id) : std::string();
-    if (!on_token(id, text) || eog) break;
-    if (i + 1 == opts.n_predict || model.position() >= model.max_context()) break;
-    const int32_t one[] = {id};
-    RETURN_IF_ERROR(model.Forward(one, false, &logits));
-    ++st.decode_passes;
+    r.tokens.push_back(id);
+    if (lp) r.logprobs.push_back(*lp);
+    const bool eog = params.stop_at_eog && tok && tok->IsEog(id);
+    std::string text = stops.Push((decoder && !eog) ? decoder->Push(id) : std::string());
+    r.text += text;
+    if (on_event && !on_event(GenerateEvent{id, text, lp ? &*lp : nullptr})) {
+      why = FinishReason::kCancelled;
+      break;
+    }
+    if (eog || stops.matched()) {
+      if (stops.matched()) r.stop = *stops.matched();
+      why = FinishReason::kStop;
+    } else if (static_cast<int64_t>(r.tokens.size()) >= max_tokens ||
+               session.position() >= session.max_context()) {
+      why = FinishReason::kLength;
+    } else if (Cancelled(params.cancel)) {
+      why = FinishReason::kCancelled;
+    } else {
+      const int32_t one[] = {id};
+      RETURN_IF_ERROR(session.Forward(one, false, &logits));
+      ++st.decode_passes;
+    }
   }
   st.decode_seconds = Since(t0);
-  if (decoder) {
-    std::string rest = decoder->Flush();
-    if (!rest.empty()) on_token(-1, rest);
+  if (*why != FinishReason::kCancelled && !stops.matched()) {
+    std::string rest = stops.Push(decoder ? decoder->Flush() : std::string());
+    if (stops.matched()) {
+      r.stop = *stops.matched();
+      why = FinishReason::kStop;
+    } else {
+      rest += stops.Flush();
+    }
+    r.text += rest;
+    if (!rest.empty() && on_event) on_event(GenerateEvent{-1, rest, nullptr});
   }
-  st.streamer = model.streamer_stats();
-  st.weight_bytes_per_token = model.weight_bytes_per_pass();
   if (st.decode_passes > 0)
-    st.streamed_bytes_per_token = (st.streamer.bytes_read - read_before) / st.decode_passes;
-  st.peak_rss_bytes = PeakRssBytes();
-  return st;
+    st.streamed_bytes_per_token =
+        (session.model().streamer_stats().bytes_read - read_before) / st.decode_passes;
+  return finish(*why);
+}
+
+absl::StatusOr<GenerateStats> GenerateFromTokens(Model& model, const Tokenizer* tok,
+                                                 std::vector<int32_t> prompt,
+                                                 const GenerateOptions& opts, Sampler& sampler,
+                                                 const TokenFn& on_token) {
+  if (prompt.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
+  Session& s = model.default_session();
+  // Room is what is left after the cached tokens, as before sessions.
+  const int64_t room = s.max_context() - s.position();
+  if (static_cast<int64_t>(prompt.size()) > room && !opts.truncate)
+    return absl::OutOfRangeError(fmt::format(
+        "the prompt has {} tokens but the context holds {} more (context length {}); truncating would "
+        "drop the oldest tokens",
+        prompt.size(), room, s.max_context()));
+  std::vector<int32_t> full = s.tokens();
+  if (static_cast<int64_t>(prompt.size()) > room) {
+    // Truncation applies to the new tokens only: start from an empty cache.
+    full.clear();
+    s.Reset();
+  }
+  full.insert(full.end(), prompt.begin(), prompt.end());
+  GenerateParams gp;
+  gp.max_tokens = opts.n_predict;
+  gp.stop_at_eog = opts.stop_at_eog;
+  gp.truncate = opts.truncate;
+  gp.prefill_batch = opts.prefill_batch;
+  std::swap(s.sampler(), sampler);  // the caller's sampler state carries on
+  auto r = Generate(s, tok, full, gp, [&](const GenerateEvent& e) { return on_token(e.id, e.text); });
+  std::swap(s.sampler(), sampler);
+  if (!r.ok()) return r.status();
+  r->stats.prompt_tokens -= r->stats.cached_tokens;  // the tokens this call ran, as before
+  r->stats.cached_tokens = 0;
+  return r->stats;
+}
+
+absl::StatusOr<std::vector<float>> Embed(const Model& model, std::span<const int32_t> tokens,
+                                         const EmbedParams& params) {
+  if (tokens.empty()) return absl::InvalidArgumentError("the input has no tokens");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n > model.max_context())
+    return absl::OutOfRangeError(
+        fmt::format("the input has {} tokens but the context holds {}", n, model.max_context()));
+  auto session = model.NewSession(SessionOptions{.max_context = n});
+  const int64_t dim = model.config().dim;
+  std::vector<double> acc(dim, 0.0);
+  std::vector<float> hidden;
+  const size_t batch = static_cast<size_t>(std::max(1, params.batch));
+  for (size_t i = 0; i < tokens.size(); i += batch) {
+    if (Cancelled(params.cancel)) return absl::CancelledError("embedding cancelled");
+    const size_t m = std::min(batch, tokens.size() - i);
+    RETURN_IF_ERROR(session->ForwardHidden(tokens.subspan(i, m), &hidden));
+    for (size_t t = 0; t < m; ++t) {
+      const size_t pos = i + t;
+      const bool use = params.pooling == Pooling::kMean ||
+                       (params.pooling == Pooling::kCls && pos == 0) ||
+                       (params.pooling == Pooling::kLast && pos + 1 == tokens.size());
+      if (!use) continue;
+      for (int64_t d = 0; d < dim; ++d) acc[d] += hidden[t * dim + d];
+    }
+  }
+  if (params.pooling == Pooling::kMean)
+    for (double& v : acc) v /= static_cast<double>(n);
+  if (params.normalize) {
+    double ss = 0;
+    for (double v : acc) ss += v * v;
+    if (ss > 0)
+      for (double& v : acc) v /= std::sqrt(ss);
+  }
+  return std::vector<float>(acc.begin(), acc.end());
 }
 
 }  // namespace hart::runtime

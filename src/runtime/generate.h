@@ -1,21 +1,112 @@
-// Generate: prompt -> tokens -> batched prefill -> decode loop, streaming
-// text pieces to a callback as they become complete UTF-8, with the numbers
-// `hart run --stats` prints.
+// Generate: prompt tokens -> batched prefill -> decode loop on a Session,
+// streaming each step to a callback as complete UTF-8 text, with stop
+// strings, cancellation, logprobs and the numbers `hart run --stats` prints.
+//
+// The prompt is the whole sequence the answer continues; the session keeps
+// the longest prefix its KV cache already holds and runs only the rest (a
+// chat's previous turns, a repeated system prompt). Stop strings are never
+// emitted: text that could be the start of a stop string is held back until
+// it is known not to be one. Cancellation is checked before every forward
+// pass, so a cancelled generation stops within one step.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/cancel.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
 
 namespace hart::runtime {
 
+enum class FinishReason : uint8_t {
+  kStop,       // an end-of-generation token or a stop string
+  kLength,     // max_tokens reached, or the context is full
+  kCancelled,  // the CancelToken was set, or the callback returned false
+};
+// "stop", "length", "cancelled"
+std::string_view FinishReasonName(FinishReason r);
+
+struct GenerateParams {
+  int64_t max_tokens = 128;  // tokens to generate at most; < 0: until the context is full
+  std::vector<std::string> stop;  // stop strings (empty ones are ignored)
+  bool stop_at_eog = true;        // end at the tokenizer's end-of-generation tokens
+  // < 0: no logprobs; 0: the chosen token's; N > 0: also the N most likely.
+  // Log-softmax of the model's logits, before any sampling transform.
+  int logprobs = -1;
+  bool truncate = false;   // drop the prompt's oldest tokens (keeping BOS) instead of failing when it is too long
+  int prefill_batch = 512;  // prompt tokens per forward pass
+  const CancelToken* cancel = nullptr;
+};
+
+struct TokenLogprob {
+  int32_t id = -1;
+  float logprob = 0;
+};
+struct StepLogprobs {
+  TokenLogprob chosen;
+  std::vector<TokenLogprob> top;  // most likely first (ties: lowest id)
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0;     // after truncation, cached ones included
+  int64_t cached_tokens = 0;     // of those, reused from the session's KV cache
+  int64_t generated_tokens = 0;  // sampled tokens (end-of-generation and stop-string tokens included)
+  int64_t truncated_tokens = 0;  // prompt tokens dropped by truncate
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  double prefill_tok_s() const {
+    return prefill_seconds > 0 ? (prompt_tokens - cached_tokens) / prefill_seconds : 0;
+  }
+  // The first generated token comes from the prefill's logits, so decode
+  // rate counts the forward passes of the decode loop.
+  int64_t decode_passes = 0;
+  double decode_tok_s() const { return decode_seconds > 0 ? decode_passes / decode_seconds : 0; }
+  uint64_t peak_rss_bytes = 0;
+  uint64_t kv_cache_bytes = 0;            // of the session
+  uint64_t weight_bytes_per_token = 0;    // weights one decode step reads (memory or storage)
+  uint64_t streamed_bytes_per_token = 0;  // of those, read from the source during decode
+  StreamerStats streamer;
+};
+
+// One step of the stream: each sampled token in order (id >= 0), then one
+// last event with id -1 for text held back until the end (an incomplete
+// UTF-8 sequence, a prefix of a stop string that did not complete). `text`
+// is the text this step releases, possibly "": complete UTF-8, never part of
+// a stop string; the concatenation of every event's text is the result's
+// text. `logprobs` is set for sampled tokens when asked.
+struct GenerateEvent {
+  int32_t id = -1;
+  std::string_view text;
+  const StepLogprobs* logprobs = nullptr;
+};
+// Returns false to stop now (finish reason kCancelled).
+using GenerateFn = std::function<bool(const GenerateEvent&)>;
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // every sampled token
+  std::string text;             // the output, without the stop string and what follows it
+  std::vector<StepLogprobs> logprobs;  // one per sampled token, when asked
+  FinishReason finish_reason = FinishReason::kLength;
+  std::string stop;  // the stop string that ended it, or ""
+  GenerateStats stats;
+};
+
+// Generates after `prompt` with the session's sampler. `tok` may be null
+// (ids only: no text, stop strings and end-of-generation ignored). Prompt
+// longer than the session's context: OutOfRange, unless params.truncate.
+// Cancellation is not an error: the result says kCancelled.
+absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
+                                        std::span<const int32_t> prompt, const GenerateParams& params,
+                                        const GenerateFn& on_event = nullptr);
+
+// --- The earlier single-sequence API, over the model's default session. ---
 struct GenerateOptions {
   int n_predict = 128;       // tokens to generate at most
   SamplerOptions sampler;
@@ -24,34 +115,39 @@ struct GenerateOptions {
   bool stop_at_eog = true;
 };
 
-struct GenerateStats {
-  int64_t prompt_tokens = 0;
-  int64_t generated_tokens = 0;
-  int64_t truncated_tokens = 0;  // prompt tokens dropped by truncate
-  double prefill_seconds = 0;
-  double decode_seconds = 0;
-  double prefill_tok_s() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
-  // The first generated token comes from the prefill's logits, so decode
-  // rate counts the forward passes of the decode loop.
-  int64_t decode_passes = 0;
-  double decode_tok_s() const { return decode_seconds > 0 ? decode_passes / decode_seconds : 0; }
-  uint64_t peak_rss_bytes = 0;
-  uint64_t weight_bytes_per_token = 0;    // weights one decode step reads (memory or storage)
-  uint64_t streamed_bytes_per_token = 0;  // of those, read from the source during decode
-  StreamerStats streamer;
-};
-
 // Called with each generated token and its complete text (possibly ""); return
 // false to stop.
 using TokenFn = std::function<bool(int32_t id, std::string_view text)>;
 
-// Runs from the model's current position (Reset() first for a fresh prompt;
-// `hart chat` keeps the cache between turns and passes only the new tokens).
-// Prompt longer than the remaining context: OutOfRange, unless truncate.
+// Appends `prompt` to the model's default session (Reset() first for a
+// fresh prompt) and generates with `sampler`.
 absl::StatusOr<GenerateStats> GenerateFromTokens(Model& model, const Tokenizer* tok,
                                                  std::vector<int32_t> prompt,
                                                  const GenerateOptions& opts, Sampler& sampler,
                                                  const TokenFn& on_token);
+
+// Pooling of an input's final hidden states into one vector.
+enum class Pooling : uint8_t {
+  kMean,  // mean over every token (llama.cpp's default)
+  kCls,   // the first token
+  kLast,  // the last token
+};
+// "mean", "cls", "last"
+std::string_view PoolingName(Pooling p);
+absl::StatusOr<Pooling> PoolingFromName(std::string_view name);
+
+struct EmbedParams {
+  Pooling pooling = Pooling::kMean;
+  bool normalize = false;  // scale to unit Euclidean length
+  int batch = 512;         // tokens per forward pass
+  const CancelToken* cancel = nullptr;  // Cancelled when set
+};
+
+// The pooled final hidden states (after the output norm) of `tokens`, run
+// in a fresh session of their length: [dim]. InvalidArgument when empty,
+// OutOfRange beyond the model's context, Cancelled when cancelled.
+absl::StatusOr<std::vector<float>> Embed(const Model& model, std::span<const int32_t> tokens,
+                                         const EmbedParams& params);
 
 // Peak resident set size of this process (getrusage), bytes.
 uint64_t PeakRssBytes();

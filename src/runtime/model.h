@@ -1,16 +1,30 @@
-// Model: the decoder-only transformer forward pass (llama 1/2/3, mistral,
-// qwen2, qwen3, gemma2, phi3) over weights from a WeightSource, with a KV
-// cache. Weights are reached only through the WeightStreamer, so the same
-// forward pass runs fully mapped or under a memory budget, with identical
-// results (the bytes are the same; only where they live differs).
+// Model and Session: the decoder-only transformer forward pass (llama 1/2/3,
+// mistral, qwen2, qwen3, gemma2, phi3) over weights from a WeightSource.
+//
+// A Model is the loaded, shared part: config, tensor plan, the weight
+// streamer, RoPE tables. It is immutable after Load and safe to use from many
+// threads: one Model serves any number of Sessions at once. A Session is one
+// sequence's state: its KV cache, position, the tokens in the cache, scratch
+// buffers and its sampler (with its RNG). A Session is used by one thread at a
+// time; different Sessions of one Model may run Forward concurrently (when
+// the weights stream under a budget, the streamer walks one cycle of groups
+// per pass, so their passes take turns; see concurrent_forward()).
+//
+// Weights are reached only through the WeightStreamer, so the same forward
+// pass runs fully mapped or under a memory budget, with identical results
+// (the bytes are the same; only where they live differs).
 //
 // Invariants: Load validates every tensor's presence, dtype and shape
-// against the config before any compute; position() tokens are in the KV
-// cache; Forward never writes past max_context().
+// against the config before any compute; a Session's position() tokens are
+// in its KV cache; Forward never writes past the session's max_context().
+// Issue 13 (continuous batching) adds a pass over several sessions' tokens
+// at once on top of the same split: the weights once per step, the KV per
+// session.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -18,6 +32,7 @@
 #include "core/thread_pool.h"
 #include "runtime/kernels.h"
 #include "runtime/model_config.h"
+#include "runtime/sampler.h"
 #include "runtime/weight_source.h"
 #include "runtime/weight_streamer.h"
 
@@ -25,8 +40,15 @@ namespace hart::runtime {
 
 struct ModelOptions {
   StreamerOptions stream;
-  int64_t max_context = 0;  // KV cache length; 0 = the model's context length
+  // The longest session (KV cache length); 0 = the model's context length.
+  // Also picks longrope's long or short factors, as llama.cpp does.
+  int64_t max_context = 0;
   ThreadPool* pool = nullptr;  // nullptr = ThreadPool::Default()
+};
+
+struct SessionOptions {
+  int64_t max_context = 0;  // this session's KV cache length; 0 or more than the model's: the model's
+  SamplerOptions sampler;
 };
 
 // The per-layer tensors of every supported architecture, under one naming.
@@ -39,6 +61,55 @@ inline constexpr size_t kRoleCount = static_cast<size_t>(Role::kCount);
 struct LayerPlan;  // model_loader.h
 struct ModelPlan;
 
+class Model;
+
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const { return *model_; }
+  int64_t max_context() const { return max_context_; }
+  int64_t position() const { return static_cast<int64_t>(tokens_.size()); }
+  // The tokens in the KV cache, in order (to reuse a common prefix).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  // Forgets the KV cache.
+  void Reset() { tokens_.clear(); }
+  // Drops the cache after position p (p <= position()), to reuse a prefix.
+  void Truncate(int64_t p) {
+    if (p >= 0 && p < position()) tokens_.resize(static_cast<size_t>(p));
+  }
+
+  // Runs `tokens` at positions position()..position()+n-1 as one batch and
+  // appends them to the KV cache. logits gets [n, vocab] when all_logits,
+  // else [vocab] for the last token. OutOfRange when the cache would
+  // overflow, InvalidArgument for an id outside the vocabulary (nothing is
+  // appended in either case). An I/O error from the weight source leaves the
+  // session's position unchanged.
+  absl::Status Forward(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
+  // The same pass, but `hidden` gets the final hidden states after the
+  // output norm, [n, dim] (embeddings), instead of logits.
+  absl::Status ForwardHidden(std::span<const int32_t> tokens, std::vector<float>* hidden);
+
+  uint64_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+
+  Sampler& sampler() { return sampler_; }
+  // A new sampler (and RNG, from opts.seed).
+  void SetSampler(const SamplerOptions& opts) { sampler_ = Sampler(opts); }
+
+ private:
+  friend class Model;
+  explicit Session(const Model* model, int64_t max_context, const SamplerOptions& so);
+  const Model* model_;
+  int64_t max_context_;
+  std::vector<int32_t> tokens_;
+  Sampler sampler_;
+  std::vector<float> k_cache_, v_cache_;  // [layer][max_context][kv_heads * head size]
+  // Scratch for one batch.
+  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, cos_, sin_, xn_, part_;
+};
+
 class Model {
  public:
   static absl::StatusOr<std::unique_ptr<Model>> Load(WeightSource* source, const ModelOptions& opts);
@@ -46,47 +117,61 @@ class Model {
 
   const ModelConfig& config() const;
   int64_t vocab_size() const;
+  // The longest context a session may have.
   int64_t max_context() const { return max_context_; }
-  int64_t position() const { return pos_; }
-  // Forgets the KV cache.
-  void Reset() { pos_ = 0; }
-  // Drops the cache after position p (p <= position()), to reuse a prefix.
-  void Truncate(int64_t p) { if (p < pos_) pos_ = p; }
 
-  // Runs `tokens` at positions position()..position()+n-1 as one batch and
-  // appends them to the KV cache. logits gets [n, vocab] when all_logits,
-  // else [vocab] for the last token. OutOfRange when the cache would overflow.
-  // An I/O error from the weight source leaves the model unusable.
-  absl::Status Forward(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
+  // A new session with its own KV cache (allocated here: KvCacheBytes of its
+  // context). The session refers to this model, which must outlive it.
+  std::unique_ptr<Session> NewSession(const SessionOptions& opts = {}) const;
+  uint64_t KvCacheBytes(int64_t context) const;
+  // Whether forward passes of different sessions run at the same time (all
+  // weights resident), or take turns (weights streamed under a budget).
+  bool concurrent_forward() const;
 
   StreamerStats streamer_stats() const { return streamer_->Stats(); }
   // Weight bytes one forward pass reads (every layer and the output head).
   uint64_t weight_bytes_per_pass() const;
-  uint64_t kv_cache_bytes() const;
   // The smallest --mem-budget this model runs under: its largest layer (or
   // head slice) plus the pinned norm vectors.
   uint64_t min_budget() const;
 
+  // One-sequence convenience for tests, benchmarks and one-shot tools: a
+  // session of max_context() the model owns, created on first use. Not
+  // thread-safe; servers create Sessions.
+  Session& default_session();
+  int64_t position() { return default_session().position(); }
+  void Reset() { default_session().Reset(); }
+  void Truncate(int64_t p) { default_session().Truncate(p); }
+  absl::Status Forward(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
+    return default_session().Forward(tokens, all_logits, logits);
+  }
+  // KV cache bytes of a session of max_context().
+  uint64_t kv_cache_bytes() const { return KvCacheBytes(max_context_); }
+
  private:
+  friend class Session;
   Model() = default;
-  absl::Status Embed(std::span<const int32_t> tokens, float* x);
-  absl::Status Layer(int64_t l, int64_t n, float* x);
-  absl::Status Head(int64_t n_out, const float* x, float* logits);
-  void Attention(int64_t l, int64_t n);
+  // The pass behind Session::Forward / ForwardHidden: n_out rows of logits
+  // (or of normed hidden states when `hidden`) for the last n_out tokens.
+  absl::Status Run(Session& s, std::span<const int32_t> tokens, int64_t n_out, bool hidden,
+                   std::vector<float>* out) const;
+  absl::Status Embed(std::span<const int32_t> tokens, float* x) const;
+  absl::Status Layer(Session& s, int64_t l, int64_t n, float* x) const;
+  absl::Status Head(Session& s, int64_t n_out, const float* x, float* logits) const;
+  void Attention(Session& s, int64_t l, int64_t n) const;
 
   ModelConfig cfg_;
   std::unique_ptr<ModelPlan> plan_;
-  std::unique_ptr<WeightStreamer> streamer_;
+  std::unique_ptr<WeightStreamer> streamer_;  // internally synchronized
   WeightSource* source_ = nullptr;
   ThreadPool* pool_ = nullptr;
   int64_t max_context_ = 0;
   double rope_mscale_ = 1.0;  // longrope's attention factor on cos and sin
-  int64_t pos_ = 0;
   bool budgeted_ = false;
   std::vector<float> inv_freq_;  // per rotated pair, scaling applied
-  std::vector<float> k_cache_, v_cache_;  // [layer][max_context][kv_heads * head size]
-  // Scratch for one batch.
-  std::vector<float> xb_, q_, k_, v_, att_, hb_, hb2_, cos_, sin_;
+  // Held for a whole pass while weights stream (the streamer's cycle order).
+  mutable std::mutex stream_mu_;
+  std::unique_ptr<Session> default_session_;
 };
 
 }  // namespace hart::runtime

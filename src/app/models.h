@@ -1,0 +1,97 @@
+// Models: a loaded model version (weights, tokenizer, chat format) shared by
+// every request that uses it, and a thread-safe registry that loads each
+// version once by ref ("name" = the newest version, "name@3", or, where
+// allowed, a file path) and hands out shared pointers to it.
+//
+// A LoadedModel is immutable once loaded and safe to use from many threads:
+// each request or conversation makes its own runtime::Session from `model`.
+// The registry keys models by their resolved ref ("name@3"), so "name" and
+// "name@3" share one copy while 3 is the newest.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/thread_pool.h"
+#include "runtime/chat_template.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+#include "runtime/weight_source.h"
+
+namespace hart::store { class Store; }
+
+namespace hart::app {
+
+struct ModelLoadOptions {
+  runtime::StreamerOptions stream;  // budget (0: everything mapped), drop_page_cache
+  int64_t max_context = 0;          // longest session; 0: the model's context length
+  int threads = 0;                  // > 0: a pool of its own; 0: the shared default pool
+};
+
+struct LoadedModel {
+  std::string ref;   // "name@3" (store) or the path (file)
+  std::string name;  // "name", or the file name
+  int64_t version = 0;     // 0 for a file
+  int64_t created_at = 0;  // unix seconds (the version's; the file's mtime)
+  bool from_store = false;
+  std::shared_ptr<store::Store> store;  // keeps the store open while the model lives
+  std::unique_ptr<ThreadPool> pool;     // when options asked for threads
+  std::unique_ptr<runtime::WeightSource> source;
+  std::unique_ptr<runtime::Tokenizer> tokenizer;
+  std::unique_ptr<runtime::Model> model;
+  // From the model's metadata (tokenizer.chat_template, marker tokens, the
+  // architecture); an error status when nothing identifies one.
+  absl::StatusOr<runtime::ChatFormat> chat_format = absl::NotFoundError("not detected");
+};
+
+// Whether `ref` names a file (ends in .gguf / .safetensors, or exists)
+// rather than a store version.
+bool LooksLikePath(const std::string& ref);
+
+// Loads one model without a registry: a file path when LooksLikePath, else a
+// version of `store` (NotFound when store is null). Errors: NotFound for an
+// unknown model or version, InvalidArgument for a malformed ref,
+// FailedPrecondition for a budget too small, DataLoss for bad weights.
+absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& ref,
+                                                             std::shared_ptr<store::Store> store,
+                                                             const ModelLoadOptions& opts);
+
+struct RegistryOptions {
+  ModelLoadOptions load;
+  bool allow_paths = false;  // accept file paths as refs (the CLI); never for the server
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry(std::shared_ptr<store::Store> store, RegistryOptions opts);
+  ~ModelRegistry();
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
+
+  // The model for `ref`, loading it on first use; concurrent calls for one
+  // ref wait for a single load. A failed load is not remembered (the next
+  // call tries again).
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(const std::string& ref);
+  // The models loaded now, by ref.
+  std::vector<std::shared_ptr<const LoadedModel>> Loaded() const;
+  // Forgets a loaded model (sessions holding it keep it alive); false when
+  // it was not loaded.
+  bool Unload(const std::string& ref);
+
+  const std::shared_ptr<store::Store>& store() const { return store_; }
+
+ private:
+  struct Entry;
+  absl::StatusOr<std::string> ResolveKey(const std::string& ref);
+  std::shared_ptr<store::Store> store_;
+  RegistryOptions opts_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>> entries_;  // by resolved ref
+};
+
+}  // namespace hart::app
