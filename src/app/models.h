@@ -9,6 +9,7 @@
 // "name@3" share one copy while 3 is the newest.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -91,6 +92,7 @@ class ModelRegistry {
   std::shared_ptr<store::Store> store_;
   RegistryOptions opts_;
   mutable std::mutex mu_;
+  std::condition_variable cv_;  // a load finished
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // by resolved ref
 };
 

@@ -70,11 +70,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(WeightSource* source, const M
                                          : m->cfg_.context_length;
   const RopeScaling& rs = m->cfg_.rope_scaling;
   if (rs.kind == RopeScaling::Kind::kLongRope) {
-    // The long factors when this run's context reaches past the original
-    // one (as llama.cpp decides, by context size rather than by position,
-    // so a sequence never changes frequencies half-way).
-    const bool is_long = m->max_context_ > rs.original_context;
-    m->inv_freq_ = InvFreq(m->cfg_, is_long ? m->plan_->rope_factors_long : m->plan_->rope_factors_short);
+    m->inv_freq_ = InvFreq(m->cfg_, m->plan_->rope_factors_short);
+    m->inv_freq_long_ = InvFreq(m->cfg_, m->plan_->rope_factors_long);
     m->rope_mscale_ = rs.attn_factor;
   } else {
     m->inv_freq_ = InvFreq(m->cfg_, m->plan_->rope_freqs);
@@ -102,8 +99,11 @@ uint64_t Model::KvCacheBytes(int64_t context) const {
 bool Model::concurrent_forward() const { return !streamer_->streaming(); }
 
 Session::Session(const Model* model, int64_t max_context, const SamplerOptions& so)
-    : model_(model), max_context_(max_context), sampler_(so) {
+    : model_(model), max_context_(max_context), inv_freq_(&model->inv_freq_), sampler_(so) {
   const ModelConfig& c = model->cfg_;
+  // longrope: the long factors when this session reaches past the original context.
+  if (!model->inv_freq_long_.empty() && max_context > c.rope_scaling.original_context)
+    inv_freq_ = &model->inv_freq_long_;
   const uint64_t rows = static_cast<uint64_t>(c.n_layers) * max_context * c.n_kv_heads;
   k_cache_.assign(rows * c.head_dim, 0.0f);
   v_cache_.assign(rows * c.value_dim, 0.0f);
@@ -335,7 +335,7 @@ absl::Status Model::Run(Session& s, std::span<const int32_t> tokens, int64_t n_o
   s.sin_.resize(n * half);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(pos + t) * inv_freq_[i];
+      const double a = static_cast<double>(pos + t) * (*s.inv_freq_)[i];
       s.cos_[t * half + i] = static_cast<float>(std::cos(a) * rope_mscale_);
       s.sin_[t * half + i] = static_cast<float>(std::sin(a) * rope_mscale_);
     }

@@ -41,7 +41,6 @@ namespace hart::runtime {
 struct ModelOptions {
   StreamerOptions stream;
   // The longest session (KV cache length); 0 = the model's context length.
-  // Also picks longrope's long or short factors, as llama.cpp does.
   int64_t max_context = 0;
   ThreadPool* pool = nullptr;  // nullptr = ThreadPool::Default()
 };
@@ -86,7 +85,8 @@ class Session {
   // else [vocab] for the last token. OutOfRange when the cache would
   // overflow, InvalidArgument for an id outside the vocabulary (nothing is
   // appended in either case). An I/O error from the weight source leaves the
-  // session's position unchanged.
+  // session's position unchanged (and a model streaming under a budget
+  // unusable).
   absl::Status Forward(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
   // The same pass, but `hidden` gets the final hidden states after the
   // output norm, [n, dim] (embeddings), instead of logits.
@@ -104,6 +104,7 @@ class Session {
   const Model* model_;
   int64_t max_context_;
   std::vector<int32_t> tokens_;
+  const std::vector<float>* inv_freq_;  // the model's table for this context length
   Sampler sampler_;
   std::vector<float> k_cache_, v_cache_;  // [layer][max_context][kv_heads * head size]
   // Scratch for one batch.
@@ -168,7 +169,11 @@ class Model {
   int64_t max_context_ = 0;
   double rope_mscale_ = 1.0;  // longrope's attention factor on cos and sin
   bool budgeted_ = false;
-  std::vector<float> inv_freq_;  // per rotated pair, scaling applied
+  // Per rotated pair, scaling applied. longrope has a table for contexts up
+  // to the original one and one beyond; a session uses the one its own
+  // length calls for (as llama.cpp decides, by context size rather than by
+  // position, so a sequence never changes frequencies half-way).
+  std::vector<float> inv_freq_, inv_freq_long_;
   // Held for a whole pass while weights stream (the streamer's cycle order).
   mutable std::mutex stream_mu_;
   std::unique_ptr<Session> default_session_;
