@@ -21,12 +21,15 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
                                                              const ModelLoadOptions& opts) {
   auto m = std::make_shared<LoadedModel>();
   if (LooksLikePath(ref)) {
-    ASSIGN_OR_RETURN(m->source, rt::OpenFileWeights(ref));
+    ASSIGN_OR_RETURN(m->source, rt::OpenFileWeights(ref, opts.tokenizer));
     m->ref = ref;
     m->name = std::filesystem::path(ref).filename().string();
     struct stat sb {};
     if (::stat(ref.c_str(), &sb) == 0) m->created_at = static_cast<int64_t>(sb.st_mtime);
   } else {
+    if (!opts.tokenizer.empty())
+      return absl::InvalidArgumentError(fmt::format(
+          "model '{}': a tokenizer file applies to a llama2.c checkpoint file; a stored version has its own", ref));
     if (store == nullptr) return absl::NotFoundError(fmt::format("model '{}': no store is open", ref));
     ASSIGN_OR_RETURN(auto vref, store::ParseVersionRef(ref));
     ASSIGN_OR_RETURN(auto row, store->Resolve(vref));

@@ -32,6 +32,8 @@ struct ModelLoadOptions {
   runtime::StreamerOptions stream;  // budget (0: everything mapped), drop_page_cache
   int64_t max_context = 0;          // longest session; 0: the model's context length
   int threads = 0;                  // > 0: a pool of its own; 0: the shared default pool
+  // A llama2.c checkpoint's tokenizer file (file paths only); "": found beside it.
+  std::string tokenizer;
 };
 
 struct LoadedModel {

@@ -1,5 +1,6 @@
 // `hart run` and `hart chat`: generation from a stored version (MODEL[@V])
-// or straight from a file (.gguf, or a safetensors checkpoint directory).
+// or straight from a file (.gguf, or a safetensors checkpoint directory),
+// rendered over app/generate (the server runs the same code).
 // Generated text streams to stdout; --stats prints the speeds, peak RSS and
 // weight bytes per token to stderr.
 #include <unistd.h>
@@ -7,17 +8,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <random>
 
+#include "app/generate.h"
+#include "app/models.h"
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/progress.h"
 #include "core/status.h"
-#include "runtime/chat_template.h"
 #include "runtime/generate.h"
-#include "runtime/model.h"
 #include "runtime/tokenizer.h"
-#include "runtime/weight_source.h"
+#include "store/store.h"
 
 namespace hart::cli {
 namespace {
@@ -66,61 +66,62 @@ void AddCommon(CLI::App* c, RunArgs& a) {
   c->add_flag("--cold", a.cold, "evict the weights from the page cache before and while streaming (benchmarks)");
 }
 
-struct Loaded {
+absl::StatusOr<std::shared_ptr<const app::LoadedModel>> Open(const Cli& cli, const RunArgs& a) {
   std::shared_ptr<store::Store> store;
-  std::unique_ptr<rt::WeightSource> source;
-  std::unique_ptr<rt::Tokenizer> tokenizer;
-  std::unique_ptr<ThreadPool> pool;
-};
-
-absl::StatusOr<Loaded> Open(const Cli& cli, const RunArgs& a) {
-  Loaded l;
-  std::error_code ec;
-  if (a.model.ends_with(".gguf") || a.model.ends_with(".safetensors") || std::filesystem::exists(a.model, ec)) {
-    ASSIGN_OR_RETURN(l.source, rt::OpenFileWeights(a.model, a.tokenizer));
-  } else {
+  if (!app::LooksLikePath(a.model)) {
     if (!a.tokenizer.empty())
       return absl::InvalidArgumentError("--tokenizer applies to a llama2.c checkpoint file; a stored version has its own");
     ASSIGN_OR_RETURN(auto st, cli.OpenStore());
-    l.store = std::shared_ptr<store::Store>(std::move(st));
-    ASSIGN_OR_RETURN(l.source, rt::OpenStoreWeights(l.store, a.model));
+    store = std::shared_ptr<store::Store>(std::move(st));
   }
-  ASSIGN_OR_RETURN(l.tokenizer, rt::LoadTokenizer(*l.source));
-  l.pool = std::make_unique<ThreadPool>(a.threads > 0 ? a.threads : 0);
-  return l;
-}
-
-absl::StatusOr<rt::ModelOptions> ModelOptionsFor(const RunArgs& a, Loaded& l, int64_t ctx) {
-  rt::ModelOptions mo;
-  mo.pool = l.pool.get();
-  mo.max_context = ctx;
-  if (!a.mem_budget.empty() && !ParseBytes(a.mem_budget, &mo.stream.budget))
+  app::ModelLoadOptions lo;
+  lo.max_context = a.ctx;
+  lo.threads = a.threads;
+  if (!a.mem_budget.empty() && !ParseBytes(a.mem_budget, &lo.stream.budget))
     return absl::InvalidArgumentError(fmt::format("--mem-budget: cannot read '{}' as a size", a.mem_budget));
-  mo.stream.drop_page_cache = a.cold;
-  if (a.cold) l.source->DropPageCache();
-  return mo;
+  lo.stream.drop_page_cache = a.cold;
+  lo.tokenizer = a.tokenizer;
+  return app::LoadModel(a.model, std::move(store), lo);
 }
 
-rt::SamplerOptions SamplerFor(const RunArgs& a) {
-  rt::SamplerOptions so;
-  so.temperature = a.temp;
-  so.top_k = a.top_k;
-  so.top_p = a.top_p;
-  so.min_p = a.min_p;
-  so.repeat_penalty = a.repeat_penalty;
-  so.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
-  return so;
+app::GenerationParams ParamsFor(const RunArgs& a) {
+  app::GenerationParams p;
+  p.max_tokens = a.n_predict;
+  p.temperature = a.temp;
+  p.top_k = a.top_k;
+  p.top_p = a.top_p;
+  p.min_p = a.min_p;
+  p.repeat_penalty = a.repeat_penalty;
+  if (a.seed >= 0) p.seed = static_cast<uint64_t>(a.seed);
+  p.max_context = a.ctx;
+  return p;
 }
 
-void PrintStats(const rt::GenerateStats& s, const rt::Model& m) {
+// Generated text goes to stdout as it comes.
+app::GenerateControl Print() {
+  return {.on_delta = [](const app::StreamDelta& d) {
+    std::fwrite(d.text.data(), 1, d.text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  }};
+}
+
+// The app's errors name no flags; the CLI adds the one that helps.
+int FailGenerate(const absl::Status& s) {
+  if (s.code() == absl::StatusCode::kOutOfRange)
+    return Fail(absl::OutOfRangeError(fmt::format("{}; use --truncate to drop the oldest tokens", std::string(s.message()))));
+  return Fail(s);
+}
+
+void PrintStats(const rt::GenerateStats& s) {
   const auto& st = s.streamer;
   std::fprintf(stderr,
                "\nprompt %lld tokens, prefill %.2f tok/s; generated %lld tokens, decode %.2f tok/s\n"
                "peak RSS %s; weights %s read per token (%s streamed from storage); KV cache %s\n",
-               static_cast<long long>(s.prompt_tokens), s.prefill_tok_s(),
+               static_cast<long long>(s.prompt_tokens - s.cached_tokens), s.prefill_tok_s(),
                static_cast<long long>(s.generated_tokens), s.decode_tok_s(), HumanBytes(s.peak_rss_bytes).c_str(),
                HumanBytes(s.weight_bytes_per_token).c_str(), HumanBytes(s.streamed_bytes_per_token).c_str(),
-               HumanBytes(m.kv_cache_bytes()).c_str());
+               HumanBytes(s.kv_cache_bytes).c_str());
   if (st.budget > 0)
     std::fprintf(stderr,
                  "budget %s: resident weights %s (%d groups pinned, %d streamed through %d slots of %s); "
@@ -132,99 +133,45 @@ void PrintStats(const rt::GenerateStats& s, const rt::Model& m) {
 }
 
 int RunCommand(const Cli& cli, const RunArgs& a) {
-  auto l = Open(cli, a);
-  if (!l.ok()) return Fail(l.status());
-  std::vector<int32_t> prompt =
-      l->tokenizer->Encode(a.prompt, l->tokenizer->add_bos_default(), /*parse_special=*/true);
-  auto cfg = l->source->Config();
-  if (!cfg.ok()) return Fail(cfg.status());
-  int64_t ctx = a.ctx > 0 ? a.ctx : static_cast<int64_t>(prompt.size()) + a.n_predict;
-  if (a.truncate && a.ctx <= 0) ctx = std::min<int64_t>(ctx, cfg->context_length);
-  auto mo = ModelOptionsFor(a, *l, ctx);
-  if (!mo.ok()) return Fail(mo.status());
-  if (!a.truncate && ctx > cfg->context_length)
-    return Fail(absl::OutOfRangeError(fmt::format(
-        "the prompt ({} tokens) plus {} to generate exceed the model's context of {} tokens; use --truncate",
-        prompt.size(), a.n_predict, cfg->context_length)));
-  auto model = rt::Model::Load(l->source.get(), *mo);
-  if (!model.ok()) return Fail(model.status());
-  rt::GenerateOptions go;
-  go.n_predict = a.n_predict;
-  go.truncate = a.truncate;
-  rt::Sampler sampler(SamplerFor(a));
-  auto stats = rt::GenerateFromTokens(**model, l->tokenizer.get(), prompt, go, sampler,
-                                      [](int32_t, std::string_view text) {
-                                        std::fwrite(text.data(), 1, text.size(), stdout);
-                                        std::fflush(stdout);
-                                        return true;
-                                      });
+  auto m = Open(cli, a);
+  if (!m.ok()) return Fail(m.status());
+  app::CompletionRequest req{.model = a.model, .prompt = a.prompt, .params = ParamsFor(a)};
+  req.params.truncate = a.truncate;
+  if (!a.truncate && a.ctx <= 0) {
+    const rt::Tokenizer& tok = *(*m)->tokenizer;
+    const size_t prompt = tok.Encode(a.prompt, tok.add_bos_default(), /*parse_special=*/true).size();
+    const int64_t context = (*m)->model->config().context_length;
+    if (static_cast<int64_t>(prompt) + a.n_predict > context)
+      return Fail(absl::OutOfRangeError(fmt::format(
+          "the prompt ({} tokens) plus {} to generate exceed the model's context of {} tokens; use --truncate",
+          prompt, a.n_predict, context)));
+  }
+  auto r = app::Complete(*m, req, Print());
   std::fputc('\n', stdout);
-  if (!stats.ok()) return Fail(stats.status());
-  if (a.stats) PrintStats(*stats, **model);
+  if (!r.ok()) return FailGenerate(r.status());
+  if (a.stats) PrintStats(r->stats);
   return kExitOk;
 }
 
-// Reads user turns from stdin, one per line; the KV cache keeps the
-// conversation, so each turn runs only the tokens after the common prefix.
+// Reads user turns from stdin, one per line; the chat session keeps the
+// conversation in its KV cache, so each turn runs only the new tokens.
 int ChatCommand(const Cli& cli, const RunArgs& a, const std::string& system, const std::string& format_name) {
-  auto l = Open(cli, a);
-  if (!l.ok()) return Fail(l.status());
-  const auto* md = l->source->gguf_metadata();
-  auto cfg = l->source->Config();
-  if (!cfg.ok()) return Fail(cfg.status());
-  absl::StatusOr<rt::ChatFormat> format =
-      !format_name.empty() ? rt::ChatFormatFromName(format_name)
-      : md != nullptr      ? rt::DetectChatFormat(*md)
-                           : rt::DetectChatFormat(*l->tokenizer, rt::ArchName(cfg->arch));
-  if (!format.ok()) return Fail(format.status());
-  auto mo = ModelOptionsFor(a, *l, a.ctx > 0 ? a.ctx : std::min<int64_t>(cfg->context_length, 4096));
-  if (!mo.ok()) return Fail(mo.status());
-  auto model = rt::Model::Load(l->source.get(), *mo);
-  if (!model.ok()) return Fail(model.status());
-  rt::Model& m = **model;
-  const rt::Tokenizer& tok = *l->tokenizer;
-  rt::Sampler sampler(SamplerFor(a));
-  std::vector<rt::ChatMessage> messages;
-  if (!system.empty()) messages.push_back({rt::ChatRole::kSystem, system});
-  std::vector<int32_t> cached;  // the tokens in the KV cache, in order
+  auto m = Open(cli, a);
+  if (!m.ok()) return Fail(m.status());
+  auto chat = app::ChatSession::Create(
+      *m, {.system = system, .chat_format = format_name, .max_context = a.ctx, .params = ParamsFor(a)});
+  if (!chat.ok()) return Fail(chat.status());
   const bool tty = isatty(0);
   std::string line;
   for (;;) {
     if (tty) std::fputs("> ", stderr);
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
-    messages.push_back({rt::ChatRole::kUser, line});
-    std::vector<int32_t> ids =
-        tok.Encode(rt::ApplyChatTemplate(*format, messages, true), tok.add_bos_default(), true);
-    size_t p = 0;
-    while (p < cached.size() && p < ids.size() && cached[p] == ids[p]) ++p;
-    if (p == ids.size()) --p;  // at least one token must run to get logits
-    m.Truncate(static_cast<int64_t>(p));
-    cached.assign(ids.begin(), ids.begin() + p);
-    std::vector<int32_t> fresh(ids.begin() + p, ids.end());
-    std::string reply;
-    std::vector<int32_t> reply_ids;
-    rt::GenerateOptions go;
-    go.n_predict = a.n_predict;
-    go.truncate = false;
-    auto st = rt::GenerateFromTokens(m, &tok, fresh, go, sampler, [&](int32_t id, std::string_view text) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-      reply += text;
-      if (id >= 0) reply_ids.push_back(id);
-      return true;
-    });
+    auto r = (*chat)->Send(line, Print());
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    if (!st.ok()) return Fail(st.status());
-    if (a.stats) PrintStats(*st, m);
-    // The cache holds the prompt and every reply token but the last (sampled,
-    // never fed back); next turn reuses the longest prefix the template
-    // re-renders identically.
-    cached.insert(cached.end(), fresh.begin(), fresh.end());
-    cached.insert(cached.end(), reply_ids.begin(), reply_ids.end());
-    cached.resize(std::min<size_t>(cached.size(), static_cast<size_t>(m.position())));
-    messages.push_back({rt::ChatRole::kAssistant, reply});
+    if (!r.ok()) return Fail(r.status());
+    if (a.stats) PrintStats(r->stats);
   }
   return kExitOk;
 }
