@@ -3,6 +3,8 @@
 // completion, chat (one-shot and a ChatSession keeping its KV across turns)
 // and embeddings; streaming deltas, cancellation, seeds; request JSON with
 // errors that name the field.
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "app/generate.h"
@@ -223,6 +225,32 @@ TEST_F(AppGenerate, RequestJsonRoundTripsAndNamesTheBadField) {
   EXPECT_FALSE(EmbeddingRequestFromJson({{"model", "m"}, {"input", "x"}, {"pooling", "max"}}).ok());
   EXPECT_TRUE(CompletionRequestFromJson({{"model", "m"}, {"prompt", "p"}}).ok());
   EXPECT_FALSE(CompletionRequestFromJson({{"model", "m"}, {"prompt", 5}}).ok());
+}
+
+// The fuzz target's seeds (fuzz/app_request_fuzz.cc): the first byte picks
+// the request type; each parses, and its JSON parses back to the same request.
+TEST(AppRequestFuzzCorpus, SeedsParseAndRoundTrip) {
+  int parsed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(HART_SOURCE_DIR "/fuzz/corpus/app_request")) {
+    std::ifstream f(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), {});
+    ASSERT_FALSE(bytes.empty()) << e.path();
+    json j = json::parse(bytes.substr(1), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << e.path();
+    auto check = [&](const auto& r, auto from_json) {
+      if (!r.ok()) return;
+      ++parsed;
+      auto again = from_json(ToJson(*r));
+      ASSERT_TRUE(again.ok()) << e.path() << again.status();
+      EXPECT_EQ(ToJson(*again), ToJson(*r)) << e.path();
+    };
+    switch (bytes[0] % 3) {
+      case 0: check(CompletionRequestFromJson(j), CompletionRequestFromJson); break;
+      case 1: check(ChatRequestFromJson(j), ChatRequestFromJson); break;
+      default: check(EmbeddingRequestFromJson(j), EmbeddingRequestFromJson); break;
+    }
+  }
+  EXPECT_GE(parsed, 3);
 }
 
 TEST(ValidUtf8, ReplacesOnlyInvalidBytes) {
