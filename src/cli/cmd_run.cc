@@ -137,11 +137,12 @@ int RunCommand(const Cli& cli, const RunArgs& a) {
   if (!m.ok()) return Fail(m.status());
   app::CompletionRequest req{.model = a.model, .prompt = a.prompt, .params = ParamsFor(a)};
   req.params.truncate = a.truncate;
-  if (!a.truncate && a.ctx <= 0) {
+  if (!a.truncate) {
+    // The session holds the prompt and the tokens to generate (or --ctx).
     const rt::Tokenizer& tok = *(*m)->tokenizer;
     const size_t prompt = tok.Encode(a.prompt, tok.add_bos_default(), /*parse_special=*/true).size();
     const int64_t context = (*m)->model->config().context_length;
-    if (static_cast<int64_t>(prompt) + a.n_predict > context)
+    if ((a.ctx > 0 ? a.ctx : static_cast<int64_t>(prompt) + a.n_predict) > context)
       return Fail(absl::OutOfRangeError(fmt::format(
           "the prompt ({} tokens) plus {} to generate exceed the model's context of {} tokens; use --truncate",
           prompt, a.n_predict, context)));
