@@ -109,7 +109,9 @@ TEST_F(AppGenerate, CompletionStreamsUsageAndSeeds) {
   EXPECT_EQ(r->usage.prompt_tokens, static_cast<int64_t>(tok.Encode("Once upon", true, true).size()));
   EXPECT_GT(r->usage.completion_tokens, 0);
   EXPECT_LE(r->usage.completion_tokens, 8);
-  if (r->finish_reason == FinishReason::kLength) EXPECT_EQ(r->usage.completion_tokens, 8);
+  if (r->finish_reason == FinishReason::kLength) {
+    EXPECT_EQ(r->usage.completion_tokens, 8);
+  }
   EXPECT_EQ(r->logprobs.size(), streamed_lps);
   ASSERT_FALSE(r->logprobs.empty());
   EXPECT_EQ(r->logprobs[0].top_logprobs.size(), 2u);
