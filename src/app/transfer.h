@@ -34,6 +34,9 @@ struct IngestRequest {
   std::optional<std::string> license;  // used when the file names none
   std::string parent;                  // "model@N" or ""
   bool file_sha256 = false;            // also record each file's plain SHA-256
+  // A llama2.c checkpoint's tokenizer file; "": look beside the checkpoint.
+  // A path, so set by the caller, not by JSON.
+  std::string tokenizer;
   // {"model"?, "license"?, "parent"?, "file_sha256"?}
   static absl::StatusOr<IngestRequest> FromJson(const nlohmann::json& j);
   nlohmann::json ToJson() const;
@@ -80,6 +83,7 @@ absl::StatusOr<ExportResponse> Export(const Context& ctx, const ExportRequest& r
 // One original file of a version, read in any byte range without writing the
 // file anywhere: the bytes are rebuilt from their chunks on the fly. Serves
 // HTTP Range (206) and whole downloads alike.
+// The Context given to Open must outlive the reader.
 class ExportFileReader {
  public:
   // `file`: the file's name as exported (FileRow::name), or "" for the only

@@ -127,11 +127,13 @@ std::string ValueToString(const Value& v) {
   return std::visit(V{}, v);
 }
 
-Engine::Engine(store::Store& store) : store_(store), db_(store.catalog()) {}
+Engine::Engine(store::Store& store, store::Store::Connection conn)
+    : store_(store), conn_(std::move(conn)), db_(conn_.get()) {}
 Engine::~Engine() = default;
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store) {
-  std::unique_ptr<Engine> e(new Engine(store));
+  ASSIGN_OR_RETURN(store::Store::Connection conn, store.OpenConnection());
+  std::unique_ptr<Engine> e(new Engine(store, std::move(conn)));
   RETURN_IF_ERROR(CreateViews(e->db_));
   RETURN_IF_ERROR(RegisterGraphFunctions(e->db_));
   RETURN_IF_ERROR(RegisterHistoryFunctions(e->db_));
@@ -161,7 +163,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     if (rc != SQLITE_OK) {
       if (!auth.refused.empty())
         result = absl::PermissionDeniedError(fmt::format(
-            "read-only: {}; run with --write to change the catalog deliberately", auth.refused));
+            "read-only: {}; writes need a write-enabled query", auth.refused));
       else
         result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
       break;
@@ -170,7 +172,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     if (!opts.write && !sqlite3_stmt_readonly(st)) {
       sqlite3_finalize(st);
       result = absl::PermissionDeniedError(
-          "read-only: this statement writes; run with --write to change the catalog deliberately");
+          "read-only: this statement writes; writes need a write-enabled query");
       break;
     }
     int ncol = sqlite3_column_count(st);
@@ -190,7 +192,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
       if (rc != SQLITE_DONE) {
         if (deadline.hit)
           result = absl::DeadlineExceededError(fmt::format(
-              "query stopped after the --timeout of {}s", opts.timeout_seconds));
+              "query stopped after its time limit of {}s", opts.timeout_seconds));
         else
           result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
       }

@@ -41,6 +41,10 @@ struct RowSink {
   std::function<bool(const std::vector<Value>&)> on_row;
 };
 
+// One Engine per thread (per request): Attach opens a catalog connection of
+// its own (Store::OpenConnection) that carries the views, the MQE functions,
+// the read-only authorizer and the timeout's progress handler; no other
+// thread ever uses it. Many Engines share one Store.
 class Engine {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Attach(store::Store& store);
@@ -55,8 +59,9 @@ class Engine {
   sqlite3* db() { return db_; }
 
  private:
-  explicit Engine(store::Store& store);
+  Engine(store::Store& store, store::Store::Connection conn);
   store::Store& store_;
+  store::Store::Connection conn_;
   sqlite3* db_;
 };
 

@@ -220,6 +220,8 @@ class TensorBytes {
   std::span<const uint8_t> span_;
 };
 
+class ReadConn;
+
 class Store {
  public:
   // $HART_HOME, else ~/.hartonomous.
@@ -232,6 +234,13 @@ class Store {
   ~Store();
 
   const std::string& dir() const;
+  // Paths inside the store, for the few modules that keep files there (the
+  // MQE's fingerprint index, its stats cache connection): nothing outside
+  // store/ joins them by hand.
+  std::string catalog_path() const;  // <dir>/catalog.sqlite
+  std::string index_dir() const;     // <dir>/index: rebuildable indexes
+  // Whether `dir` holds a store (its catalog exists).
+  static bool Exists(const std::string& dir);
   // The write connection (see "Threads" above): store/ and tests only.
   sqlite3* catalog();
 
@@ -303,6 +312,7 @@ class Store {
   absl::StatusOr<std::vector<Event>> Events(int64_t after_id, int64_t limit = 1000);
 
  private:
+  friend class ReadConn;  // store_impl.h: a pooled read connection
   struct Impl;
   struct ExportCtx;
   explicit Store(std::unique_ptr<Impl> impl);
