@@ -70,13 +70,16 @@ absl::Status CheckOneStatement(sqlite3* db, const std::string& sql) {
 absl::StatusOr<SqlRequest> SqlRequest::FromJson(const json& j) {
   SqlRequest r;
   r.single_statement = true;
+  r.max_rows = kDefaultMaxRows;
+  r.timeout_seconds = kDefaultTimeoutSeconds;
   RETURN_IF_ERROR(FieldReader(j, "sql request")
                       .String("sql", &r.sql, true)
                       .Double("timeout_seconds", &r.timeout_seconds)
-                      .Int("max_rows", &r.max_rows, false, 0)
+                      .Int("max_rows", &r.max_rows, false, 1, kMaxMaxRows)
                       .Finish());
-  if (r.timeout_seconds < 0)
-    return absl::InvalidArgumentError("sql request: field 'timeout_seconds': must be >= 0");
+  if (!(r.timeout_seconds > 0 && r.timeout_seconds <= kMaxTimeoutSeconds))
+    return absl::InvalidArgumentError(fmt::format(
+        "sql request: field 'timeout_seconds': must be in (0, {}]", kMaxTimeoutSeconds));
   return r;
 }
 
@@ -101,6 +104,7 @@ absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::R
   query::SqlOptions opts;
   opts.write = req.write;
   opts.timeout_seconds = req.timeout_seconds;
+  opts.cancel = ctx.cancel;
   int64_t n = 0;
   query::RowSink wrapped;
   wrapped.on_columns = [&](const std::vector<std::string>& c) {
@@ -239,6 +243,7 @@ absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest
 
 absl::StatusOr<PlanRequest> PlanRequest::FromJson(const json& j) {
   PlanRequest r;
+  r.plan.timeout_seconds = kDefaultTimeoutSeconds;
   RETURN_IF_ERROR(FieldReader(j, "plan request")
                       .String("version", &r.plan.version, true)
                       .String("sql", &r.plan.sql)

@@ -28,8 +28,17 @@ nlohmann::json SqlValueToJson(const query::Value& v);
 nlohmann::json SqlRowToJson(const std::vector<std::string>& columns,
                             const std::vector<query::Value>& row);
 
+// Caps on a request read from JSON (a remote caller): defaults when the
+// request names none, and the most it may ask for.
+inline constexpr int64_t kDefaultMaxRows = 10000;
+inline constexpr int64_t kMaxMaxRows = 1000000;
+inline constexpr double kDefaultTimeoutSeconds = 10;
+inline constexpr double kMaxTimeoutSeconds = 300;
+
 // `hart sql "..."`. The CLI runs any number of statements and may --write;
-// a request read from JSON is always read-only and one statement.
+// a request read from JSON is always read-only, one statement, and capped
+// (max_rows default kDefaultMaxRows, at most kMaxMaxRows; timeout default
+// kDefaultTimeoutSeconds, at most kMaxTimeoutSeconds).
 struct SqlRequest {
   std::string sql;
   bool write = false;            // never set by FromJson
@@ -97,9 +106,10 @@ struct SimilarResponse {
 };
 absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest& req);
 
-// `hart plan`: what a selection needs (closure, byte ranges, cost).
+// `hart plan`: what a selection needs (closure, byte ranges, cost). From
+// JSON the selection SQL runs read-only under the time cap of SqlRequest.
 struct PlanRequest {
-  query::PlanRequest plan;  // version, sql, search, names, closure
+  query::PlanRequest plan;  // version, sql, search, names, closure, timeout_seconds
   // {"version", "sql"?, "search"?, "names"?, "closure"?}
   static absl::StatusOr<PlanRequest> FromJson(const nlohmann::json& j);
   nlohmann::json ToJson() const;

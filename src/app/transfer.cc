@@ -242,6 +242,7 @@ absl::StatusOr<ByteRange> ParseRangeHeader(std::string_view h, uint64_t size) {
 
 absl::StatusOr<LoadRequest> LoadRequest::FromJson(const json& j) {
   LoadRequest r;
+  r.plan.plan.timeout_seconds = kDefaultTimeoutSeconds;
   RETURN_IF_ERROR(FieldReader(j, "load request")
                       .String("version", &r.plan.plan.version, true)
                       .String("sql", &r.plan.plan.sql)

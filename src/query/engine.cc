@@ -82,12 +82,18 @@ int Authorize(void* user, int action, const char* a1, const char* a2, const char
 }
 
 struct Deadline {
-  std::chrono::steady_clock::time_point at;
+  std::chrono::steady_clock::time_point at = std::chrono::steady_clock::time_point::max();
+  const CancelToken* cancel = nullptr;
   bool hit = false;
+  bool cancelled = false;
 };
 
 int Progress(void* user) {
   auto* d = static_cast<Deadline*>(user);
+  if (d->cancel && d->cancel->cancelled()) {
+    d->cancelled = true;
+    return 1;
+  }
   if (std::chrono::steady_clock::now() >= d->at) {
     d->hit = true;
     return 1;
@@ -148,11 +154,12 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
   const char* end = text.c_str() + text.size();
   AuthState auth{opts.write, ""};
   Deadline deadline;
-  if (opts.timeout_seconds > 0) {
+  deadline.cancel = opts.cancel;
+  const bool watch = opts.timeout_seconds > 0 || opts.cancel;
+  if (opts.timeout_seconds > 0)
     deadline.at = std::chrono::steady_clock::now() +
                   std::chrono::microseconds(static_cast<int64_t>(opts.timeout_seconds * 1e6));
-    sqlite3_progress_handler(db_, 1000, Progress, &deadline);
-  }
+  if (watch) sqlite3_progress_handler(db_, 1000, Progress, &deadline);
   absl::Status result = absl::OkStatus();
   while (tail < end && result.ok()) {
     sqlite3_stmt* st = nullptr;
@@ -190,7 +197,9 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
         continue;
       }
       if (rc != SQLITE_DONE) {
-        if (deadline.hit)
+        if (deadline.cancelled)
+          result = absl::CancelledError("query cancelled");
+        else if (deadline.hit)
           result = absl::DeadlineExceededError(fmt::format(
               "query stopped after its time limit of {}s", opts.timeout_seconds));
         else
@@ -200,7 +209,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     }
     sqlite3_finalize(st);
   }
-  if (opts.timeout_seconds > 0) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  if (watch) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
   return result;
 }
 

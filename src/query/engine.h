@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/cancel.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -32,6 +33,9 @@ struct ResultSet {
 struct SqlOptions {
   bool write = false;
   double timeout_seconds = 0;  // 0: no limit
+  // Checked by the progress handler every 1000 VM steps: a cancelled query
+  // stops with Cancelled. May be null.
+  const CancelToken* cancel = nullptr;
 };
 
 // Called once with the column names of each statement that returns rows,

@@ -95,7 +95,9 @@ absl::StatusOr<Plan> MakePlan(Engine& engine, const PlanRequest& req) {
   // 1. Find: the selected components of this version.
   std::vector<int64_t> picked;
   if (!req.sql.empty()) {
-    ASSIGN_OR_RETURN(ResultSet rs, engine.Query(req.sql));
+    SqlOptions opts;
+    opts.timeout_seconds = req.timeout_seconds;
+    ASSIGN_OR_RETURN(ResultSet rs, engine.Query(req.sql, opts));
     size_t col = 0;
     for (size_t c = 0; c < rs.columns.size(); ++c)
       if (rs.columns[c] == "id") col = c;

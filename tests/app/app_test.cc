@@ -142,6 +142,12 @@ TEST_F(AppTest, FromJsonReadsEveryFieldAndRefusesWrongTypesAndUnknownFields) {
   EXPECT_TRUE(sql->single_statement);
   EXPECT_FALSE(sql->write);
   EXPECT_EQ(sql->max_rows, 5);
+  // A remote query is always capped.
+  auto capped = SqlRequest::FromJson({{"sql", "SELECT 1"}});
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->max_rows, kDefaultMaxRows);
+  EXPECT_EQ(capped->timeout_seconds, kDefaultTimeoutSeconds);
+  EXPECT_EQ(PlanRequest::FromJson({{"version", "m"}})->plan.timeout_seconds, kDefaultTimeoutSeconds);
   auto ingest = IngestRequest::FromJson({{"model", "x"}, {"license", "mit"}, {"file_sha256", true}});
   ASSERT_TRUE(ingest.ok());
   EXPECT_EQ(ingest->license, "mit");
@@ -168,6 +174,9 @@ TEST_F(AppTest, FromJsonReadsEveryFieldAndRefusesWrongTypesAndUnknownFields) {
       {SimilarRequest::FromJson({{"target", "m"}, {"k", 1e30}}).status(), "'k'"},
       {SqlRequest::FromJson({{"sql", "DELETE FROM model"}, {"write", true}}).status(), "'write'"},
       {SqlRequest::FromJson({{"sql", "SELECT 1"}, {"max_rows", -1}}).status(), "'max_rows'"},
+      {SqlRequest::FromJson({{"sql", "SELECT 1"}, {"max_rows", 0}}).status(), "'max_rows'"},
+      {SqlRequest::FromJson({{"sql", "SELECT 1"}, {"timeout_seconds", 0}}).status(), "'timeout_seconds'"},
+      {SqlRequest::FromJson({{"sql", "SELECT 1"}, {"timeout_seconds", 1e9}}).status(), "'timeout_seconds'"},
       {PlanRequest::FromJson({{"version", "m"}, {"names", {"a", 1}}}).status(), "'names'"},
       {LoadRequest::FromJson({{"version", "m"}, {"format", "onnx"}}).status(), "'format'"},
       {ExportRequest::FromJson({{"version", "m"}, {"verify", "yes"}}).status(), "'verify'"},
@@ -278,6 +287,17 @@ TEST_F(AppTest, SqlIsReadOnlyOneStatementAndCapped) {
   auto syntax = Sql(ctx_, *SqlRequest::FromJson({{"sql", "SELEC 1"}}));
   EXPECT_EQ(syntax.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Snapshot(ctx_.st()), before);
+
+  // A query that never ends stops when its caller goes away.
+  CancelToken gone;
+  gone.Cancel();
+  Context c = ctx_;
+  c.cancel = &gone;
+  SqlRequest forever;
+  forever.sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c";
+  auto stopped = Sql(c, forever);
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled) << stopped.status();
+  EXPECT_EQ(HttpStatusFor(stopped.status()), 499);
 
   // SQL values as JSON.
   EXPECT_EQ(SqlValueToJson(query::Value{}), nullptr);
