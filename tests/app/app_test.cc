@@ -243,9 +243,13 @@ TEST_F(AppTest, NamesAreDataNeverSqlNorPaths) {
     p.plan.version = "m";
     p.plan.names = {name};
     auto plan = Plan(ctx_, p);  // a GLOB that matches nothing, or an error; never a write
-    if (plan.ok()) EXPECT_EQ(plan->plan.selected, 0u);
+    if (plan.ok()) {
+      EXPECT_EQ(plan->plan.selected, 0u);
+    }
     auto found = Search(ctx_, {name, 5});
-    if (!found.ok()) EXPECT_EQ(HttpStatusFor(found.status()), 400) << found.status();
+    if (!found.ok()) {
+      EXPECT_EQ(HttpStatusFor(found.status()), 400) << found.status();
+    }
   }
   // The file name of an export is matched, never opened as a path.
   EXPECT_EQ(ExportFileReader::Open(ctx_, "m", "../catalog.sqlite").status().code(),
