@@ -7,7 +7,7 @@
 # the store, each process in a memory cgroup capped at budget + KV cache +
 # 100 MiB with the page cache dropped before it, against the storage bound
 # (O_DIRECT sequential read of the model file, measured in the same
-# process); then one layer from the file. One JSON line per configuration,
+# process); then one layer, from both. One JSON line per configuration,
 # then a check line: the same greedy tokens as the resident run, and peak
 # RSS within budget + KV + 100 MiB.
 #
@@ -68,9 +68,13 @@ for t in q8_0 q4_0; do
       check "$ref" "$line"
     done
   done
-  echo "# $t budget one layer, cold, from the file"
-  drop_caches
-  line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-min)
-  echo "$line"
-  check "$ref" "$line"
+  for from in file store; do
+    args=()
+    [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
+    echo "# $t budget one layer, cold, from the $from, cgroup cap"
+    drop_caches
+    line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-min --cgroup hart-bench "${args[@]}")
+    echo "$line"
+    check "$ref" "$line"
+  done
 done
