@@ -126,6 +126,11 @@ class StoreWeightSource final : public WeightSource {
   }
 
   bool direct_io() const override { return direct_; }
+  // Direct reads have no kernel readahead behind them: each op is one
+  // device request, so they are cut larger than buffered ones. On the
+  // 1B-shaped Q8_0 at a 25% budget (a loaded machine, interleaved runs),
+  // 8 x 4-8 MiB gave 1.1-1.9 tok/s against 1.1-1.3 for 8 x 1 MiB.
+  uint64_t preferred_read_op() const override { return direct_ ? uint64_t{4} << 20 : 0; }
 
   // Pieces with one extent each are sorted by pack offset and merged into
   // runs where they lie at most one block apart (a layer's tensors follow

@@ -115,6 +115,8 @@ class WeightSource {
   virtual absl::Status RunOp(const BufferPlan::Op& op, uint8_t* base, bool drop_cache);
   // Whether streamed reads bypass the page cache (O_DIRECT).
   virtual bool direct_io() const { return false; }
+  // The op size PlanBuffer reads best with (0: the streamer's default).
+  virtual uint64_t preferred_read_op() const { return 0; }
 
  protected:
   void Index();  // fills by_name_ from tensors(); implementations call it once

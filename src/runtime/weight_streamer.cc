@@ -114,8 +114,8 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
     return s;
   }
 
-  const uint64_t op_bytes =
-      std::max(kAlign, (opts.read_op_bytes ? opts.read_op_bytes : kReadOp) / kAlign * kAlign);
+  uint64_t op_bytes = opts.read_op_bytes ? opts.read_op_bytes : source->preferred_read_op();
+  op_bytes = std::max(kAlign, (op_bytes ? op_bytes : kReadOp) / kAlign * kAlign);
   uint64_t max_group = 0, total = 0;
   for (size_t g = 0; g < n; ++g) {
     ASSIGN_OR_RETURN(BufferPlan plan, source->PlanBuffer(s->groups_[g].pieces, op_bytes));
