@@ -1,7 +1,16 @@
 // runtime_bench: decode speed of the runtime against the bound the hardware
 // sets, measured in the same process.
 //
-//   runtime_bench MODEL.gguf [--budget SIZE] [--cold] [--tokens N] [--threads N]
+//   runtime_bench MODEL.gguf [--budget SIZE|--budget-frac F|--budget-min] [--cold]
+//                 [--tokens N] [--threads N] [--store DIR --ref MODEL[@N]]
+//                 [--cgroup NAME] [--readers N] [--read-op SIZE]
+//
+// --store: the weights come from that NinaDB version (ingested from the same
+// MODEL.gguf), the file still gives the storage bound. --cgroup: once the
+// budget is known the process moves itself into a fresh memory cgroup (v1:
+// /sys/fs/cgroup/memory/NAME-PID) capped at budget + KV cache + 100 MiB, the
+// cap the targets name, and removes it on exit; a message and no cap where
+// the cgroup cannot be written.
 //
 // Prints one JSON line:
 //  - mem_read_gbs: multithreaded read bandwidth over a buffer of the model's
@@ -10,14 +19,19 @@
 //    (each the best of three passes over a freshly allocated buffer), with
 //    the sets in mem_read_gbs_sets; this VM's figure swings between runs;
 //  - kernels: the SIMD path of the matrix kernels (KernelPath());
-//  - storage_read_gbs (with --cold): sequential pread bandwidth of the model
-//    file after evicting it from the page cache (the storage bound is that
-//    over the bytes streamed per token);
+//  - storage_read_gbs (with --cold): sequential O_DIRECT read bandwidth of
+//    the model file, 8 MiB reads one at a time like `dd iflag=direct bs=8M`
+//    (the storage bound is that over the bytes streamed per token);
 //  - decode_tok_s, the bound and their ratio; peak RSS, budget, KV cache.
 // Each configuration runs in its own process so peak RSS is its own;
 // bench/runtime_bench.sh drives the set.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +49,7 @@
 #include "runtime/kernels.h"
 #include "runtime/model.h"
 #include "runtime/weight_source.h"
+#include "store/store.h"
 
 namespace {
 
@@ -61,29 +76,65 @@ double MemReadGBs(uint64_t bytes, hart::ThreadPool& pool) {
   return best;
 }
 
-// Sequential read of the file in 8 MiB preads with this machine's page
-// cache dropped before each pass; best of three. On a VM the host's cache
-// still serves repeated reads (here the first cold pass ran at a fifth of
-// the third), and the streamer sees that same regime, so the best pass is
-// the bound it is held to.
+// Sequential O_DIRECT read of the file in 8 MiB requests, one in flight,
+// best of three passes: the page cache plays no part, so no pass needs a
+// cache drop and none is helped by one before it.
 double StorageReadGBs(const std::string& path) {
-  auto fd = hart::OpenFile(path, O_RDONLY);
+  auto fd = hart::OpenFile(path, O_RDONLY | O_DIRECT);
   if (!fd.ok()) return 0;
-  std::vector<uint8_t> buf(8 << 20);
+  constexpr size_t kBuf = 8 << 20;
+  void* raw = nullptr;
+  if (::posix_memalign(&raw, 4096, kBuf) != 0) return 0;
+  std::unique_ptr<uint8_t, void (*)(void*)> buf(static_cast<uint8_t*>(raw), std::free);
   double best = 0;
   for (int pass = 0; pass < 3; ++pass) {
-    ::posix_fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
     uint64_t total = 0;
     auto t0 = Clock::now();
     for (;;) {
-      ssize_t n = ::pread(fd->get(), buf.data(), buf.size(), static_cast<off_t>(total));
+      ssize_t n = ::pread(fd->get(), buf.get(), kBuf, static_cast<off_t>(total));
       if (n <= 0) break;
       total += static_cast<uint64_t>(n);
     }
     best = std::max(best, total / Seconds(t0) / 1e9);
   }
-  ::posix_fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
   return best;
+}
+
+// A memory cgroup (v1) of its own, capped at `limit`; "" where the cgroup
+// file system cannot be written (not root, cgroup v2, a container).
+std::string JoinMemoryCgroup(const std::string& name, uint64_t limit) {
+  const std::string dir = "/sys/fs/cgroup/memory/" + name + "-" + std::to_string(::getpid());
+  auto write = [](const std::string& path, const std::string& v) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return false;
+    bool ok = std::fputs(v.c_str(), f) >= 0;
+    return std::fclose(f) == 0 && ok;
+  };
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return "";
+  if (!write(dir + "/memory.limit_in_bytes", std::to_string(limit)) ||
+      !write(dir + "/cgroup.procs", std::to_string(::getpid()))) {
+    ::rmdir(dir.c_str());
+    return "";
+  }
+  return dir;
+}
+
+uint64_t ReadNumber(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return 0;
+  unsigned long long v = 0;
+  if (std::fscanf(f, "%llu", &v) != 1) v = 0;
+  std::fclose(f);
+  return v;
+}
+
+void LeaveCgroup(const std::string& dir) {
+  if (dir.empty()) return;
+  if (FILE* f = std::fopen("/sys/fs/cgroup/memory/cgroup.procs", "w")) {
+    std::fprintf(f, "%d", ::getpid());
+    std::fclose(f);
+  }
+  ::rmdir(dir.c_str());
 }
 
 }  // namespace
@@ -91,13 +142,14 @@ double StorageReadGBs(const std::string& path) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: runtime_bench MODEL.gguf [--budget SIZE|--budget-frac F|--budget-min] "
-                         "[--cold] [--tokens N] [--threads N]\n");
+                         "[--cold] [--tokens N] [--threads N] [--store DIR --ref REF] [--cgroup NAME] "
+                         "[--readers N] [--read-op SIZE]\n");
     return 1;
   }
-  std::string path = argv[1], budget_arg;
+  std::string path = argv[1], budget_arg, store_dir, ref, cgroup, read_op;
   double budget_frac = 0;
   bool budget_min = false, cold = false;
-  int tokens = 32, threads = 0;
+  int tokens = 32, threads = 0, readers = 0;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -107,46 +159,75 @@ int main(int argc, char** argv) {
     else if (a == "--cold") cold = true;
     else if (a == "--tokens") tokens = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
-  }
-  namespace rt = hart::runtime;
-  hart::ThreadPool pool(threads);
-  auto src = rt::OpenFileWeights(path);
-  if (!src.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(hart::Msg(src.status())).c_str());
-    return 1;
-  }
-  nlohmann::json out;
-  out["model"] = path;
-  out["threads"] = pool.size();
-  out["kernels"] = rt::KernelPath();
-
-  // Budgets relative to the model need its size: a mapped probe load gives it.
-  uint64_t weight_bytes = 0, min_budget = 0;
-  {
-    auto probe = rt::Model::Load(src->get(), rt::ModelOptions{.max_context = 8, .pool = &pool});
-    if (!probe.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(hart::Msg(probe.status())).c_str());
+    else if (a == "--store") store_dir = next();
+    else if (a == "--ref") ref = next();
+    else if (a == "--cgroup") cgroup = next();
+    else if (a == "--readers") readers = std::stoi(next());
+    else if (a == "--read-op") read_op = next();
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 1;
     }
+  }
+  namespace rt = hart::runtime;
+  auto fail = [](const absl::Status& st) {
+    std::fprintf(stderr, "%s\n", std::string(hart::Msg(st)).c_str());
+    return 1;
+  };
+  hart::ThreadPool pool(threads);
+  absl::StatusOr<std::unique_ptr<rt::WeightSource>> src;
+  if (!store_dir.empty()) {
+    auto st = hart::store::Store::Open(store_dir);
+    if (!st.ok()) return fail(st.status());
+    src = rt::OpenStoreWeights(std::shared_ptr<hart::store::Store>(std::move(*st)), ref);
+  } else {
+    src = rt::OpenFileWeights(path);
+  }
+  if (!src.ok()) return fail(src.status());
+  nlohmann::json out;
+  out["model"] = path;
+  out["source"] = store_dir.empty() ? "file" : "store " + store_dir + " " + ref;
+  out["threads"] = pool.size();
+  out["isa"] = rt::KernelPath();
+
+  // Budgets relative to the model need its size: a mapped probe load gives it.
+  uint64_t weight_bytes = 0, min_budget = 0, kv_bytes = 0;
+  {
+    auto probe = rt::Model::Load(src->get(), rt::ModelOptions{.max_context = tokens + 8, .pool = &pool});
+    if (!probe.ok()) return fail(probe.status());
     weight_bytes = (*probe)->weight_bytes_per_pass();
     min_budget = (*probe)->min_budget();
+    kv_bytes = (*probe)->kv_cache_bytes();
   }
   rt::ModelOptions mo{.max_context = tokens + 8, .pool = &pool};
   if (!budget_arg.empty()) hart::ParseBytes(budget_arg, &mo.stream.budget);
   if (budget_frac > 0) mo.stream.budget = std::max<uint64_t>(min_budget, weight_bytes * budget_frac);
   if (budget_min) mo.stream.budget = min_budget;
   mo.stream.drop_page_cache = cold;
+  mo.stream.readers = readers;
+  if (!read_op.empty()) hart::ParseBytes(read_op, &mo.stream.read_op_bytes);
   if (cold) {
     out["storage_read_gbs"] = StorageReadGBs(path);
     (*src)->DropPageCache();
+  }
+  std::string cg;
+  if (!cgroup.empty()) {
+    const uint64_t cap = mo.stream.budget + kv_bytes + (100ull << 20);
+    cg = JoinMemoryCgroup(cgroup, cap);
+    if (cg.empty()) {
+      std::fprintf(stderr, "runtime_bench: no memory cgroup (cannot write /sys/fs/cgroup/memory); running uncapped\n");
+      out["cgroup_cap"] = nullptr;
+    } else {
+      out["cgroup_cap"] = cap;
+    }
   }
   std::vector<double> mem_sets;
   if (!cold) mem_sets.push_back(MemReadGBs(weight_bytes, pool));
 
   auto model = rt::Model::Load(src->get(), mo);
   if (!model.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(hart::Msg(model.status())).c_str());
-    return 1;
+    LeaveCgroup(cg);
+    return fail(model.status());
   }
   rt::Model& m = **model;
   // Warm-up pass (maps or reads the pinned weights once), then the timed run.
@@ -157,12 +238,17 @@ int main(int argc, char** argv) {
     m.Reset();
   }
   rt::Sampler greedy(rt::SamplerOptions{.temperature = 0});
+  std::vector<int32_t> generated;
   auto st = rt::GenerateFromTokens(m, nullptr, prompt, rt::GenerateOptions{.n_predict = tokens}, greedy,
-                                   [](int32_t, std::string_view) { return true; });
+                                   [&](int32_t id, std::string_view) {
+                                     generated.push_back(id);
+                                     return true;
+                                   });
   if (!st.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(hart::Msg(st.status())).c_str());
-    return 1;
+    LeaveCgroup(cg);
+    return fail(st.status());
   }
+  out["tokens"] = generated;
   out["weight_bytes_per_token"] = st->weight_bytes_per_token;
   out["streamed_bytes_per_token"] = st->streamed_bytes_per_token;
   out["decode_tok_s"] = st->decode_tok_s();
@@ -170,8 +256,11 @@ int main(int argc, char** argv) {
   out["peak_rss"] = st->peak_rss_bytes;
   out["budget"] = mo.stream.budget;
   out["resident_weights"] = st->streamer.resident_bytes;
+  out["slots"] = st->streamer.slots;
+  out["direct_io"] = st->streamer.direct_io;
   out["kv_cache"] = m.kv_cache_bytes();
   out["io_wait_s"] = st->streamer.wait_seconds;
+  if (!cg.empty()) out["cgroup_max_usage"] = ReadNumber(cg + "/memory.max_usage_in_bytes");
   if (!cold) {
     // After decode, with the model's pages released: a fresh buffer gets
     // fresh physical pages each time, one source of the swing.
@@ -191,6 +280,8 @@ int main(int argc, char** argv) {
     out["memory_bound_tok_s"] = bound;
     out["fraction_of_bound"] = st->decode_tok_s() / bound;
   }
+  model->reset();
+  LeaveCgroup(cg);
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -1,27 +1,80 @@
 #!/usr/bin/env bash
 # Runtime benchmark: a synthetic model of the llama-3.2-1B shape (dim 2048,
 # 16 layers, 32 heads, 8 kv heads, ffn 8192, vocab 128256, tied head) in Q8_0
-# and Q4_0; decode tok/s fully mapped against the memory-bandwidth bound, and
-# streamed at budgets of 50%, 25% and one layer with the page cache dropped,
-# against the storage bound. One JSON line per configuration.
+# and Q4_0, each also ingested into a NinaDB store of its own. Decode tok/s
+# fully resident (file and store) against the memory-bandwidth bound, and
+# streamed at budgets of 50% and 25% of the weights from the file and from
+# the store, each process in a memory cgroup capped at budget + KV cache +
+# 100 MiB with the page cache dropped before it, against the storage bound
+# (O_DIRECT sequential read of the model file, measured in the same
+# process); then one layer, from both. One JSON line per configuration,
+# then a check line: the same greedy tokens as the resident run, and peak
+# RSS within budget + KV + 100 MiB.
 #
 #   bench/runtime_bench.sh [BUILD_DIR] [WORK_DIR] [TOKENS]
+#
+# The cgroup cap and the cache drop need root and cgroup v1; without them the
+# runs go on uncapped (runtime_bench says so) and without the drop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 WORK=${2:-/tmp/hart-runtime-bench}
 TOKENS=${3:-16}
+drop_caches() {
+  sync
+  if ! echo 1 > /proc/sys/vm/drop_caches 2>/dev/null; then
+    echo "# cannot drop the page cache (not root): cold runs start with whatever is cached"
+  fi
+}
+check() {  # $1: reference JSON line, $2: this run's line
+  /usr/bin/python3 - "$1" "$2" <<'EOF'
+import json, sys
+ref, run = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+same = ref["tokens"] == run["tokens"]
+limit = run.get("rss_limit")
+rss_ok = limit is None or run["peak_rss"] <= limit
+print(f"# check: tokens {'identical' if same else 'DIFFER'} to the resident run; "
+      f"peak RSS {run['peak_rss'] / 2**20:.0f} MiB" +
+      (f" {'<=' if rss_ok else '>'} limit {limit / 2**20:.0f} MiB" if limit else ""))
+EOF
+}
+echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 for t in q8_0 q4_0; do
   model="$WORK/$t/model.gguf"
+  store="$WORK/$t/store"
   if [ ! -f "$model" ]; then
     /usr/bin/python3 tests/fixtures/make_tiny_llama.py "$WORK/$t" --shape llama-3.2-1b --type "$t"
   fi
-  echo "# $t full memory"
-  "$BUILD/runtime_bench" "$model" --tokens "$TOKENS"
+  if [ ! -d "$store" ]; then
+    "$BUILD/hart" --store "$store" init >/dev/null
+    "$BUILD/hart" --store "$store" ingest "$model" --model "bench-$t" --license mit >/dev/null
+  fi
+  echo "# $t full memory, file"
+  ref=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS")
+  echo "$ref"
+  echo "# $t full memory, store"
+  line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --store "$store" --ref "bench-$t")
+  echo "$line"
+  check "$ref" "$line"
   for frac in 0.5 0.25; do
-    echo "# $t budget ${frac} of the weights, cold"
-    "$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-frac "$frac"
+    for from in file store; do
+      args=()
+      [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
+      echo "# $t budget ${frac} of the weights, cold, from the $from, cgroup cap"
+      drop_caches
+      line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-frac "$frac" \
+               --cgroup hart-bench "${args[@]}")
+      echo "$line"
+      check "$ref" "$line"
+    done
   done
-  echo "# $t budget one layer, cold"
-  "$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-min
+  for from in file store; do
+    args=()
+    [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
+    echo "# $t budget one layer, cold, from the $from, cgroup cap"
+    drop_caches
+    line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-min --cgroup hart-bench "${args[@]}")
+    echo "$line"
+    check "$ref" "$line"
+  done
 done

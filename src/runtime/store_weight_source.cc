@@ -1,14 +1,12 @@
-// StoreWeightSource: weights of a NinaDB version. Tensors whose chunks lie
-// contiguously in a pack are mapped zero-copy; Read() copies out of that
-// mapping and unmaps the touched pages again, so streamed bytes never stay
-// in this process's resident set.
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cstring>
+// StoreWeightSource: weights of a NinaDB version. Fully resident, tensors
+// are mapped from the packs (zero-copy where their chunks lie back to back).
+// Streamed, nothing is mapped: the streamer's buffers are filled through a
+// store::ExtentReader, O_DIRECT reads of the located pack extents straight
+// into the buffer (PlanBuffer places each run at its pack alignment), so
+// streamed bytes pass neither the page cache nor this process's maps.
+#include <algorithm>
 #include <mutex>
+#include <tuple>
 
 #include "core/file_util.h"
 #include "core/status.h"
@@ -22,7 +20,8 @@ namespace {
 class StoreWeightSource final : public WeightSource {
  public:
   static absl::StatusOr<std::unique_ptr<WeightSource>> Open(std::shared_ptr<store::Store> st,
-                                                            const std::string& ref_text) {
+                                                            const std::string& ref_text,
+                                                            const StoreWeightOptions& opts) {
     auto src = std::unique_ptr<StoreWeightSource>(new StoreWeightSource());
     src->store_ = std::move(st);
     ASSIGN_OR_RETURN(auto ref, store::ParseVersionRef(ref_text));
@@ -31,9 +30,21 @@ class StoreWeightSource final : public WeightSource {
     ASSIGN_OR_RETURN(auto rows, src->store_->ListTensors(src->version_.id));
     for (auto& r : rows) {
       src->infos_.push_back(WeightInfo{r.name, r.dtype, r.shape, r.nbytes});
-      src->contiguous_.push_back(r.contiguous);
     }
     src->bytes_.resize(src->infos_.size());
+    store::ExtentReaderOptions ro;
+    ro.direct = opts.direct_io;
+    if (opts.on_evict) ro.on_evict = [f = opts.on_evict](const store::Extent& e) { f(e.pack, e.offset, e.size); };
+    src->reader_ = src->store_->OpenExtentReader(std::move(ro));
+    for (const auto& t : src->infos_) {
+      ASSIGN_OR_RETURN(auto ext, src->store_->LocateTensor(src->version_.id, t.name));
+      for (const auto& e : ext) {
+        // Opened now: a gc later cannot swap the files under the located offsets.
+        RETURN_IF_ERROR(src->reader_->Prepare(e.pack));
+        src->direct_ = src->direct_ || src->reader_->Direct(e.pack);
+      }
+      src->extents_.push_back(std::move(ext));
+    }
     ASSIGN_OR_RETURN(src->files_, src->store_->ListFiles(src->version_.id));
     if (src->version_.format == formats::Format::kGguf) RETURN_IF_ERROR(src->LoadGgufHeader());
     src->Index();
@@ -73,6 +84,7 @@ class StoreWeightSource final : public WeightSource {
     return absl::NotFoundError(fmt::format("{}: no file {} in the version", origin_, name));
   }
 
+  // Everything-mapped mode: zero-copy spans of the pack maps.
   absl::StatusOr<std::span<const uint8_t>> Map(const WeightInfo& t) override {
     size_t i = IndexOf(t);
     std::lock_guard<std::mutex> l(mu_);
@@ -86,62 +98,135 @@ class StoreWeightSource final : public WeightSource {
     return bytes_[i]->bytes();
   }
 
-  // Safe from several threads at once (the streamer reads a group in
-  // chunks): a contiguous tensor's mapping is never dropped once made; an
-  // assembled one is rebuilt and dropped per call, one call at a time, so it
-  // never stays resident beside the streamer's buffers.
+  // Copies through the extent reader (direct into a bounce buffer): no map,
+  // nothing left resident or cached. Safe from several threads at once.
   absl::Status Read(const WeightInfo& t, uint64_t offset, std::span<uint8_t> out) override {
-    const size_t i = IndexOf(t);
-    std::unique_lock<std::mutex> assembling(assemble_mu_, std::defer_lock);
-    if (!contiguous_[i]) assembling.lock();
-    ASSIGN_OR_RETURN(auto span, Map(t));
-    if (offset + out.size() > span.size())
-      return absl::OutOfRangeError(fmt::format("{}: {}: read past the tensor's end", origin_, t.name));
-    const uint8_t* p = span.data() + offset;
-    AdviseRange(p, out.size(), MADV_WILLNEED);
-    std::memcpy(out.data(), p, out.size());
-    std::lock_guard<std::mutex> l(mu_);
-    auto& tb = bytes_[i];
-    if (tb->zero_copy()) {
-      AdviseRange(p, out.size(), MADV_DONTNEED);
-    } else if (!contiguous_[i]) {
-      tb.reset();  // an assembled copy would hold the whole tensor resident
+    ASSIGN_OR_RETURN(auto parts, Slice(t, offset, out.size()));
+    uint64_t done = 0;
+    for (const store::Extent& e : parts) {
+      RETURN_IF_ERROR(Named(t, reader_->ReadCopy(e, out.subspan(done, e.size))));
+      done += e.size;
     }
     return absl::OkStatus();
   }
 
-  void Prefetch(const WeightInfo& t, uint64_t offset, uint64_t n) override {
-    if (!contiguous_[IndexOf(t)]) return;  // assembling it here would keep it resident
-    auto span = Map(t);
-    if (span.ok() && offset + n <= span->size()) AdviseRange(span->data() + offset, n, MADV_WILLNEED);
-  }
-
-  // Packs hold many versions' chunks; evicting whole pack files is coarse but
-  // only pages this process copied into owned buffers were cached by it.
+  // Evicts only what this source read through the page cache (nothing when
+  // its reads are direct), within the given range.
   void Release(const WeightInfo& t, uint64_t offset, uint64_t n, bool drop_cache) override {
-    if (drop_cache) DropPageCache();
+    if (!drop_cache) return;
+    auto parts = Slice(t, offset, n);
+    if (parts.ok())
+      for (const store::Extent& e : *parts) reader_->Evict(e);
   }
 
+  // The version's own tensor bytes, nothing else of the store.
   void DropPageCache() override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (pack_fds_.empty()) {
-      std::string dir = store_->dir() + "/packs";
-      if (DIR* d = ::opendir(dir.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-          std::string n = e->d_name;
-          if (!n.ends_with(".pack")) continue;
-          auto fd = OpenFile(dir + "/" + n, O_RDONLY | O_CLOEXEC);
-          if (fd.ok()) pack_fds_.push_back(std::move(*fd));
-        }
-        ::closedir(d);
-      }
+    for (const auto& ext : extents_)
+      for (const store::Extent& e : ext) reader_->Evict(e, /*force=*/true);
+  }
+
+  bool direct_io() const override { return direct_; }
+  // Direct reads have no kernel readahead behind them: each op is one
+  // device request, so they are cut larger than buffered ones. On the
+  // 1B-shaped Q8_0 at a 25% budget (a loaded machine, interleaved runs),
+  // 8 x 4-8 MiB gave 1.1-1.9 tok/s against 1.1-1.3 for 8 x 1 MiB.
+  uint64_t preferred_read_op() const override { return direct_ ? uint64_t{4} << 20 : 0; }
+
+  // Pieces with one extent each are sorted by pack offset and merged into
+  // runs where they lie at most one block apart (a layer's tensors follow
+  // each other in the pack: ingest writes them in file order). A run lands
+  // in the buffer at its pack offset's alignment, so its ops read the
+  // aligned superset in place. Pieces whose bytes are split over several
+  // extents (dedup with another version, a pack boundary) get a region of
+  // their own filled through a bounce buffer.
+  absl::StatusOr<BufferPlan> PlanBuffer(std::span<const WeightPiece> pieces, uint64_t max_op) override {
+    constexpr uint64_t kA = BufferPlan::kBufferAlign;
+    auto down = [](uint64_t x) { return x / kA * kA; };
+    auto up = [](uint64_t x) { return (x + kA - 1) / kA * kA; };
+    BufferPlan plan;
+    plan.piece_at.assign(pieces.size(), 0);
+    std::vector<std::vector<store::Extent>> parts(pieces.size());
+    std::vector<size_t> single;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      ASSIGN_OR_RETURN(parts[i], Slice(*pieces[i].info, pieces[i].offset, pieces[i].nbytes));
+      if (parts[i].size() == 1) single.push_back(i);
     }
-    for (auto& fd : pack_fds_) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+    std::sort(single.begin(), single.end(), [&](size_t a, size_t b) {
+      const auto &x = parts[a][0], &y = parts[b][0];
+      return std::tie(x.pack, x.offset) < std::tie(y.pack, y.offset);
+    });
+    uint64_t end = 0;  // of the buffer so far
+    for (size_t k = 0; k < single.size();) {
+      const store::Extent& first = parts[single[k]][0];
+      const uint64_t run0 = first.offset;
+      uint64_t run1 = first.offset + first.size;
+      size_t k1 = k + 1;
+      while (k1 < single.size()) {
+        const store::Extent& e = parts[single[k1]][0];
+        if (e.pack != first.pack || e.offset > run1 + kA) break;
+        run1 = std::max(run1, e.offset + e.size);
+        ++k1;
+      }
+      // Buffer byte b + (x - down(run0)) holds pack byte x.
+      const uint64_t b = up(end);
+      for (size_t j = k; j < k1; ++j) plan.piece_at[single[j]] = b + (parts[single[j]][0].offset - down(run0));
+      for (uint64_t c = down(run0); c < run1; c += max_op) {
+        const uint64_t o0 = std::max(c, run0), o1 = std::min(c + max_op, run1);
+        plan.ops.push_back({kInPlace, nullptr, first.pack, o0, o1 - o0, b + (o0 - down(run0))});
+      }
+      end = b + (up(run1) - down(run0));
+      k = k1;
+    }
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (parts[i].size() == 1 || pieces[i].nbytes == 0) continue;
+      const uint64_t b = up(end);
+      plan.piece_at[i] = b;
+      uint64_t at = b;
+      for (const store::Extent& e : parts[i])
+        for (uint64_t c = 0; c < e.size; c += store::ExtentReader::kBounce) {
+          const uint64_t n = std::min(store::ExtentReader::kBounce, e.size - c);
+          plan.ops.push_back({kCopy, nullptr, e.pack, e.offset + c, n, at});
+          at += n;
+        }
+      end = at;
+    }
+    plan.bytes = up(end);
+    return plan;
+  }
+
+  absl::Status RunOp(const BufferPlan::Op& op, uint8_t* base, bool drop_cache) override {
+    const store::Extent e{op.file, op.offset, op.size};
+    absl::Status st = op.kind == kInPlace ? reader_->ReadInPlace(e, base + op.at)
+                                          : reader_->ReadCopy(e, {base + op.at, op.size});
+    if (drop_cache) reader_->Evict(e);
+    if (!st.ok()) return absl::Status(st.code(), fmt::format("{}: {}", origin_, std::string(st.message())));
+    return st;
   }
 
  private:
   StoreWeightSource() = default;
   size_t IndexOf(const WeightInfo& t) const { return static_cast<size_t>(&t - infos_.data()); }
+  static constexpr int kInPlace = 1, kCopy = 2;
+
+  absl::Status Named(const WeightInfo& t, absl::Status st) const {
+    if (st.ok()) return st;
+    return absl::Status(st.code(), fmt::format("{}: {}: {}", origin_, t.name, std::string(st.message())));
+  }
+
+  // The extents holding bytes [offset, offset + n) of tensor t.
+  absl::StatusOr<std::vector<store::Extent>> Slice(const WeightInfo& t, uint64_t offset, uint64_t n) const {
+    if (offset > t.nbytes || n > t.nbytes - offset)
+      return absl::OutOfRangeError(fmt::format("{}: {}: read past the tensor's end", origin_, t.name));
+    std::vector<store::Extent> out;
+    uint64_t pos = 0;
+    for (const store::Extent& e : extents_[IndexOf(t)]) {
+      const uint64_t e1 = pos + e.size;
+      const uint64_t lo = std::max(pos, offset), hi = std::min(e1, offset + n);
+      if (lo < hi) out.push_back({e.pack, e.offset + (lo - pos), hi - lo});
+      pos = e1;
+    }
+    return out;
+  }
 
   // The GGUF header (metadata with full tokenizer arrays) is the first bytes
   // of the version's original file; read growing prefixes until it parses.
@@ -171,18 +256,19 @@ class StoreWeightSource final : public WeightSource {
   formats::GgufMetadata gguf_;
   bool is_gguf_ = false;
   std::vector<WeightInfo> infos_;
-  std::vector<bool> contiguous_;  // parallel to infos_: readable zero-copy
   std::mutex mu_;
-  std::mutex assemble_mu_;  // one assembled (non-contiguous) tensor at a time
-  std::vector<std::unique_ptr<store::TensorBytes>> bytes_;  // parallel to infos_
-  std::vector<Fd> pack_fds_;
+  std::vector<std::unique_ptr<store::TensorBytes>> bytes_;  // parallel to infos_, when mapped
+  std::vector<std::vector<store::Extent>> extents_;         // parallel to infos_
+  std::unique_ptr<store::ExtentReader> reader_;
+  bool direct_ = false;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenStoreWeights(std::shared_ptr<store::Store> store,
-                                                               const std::string& ref) {
-  return StoreWeightSource::Open(std::move(store), ref);
+                                                               const std::string& ref,
+                                                               const StoreWeightOptions& opts) {
+  return StoreWeightSource::Open(std::move(store), ref, opts);
 }
 
 }  // namespace hart::runtime

@@ -33,6 +33,25 @@ void WeightSource::Index() {
   for (size_t i = 0; i < ts.size(); ++i) by_name_.emplace(ts[i].name, i);
 }
 
+absl::StatusOr<BufferPlan> WeightSource::PlanBuffer(std::span<const WeightPiece> pieces, uint64_t max_op) {
+  BufferPlan plan;
+  uint64_t at = 0;
+  for (const WeightPiece& p : pieces) {
+    plan.piece_at.push_back(at);
+    for (uint64_t c = 0; c < p.nbytes; c += max_op)
+      plan.ops.push_back({0, p.info, 0, p.offset + c, std::min(max_op, p.nbytes - c), at + c});
+    at += (p.nbytes + 63) / 64 * 64;
+  }
+  plan.bytes = (at + BufferPlan::kBufferAlign - 1) / BufferPlan::kBufferAlign * BufferPlan::kBufferAlign;
+  return plan;
+}
+
+absl::Status WeightSource::RunOp(const BufferPlan::Op& op, uint8_t* base, bool drop_cache) {
+  absl::Status st = Read(*op.info, op.offset, std::span<uint8_t>(base + op.at, op.size));
+  if (drop_cache) Release(*op.info, op.offset, op.size, true);
+  return st;
+}
+
 
 namespace {
 

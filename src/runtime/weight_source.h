@@ -9,9 +9,16 @@
 // and Release() are hints about ranges soon needed / no longer needed;
 // Release(drop_cache = true) also evicts the range from the page cache so the
 // next read goes to storage (benchmarks of the storage bound).
+//
+// The streamer fills its buffers through PlanBuffer()/RunOp(): the source
+// lays a group of ranges out in one buffer as suits its reads (the store
+// places each run of pack bytes at the pack offset's alignment, so a direct
+// read lands in place, and merges ranges adjacent in a pack into one run)
+// and cuts the work into independent reads the streamer runs in parallel.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +43,36 @@ struct WeightInfo {
   DType dtype = DType::kF32;
   Shape shape;  // outermost first
   uint64_t nbytes = 0;
+};
+
+// Bytes [offset, offset + nbytes) of one tensor.
+struct WeightPiece {
+  const WeightInfo* info = nullptr;
+  uint64_t offset = 0;
+  uint64_t nbytes = 0;
+};
+
+// How one buffer (its base aligned to kBufferAlign) is filled with a set of
+// pieces: piece i's first byte lands at piece_at[i]; each op fills its own
+// bytes of the buffer, so ops may run in any order and at once.
+struct BufferPlan {
+  static constexpr uint64_t kBufferAlign = 4096;
+  struct Op {
+    int kind = 0;       // the source's own
+    const WeightInfo* info = nullptr;
+    int64_t file = 0;   // the source's own (the store: a pack number)
+    uint64_t offset = 0;
+    uint64_t size = 0;  // bytes the op delivers
+    uint64_t at = 0;    // where in the buffer
+  };
+  uint64_t bytes = 0;  // buffer size, a multiple of kBufferAlign
+  std::vector<uint64_t> piece_at;
+  std::vector<Op> ops;
+  // An upper bound of `bytes` for any source, so budgets can be checked
+  // before planning: each piece rounded to blocks plus three blocks.
+  static uint64_t Bound(uint64_t piece_bytes) {
+    return (piece_bytes + kBufferAlign - 1) / kBufferAlign * kBufferAlign + 3 * kBufferAlign;
+  }
 };
 
 class WeightSource {
@@ -69,6 +106,18 @@ class WeightSource {
   // Evicts every tensor's bytes from the page cache (before a cold run).
   virtual void DropPageCache() {}
 
+  // Lays `pieces` out in one buffer and cuts the reads into ops of at most
+  // about max_op bytes. The default: pieces back to back at 64-byte
+  // alignment, ops that Read() (and Release() when dropping the cache).
+  virtual absl::StatusOr<BufferPlan> PlanBuffer(std::span<const WeightPiece> pieces, uint64_t max_op);
+  // Runs one op of a plan into the buffer at `base`; with drop_cache, evicts
+  // what it read from the page cache.
+  virtual absl::Status RunOp(const BufferPlan::Op& op, uint8_t* base, bool drop_cache);
+  // Whether streamed reads bypass the page cache (O_DIRECT).
+  virtual bool direct_io() const { return false; }
+  // The op size PlanBuffer reads best with (0: the streamer's default).
+  virtual uint64_t preferred_read_op() const { return 0; }
+
  protected:
   void Index();  // fills by_name_ from tensors(); implementations call it once
  private:
@@ -82,8 +131,16 @@ class WeightSource {
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenFileWeights(const std::string& path,
                                                               const std::string& tokenizer = "");
 
+struct StoreWeightOptions {
+  // Streamed reads with O_DIRECT where the packs' file system takes it.
+  bool direct_io = true;
+  // Test seam: every page-cache eviction the source makes (pack, offset, size).
+  std::function<void(int64_t pack, uint64_t offset, uint64_t size)> on_evict;
+};
+
 // A version of a model in NinaDB ("llama" or "llama@3").
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenStoreWeights(std::shared_ptr<store::Store> store,
-                                                               const std::string& ref);
+                                                               const std::string& ref,
+                                                               const StoreWeightOptions& opts = {});
 
 }  // namespace hart::runtime

@@ -11,38 +11,83 @@
 namespace hart::runtime {
 namespace {
 
-constexpr uint64_t kAlign = 64;
-// Reads in flight while a group loads (the prefetch thread plus helpers) and
-// the size they are cut to. Measured on the cold --budget-min benchmark
-// (1B-shaped Q4_0, layers of ~34 MiB): one reader 0.45 of the storage bound,
-// 4 x 4 MiB 0.41, 8 x 1 MiB 0.71, 8 x 512 KiB 0.79, 16 x 1 MiB 0.63. A
-// posix_fadvise(WILLNEED) of the next group on top made every setting slower
-// (0.25): the readahead it queues competes with the reads being waited on.
+// Reads in flight and the size they are cut to. Buffered reads (the file
+// path) measured on the cold --budget-min benchmark (1B-shaped Q4_0, layers
+// of ~34 MiB): one reader 0.45 of the storage bound, 4 x 4 MiB 0.41,
+// 8 x 1 MiB 0.71, 8 x 512 KiB 0.79, 16 x 1 MiB 0.63. For the store's direct
+// reads see docs/PERFORMANCE.md ("Streaming from the store").
 constexpr int kReaders = 8;
-constexpr uint64_t kReadChunk = uint64_t{1} << 20;
-uint64_t RoundUp(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+constexpr uint64_t kReadOp = uint64_t{1} << 20;
+constexpr uint64_t kAlign = BufferPlan::kBufferAlign;
 
 std::unique_ptr<uint8_t, void (*)(void*)> Allocate(uint64_t n) {
-  void* p = std::aligned_alloc(kAlign, std::max<uint64_t>(RoundUp(n), kAlign));
+  void* p = std::aligned_alloc(kAlign, std::max<uint64_t>((n + kAlign - 1) / kAlign * kAlign, kAlign));
   return {static_cast<uint8_t*>(p), free};
+}
+
+uint64_t BoundBytes(const WeightGroup& g) {
+  uint64_t n = 0;
+  for (const auto& p : g.pieces) n += BufferPlan::Bound(p.nbytes);
+  return n;
 }
 
 }  // namespace
 
 uint64_t WeightStreamer::GroupBytes(size_t g) const {
-  uint64_t n = 0;
-  for (const auto& p : groups_[g].pieces) n += RoundUp(p.nbytes);
-  return n;
+  return plans_.empty() ? BoundBytes(groups_[g]) : plans_[g].bytes;
 }
 
 uint64_t WeightStreamer::MinBudget(const std::vector<WeightGroup>& groups, uint64_t extra_pinned) {
   uint64_t max_group = 0;
-  for (const auto& g : groups) {
-    uint64_t n = 0;
-    for (const auto& p : g.pieces) n += RoundUp(p.nbytes);
-    max_group = std::max(max_group, n);
-  }
+  for (const auto& g : groups) max_group = std::max(max_group, BoundBytes(g));
   return extra_pinned + max_group;
+}
+
+// Every group is read once per pass, so the bytes streamed per pass are
+// those of the unpinned groups: pin as many bytes as the budget holds beside
+// the slots. The slot size is that of the largest unpinned group, so each
+// candidate slot size s (a group size) is tried: groups above s must be
+// pinned, then the others are pinned largest first (ties: the caller's rank)
+// while they fit beside two slots of s (one where two do not fit). Two slots
+// beat one whatever the bytes (one slot leaves reads and compute in turn);
+// among those the most pinned bytes win.
+void WeightStreamer::ChoosePinned(uint64_t budget, uint64_t extra_pinned) {
+  const size_t n = groups_.size();
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (GroupBytes(a) != GroupBytes(b)) return GroupBytes(a) > GroupBytes(b);
+    return groups_[a].pin_rank < groups_[b].pin_rank;
+  });
+  struct Choice {
+    int slots = 0;
+    uint64_t pinned = 0;
+    std::vector<bool> pin;
+  } best;
+  for (size_t si = 0; si < n; ++si) {
+    const uint64_t s = GroupBytes(order[si]);
+    if (si > 0 && GroupBytes(order[si - 1]) == s) continue;
+    uint64_t must = 0;  // groups larger than s
+    for (size_t k = 0; k < si; ++k) must += GroupBytes(order[k]);
+    for (int slots : {2, 1}) {
+      if (extra_pinned + must + slots * s > budget) continue;
+      uint64_t room = budget - extra_pinned - must - slots * s, pinned = must;
+      std::vector<bool> pin(n, false);
+      for (size_t k = 0; k < si; ++k) pin[order[k]] = true;
+      for (size_t k = si; k < n; ++k) {
+        const uint64_t b = GroupBytes(order[k]);
+        if (b <= room) {
+          pin[order[k]] = true;
+          room -= b;
+          pinned += b;
+        }
+      }
+      if (std::find(pin.begin(), pin.end(), false) == pin.end()) continue;  // all pinned: not this case
+      if (slots > best.slots || (slots == best.slots && pinned > best.pinned)) best = {slots, pinned, pin};
+      break;  // two slots fit: one slot is never better for this s
+    }
+  }
+  if (!best.pin.empty()) pinned_ = best.pin;
 }
 
 absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSource* source,
@@ -56,7 +101,6 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
   const size_t n = s->groups_.size();
   s->pinned_.assign(n, false);
   s->pinned_ptrs_.resize(n);
-  s->cycle_pos_.assign(n, SIZE_MAX);
 
   if (opts.budget == 0) {
     // Everything mapped: the source's pages are the weights.
@@ -70,8 +114,12 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
     return s;
   }
 
+  uint64_t op_bytes = opts.read_op_bytes ? opts.read_op_bytes : source->preferred_read_op();
+  op_bytes = std::max(kAlign, (op_bytes ? op_bytes : kReadOp) / kAlign * kAlign);
   uint64_t max_group = 0, total = 0;
   for (size_t g = 0; g < n; ++g) {
+    ASSIGN_OR_RETURN(BufferPlan plan, source->PlanBuffer(s->groups_[g].pieces, op_bytes));
+    s->plans_.push_back(std::move(plan));
     max_group = std::max(max_group, s->GroupBytes(g));
     total += s->GroupBytes(g);
   }
@@ -81,37 +129,36 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
         "memory budget {} is too small: the largest layer needs {} (plus {} of norms); at least {}",
         HumanBytes(budget), HumanBytes(max_group), HumanBytes(extra_pinned),
         HumanBytes(extra_pinned + max_group)));
-  uint64_t pinned = extra_pinned;
-  if (pinned + total <= budget) {
-    max_group = 0;  // everything fits: no window needed
+  if (extra_pinned + total <= budget) {
+    s->pinned_.assign(n, true);
+  } else {
+    s->ChoosePinned(budget, extra_pinned);
   }
-  // Two slots let the prefetch thread read one group while the forward pass
-  // computes another; pinning never eats into them.
-  const uint64_t reserve = (pinned + 2 * max_group <= budget) ? 2 * max_group : max_group;
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return s->groups_[a].pin_rank < s->groups_[b].pin_rank; });
-  for (size_t g : order) {
-    uint64_t b = s->GroupBytes(g);
-    if (pinned + b + reserve > budget) continue;
-    auto buf = Allocate(b);
-    if (!buf) return absl::ResourceExhaustedError("cannot allocate pinned weights");
-    uint64_t off = 0;
-    for (const auto& p : s->groups_[g].pieces) {
-      RETURN_IF_ERROR(source->Read(*p.info, p.offset, std::span<uint8_t>(buf.get() + off, p.nbytes)));
-      s->pinned_ptrs_[g].push_back(buf.get() + off);
-      off += RoundUp(p.nbytes);
+
+  const int nreaders = opts.readers > 0 ? opts.readers : kReaders;
+  for (int i = 0; i < nreaders; ++i) s->readers_.emplace_back([p = s.get()] { p->ReaderLoop(); });
+
+  // Pinned groups load once, through the same readers.
+  uint64_t pinned = extra_pinned;
+  {
+    std::unique_lock<std::mutex> l(s->mu_);
+    for (size_t g = 0; g < n; ++g) {
+      if (!s->pinned_[g]) continue;
+      auto buf = Allocate(s->GroupBytes(g));
+      if (!buf) return absl::ResourceExhaustedError("cannot allocate pinned weights");
+      for (uint64_t at : s->plans_[g].piece_at) s->pinned_ptrs_[g].push_back(buf.get() + at);
+      for (const auto& op : s->plans_[g].ops) s->queue_.push_back(Job{&op, buf.get(), -1});
+      s->pin_pending_ += s->plans_[g].ops.size();
+      s->owned_.push_back(std::move(buf));
+      pinned += s->GroupBytes(g);
     }
-    s->bytes_read_ += off;
-    s->owned_.push_back(std::move(buf));
-    s->pinned_[g] = true;
-    pinned += b;
+    s->work_cv_.notify_all();
+    s->done_cv_.wait(l, [&] { return s->pin_pending_ == 0; });
+    RETURN_IF_ERROR(s->pin_status_);
   }
   s->pinned_bytes_ = pinned;
   for (size_t g = 0; g < n; ++g)
     if (!s->pinned_[g]) {
-      s->cycle_pos_[g] = s->streamed_.size();
       s->streamed_.push_back(g);
       s->slot_bytes_ = std::max(s->slot_bytes_, s->GroupBytes(g));
     }
@@ -124,8 +171,8 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
     slot.buf = Allocate(s->slot_bytes_);
     if (!slot.buf) return absl::ResourceExhaustedError("cannot allocate streaming buffers");
   }
-  s->thread_ = std::thread([p = s.get()] { p->PrefetchLoop(); });
-  for (int i = 1; i < kReaders; ++i) s->readers_.emplace_back([p = s.get()] { p->ReaderLoop(); });
+  std::lock_guard<std::mutex> l(s->mu_);
+  s->FillSlots();
   return s;
 }
 
@@ -134,89 +181,52 @@ WeightStreamer::~WeightStreamer() {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> l(jobs_mu_);
-    jobs_stop_ = true;
-  }
-  jobs_cv_.notify_all();
+  work_cv_.notify_all();
   for (auto& t : readers_) t.join();
 }
 
-absl::Status WeightStreamer::RunJob(const ReadJob& j) {
-  absl::Status st = source_->Read(*j.info, j.offset, j.dst);
-  if (opts_.drop_page_cache) source_->Release(*j.info, j.offset, j.dst.size(), true);
-  bytes_read_ += j.dst.size();
-  return st;
-}
-
 void WeightStreamer::ReaderLoop() {
-  std::unique_lock<std::mutex> l(jobs_mu_);
-  for (;;) {
-    jobs_cv_.wait(l, [&] { return jobs_stop_ || next_job_ < jobs_.size(); });
-    if (jobs_stop_) return;
-    const ReadJob j = jobs_[next_job_++];
-    l.unlock();
-    absl::Status st = RunJob(j);
-    l.lock();
-    if (!st.ok() && jobs_status_.ok()) jobs_status_ = st;
-    if (--jobs_left_ == 0) jobs_cv_.notify_all();
-  }
-}
-
-absl::Status WeightStreamer::ReadAll(std::vector<ReadJob> jobs) {
-  std::unique_lock<std::mutex> l(jobs_mu_);
-  jobs_ = std::move(jobs);
-  next_job_ = 0;
-  jobs_left_ = jobs_.size();
-  jobs_status_ = absl::OkStatus();
-  jobs_cv_.notify_all();
-  // This thread reads too, then waits for the helpers' last chunks.
-  while (next_job_ < jobs_.size()) {
-    const ReadJob j = jobs_[next_job_++];
-    l.unlock();
-    absl::Status st = RunJob(j);
-    l.lock();
-    if (!st.ok() && jobs_status_.ok()) jobs_status_ = st;
-    --jobs_left_;
-  }
-  jobs_cv_.wait(l, [&] { return jobs_left_ == 0; });
-  jobs_.clear();
-  next_job_ = 0;
-  return jobs_status_;
-}
-
-void WeightStreamer::PrefetchLoop() {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    Slot& slot = slots_[load_seq_ % slots_.size()];
-    cv_.wait(l, [&] { return stop_ || slot.state == Slot::State::kFree; });
+    work_cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    const uint64_t seq = load_seq_;
-    slot.state = Slot::State::kLoading;
-    slot.seq = seq;
+    const Job j = queue_.front();
+    queue_.pop_front();
     l.unlock();
-    const WeightGroup& g = groups_[streamed_[seq % streamed_.size()]];
-    std::vector<const uint8_t*> ptrs;
-    std::vector<ReadJob> jobs;
-    uint64_t off = 0;
-    for (const auto& p : g.pieces) {
-      for (uint64_t c = 0; c < p.nbytes; c += kReadChunk) {
-        const uint64_t n = std::min(kReadChunk, p.nbytes - c);
-        jobs.push_back(ReadJob{p.info, p.offset + c, std::span<uint8_t>(slot.buf.get() + off + c, n)});
-      }
-      ptrs.push_back(slot.buf.get() + off);
-      off += RoundUp(p.nbytes);
-    }
-    absl::Status st = ReadAll(std::move(jobs));
+    absl::Status st = source_->RunOp(*j.op, j.base, opts_.drop_page_cache);
+    bytes_read_ += j.op->size;
     l.lock();
-    slot.status = st;
-    slot.ptrs = std::move(ptrs);
-    slot.state = Slot::State::kReady;
-    ++load_seq_;
-    cv_.notify_all();
+    if (j.slot < 0) {
+      if (!st.ok() && pin_status_.ok()) pin_status_ = st;
+      if (--pin_pending_ == 0) done_cv_.notify_all();
+    } else {
+      Slot& slot = slots_[j.slot];
+      if (!st.ok() && slot.status.ok()) slot.status = st;
+      if (--slot.pending == 0) {
+        slot.state = Slot::State::kReady;
+        done_cv_.notify_all();
+      }
+    }
   }
+}
+
+void WeightStreamer::FillSlots() {
+  bool queued = false;
+  while (!stop_) {
+    const size_t si = load_seq_ % slots_.size();
+    Slot& slot = slots_[si];
+    if (slot.state != Slot::State::kFree) break;
+    const BufferPlan& plan = plans_[streamed_[load_seq_ % streamed_.size()]];
+    slot.state = plan.ops.empty() ? Slot::State::kReady : Slot::State::kLoading;
+    slot.seq = load_seq_++;
+    slot.status = absl::OkStatus();
+    slot.pending = plan.ops.size();
+    slot.ptrs.clear();
+    for (uint64_t at : plan.piece_at) slot.ptrs.push_back(slot.buf.get() + at);
+    for (const auto& op : plan.ops) queue_.push_back(Job{&op, slot.buf.get(), static_cast<int>(si)});
+    queued = true;
+  }
+  if (queued) work_cv_.notify_all();
 }
 
 absl::StatusOr<std::vector<const uint8_t*>> WeightStreamer::Acquire(size_t g) {
@@ -227,7 +237,7 @@ absl::StatusOr<std::vector<const uint8_t*>> WeightStreamer::Acquire(size_t g) {
     return absl::InternalError(fmt::format("weight group {} acquired out of cycle order", g));
   Slot& slot = slots_[seq % slots_.size()];
   auto t0 = std::chrono::steady_clock::now();
-  cv_.wait(l, [&] { return slot.state == Slot::State::kReady && slot.seq == seq; });
+  done_cv_.wait(l, [&] { return slot.state == Slot::State::kReady && slot.seq == seq; });
   wait_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
                   .count();
   if (!slot.status.ok()) return slot.status;
@@ -240,7 +250,7 @@ void WeightStreamer::Release(size_t g) {
   Slot& slot = slots_[compute_seq_ % slots_.size()];
   slot.state = Slot::State::kFree;
   ++compute_seq_;
-  cv_.notify_all();
+  FillSlots();
 }
 
 absl::Status WeightStreamer::ReadDirect(const WeightInfo& t, uint64_t offset, std::span<uint8_t> out) {
@@ -257,8 +267,11 @@ StreamerStats WeightStreamer::Stats() const {
   for (bool p : pinned_) st.pinned_groups += p ? 1 : 0;
   st.streamed_groups = static_cast<int>(streamed_.size());
   st.resident_bytes = pinned_bytes_ + slot_bytes_ * slots_.size();
+  for (size_t g : streamed_)
+    for (const auto& op : plans_[g].ops) st.streamed_bytes_per_pass += op.size;
   st.bytes_read = bytes_read_.load();
   st.wait_seconds = wait_ns_.load() / 1e9;
+  st.direct_io = source_->direct_io();
   return st;
 }
 

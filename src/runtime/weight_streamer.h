@@ -20,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -31,13 +32,6 @@
 
 namespace hart::runtime {
 
-// Bytes [offset, offset + nbytes) of one tensor.
-struct WeightPiece {
-  const WeightInfo* info = nullptr;
-  uint64_t offset = 0;
-  uint64_t nbytes = 0;
-};
-
 struct WeightGroup {
   std::vector<WeightPiece> pieces;
   int pin_rank = 0;  // lower ranks are pinned first when the budget allows
@@ -46,8 +40,13 @@ struct WeightGroup {
 struct StreamerOptions {
   uint64_t budget = 0;  // 0: no budget, everything mapped
   // Evict streamed ranges from the page cache after reading them, so every
-  // token's reads go to storage (benchmarks of the storage bound).
+  // token's reads go to storage (benchmarks of the storage bound). Sources
+  // that read with O_DIRECT have nothing to evict.
   bool drop_page_cache = false;
+  // Reads in flight and the size they are cut to (0: the defaults,
+  // kReaders and kReadOp in weight_streamer.cc); for benchmarks.
+  int readers = 0;
+  uint64_t read_op_bytes = 0;
 };
 
 struct StreamerStats {
@@ -58,8 +57,10 @@ struct StreamerStats {
   int pinned_groups = 0;
   int streamed_groups = 0;
   uint64_t resident_bytes = 0;   // pinned + slots (the bound the budget holds)
+  uint64_t streamed_bytes_per_pass = 0;  // bytes of the streamed groups' reads
   uint64_t bytes_read = 0;       // read from the source since creation
   double wait_seconds = 0;       // time Acquire spent waiting on I/O
+  bool direct_io = false;        // the source reads past the page cache
 };
 
 class WeightStreamer {
@@ -71,14 +72,13 @@ class WeightStreamer {
                                                                 std::vector<WeightGroup> groups,
                                                                 const StreamerOptions& opts,
                                                                 uint64_t extra_pinned);
-  // The smallest budget Create accepts for these groups.
+  // The smallest budget Create accepts for these groups (with any source).
   static uint64_t MinBudget(const std::vector<WeightGroup>& groups, uint64_t extra_pinned);
   ~WeightStreamer();
   WeightStreamer(const WeightStreamer&) = delete;
   WeightStreamer& operator=(const WeightStreamer&) = delete;
 
-  // Blocks until group g is resident; one pointer per piece, 64-byte aligned
-  // for owned buffers.
+  // Blocks until group g is resident; one pointer per piece.
   absl::StatusOr<std::vector<const uint8_t*>> Acquire(size_t g);
   void Release(size_t g);
   bool IsPinned(size_t g) const { return pinned_[g]; }
@@ -94,25 +94,27 @@ class WeightStreamer {
 
  private:
   WeightStreamer() = default;
-  void PrefetchLoop();
   void ReaderLoop();
-  struct ReadJob {
-    const WeightInfo* info;
-    uint64_t offset;
-    std::span<uint8_t> dst;
+  // Queues the reads of the next cycle positions into every free slot, in
+  // cycle order (mu_ held).
+  void FillSlots();
+  // Chooses the pinned groups and the slot size (see the .cc).
+  void ChoosePinned(uint64_t budget, uint64_t extra_pinned);
+
+  struct Job {
+    const BufferPlan::Op* op;
+    uint8_t* base;
+    int slot;  // -1: a pinned group's load
   };
-  // Runs `jobs` on the reader threads and the calling one; the first error.
-  absl::Status ReadAll(std::vector<ReadJob> jobs);
-  absl::Status RunJob(const ReadJob& j);
 
   WeightSource* source_ = nullptr;
   StreamerOptions opts_;
   std::vector<WeightGroup> groups_;
+  std::vector<BufferPlan> plans_;  // per group, when streaming
   std::vector<bool> pinned_;
   std::vector<std::vector<const uint8_t*>> pinned_ptrs_;  // per group, when pinned or mapped
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned_;
   std::vector<size_t> streamed_;      // cycle order of the streamed groups
-  std::vector<size_t> cycle_pos_;     // group -> index in streamed_, or SIZE_MAX
   uint64_t pinned_bytes_ = 0;
   uint64_t slot_bytes_ = 0;
 
@@ -120,24 +122,20 @@ class WeightStreamer {
     std::unique_ptr<uint8_t, void (*)(void*)> buf{nullptr, free};
     enum class State { kFree, kLoading, kReady } state = State::kFree;
     uint64_t seq = 0;  // which position of the endless cycle it holds
+    size_t pending = 0;  // its ops not yet done
     absl::Status status;
     std::vector<const uint8_t*> ptrs;
   };
   std::vector<Slot> slots_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t load_seq_ = 0;     // next cycle position the prefetcher loads
+  std::condition_variable work_cv_;  // readers: jobs queued or stop
+  std::condition_variable done_cv_;  // a slot or the pinned loads finished
+  std::deque<Job> queue_;
+  size_t pin_pending_ = 0;
+  absl::Status pin_status_;
+  uint64_t load_seq_ = 0;     // next cycle position queued for loading
   uint64_t compute_seq_ = 0;  // next cycle position the forward pass acquires
   bool stop_ = false;
-  std::thread thread_;
-  // Chunk reads of the group being loaded, shared with the reader threads.
-  std::mutex jobs_mu_;
-  std::condition_variable jobs_cv_;
-  std::vector<ReadJob> jobs_;
-  size_t next_job_ = 0;
-  size_t jobs_left_ = 0;
-  absl::Status jobs_status_;
-  bool jobs_stop_ = false;
   std::vector<std::thread> readers_;
   std::atomic<uint64_t> bytes_read_{0};
   std::atomic<uint64_t> wait_ns_{0};

@@ -49,6 +49,7 @@
 #include "core/shape.h"
 #include "formats/model_source.h"
 #include "nlohmann/json.hpp"
+#include "store/extent_reader.h"
 
 struct sqlite3;
 
@@ -268,6 +269,11 @@ class Store {
   absl::StatusOr<std::vector<FileRow>> ListFiles(int64_t version_id);
 
   absl::StatusOr<TensorBytes> ReadTensor(int64_t version_id, std::string_view name);
+  // Where a tensor's bytes lie, in tensor byte order: runs of chunks back to
+  // back in one pack merged into one extent (extent_reader.h). For readers
+  // that stream (the runtime's weight streamer) through an ExtentReader.
+  absl::StatusOr<std::vector<Extent>> LocateTensor(int64_t version_id, std::string_view name);
+  std::unique_ptr<ExtentReader> OpenExtentReader(ExtentReaderOptions opts = {});
   // Bytes [offset, offset + out.size()) of an original file of a version, as
   // export would write them (header bytes included).
   absl::Status ReadFileRange(int64_t version_id, int file_index, uint64_t offset,

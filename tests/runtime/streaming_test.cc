@@ -65,10 +65,13 @@ TEST(Streaming, IdenticalOutputForEveryBudget) {
       EXPECT_GT(r.stats.streamed_groups, 0);
       EXPECT_GT(r.stats.bytes_read, full.weight_bytes);  // streamed groups are read every token
     }
-    if (budget == full.min_budget) {
-      EXPECT_EQ(r.stats.slots, 1);
-      EXPECT_EQ(r.stats.pinned_groups, 0);
+    if (budget < full.weight_bytes) {
+      // The budget is used up to less than one more group: whatever is
+      // left would otherwise have pinned another group or held a slot.
+      EXPECT_LT(budget - r.stats.resident_bytes, r.stats.slot_bytes);
+      if (budget >= full.min_budget * 3) EXPECT_GE(r.stats.slots, 2);  // reads overlap compute
     }
+    if (budget == full.min_budget) EXPECT_EQ(r.stats.slots, 1);
   }
 }
 
