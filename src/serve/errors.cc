@@ -1,28 +1,11 @@
 #include "serve/errors.h"
 
+#include "app/errors.h"
 #include "nlohmann/json.hpp"
 
 namespace hart::serve {
 
-int HttpStatusFor(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk: return 200;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kDataLoss: return 422;
-    case absl::StatusCode::kResourceExhausted: return 413;
-    case absl::StatusCode::kUnavailable: return 503;
-    case absl::StatusCode::kCancelled: return 499;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
-  }
-}
+int HttpStatusFor(const absl::Status& s) { return app::HttpStatusFor(s); }
 
 std::string ErrorTypeFor(int st) {
   if (st == 401) return "authentication_error";
@@ -47,10 +30,10 @@ Response ErrorResponse(int st, const std::string& message, const std::string& pa
 }
 
 Response ErrorResponse(const absl::Status& s, const std::string& param) {
-  int st = HttpStatusFor(s);
-  std::string code(absl::StatusCodeToString(s.code()));
-  for (char& c : code) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return Response::Json(st, ErrorBody(std::string(s.message()), ErrorTypeFor(st), param, code));
+  app::ErrorInfo info = app::ClassifyError(s);
+  Response r = Response::Json(info.http_status, ErrorBody(info.message, ErrorTypeFor(info.http_status), param, info.type));
+  if (info.retry_after > 0) r.headers["retry-after"] = std::to_string(info.retry_after);
+  return r;
 }
 
 }  // namespace hart::serve

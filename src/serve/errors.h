@@ -1,6 +1,8 @@
 // Every failure the server answers, in OpenAI's error object:
 //   {"error": {"message": "...", "type": "invalid_request_error",
-//              "param": "messages[0].role" | null, "code": "..." | null}}
+//              "param": "messages[0].role" | null, "code": "not_found" | null}}
+// `code` is the app layer's stable error type (app/errors.h); `type` is
+// OpenAI's family for the HTTP status.
 // with the HTTP status chosen from the absl::Status code, so user mistakes
 // are 4xx and only the server's own faults are 5xx.
 #pragma once
@@ -12,11 +14,8 @@
 
 namespace hart::serve {
 
-// The HTTP status for a Status code: InvalidArgument/FailedPrecondition/
-// OutOfRange 400, Unauthenticated 401, PermissionDenied 403, NotFound 404,
-// AlreadyExists/Aborted 409, DataLoss 422, ResourceExhausted 413 (a body or
-// size limit; the generation queue answers 429 itself), Unavailable 503,
-// Cancelled 499, DeadlineExceeded 504, anything else 500.
+// The HTTP status for a Status code: app/errors.h decides (one table for
+// every transport).
 int HttpStatusFor(const absl::Status& s);
 // OpenAI's `type` for an HTTP status: invalid_request_error (4xx),
 // authentication_error (401), permission_error (403), not_found_error (404),

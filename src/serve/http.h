@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/cancel.h"
+
 namespace hart::serve {
 
 // Header names are stored lower-case.
@@ -35,6 +37,8 @@ struct Request {
   std::string trace_id;    // W3C trace-id (32 hex)
   std::string span_id;     // this server's span (16 hex), returned in traceparent
   std::string route;       // the route template that matched, e.g. "/v1/models/{model}"
+  const void* route_ptr = nullptr;  // the matched route (serve/router.h), set with route
+  int route_status = 0;    // 404/405 when no route matched (set with route)
 
   std::string Header(std::string_view name) const;  // "" when absent
 };
@@ -66,8 +70,8 @@ class Exchange {
   // True once the peer closed its side or a write failed; long work polls it
   // (the server watches the socket while a handler runs).
   virtual bool Cancelled() const = 0;
-  // The flag itself, for code that takes a std::atomic<bool>* (generation).
-  virtual const std::atomic<bool>* CancelFlag() const = 0;
+  // The same as a token, for long work that takes one (app::Context, generation).
+  virtual const CancelToken& cancel_token() const = 0;
   virtual bool Responded() const = 0;
 };
 

@@ -9,6 +9,10 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <deque>
+#include <filesystem>
+#include <cctype>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +101,46 @@ std::string CleanHeader(const std::string& v) {
 
 }  // namespace
 
+// Random hex of n bytes.
+std::string RandomHex(size_t n) {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                   static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  static const char* kHex = "0123456789abcdef";
+  std::string o;
+  while (o.size() < 2 * n) {
+    uint64_t v = rng();
+    for (int i = 0; i < 16 && o.size() < 2 * n; ++i, v >>= 4) o.push_back(kHex[v & 15]);
+  }
+  return o;
+}
+
+bool IsHex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// The request id (a client's X-Request-Id when it is sane, else a new one)
+// and the W3C trace context: a valid `traceparent` keeps its trace-id, this
+// server's span gets a new id; otherwise a new trace starts.
+void AssignIds(Request* r) {
+  std::string rid = r->Header("x-request-id");
+  bool ok = !rid.empty() && rid.size() <= 64;
+  for (char c : rid)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) ok = false;
+  r->request_id = ok ? rid : RandomHex(8);
+  std::string tp = r->Header("traceparent");
+  // version "00": 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>
+  if (tp.size() == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' && IsHex(tp.substr(0, 2)) &&
+      tp.substr(0, 2) != "ff" && IsHex(tp.substr(3, 32)) && IsHex(tp.substr(36, 16)) && IsHex(tp.substr(53, 2)) &&
+      tp.substr(3, 32) != std::string(32, '0') && tp.substr(36, 16) != std::string(16, '0')) {
+    r->trace_id = tp.substr(3, 32);
+  } else {
+    r->trace_id = RandomHex(16);
+  }
+  r->span_id = RandomHex(8);
+}
+
 class Session;
 
 struct HttpServer::Impl {
@@ -131,12 +175,13 @@ class ExchangeImpl : public Exchange {
   bool Begin(int status, Headers headers, int64_t content_length) override;
   bool Write(std::string_view data) override;
   void End() override;
-  bool Cancelled() const override { return cancelled_.load(); }
-  const std::atomic<bool>* CancelFlag() const override { return &cancelled_; }
+  bool Cancelled() const override { return cancel_.cancelled(); }
+  const CancelToken& cancel_token() const override { return cancel_; }
+  void MarkCancelled() { cancel_.Cancel(); }
   bool Responded() const override { return state_.load() != kNone; }
   void Finish();  // after the handler returned
 
-  std::atomic<bool> cancelled_{false};
+  CancelToken cancel_;
 
  private:
   friend class Session;
@@ -184,7 +229,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // On the I/O thread once the exchange's last byte is out (or failed).
   void ResponseDone(ExchangeImpl* ex, bool ok) {
     double secs = std::chrono::duration<double>(Clock::now() - ex->start_).count();
-    if (srv_->hooks.done) srv_->hooks.done(ex->req_, ex->status_, ex->bytes_.load(), secs, ex->cancelled_.load());
+    if (srv_->hooks.done) srv_->hooks.done(ex->req_, ex->status_, ex->bytes_.load(), secs, ex->Cancelled());
     bool keep = ok && ex->keep_alive_ && !peer_closed_ && !srv_->draining.load();
     cur_.reset();
     if (!keep) {
@@ -215,7 +260,7 @@ class Session : public std::enable_shared_from_this<Session> {
                        self->writes_.pop_front();
                        if (ec) {
                          self->peer_closed_ = true;
-                         if (self->cur_) self->cur_->cancelled_ = true;
+                         if (self->cur_) self->cur_->MarkCancelled();
                        }
                        w.done(!ec);
                        if (!self->writes_.empty()) self->DoWrite();
@@ -278,6 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code rec;
     auto ep = stream_.socket().remote_endpoint(rec);
     if (!rec) req_.remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    AssignIds(&req_);
     keep_alive_ = h.keep_alive();
     head_ = h.method() == http::verb::head;
     // Target: path and query.
@@ -446,11 +492,11 @@ class Session : public std::enable_shared_from_this<Session> {
         ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
           self->peer_closed_ = true;
-          if (self->cur_) self->cur_->cancelled_ = true;
+          if (self->cur_) self->cur_->MarkCancelled();
         }
       } else if (ec != net::error::operation_aborted) {
         self->peer_closed_ = true;
-        if (self->cur_) self->cur_->cancelled_ = true;
+        if (self->cur_) self->cur_->MarkCancelled();
       }
       if (self->next_pending_) {
         if (self->peer_closed_) {
@@ -554,7 +600,7 @@ bool ExchangeImpl::Send(std::string bytes, bool last, bool wait) {
   auto waiter = wait ? std::make_shared<Waiter>() : nullptr;
   Session* s = s_.get();
   s_->PostWrite(buf, [this, last, waiter, s](bool ok) {
-    if (!ok) cancelled_ = true;
+    if (!ok) MarkCancelled();
     // Copy what ResponseDone needs before waking the worker: the worker may
     // return and the exchange die only after this runs, since the session's
     // cur_ holds it until ResponseDone.
@@ -586,11 +632,11 @@ bool ExchangeImpl::Begin(int status, Headers headers, int64_t content_length) {
   if (!state_.compare_exchange_strong(expected, kStreaming)) return false;
   chunked_ = content_length < 0;
   std::string o = HeadBlock(status, headers, content_length, chunked_);
-  return Send(std::move(o), false, true) && !cancelled_.load();
+  return Send(std::move(o), false, true) && !Cancelled();
 }
 
 bool ExchangeImpl::Write(std::string_view data) {
-  if (state_.load() != kStreaming || cancelled_.load()) return false;
+  if (state_.load() != kStreaming || Cancelled()) return false;
   if (data.empty() || head_) return true;
   std::string o;
   if (chunked_) {
@@ -606,7 +652,7 @@ bool ExchangeImpl::Write(std::string_view data) {
 void ExchangeImpl::End() {
   int expected = kStreaming;
   if (!state_.compare_exchange_strong(expected, kDone)) return;
-  if (cancelled_.load()) {
+  if (Cancelled()) {
     // The peer is gone: no more bytes, just account for the exchange.
     keep_alive_ = false;
     Session* s = s_.get();
@@ -650,6 +696,11 @@ absl::Status HttpServer::Listen() {
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }
+
+size_t HttpServer::connections() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sessions.size();
+}
 
 void HttpServer::Impl::DoAccept() {
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket sock) {

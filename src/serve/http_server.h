@@ -43,8 +43,9 @@ struct ServerHooks {
     uint64_t limit = 0;
     bool to_file = false;
   };
-  // On the I/O thread, after the header: how to read the body.
-  std::function<BodyPlan(const Request&)> body_plan;
+  // On the I/O thread, after the header: match the route (may set the
+  // request's route fields) and say how to read the body.
+  std::function<BodyPlan(Request&)> body_plan;
   // On a worker: answer the request.
   Handler dispatch;
   // On the I/O thread, once the last byte is written (or the peer left):
@@ -59,6 +60,8 @@ class HttpServer {
   // Binds and listens; port() is the bound port afterwards.
   absl::Status Listen();
   uint16_t port() const;
+  // Client connections open now.
+  size_t connections() const;
   // Runs the I/O threads and the workers; returns once drained. SIGTERM and
   // SIGINT start a drain when handle_signals.
   void Run(bool handle_signals);

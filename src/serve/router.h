@@ -13,13 +13,22 @@
 
 namespace hart::serve {
 
+// Who is calling: filled per request by the service's auth hook (issue 14
+// replaces the default, which is the local user on loopback).
+struct Caller {
+  std::string actor = "local";
+};
+
+// A route's handler: runs on a worker with the request's caller.
+using RouteHandler = std::function<void(Exchange&, const Caller&)>;
+
 struct Route {
   std::string method;  // "GET", "POST", "DELETE"
   std::string path;    // "/v1/models/{model}"; a param matches one segment
   std::string operation_id;
   std::string summary;
   std::string tag;  // OpenAPI tag: "openai", "store", "query", "transfer", "operations"
-  Handler handler;
+  RouteHandler handler;
   // Query parameters: [{"name":..,"schema":{..},"description":..,"required":bool}].
   nlohmann::json query_params = nlohmann::json::array();
   // JSON schema of the request body (null: no body).
