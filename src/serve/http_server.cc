@@ -22,6 +22,7 @@
 #include <boost/beast/http.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "serve/errors.h"
@@ -35,7 +36,7 @@ using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 std::string Request::Header(std::string_view name) const {
-  auto it = headers.find(absl::AsciiStrToLower(name));
+  auto it = headers.find(absl::AsciiStrToLower(std::string(name)));
   return it == headers.end() ? "" : it->second;
 }
 

@@ -68,8 +68,10 @@ class HttpServer {
   // Thread-safe: stop accepting, finish in-flight requests, then Run() returns.
   void Drain();
 
+ public:
+  struct Impl;  // in http_server.cc
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

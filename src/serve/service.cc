@@ -11,10 +11,21 @@
 #include "absl/strings/str_join.h"
 #include "app/errors.h"
 #include "serve/errors.h"
+#include "serve/service_state.h"
 
 namespace hart::serve {
 
-struct Service::Extra {};
+uint64_t ResidentWeightBytes(Service& s) {
+  uint64_t total = 0;
+  for (const auto& m : State(s).registry->Loaded()) {
+    uint64_t bytes = 0;
+    for (const auto& t : m->source->tensors()) bytes += t.nbytes;
+    // A budget bounds what stays resident; without one every weight is mapped.
+    uint64_t budget = s.options().mem_budget;
+    total += budget > 0 ? std::min(bytes, budget) : bytes;
+  }
+  return total;
+}
 
 absl::StatusOr<GenerationSlots::Slot> GenerationSlots::Acquire(const CancelToken& cancel) {
   std::unique_lock<std::mutex> lock(mu_);
@@ -62,6 +73,12 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
   // Workers: every running and queued generation holds one, plus room for
   // the REST routes beside them.
   opts_.http.workers = std::max(opts_.http.workers, opts_.max_generations + opts_.max_queue + 8);
+  extra = std::make_unique<Extra>();
+  app::RegistryOptions ro;
+  ro.load.stream.budget = opts_.mem_budget;
+  ro.allow_paths = false;  // a client never names files on the server
+  extra->registry = std::make_unique<app::ModelRegistry>(store_, ro);
+  metrics_.SetResidentBytesFn([this] { return ResidentWeightBytes(*this); });
   auth_ = [](const Request&) -> absl::StatusOr<Caller> { return Caller{}; };
   AddOpsRoutes(*this);
   AddRestRoutes(*this);
