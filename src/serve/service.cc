@@ -210,10 +210,6 @@ void RespondJson(Exchange& ex, const nlohmann::json& j, int status) {
 
 absl::StatusOr<nlohmann::json> ParseJsonBody(const Request& r) {
   if (r.body.empty()) return absl::InvalidArgumentError("request body is empty; expected a JSON object");
-  std::string ct = absl::AsciiStrToLower(r.Header("content-type"));
-  if (!ct.empty() && ct.find("json") == std::string::npos) {
-    return absl::InvalidArgumentError("content-type \"" + ct + "\" is not JSON; send application/json");
-  }
   nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_discarded()) {
     // Find where: parse again with exceptions for the byte offset.
