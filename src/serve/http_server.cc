@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <limits>
 #include <random>
 #include <deque>
 #include <filesystem>
@@ -297,6 +298,8 @@ class Session : public std::enable_shared_from_this<Session> {
     header_parser_.emplace();
     header_parser_->header_limit(static_cast<uint32_t>(srv_->opts.max_header));
     header_parser_->eager(false);
+    // The route decides the body limit once the header is in (ReadBody).
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(srv_->opts.header_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });

@@ -95,7 +95,15 @@ ServerHooks Service::Hooks() {
     if (m.route) {
       r.route = m.route->path;
       r.route_ptr = m.route;
-      r.params = std::move(m.params);
+      r.params.clear();
+      for (auto& [k, v] : m.params) {
+        std::string d;
+        if (!PercentDecode(v, &d)) {
+          r.route_status = 400;
+          break;
+        }
+        r.params[k] = std::move(d);
+      }
       if (m.route->upload) plan = {opts_.max_upload, true};
     } else {
       r.route = "unmatched";
@@ -127,6 +135,10 @@ void Service::Dispatch(Exchange& ex) {
       ex.Respond(ErrorResponse(404, absl::StrFormat("no route for %s %s; see /openapi.json", r.method, r.path), "",
                                "unknown_route"));
     }
+    return;
+  }
+  if (r.route_status == 400) {
+    ex.Respond(ErrorResponse(400, "malformed percent-escape in the path \"" + r.path.substr(0, 200) + "\""));
     return;
   }
   const Route& route = *static_cast<const Route*>(r.route_ptr);

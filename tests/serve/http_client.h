@@ -142,7 +142,7 @@ class Conn {
     std::string req = method + " " + target + " HTTP/1.1\r\nhost: 127.0.0.1\r\n";
     if (!body.empty() || method == "POST") {
       if (!headers.count("content-type")) headers["content-type"] = "application/json";
-      headers["content-length"] = std::to_string(body.size());
+      if (!headers.count("content-length")) headers["content-length"] = std::to_string(body.size());
     }
     for (auto& [k, v] : headers) req += k + ": " + v + "\r\n";
     req += "\r\n" + body;

@@ -227,8 +227,9 @@ TEST_F(Serve, RestRoutesAnswerTheAppJson) {
   EXPECT_EQ(similar.status, 200) << similar.body;
   HttpResponse diff = Get("/api/diff?a=tiny@1&b=tiny@1");
   EXPECT_EQ(diff.status, 200) << diff.body;
-  HttpResponse plan = Post("/api/plan", R"({"version":"tiny"})");
+  HttpResponse plan = Post("/api/plan", R"({"version":"tiny","names":["blk.0.*"]})");
   EXPECT_EQ(plan.status, 200) << plan.body;
+  EXPECT_EQ(plan.Json(), json::parse(store_->Run({"plan", "tiny", "--names", "blk.0.*", "--json"}).out));
   HttpResponse sql = Post("/api/sql", R"({"sql":"SELECT name FROM models", "max_rows": 5})");
   ASSERT_EQ(sql.status, 200) << sql.body;
   EXPECT_EQ(sql.Json()["rows"][0]["name"], "tiny") << sql.body;
@@ -293,7 +294,7 @@ TEST_F(Serve, UploadIngestsAllOrNothing) {
   // A good upload makes a version.
   HttpResponse ok = Post("/api/ingest?filename=up.gguf&license=mit", original,
                          {{"content-type", "application/octet-stream"}});
-  ASSERT_EQ(ok.status, 201) << ok.body;
+  ASSERT_EQ(ok.status, 201) << ok.body << server_->Log().substr(server_->Log().size() > 3000 ? server_->Log().size() - 3000 : 0);
   HttpResponse v = Get("/api/models/up");
   ASSERT_EQ(v.status, 200) << v.body;
   EXPECT_EQ(v.Json().size(), 1u);
