@@ -1,30 +1,28 @@
 // `hart events [--follow] [--after ID]`: the store's outbox as JSON lines,
 // one event per line, oldest first; a change feed for scripts and connectors.
 #include <signal.h>
-#include <time.h>
 
-#include <atomic>
 #include <memory>
 
+#include "app/events.h"
+#include "app/json_io.h"
 #include "cli/command.h"
 #include "cli/output.h"
-#include "cli/store_json.h"
+#include "core/cancel.h"
 #include "core/status.h"
 
 namespace hart::cli {
 namespace {
 
-constexpr long kPollNanos = 200'000'000;
-constexpr int64_t kBatch = 1000;
-
-volatile sig_atomic_t g_stop = 0;
-void OnStopSignal(int) { g_stop = 1; }
+// SIGINT/SIGTERM end --follow: the handler only sets an atomic flag.
+CancelToken g_stop;
+void OnStopSignal(int) { g_stop.Cancel(); }
 
 void InstallStopHandlers() {
   struct sigaction sa {};
   sa.sa_handler = OnStopSignal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: the poll sleep ends at once on a signal
+  sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }
@@ -35,21 +33,26 @@ struct EventsArgs {
 };
 
 int RunEvents(Cli& cli, const EventsArgs& args) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  if (args.follow) InstallStopHandlers();
-  int64_t after = args.after;
-  while (!g_stop) {
-    auto events = (*st)->Events(after, kBatch);
-    if (!events.ok()) return Fail(events.status());
-    for (const auto& e : *events) {
-      PrintJsonLine(ToJson(e));
-      after = e.id;
-    }
-    if (static_cast<int64_t>(events->size()) == kBatch) continue;  // more waiting
-    if (!args.follow) break;
-    timespec ts{0, kPollNanos};
-    nanosleep(&ts, nullptr);
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  if (args.after < 0) return Fail("--after must be >= 0");
+  if (args.follow) {
+    InstallStopHandlers();
+    ctx->cancel = &g_stop;
+    absl::Status s = app::FollowEvents(*ctx, args.after, [](const store::Event& e) {
+      PrintJsonLine(app::ToJson(e));
+      return true;
+    });
+    return s.ok() ? kExitOk : Fail(s);
+  }
+  app::EventsRequest req;
+  req.after = args.after;
+  for (;;) {
+    auto r = app::Events(*ctx, req);
+    if (!r.ok()) return Fail(r.status());
+    for (const auto& e : r->events) PrintJsonLine(app::ToJson(e));
+    if (static_cast<int64_t>(r->events.size()) < req.limit) break;  // else more waiting
+    req.after = r->last_id;
   }
   return kExitOk;
 }

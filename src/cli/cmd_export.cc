@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
+#include "app/transfer.h"
 #include "cli/command.h"
 #include "cli/output.h"
-#include "cli/store_json.h"
 #include "core/progress.h"
 #include "core/status.h"
 #include "fmt/format.h"
@@ -36,64 +36,30 @@ constexpr const char* kExportHelp =
     "                        and the version is not already safetensors, else\n"
     "                        original.";
 
-int ExportAsSafetensors(Cli& cli, store::Store& st, const store::VersionRow& v, const ExportArgs& args) {
-  absl::Status s = st.ExportSafetensors(v.id, args.out, args.verify, cli.progress());
-  if (!s.ok()) return Fail(Annotate(s, fmt::format("export {} as safetensors", v.ref())));
-  auto tensors = st.ListTensors(v.id);
-  if (!tensors.ok()) return Fail(tensors.status());
-  uint64_t bytes = 0;
-  for (const auto& t : *tensors) bytes += t.nbytes;
-  if (cli.json()) {
-    nlohmann::json j = {{"version", v.ref()},
-               {"path", args.out},
-               {"format", "safetensors"},
-               {"source_format", formats::FormatName(v.format)},
-               {"tensors", tensors->size()},
-               {"tensor_bytes", bytes},
-               {"verified", args.verify}};
-    PrintJson(j);
-  } else {
-    fmt::print("exported {} ({}) to {} as safetensors: {} tensors, {}{}\n", v.ref(),
-               formats::FormatName(v.format), args.out, tensors->size(), HumanBytes(bytes),
-               args.verify ? ", read back and compared" : "");
-  }
-  return kExitOk;
-}
-
 int RunExport(Cli& cli, const ExportArgs& args) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto ref = store::ParseVersionRef(args.version);
-  if (!ref.ok()) return Fail(ref.status());
-  auto v = (*st)->Resolve(*ref);
-  if (!v.ok()) return Fail(v.status());
-  auto files = (*st)->ListFiles(v->id);
-  if (!files.ok()) return Fail(files.status());
-  std::string format = args.format;
-  if (format == "auto")
-    format = args.out.ends_with(".safetensors") && v->format != formats::Format::kSafetensors
-                 ? "safetensors"
-                 : "original";
-  if (format != "original" && format != "safetensors")
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  if (args.format != "auto" && args.format != "original" && args.format != "safetensors")
     return Fail(absl::InvalidArgumentError(
         fmt::format("--format {}: expected auto, original or safetensors", args.format)));
-  if (format == "safetensors") return ExportAsSafetensors(cli, **st, *v, args);
-  absl::Status s = (*st)->Export(v->id, args.out, args.verify, cli.progress());
-  if (!s.ok()) return Fail(Annotate(s, fmt::format("export {}", v->ref())));
-
-  uint64_t bytes = 0;
-  for (const auto& f : *files) bytes += f.size;
+  app::ExportRequest req;
+  req.version = args.version;
+  req.format = args.format;
+  req.verify = args.verify;
+  auto r = app::Export(*ctx, req, args.out);
+  if (!r.ok()) return Fail(r.status());
   if (cli.json()) {
-    nlohmann::json j = {{"version", v->ref()},
-                        {"path", args.out},
-                        {"bytes", bytes},
-                        {"verified", args.verify},
-                        {"files", nlohmann::json::array()}};
-    for (const auto& f : *files) j["files"].push_back(ToJson(f));
-    PrintJson(j);
+    PrintJson(r->ToJson());
+    return kExitOk;
+  }
+  const store::VersionRow& v = r->version;
+  if (r->format == "safetensors") {
+    fmt::print("exported {} ({}) to {} as safetensors: {} tensors, {}{}\n", v.ref(),
+               formats::FormatName(v.format), args.out, r->tensors, HumanBytes(r->tensor_bytes),
+               args.verify ? ", read back and compared" : "");
   } else {
-    fmt::print("exported {} to {}: {} file{}, {}{}\n", v->ref(), args.out, files->size(),
-               files->size() == 1 ? "" : "s", HumanBytes(bytes),
+    fmt::print("exported {} to {}: {} file{}, {}{}\n", v.ref(), args.out, r->files.size(),
+               r->files.size() == 1 ? "" : "s", HumanBytes(r->bytes),
                args.verify ? ", verified against the digests recorded at ingest" : "");
   }
   return kExitOk;

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "app/transfer.h"
 #include "cli/command.h"
 #include "cli/output.h"
-#include "cli/store_json.h"
 #include "core/progress.h"
 #include "core/status.h"
 #include "fmt/format.h"
@@ -24,12 +24,6 @@ struct IngestArgs {
   std::string tokenizer;
   bool file_sha256 = false;
 };
-
-absl::StatusOr<store::IngestResult> IngestOne(store::Store& st, const std::string& path,
-                                              const store::IngestOptions& opts, const std::string& tokenizer) {
-  ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(path, {.tokenizer = tokenizer}));
-  return st.Ingest(src, opts);
-}
 
 int RunInit(Cli& cli) {
   std::string dir = cli.StoreDir();
@@ -61,37 +55,42 @@ void PrintResult(const store::IngestResult& r) {
   std::fflush(stdout);
 }
 
+// The app names request fields; here they are flags.
+absl::Status FlagWords(const absl::Status& s) {
+  std::string m(Msg(s));
+  for (auto [field, flag] : {std::pair{"(license: ", "(--license "}, std::pair{"(model)", "(--model NAME)"}})
+    if (size_t at = m.find(field); at != std::string::npos) m.replace(at, std::string_view(field).size(), flag);
+  if (m.starts_with("parent: ")) m.replace(0, 6, "--parent");
+  return absl::Status(s.code(), m);
+}
+
 int RunIngest(Cli& cli, const IngestArgs& args) {
-  store::IngestOptions opts;
-  opts.model = args.model;
-  opts.file_sha256 = args.file_sha256;
-  if (!args.license.empty()) opts.license = args.license;
+  app::IngestRequest req;
+  req.model = args.model;
+  req.file_sha256 = args.file_sha256;
+  if (!args.license.empty()) req.license = args.license;
+  req.parent = args.parent;
+  req.tokenizer = args.tokenizer;
   if (!args.parent.empty()) {
     auto ref = store::ParseVersionRef(args.parent);
     if (!ref.ok()) return Fail(Annotate(ref.status(), "--parent"));
-    opts.parent = *ref;
   }
-  opts.progress = cli.progress();
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
 
   // Each path is its own transaction: one failure does not undo the others,
   // and the exit status is the worst of them.
   int exit_code = kExitOk;
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& path : args.paths) {
-    auto r = IngestOne(**st, path, opts, args.tokenizer);
+    req.path = path;
+    auto r = app::Ingest(*ctx, req);
     if (!r.ok()) {
-      exit_code = std::max(exit_code, Fail(r.status()));
+      exit_code = std::max(exit_code, Fail(FlagWords(r.status())));
       continue;
     }
-    if (cli.json()) {
-      nlohmann::json j = ToJson(*r);
-      j["path"] = path;
-      results.push_back(std::move(j));
-    } else {
-      PrintResult(*r);
-    }
+    if (cli.json()) results.push_back(r->ToJson());
+    else PrintResult(r->result);
   }
   if (cli.json()) PrintJson(results);
   return exit_code;

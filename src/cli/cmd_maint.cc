@@ -3,9 +3,9 @@
 #include <string>
 #include <utility>
 
+#include "app/catalog.h"
 #include "cli/command.h"
 #include "cli/output.h"
-#include "cli/store_json.h"
 #include "core/progress.h"
 #include "core/status.h"
 #include "fmt/format.h"
@@ -14,12 +14,13 @@ namespace hart::cli {
 namespace {
 
 int RunVerify(Cli& cli) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto report = (*st)->Verify(cli.progress());
-  if (!report.ok()) return Fail(report.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto resp = app::Verify(*ctx, {});
+  if (!resp.ok()) return Fail(resp.status());
+  const store::VerifyReport* report = &resp->report;
   if (cli.json()) {
-    PrintJson(ToJson(*report));
+    PrintJson(resp->ToJson());
   } else if (report->ok()) {
     fmt::print("ok: {} chunks, {} verified\n", report->chunks, HumanBytes(report->bytes));
   } else {
@@ -41,12 +42,13 @@ int RunVerify(Cli& cli) {
 }
 
 int RunGc(Cli& cli) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto r = (*st)->Gc();
-  if (!r.ok()) return Fail(r.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto resp = app::Gc(*ctx, {});
+  if (!resp.ok()) return Fail(resp.status());
+  const store::GcReport* r = &resp->report;
   if (cli.json()) {
-    PrintJson(ToJson(*r));
+    PrintJson(resp->ToJson());
   } else {
     fmt::print("gc: removed {} chunks, reclaimed {}; {} packs rewritten, {} deleted\n",
                r->chunks_removed, HumanBytes(r->bytes_reclaimed), r->packs_rewritten,
@@ -56,17 +58,18 @@ int RunGc(Cli& cli) {
 }
 
 int RunRm(Cli& cli, const std::string& version, bool force) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto ref = store::ParseVersionRef(version);
-  if (!ref.ok()) return Fail(ref.status());
-  auto r = (*st)->DeleteVersion(*ref, force);
-  if (!r.ok()) return Fail(r.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto resp = app::Remove(*ctx, {version, force});
+  if (!resp.ok()) {
+    // The app names the request field; here it is a flag.
+    if (resp.status().code() == absl::StatusCode::kFailedPrecondition)
+      return Fail(fmt::format("{} (use --force)", Msg(resp.status())));
+    return Fail(resp.status());
+  }
+  const store::DeleteReport* r = &resp->report;
   if (cli.json()) {
-    PrintJson({{"deleted", r->ref},
-               {"tensors", r->tensors},
-               {"exclusive_bytes", r->exclusive_bytes},
-               {"children_relinked", r->children}});
+    PrintJson(resp->ToJson());
     return kExitOk;
   }
   fmt::print("deleted {} ({} tensors); `hart gc` reclaims the {} only it referenced\n", r->ref,
@@ -78,12 +81,13 @@ int RunRm(Cli& cli, const std::string& version, bool force) {
 std::string Ratio(double r) { return r > 0 ? fmt::format("{:.2f}x", r) : "-"; }
 
 int RunStats(Cli& cli) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto r = (*st)->Stats();
-  if (!r.ok()) return Fail(r.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto resp = app::Stats(*ctx, {});
+  if (!resp.ok()) return Fail(resp.status());
+  const store::StatsReport* r = &resp->report;
   if (cli.json()) {
-    PrintJson(ToJson(*r));
+    PrintJson(resp->ToJson());
     return kExitOk;
   }
   using A = Table::Align;

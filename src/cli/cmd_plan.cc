@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "app/query.h"
+#include "app/transfer.h"
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/progress.h"
@@ -31,21 +33,26 @@ void AddSelection(CLI::App* sub, PlanArgs* a) {
   sub->add_flag("--no-closure", a->no_closure, "only the selection, without upstream dependencies");
 }
 
-absl::StatusOr<query::Plan> Make(Cli& cli, PlanArgs& a, std::unique_ptr<store::Store>& st,
-                                 std::unique_ptr<query::Engine>& engine) {
-  ASSIGN_OR_RETURN(st, cli.OpenStore());
-  ASSIGN_OR_RETURN(engine, query::Engine::Attach(*st));
-  a.req.closure = !a.no_closure;
-  return query::MakePlan(*engine, a.req);
+// The app names the request fields; here they are flags.
+absl::Status FlagWords(const absl::Status& s) {
+  std::string m(Msg(s));
+  if (m == "give exactly one selection: sql, search or names")
+    m = "give exactly one selection: --sql, --search or --names";
+  if (m.starts_with("the selection SQL ")) m.replace(0, 17, "--sql");
+  return absl::Status(s.code(), m);
 }
 
 int RunPlan(Cli& cli, PlanArgs& a) {
-  std::unique_ptr<store::Store> st;
-  std::unique_ptr<query::Engine> engine;
-  auto plan = Make(cli, a, st, engine);
-  if (!plan.ok()) return Fail(plan.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  app::PlanRequest req;
+  req.plan = a.req;
+  req.plan.closure = !a.no_closure;
+  auto r = app::Plan(*ctx, req);
+  if (!r.ok()) return Fail(FlagWords(r.status()));
+  const query::Plan* plan = &r->plan;
   if (cli.json()) {
-    PrintJson(plan->ToJson());
+    PrintJson(r->ToJson());
     return kExitOk;
   }
   Table t({{"tensor"}, {"role"}, {"layer", Table::Align::kRight}, {"dtype"}, {"shape"},
@@ -60,24 +67,21 @@ int RunPlan(Cli& cli, PlanArgs& a) {
 }
 
 int RunLoad(Cli& cli, PlanArgs& a) {
-  query::LoadFormat f;
-  if (a.format == "auto") f = query::LoadFormat::kAuto;
-  else if (a.format == "safetensors") f = query::LoadFormat::kSafetensors;
-  else if (a.format == "gguf") f = query::LoadFormat::kGguf;
-  else return Fail(fmt::format("--format {}: expected auto, safetensors or gguf", a.format));
-  std::unique_ptr<store::Store> st;
-  std::unique_ptr<query::Engine> engine;
-  auto plan = Make(cli, a, st, engine);
-  if (!plan.ok()) return Fail(plan.status());
-  absl::Status s = query::WritePlan(*engine, *plan, a.out, f);
-  if (!s.ok()) return Fail(s);
+  if (a.format != "auto" && a.format != "safetensors" && a.format != "gguf")
+    return Fail(fmt::format("--format {}: expected auto, safetensors or gguf", a.format));
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  app::LoadRequest req;
+  req.plan.plan = a.req;
+  req.plan.plan.closure = !a.no_closure;
+  req.format = a.format;
+  auto r = app::Load(*ctx, req, a.out);
+  if (!r.ok()) return Fail(FlagWords(r.status()));
   if (cli.json()) {
-    nlohmann::json j = plan->ToJson();
-    j["path"] = a.out;
-    PrintJson(j);
+    PrintJson(r->ToJson());
   } else {
-    fmt::print("wrote {} tensors of {} to {}: {}\n", plan->tensors.size(), plan->version.ref(), a.out,
-               plan->Summary());
+    fmt::print("wrote {} tensors of {} to {}: {}\n", r->plan.tensors.size(), r->plan.version.ref(),
+               a.out, r->plan.Summary());
   }
   return kExitOk;
 }

@@ -6,7 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/output.h"
-#include "cli/store_json.h"
+#include "app/catalog.h"
 #include "core/progress.h"
 #include "core/shape.h"
 #include "core/status.h"
@@ -17,45 +17,30 @@ namespace {
 
 using A = Table::Align;
 
-absl::StatusOr<store::VersionRow> ResolveArg(store::Store& st, const std::string& arg) {
-  ASSIGN_OR_RETURN(store::VersionRef ref, store::ParseVersionRef(arg));
-  return st.Resolve(ref);
-}
-
-int ListModels(Cli& cli, store::Store& st) {
-  auto models = st.ListModels();
-  if (!models.ok()) return Fail(models.status());
+int RunLs(Cli& cli, const std::string& model) {
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto r = app::List(*ctx, {model});
+  if (!r.ok()) return Fail(r.status());
   if (cli.json()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& m : *models) j.push_back(ToJson(m));
-    PrintJson(j);
+    PrintJson(r->ToJson());
     return kExitOk;
   }
-  if (models->empty()) {
-    fmt::print("no models yet; add one with `hart ingest FILE`\n");
-    return kExitOk;
-  }
-  Table t({{"MODEL"}, {"VERSIONS", A::kRight}, {"LATEST"}, {"SIZE", A::kRight}});
-  for (const auto& m : *models)
-    t.AddRow({m.name, std::to_string(m.versions), fmt::format("{}@{}", m.name, m.latest),
-              HumanBytes(m.logical_bytes)});
-  t.Print();
-  return kExitOk;
-}
-
-int ListVersions(Cli& cli, store::Store& st, const std::string& model) {
-  auto versions = st.ListVersions(model);
-  if (!versions.ok()) return Fail(versions.status());
-  if (versions->empty()) return Fail(fmt::format("no model named '{}'", model));
-  if (cli.json()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& v : *versions) j.push_back(ToJson(v));
-    PrintJson(j);
+  if (!r->versions_of_model) {
+    if (r->models.empty()) {
+      fmt::print("no models yet; add one with `hart ingest FILE`\n");
+      return kExitOk;
+    }
+    Table t({{"MODEL"}, {"VERSIONS", A::kRight}, {"LATEST"}, {"SIZE", A::kRight}});
+    for (const auto& m : r->models)
+      t.AddRow({m.name, std::to_string(m.versions), fmt::format("{}@{}", m.name, m.latest),
+                HumanBytes(m.logical_bytes)});
+    t.Print();
     return kExitOk;
   }
   Table t({{"VERSION"}, {"PARENT"}, {"FORMAT"}, {"LICENSE"}, {"TENSORS", A::kRight},
            {"SIZE", A::kRight}, {"CREATED"}});
-  for (const auto& v : *versions)
+  for (const auto& v : r->versions)
     t.AddRow({v.ref(), v.parent.value_or("-"), std::string(formats::FormatName(v.format)),
               v.license, std::to_string(v.tensors), HumanBytes(v.logical_bytes),
               FormatTime(v.created_at)});
@@ -63,31 +48,18 @@ int ListVersions(Cli& cli, store::Store& st, const std::string& model) {
   return kExitOk;
 }
 
-int RunLs(Cli& cli, const std::string& model) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  return model.empty() ? ListModels(cli, **st) : ListVersions(cli, **st, model);
-}
-
 int RunShow(Cli& cli, const std::string& arg) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto v = ResolveArg(**st, arg);
-  if (!v.ok()) return Fail(v.status());
-  auto tensors = (*st)->ListTensors(v->id);
-  if (!tensors.ok()) return Fail(tensors.status());
-  auto files = (*st)->ListFiles(v->id);
-  if (!files.ok()) return Fail(files.status());
-
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto r = app::Show(*ctx, {arg});
+  if (!r.ok()) return Fail(r.status());
   if (cli.json()) {
-    nlohmann::json j = {{"version", ToJson(*v, /*with_metadata=*/true)},
-                        {"files", nlohmann::json::array()},
-                        {"tensors", nlohmann::json::array()}};
-    for (const auto& f : *files) j["files"].push_back(ToJson(f));
-    for (const auto& t : *tensors) j["tensors"].push_back(ToJson(t));
-    PrintJson(j);
+    PrintJson(r->ToJson());
     return kExitOk;
   }
+  const store::VersionRow* v = &r->version;
+  const auto* files = &r->files;
+  const auto* tensors = &r->tensors;
   fmt::print("{}\n", v->ref());
   PrintFields({{"format", std::string(formats::FormatName(v->format))},
                {"license", v->license.empty() ? "-" : v->license},
@@ -108,10 +80,10 @@ int RunShow(Cli& cli, const std::string& arg) {
   }
   fmt::print("\n");
   Table t({{"TENSOR"}, {"DTYPE"}, {"SHAPE"}, {"SIZE", A::kRight}, {"SHARED WITH"}});
-  for (const auto& r : *tensors) {
+  for (const auto& row : *tensors) {
     std::string shared;
-    for (const auto& s : r.shared_with) shared += (shared.empty() ? "" : ", ") + s;
-    t.AddRow({r.name, std::string(Name(r.dtype)), ShapeToString(r.shape), HumanBytes(r.nbytes),
+    for (const auto& s : row.shared_with) shared += (shared.empty() ? "" : ", ") + s;
+    t.AddRow({row.name, std::string(Name(row.dtype)), ShapeToString(row.shape), HumanBytes(row.nbytes),
               shared.empty() ? "-" : shared});
   }
   t.Print();
@@ -125,36 +97,15 @@ std::string DiffCell(const std::string& a, const std::string& b) {
 }
 
 int RunDiff(Cli& cli, const std::string& arg_a, const std::string& arg_b) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto a = ResolveArg(**st, arg_a);
-  if (!a.ok()) return Fail(a.status());
-  auto b = ResolveArg(**st, arg_b);
-  if (!b.ok()) return Fail(b.status());
-  auto rows = (*st)->Diff(a->id, b->id);
-  if (!rows.ok()) return Fail(rows.status());
-
-  uint64_t added = 0, removed = 0, changed = 0, changed_bytes = 0;
-  for (const auto& r : *rows) {
-    switch (r.kind) {
-      case store::DiffRow::Kind::kAdded: ++added; break;
-      case store::DiffRow::Kind::kRemoved: ++removed; break;
-      case store::DiffRow::Kind::kChanged: ++changed; break;
-    }
-    changed_bytes += r.changed_bytes;
-  }
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto d = app::Diff(*ctx, {arg_a, arg_b});
+  if (!d.ok()) return Fail(d.status());
   if (cli.json()) {
-    nlohmann::json j = {{"a", a->ref()}, {"b", b->ref()}, {"rows", nlohmann::json::array()}};
-    for (const auto& r : *rows) j["rows"].push_back(ToJson(r));
-    j["summary"] = {{"added", added},
-                    {"removed", removed},
-                    {"changed", changed},
-                    {"changed_bytes", changed_bytes},
-                    {"logical_bytes_a", a->logical_bytes},
-                    {"logical_bytes_b", b->logical_bytes}};
-    PrintJson(j);
+    PrintJson(d->ToJson());
     return kExitOk;
   }
+  const auto* rows = &d->rows;
   if (!rows->empty()) {
     Table t({{""}, {"TENSOR"}, {"DTYPE"}, {"SHAPE"}, {"SIZE", A::kRight},
              {"CHANGED", A::kRight}});
@@ -172,8 +123,9 @@ int RunDiff(Cli& cli, const std::string& arg_a, const std::string& arg_b) {
     t.Print();
     fmt::print("\n");
   }
-  fmt::print("{} -> {}: {} added, {} removed, {} changed; {} of {} new\n", a->ref(), b->ref(),
-             added, removed, changed, HumanBytes(changed_bytes), HumanBytes(b->logical_bytes));
+  const app::DiffSummary& s = d->summary;
+  fmt::print("{} -> {}: {} added, {} removed, {} changed; {} of {} new\n", d->a.ref(), d->b.ref(),
+             s.added, s.removed, s.changed, HumanBytes(s.changed_bytes), HumanBytes(d->b.logical_bytes));
   return kExitOk;
 }
 

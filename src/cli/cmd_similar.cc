@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "app/query.h"
 #include "cli/command.h"
 #include "cli/output.h"
 #include "fmt/format.h"
@@ -21,55 +22,30 @@ struct Args {
 };
 
 int RunSimilar(Cli& cli, const Args& a) {
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
   if (a.k <= 0) return Fail("-k must be at least 1");
-  query::Similarity sim(**st);
-  int64_t tensor_id = 0;
-  bool is_tensor = absl::SimpleAtoi(a.target, &tensor_id) ||
-                   a.target.find(':') != std::string::npos;
-  if (is_tensor) {
-    if (a.target.find(':') != std::string::npos) {
-      auto id = query::ResolveComponent((*st)->catalog(), a.target);
-      if (!id.ok()) return Fail(id.status());
-      tensor_id = *id;
-    }
-    auto hits = sim.NearestTensors(tensor_id, a.k);
-    if (!hits.ok()) return Fail(hits.status());
-    if (cli.json()) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const auto& h : *hits)
-        j.push_back({{"id", h.id}, {"ref", h.ref}, {"name", h.name}, {"distance", h.distance}});
-      PrintJson(j);
-      return kExitOk;
-    }
+  auto r = app::Similar(*ctx, {a.target, a.k});
+  if (!r.ok()) return Fail(r.status());
+  if (cli.json()) {
+    PrintJson(r->ToJson());
+    return kExitOk;
+  }
+  if (r->by_tensor) {
     Table t({{"ID", Table::Align::kRight}, {"VERSION"}, {"DISTANCE", Table::Align::kRight}, {"TENSOR"}});
-    for (const auto& h : *hits)
+    for (const auto& h : r->tensors)
       t.AddRow({std::to_string(h.id), h.ref, fmt::format("{:.4f}", h.distance), h.name});
     t.Print();
     return kExitOk;
   }
-  auto ref = store::ParseVersionRef(a.target);
-  if (!ref.ok()) return Fail(ref.status());
-  auto v = (*st)->Resolve(*ref);
-  if (!v.ok()) return Fail(v.status());
-  auto hits = sim.NearestVersions(v->id, a.k);
-  if (!hits.ok()) return Fail(hits.status());
-  if (cli.json()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& h : *hits)
-      j.push_back({{"version", h.ref}, {"similarity", h.similarity}, {"matched_tensors", h.matched}});
-    PrintJson(j);
-    return kExitOk;
-  }
-  if (hits->empty()) {
-    fmt::print("no other version has tensors near {}\n", v->ref());
+  if (r->versions.empty()) {
+    fmt::print("no other version has tensors near {}\n", r->version.ref());
     return kExitOk;
   }
   Table t({{"VERSION"}, {"SIMILARITY", Table::Align::kRight}, {"MATCHED", Table::Align::kRight}});
-  for (const auto& h : *hits)
+  for (const auto& h : r->versions)
     t.AddRow({h.ref, fmt::format("{:.4f}", h.similarity),
-              fmt::format("{}/{}", h.matched, v->tensors)});
+              fmt::format("{}/{}", h.matched, r->version.tensors)});
   t.Print();
   return kExitOk;
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "app/query.h"
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/status.h"
@@ -40,23 +41,18 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
-nlohmann::json ToJsonValue(const query::Value& v) {
-  if (std::holds_alternative<std::monostate>(v)) return nullptr;
-  if (auto* i = std::get_if<int64_t>(&v)) return *i;
-  if (auto* d = std::get_if<double>(&v)) return *d;
-  if (auto* s = std::get_if<std::string>(&v)) {
-    // JSON-looking text (metadata, tensor_stats) is emitted as JSON.
-    if (!s->empty() && (s->front() == '{' || s->front() == '[')) {
-      auto j = nlohmann::json::parse(*s, nullptr, false);
-      if (!j.is_discarded()) return j;
-    }
-    return *s;
-  }
-  return query::ValueToString(v);
+// The app names the request's options; here they are flags.
+absl::Status FlagWords(const absl::Status& s) {
+  std::string m(Msg(s));
+  for (auto [from, to] : {std::pair{"writes need a write-enabled query",
+                                    "run with --write to change the catalog deliberately"},
+                          std::pair{"its time limit of", "the --timeout of"}})
+    if (size_t at = m.find(from); at != std::string::npos) m.replace(at, std::string_view(from).size(), to);
+  return absl::Status(s.code(), m);
 }
 
 // Runs one batch of SQL and prints each result set in the chosen format.
-int RunBatch(query::Engine& engine, const std::string& sql, const SqlArgs& args, SqlFormat fmt) {
+int RunBatch(const app::Context& ctx, const std::string& sql, const SqlArgs& args, SqlFormat fmt) {
   std::vector<std::string> cols;
   std::vector<std::vector<query::Value>> rows;
   auto flush_table = [&] {
@@ -97,25 +93,24 @@ int RunBatch(query::Engine& engine, const std::string& sql, const SqlArgs& args,
         line += (i ? "," : "") + (std::holds_alternative<std::monostate>(r[i]) ? std::string() : CsvField(query::ValueToString(r[i])));
       fmt::print("{}\n", line);
     } else {
-      nlohmann::json j = nlohmann::json::object();
-      for (size_t i = 0; i < r.size(); ++i) j[cols[i]] = ToJsonValue(r[i]);
-      PrintJsonLine(j);
+      PrintJsonLine(app::SqlRowToJson(cols, r));
     }
     return true;
   };
-  query::SqlOptions opts;
-  opts.write = args.write;
-  opts.timeout_seconds = args.timeout;
-  absl::Status s = engine.Execute(sql, opts, sink);
+  app::SqlRequest req;
+  req.sql = sql;
+  req.write = args.write;
+  req.timeout_seconds = args.timeout;
+  absl::Status s = app::SqlStream(ctx, req, sink);
   if (fmt == SqlFormat::kTable) flush_table();
   std::fflush(stdout);
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return Fail(FlagWords(s));
   return kExitOk;
 }
 
 std::string HistoryPath(const Cli& cli) { return cli.StoreDir() + "/.sql_history"; }
 
-int Shell(Cli& cli, query::Engine& engine, const SqlArgs& args, SqlFormat fmt) {
+int Shell(Cli& cli, const app::Context& ctx, const SqlArgs& args, SqlFormat fmt) {
   std::string hist = HistoryPath(cli);
   using_history();
   read_history(hist.c_str());
@@ -129,7 +124,7 @@ int Shell(Cli& cli, query::Engine& engine, const SqlArgs& args, SqlFormat fmt) {
     std::free(line);
     if (pending.empty() && (l == ".quit" || l == ".exit")) break;
     if (pending.empty() && l == ".tables") {
-      RunBatch(engine,
+      RunBatch(ctx,
                "SELECT name, type FROM sqlite_temp_master WHERE type = 'view' UNION ALL "
                "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
                "AND name NOT LIKE 'sqlite_%' ORDER BY 2 DESC, 1",
@@ -142,7 +137,7 @@ int Shell(Cli& cli, query::Engine& engine, const SqlArgs& args, SqlFormat fmt) {
     if (trimmed.empty() || trimmed.back() != ';') continue;
     add_history(pending.c_str());
     write_history(hist.c_str());
-    RunBatch(engine, pending, args, fmt);
+    RunBatch(ctx, pending, args, fmt);
     pending.clear();
   }
   fmt::print("\n");
@@ -155,15 +150,13 @@ int RunSql(Cli& cli, const SqlArgs& args) {
   else if (args.format == "csv") fmt = SqlFormat::kCsv;
   else if (args.format != "table")
     return Fail(fmt::format("--format {}: expected table, csv or json", args.format));
-  auto st = cli.OpenStore();
-  if (!st.ok()) return Fail(st.status());
-  auto engine = query::Engine::Attach(**st);
-  if (!engine.ok()) return Fail(engine.status());
-  if (!args.sql.empty()) return RunBatch(**engine, args.sql, args, fmt);
-  if (::isatty(0)) return Shell(cli, **engine, args, fmt);
+  auto ctx = cli.MakeContext();
+  if (!ctx.ok()) return Fail(ctx.status());
+  if (!args.sql.empty()) return RunBatch(*ctx, args.sql, args, fmt);
+  if (::isatty(0)) return Shell(cli, *ctx, args, fmt);
   std::stringstream in;
   in << std::cin.rdbuf();
-  return RunBatch(**engine, in.str(), args, fmt);
+  return RunBatch(*ctx, in.str(), args, fmt);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "cli/command.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "cli/output.h"
@@ -31,10 +32,23 @@ std::string Cli::StoreDir() const {
 
 absl::StatusOr<std::unique_ptr<store::Store>> Cli::OpenStore() const {
   std::string dir = StoreDir();
-  std::error_code ec;
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "catalog.sqlite", ec))
+  if (!store::Store::Exists(dir))
     return absl::NotFoundError(fmt::format("no store at {}; run `hart init`", dir));
   return store::Store::Open(dir);
+}
+
+absl::StatusOr<app::Context> Cli::MakeContext() const {
+  app::Context ctx;
+  ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenStore());
+  ctx.store = std::move(st);
+  ctx.actor = "local";
+  for (const char* v : {"HART_ACTOR", "USER", "LOGNAME"})
+    if (const char* a = std::getenv(v); a && *a) {
+      ctx.actor = a;
+      break;
+    }
+  ctx.tty_progress = progress();
+  return ctx;
 }
 
 int Cli::Run(int argc, char** argv) {

@@ -23,9 +23,11 @@ bool Progress::Enabled() {
   return e == 1;
 }
 
-Progress::Progress(std::string label, uint64_t total, std::string unit)
-    : label_(std::move(label)), total_(total), unit_(std::move(unit)),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+Progress::Progress(std::string label, uint64_t total, std::string unit, ProgressSink* sink)
+    : label_(std::move(label)), total_(total), unit_(std::move(unit)), sink_(sink),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+  if (sink_) sink_->Begin(label_, total_, unit_);
+}
 
 Progress::~Progress() { Finish(); }
 
@@ -36,6 +38,7 @@ void Progress::SetLabel(std::string label) {
 
 void Progress::Add(uint64_t n) {
   done_ += n;
+  if (sink_) sink_->Advance(n);
   if (!Enabled()) return;
   auto now = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> l(mu_, std::try_to_lock);
@@ -49,6 +52,7 @@ void Progress::Finish() {
   std::lock_guard<std::mutex> l(mu_);
   if (finished_) return;
   finished_ = true;
+  if (sink_) sink_->End();
   if (Enabled()) Draw(true);
 }
 

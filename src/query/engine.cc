@@ -82,12 +82,18 @@ int Authorize(void* user, int action, const char* a1, const char* a2, const char
 }
 
 struct Deadline {
-  std::chrono::steady_clock::time_point at;
+  std::chrono::steady_clock::time_point at = std::chrono::steady_clock::time_point::max();
+  const CancelToken* cancel = nullptr;
   bool hit = false;
+  bool cancelled = false;
 };
 
 int Progress(void* user) {
   auto* d = static_cast<Deadline*>(user);
+  if (d->cancel && d->cancel->cancelled()) {
+    d->cancelled = true;
+    return 1;
+  }
   if (std::chrono::steady_clock::now() >= d->at) {
     d->hit = true;
     return 1;
@@ -127,11 +133,13 @@ std::string ValueToString(const Value& v) {
   return std::visit(V{}, v);
 }
 
-Engine::Engine(store::Store& store) : store_(store), db_(store.catalog()) {}
+Engine::Engine(store::Store& store, store::Store::Connection conn)
+    : store_(store), conn_(std::move(conn)), db_(conn_.get()) {}
 Engine::~Engine() = default;
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store) {
-  std::unique_ptr<Engine> e(new Engine(store));
+  ASSIGN_OR_RETURN(store::Store::Connection conn, store.OpenConnection());
+  std::unique_ptr<Engine> e(new Engine(store, std::move(conn)));
   RETURN_IF_ERROR(CreateViews(e->db_));
   RETURN_IF_ERROR(RegisterGraphFunctions(e->db_));
   RETURN_IF_ERROR(RegisterHistoryFunctions(e->db_));
@@ -146,11 +154,12 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
   const char* end = text.c_str() + text.size();
   AuthState auth{opts.write, ""};
   Deadline deadline;
-  if (opts.timeout_seconds > 0) {
+  deadline.cancel = opts.cancel;
+  const bool watch = opts.timeout_seconds > 0 || opts.cancel;
+  if (opts.timeout_seconds > 0)
     deadline.at = std::chrono::steady_clock::now() +
                   std::chrono::microseconds(static_cast<int64_t>(opts.timeout_seconds * 1e6));
-    sqlite3_progress_handler(db_, 1000, Progress, &deadline);
-  }
+  if (watch) sqlite3_progress_handler(db_, 1000, Progress, &deadline);
   absl::Status result = absl::OkStatus();
   while (tail < end && result.ok()) {
     sqlite3_stmt* st = nullptr;
@@ -161,7 +170,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     if (rc != SQLITE_OK) {
       if (!auth.refused.empty())
         result = absl::PermissionDeniedError(fmt::format(
-            "read-only: {}; run with --write to change the catalog deliberately", auth.refused));
+            "read-only: {}; writes need a write-enabled query", auth.refused));
       else
         result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
       break;
@@ -170,7 +179,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     if (!opts.write && !sqlite3_stmt_readonly(st)) {
       sqlite3_finalize(st);
       result = absl::PermissionDeniedError(
-          "read-only: this statement writes; run with --write to change the catalog deliberately");
+          "read-only: this statement writes; writes need a write-enabled query");
       break;
     }
     int ncol = sqlite3_column_count(st);
@@ -188,9 +197,11 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
         continue;
       }
       if (rc != SQLITE_DONE) {
-        if (deadline.hit)
+        if (deadline.cancelled)
+          result = absl::CancelledError("query cancelled");
+        else if (deadline.hit)
           result = absl::DeadlineExceededError(fmt::format(
-              "query stopped after the --timeout of {}s", opts.timeout_seconds));
+              "query stopped after its time limit of {}s", opts.timeout_seconds));
         else
           result = absl::InvalidArgumentError(fmt::format("SQL error: {}", sqlite3_errmsg(db_)));
       }
@@ -198,7 +209,7 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     }
     sqlite3_finalize(st);
   }
-  if (opts.timeout_seconds > 0) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  if (watch) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/cancel.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -32,6 +33,9 @@ struct ResultSet {
 struct SqlOptions {
   bool write = false;
   double timeout_seconds = 0;  // 0: no limit
+  // Checked by the progress handler every 1000 VM steps: a cancelled query
+  // stops with Cancelled. May be null.
+  const CancelToken* cancel = nullptr;
 };
 
 // Called once with the column names of each statement that returns rows,
@@ -41,6 +45,10 @@ struct RowSink {
   std::function<bool(const std::vector<Value>&)> on_row;
 };
 
+// One Engine per thread (per request): Attach opens a catalog connection of
+// its own (Store::OpenConnection) that carries the views, the MQE functions,
+// the read-only authorizer and the timeout's progress handler; no other
+// thread ever uses it. Many Engines share one Store.
 class Engine {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Attach(store::Store& store);
@@ -55,8 +63,9 @@ class Engine {
   sqlite3* db() { return db_; }
 
  private:
-  explicit Engine(store::Store& store);
+  Engine(store::Store& store, store::Store::Connection conn);
   store::Store& store_;
+  store::Store::Connection conn_;
   sqlite3* db_;
 };
 

@@ -75,7 +75,7 @@ nlohmann::json Plan::ToJson() const {
 absl::StatusOr<Plan> MakePlan(Engine& engine, const PlanRequest& req) {
   int given = !req.sql.empty() + !req.search.empty() + !req.names.empty();
   if (given != 1)
-    return absl::InvalidArgumentError("give exactly one selection: --sql, --search or --names");
+    return absl::InvalidArgumentError("give exactly one selection: sql, search or names");
   sqlite3* db = engine.db();
   ASSIGN_OR_RETURN(store::VersionRef ref, store::ParseVersionRef(req.version));
   Plan plan;
@@ -95,7 +95,9 @@ absl::StatusOr<Plan> MakePlan(Engine& engine, const PlanRequest& req) {
   // 1. Find: the selected components of this version.
   std::vector<int64_t> picked;
   if (!req.sql.empty()) {
-    ASSIGN_OR_RETURN(ResultSet rs, engine.Query(req.sql));
+    SqlOptions opts;
+    opts.timeout_seconds = req.timeout_seconds;
+    ASSIGN_OR_RETURN(ResultSet rs, engine.Query(req.sql, opts));
     size_t col = 0;
     for (size_t c = 0; c < rs.columns.size(); ++c)
       if (rs.columns[c] == "id") col = c;
@@ -103,7 +105,7 @@ absl::StatusOr<Plan> MakePlan(Engine& engine, const PlanRequest& req) {
       if (rs.columns.empty()) break;
       if (!std::holds_alternative<int64_t>(r[col]))
         return absl::InvalidArgumentError(fmt::format(
-            "--sql must return component ids (an integer column named id); got {} in column '{}'",
+            "the selection SQL must return component ids (an integer column named id); got {} in column '{}'",
             ValueToString(r[col]), rs.columns[col]));
       int64_t id = std::get<int64_t>(r[col]);
       if (by_id.count(id)) picked.push_back(id);  // ids of other versions are ignored
@@ -221,7 +223,7 @@ absl::Status WritePlan(Engine& engine, const Plan& plan, const std::string& out_
     d.nbytes = t.nbytes;
     if (format == LoadFormat::kSafetensors && Info(t.dtype).safetensors_name.empty())
       return absl::InvalidArgumentError(fmt::format(
-          "tensor '{}' is {}, which safetensors cannot hold; load it with --format gguf", t.name,
+          "tensor '{}' is {}, which safetensors cannot hold; load it as gguf", t.name,
           Name(t.dtype)));
     descs.push_back(std::move(d));
   }

@@ -23,6 +23,7 @@ struct PlanRequest {
   std::string search;              // full-text query (FTS5) over tensor names, roles, layers
   std::vector<std::string> names;  // GLOB patterns over tensor names
   bool closure = true;             // add upstream dependencies
+  double timeout_seconds = 0;      // stops the selection SQL after this long; 0: no limit
 };
 
 struct ByteRange {

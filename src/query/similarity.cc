@@ -78,6 +78,13 @@ void AddPoints(hnswlib::HierarchicalNSW<float>& hnsw, const std::vector<float>& 
 }  // namespace
 
 Similarity::Similarity(store::Store& store) : store_(store) {}
+
+absl::StatusOr<sqlite3*> Similarity::Db() {
+  if (!conn_) {
+    ASSIGN_OR_RETURN(conn_, store_.OpenConnection());
+  }
+  return conn_.get();
+}
 Similarity::~Similarity() = default;
 
 void Similarity::set_ef(int ef) {
@@ -86,7 +93,7 @@ void Similarity::set_ef(int ef) {
 }
 
 absl::StatusOr<bool> Similarity::Refresh() {
-  sqlite3* db = store_.catalog();
+  ASSIGN_OR_RETURN(sqlite3 * db, Db());
   // data_version moves on another connection's commit, total_changes on
   // ours: when neither moved, the index is current without a count.
   int64_t dv = PragmaInt(db, "PRAGMA main.data_version");
@@ -114,7 +121,7 @@ absl::StatusOr<bool> Similarity::Refresh() {
   }
   // The join may drop rows whose component is gone; the signature is of the
   // embedding table, which is what the saved index is checked against.
-  std::string dir = store_.dir() + "/index";
+  std::string dir = store_.index_dir();
   std::string path = dir + "/fingerprint.hnsw", meta = dir + "/fingerprint.meta";
   bool rebuilt = false;
   try {
@@ -219,7 +226,8 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Similarity::Search(
 }
 
 absl::StatusOr<store::Fingerprint> Similarity::FingerprintOf(int64_t tensor_id) {
-  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(store_.catalog(),
+  ASSIGN_OR_RETURN(sqlite3 * cat, Db());
+  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(cat,
       "SELECT c.kind, e.vector, c.dtype FROM main.component c LEFT JOIN main.embedding e "
       "ON e.component_id = c.id AND e.kind = ? WHERE c.id = ?"));
   q.Bind(1, store::kFingerprintKind).Bind(2, tensor_id);
@@ -238,7 +246,8 @@ absl::StatusOr<std::vector<TensorMatch>> Similarity::NearestTensors(int64_t tens
   ASSIGN_OR_RETURN(store::Fingerprint fp, FingerprintOf(tensor_id));
   ASSIGN_OR_RETURN(auto hits, Search(fp, k + 1));
   std::vector<TensorMatch> out;
-  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(store_.catalog(),
+  ASSIGN_OR_RETURN(sqlite3 * cat, Db());
+  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(cat,
       "SELECT m.name || '@' || v.number, c.name FROM main.component c "
       "JOIN main.version v ON v.id = c.version_id JOIN main.model m ON m.id = v.model_id "
       "WHERE c.id = ?"));
@@ -291,7 +300,8 @@ absl::StatusOr<std::vector<VersionMatch>> Similarity::NearestVersions(int64_t ve
     return a.similarity != b.similarity ? a.similarity > b.similarity : a.version_id < b.version_id;
   });
   if (static_cast<int>(out.size()) > k) out.resize(static_cast<size_t>(std::max(k, 0)));
-  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(store_.catalog(),
+  ASSIGN_OR_RETURN(sqlite3 * cat, Db());
+  ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(cat,
       "SELECT m.name || '@' || v.number FROM main.version v JOIN main.model m ON m.id = v.model_id "
       "WHERE v.id = ?"));
   for (VersionMatch& m : out) {

@@ -32,6 +32,8 @@ struct VersionMatch {
   uint64_t matched = 0;   // query tensors with a neighbour in this version
 };
 
+// Not thread-safe: one per thread (or per request); each holds its own
+// catalog connection. The index files under <store>/index/ are shared.
 class Similarity {
  public:
   explicit Similarity(store::Store& store);
@@ -57,7 +59,11 @@ class Similarity {
 
  private:
   struct Index;
+  // Its own catalog connection (opened on first use): data_version is per
+  // connection, and the store's write connection is not ours to use.
+  absl::StatusOr<sqlite3*> Db();
   store::Store& store_;
+  store::Store::Connection conn_;
   std::unique_ptr<Index> index_;
   int ef_ = 128;
   int64_t seen_data_version_ = -1;

@@ -136,7 +136,7 @@ absl::StatusOr<std::string> ValuesJson(const TensorRef& t, std::span<const uint8
 void CacheStats(State* st, std::span<const uint8_t> sha, const std::string& json) {
   if (sha.empty() || st->cache_failed) return;
   if (!st->cache_db) {
-    std::string path = st->store->dir() + "/catalog.sqlite";
+    std::string path = st->store->catalog_path();
     if (sqlite3_open_v2(path.c_str(), &st->cache_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
       st->cache_failed = true;

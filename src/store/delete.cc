@@ -13,9 +13,10 @@
 namespace hart::store {
 
 absl::Status RecordEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
-                         std::string_view action);
+                         std::string_view action, std::string_view actor);
 
-absl::StatusOr<DeleteReport> Store::DeleteVersion(const VersionRef& ref, bool force) {
+absl::StatusOr<DeleteReport> Store::DeleteVersion(const VersionRef& ref, bool force,
+                                                  std::string_view actor) {
   if (!ref.number)
     return absl::InvalidArgumentError(fmt::format(
         "'{}' names no version: say which one to delete, e.g. {}@1", ref.model, ref.model));
@@ -49,8 +50,8 @@ absl::StatusOr<DeleteReport> Store::DeleteVersion(const VersionRef& ref, bool fo
     std::string list;
     for (const auto& c : rep.children) list += (list.empty() ? "" : ", ") + c;
     return absl::FailedPreconditionError(fmt::format(
-        "{} is the parent of {}; give --force to delete it anyway (they then descend from its "
-        "parent)", rep.ref, list));
+        "{} is the parent of {}; delete it with force to do it anyway (they then descend "
+        "from its parent)", rep.ref, list));
   }
 
   // What gc will reclaim: chunks of this version no other version uses.
@@ -113,7 +114,7 @@ absl::StatusOr<DeleteReport> Store::DeleteVersion(const VersionRef& ref, bool fo
                                {"tensors", rep.tensors},
                                {"exclusive_bytes", rep.exclusive_bytes},
                                {"children_relinked", rep.children}},
-                              "delete"));
+                              "delete", actor));
   RETURN_IF_ERROR(txn.Commit());
   return rep;
 }

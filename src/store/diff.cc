@@ -48,11 +48,11 @@ absl::StatusOr<std::map<std::string, Side>> Tensors(sqlite3* db, int64_t version
 absl::StatusOr<std::vector<DiffRow>> Store::Diff(int64_t version_a, int64_t version_b) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   RETURN_IF_ERROR(impl_->VersionById(version_a).status());
   RETURN_IF_ERROR(impl_->VersionById(version_b).status());
-  ASSIGN_OR_RETURN(auto a, Tensors(impl_->db, version_a));
-  ASSIGN_OR_RETURN(auto b, Tensors(impl_->db, version_b));
+  ASSIGN_OR_RETURN(auto a, Tensors(rc.db(), version_a));
+  ASSIGN_OR_RETURN(auto b, Tensors(rc.db(), version_b));
   std::vector<DiffRow> out;
   for (const auto& [name, sa] : a) {
     if (b.count(name)) continue;

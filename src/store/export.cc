@@ -121,8 +121,8 @@ absl::Status Store::ExportFile(const VersionRow& v, const FileRow& f, const std:
   };
   std::vector<Seg> segs;
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                            "SELECT seq, size, component_id FROM segment WHERE "
                                            "version_id = ? AND file_idx = ? ORDER BY seq"));
     q.Bind(1, version_id).Bind(2, int64_t{f.index});
@@ -265,8 +265,8 @@ absl::Status Store::Export(int64_t version_id, const std::string& out_path, bool
   ExportCtx ctx;
   ctx.bar = bar.get();
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(impl_->db));
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(rc.db()));
   }
   for (const FileRow& f : files) {
     RETURN_IF_ERROR(CheckRelativeName(f.name));
@@ -347,8 +347,8 @@ absl::Status Store::ExportSafetensors(int64_t version_id, const std::string& out
   ExportCtx ctx;
   ctx.bar = bar.get();
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(impl_->db));
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(ctx.zero_chunk, ZeroChunkId(rc.db()));
   }
   for (const FileRow* f : sidecars)
     RETURN_IF_ERROR(ExportFile(v, *f, (fs::path(out_path) / f->name).string(), verify, ctx));

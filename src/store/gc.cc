@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "core/status.h"
@@ -24,7 +25,7 @@
 namespace hart::store {
 
 absl::Status RecordEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
-                         std::string_view action);
+                         std::string_view action, std::string_view actor);
 
 namespace {
 
@@ -38,7 +39,7 @@ struct ExclusiveHold {
 
 void Store::set_gc_wait(std::chrono::milliseconds wait) { impl_->gc_wait = wait; }
 
-absl::StatusOr<GcReport> Store::Gc() {
+absl::StatusOr<GcReport> Store::Gc(std::string_view actor) {
   RETURN_IF_ERROR(impl_->lock->LockExclusive(impl_->gc_wait));
   ExclusiveHold hold{impl_->lock.get()};
   std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
@@ -145,13 +146,22 @@ absl::StatusOr<GcReport> Store::Gc() {
   }
   RETURN_IF_ERROR(FsyncDir(impl_->packs_dir));
   impl_->packs->Clear();
+  // Scratch files (NewTempPath) a crashed upload or load left behind.
+  {
+    std::error_code ec;
+    auto cutoff = std::filesystem::file_time_type::clock::now() - std::chrono::hours(24);
+    for (const auto& e : std::filesystem::directory_iterator(impl_->dir + "/tmp", ec)) {
+      std::error_code ec2;
+      if (e.is_regular_file(ec2) && e.last_write_time(ec2) < cutoff) std::filesystem::remove(e.path(), ec2);
+    }
+  }
 
   nlohmann::json payload = {{"chunks_removed", rep.chunks_removed},
                             {"bytes_reclaimed", rep.bytes_reclaimed},
                             {"packs_rewritten", rep.packs_rewritten},
                             {"packs_deleted", rep.packs_deleted}};
   ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(db));
-  RETURN_IF_ERROR(RecordEvent(db, "gc.completed", payload, "gc"));
+  RETURN_IF_ERROR(RecordEvent(db, "gc.completed", payload, "gc", actor));
   RETURN_IF_ERROR(txn.Commit());
   return rep;
 }

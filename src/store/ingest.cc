@@ -60,7 +60,8 @@ struct UniqueChunk {
   uint64_t offset = 0;
 };
 
-std::string Actor() {
+std::string Actor(std::string_view given) {
+  if (!given.empty()) return std::string(given);
   for (const char* v : {"HART_ACTOR", "USER", "LOGNAME"})
     if (const char* a = std::getenv(v); a && *a) return a;
   return "local";
@@ -68,7 +69,7 @@ std::string Actor() {
 
 absl::Status CheckModelName(std::string_view name) {
   if (name.empty())
-    return absl::InvalidArgumentError("no model name: give one with --model NAME");
+    return absl::InvalidArgumentError("no model name: give one (model)");
   if (name.size() > 200 || !formats::IsValidUtf8(name) || name.find('@') != std::string_view::npos ||
       std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
     return absl::InvalidArgumentError(fmt::format(
@@ -102,7 +103,7 @@ std::vector<formats::Segment> LayoutOf(const formats::ModelSource& src, size_t f
 }
 
 absl::Status InsertEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
-                         std::string_view action) {
+                         std::string_view action, std::string_view actor) {
   int64_t now_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
   {
     struct timespec ts;
@@ -114,15 +115,15 @@ absl::Status InsertEvent(sqlite3* db, std::string_view kind, const nlohmann::jso
   RETURN_IF_ERROR(o.Bind(1, now_ms).Bind(2, kind).Bind(3, text).Run());
   ASSIGN_OR_RETURN(Stmt a, Stmt::Prepare(db, "INSERT INTO audit(ts, actor, action, detail) "
                                              "VALUES(?, ?, ?, ?)"));
-  return a.Bind(1, now_ms).Bind(2, Actor()).Bind(3, action).Bind(4, text).Run();
+  return a.Bind(1, now_ms).Bind(2, Actor(actor)).Bind(3, action).Bind(4, text).Run();
 }
 
 }  // namespace
 
 // Also used by gc.cc.
 absl::Status RecordEvent(sqlite3* db, std::string_view kind, const nlohmann::json& payload,
-                         std::string_view action) {
-  return InsertEvent(db, kind, payload, action);
+                         std::string_view action, std::string_view actor) {
+  return InsertEvent(db, kind, payload, action, actor);
 }
 
 absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, const IngestOptions& opts) {
@@ -134,8 +135,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   if (license && license->empty()) license.reset();
   if (!license)
     return absl::InvalidArgumentError(
-        "no license in the file's metadata; give one with --license SPDX-ID (e.g. --license "
-        "apache-2.0)");
+        "no license in the file's metadata; give one (license: an SPDX id such as apache-2.0)");
   std::string model = opts.model.empty() ? src.name_hint : opts.model;
   RETURN_IF_ERROR(CheckModelName(model));
   RETURN_IF_ERROR(formats::ValidateSource(src));
@@ -200,8 +200,9 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   uint64_t chunk_total = 0;
   for (auto& c : chunks) chunk_total += c.size;
   std::unique_ptr<Progress> bar;
-  if (opts.progress)
-    bar = std::make_unique<Progress>("ingest " + model, chunk_total + (opts.file_sha256 ? logical : 0));
+  if (opts.progress || opts.progress_sink)
+    bar = std::make_unique<Progress>("ingest " + model, chunk_total + (opts.file_sha256 ? logical : 0),
+                                     "B", opts.progress_sink);
   // Each tensor's fingerprint (MQE similarity) is sampled from its chunks
   // while they are in the pipeline's buffers.
   struct Sampling {
@@ -265,6 +266,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
       return absl::OkStatus();
     };
     for (size_t pi : order) {
+      RETURN_IF_ERROR(CheckCancel(opts.cancel, "ingest " + model));
       const Piece& p = pieces[pi];
       const size_t end = p.first + p.count;
       bool reserved = false;
@@ -480,7 +482,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     ASSIGN_OR_RETURN(std::string pref, VersionRefString(db, *parent_id));
     payload["parent"] = pref;
   }
-  RETURN_IF_ERROR(InsertEvent(db, "version.created", payload, "ingest"));
+  RETURN_IF_ERROR(InsertEvent(db, "version.created", payload, "ingest", opts.actor));
   RETURN_IF_ERROR(txn.Commit());
   return res;
 }

@@ -39,8 +39,8 @@ VersionRow ReadVersionRow(const Stmt& q) {
 absl::StatusOr<std::vector<ModelRow>> Store::ListModels() {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT m.id, m.name, COUNT(v.id), COALESCE(MAX(v.number), 0), "
                                          "(SELECT logical_bytes FROM version WHERE model_id = m.id "
                                          " ORDER BY number DESC LIMIT 1) "
@@ -58,10 +58,10 @@ absl::StatusOr<std::vector<ModelRow>> Store::ListModels() {
 absl::StatusOr<std::vector<VersionRow>> Store::ListVersions(std::string_view model) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   std::string sql = std::string(kVersionSelect) +
                     (model.empty() ? "" : "WHERE m.name = ? ") + "ORDER BY m.name, v.number";
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, sql));
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(), sql));
   if (!model.empty()) q.Bind(1, model);
   std::vector<VersionRow> out;
   for (;;) {
@@ -70,7 +70,7 @@ absl::StatusOr<std::vector<VersionRow>> Store::ListVersions(std::string_view mod
     out.push_back(ReadVersionRow(q));
   }
   if (out.empty() && !model.empty()) {
-    ASSIGN_OR_RETURN(Stmt m, Stmt::Prepare(impl_->db, "SELECT 1 FROM model WHERE name = ?"));
+    ASSIGN_OR_RETURN(Stmt m, Stmt::Prepare(rc.db(), "SELECT 1 FROM model WHERE name = ?"));
     m.Bind(1, model);
     ASSIGN_OR_RETURN(bool exists, m.Step());
     if (!exists) return absl::NotFoundError(fmt::format("no model named '{}'", model));
@@ -79,8 +79,8 @@ absl::StatusOr<std::vector<VersionRow>> Store::ListVersions(std::string_view mod
 }
 
 absl::StatusOr<VersionRow> Store::Impl::VersionById(int64_t version_id) {
-  std::lock_guard<std::recursive_mutex> l(db_mu);
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db, std::string(kVersionSelect) + "WHERE v.id = ?"));
+  ASSIGN_OR_RETURN(ReadConn rc, Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(), std::string(kVersionSelect) + "WHERE v.id = ?"));
   q.Bind(1, version_id);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return absl::NotFoundError(fmt::format("no version with id {}", version_id));
@@ -90,15 +90,15 @@ absl::StatusOr<VersionRow> Store::Impl::VersionById(int64_t version_id) {
 absl::StatusOr<VersionRow> Store::Resolve(const VersionRef& ref) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   std::string sql = std::string(kVersionSelect) + "WHERE m.name = ? " +
                     (ref.number ? "AND v.number = ?" : "ORDER BY v.number DESC LIMIT 1");
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, sql));
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(), sql));
   q.Bind(1, ref.model);
   if (ref.number) q.Bind(2, *ref.number);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (row) return ReadVersionRow(q);
-  ASSIGN_OR_RETURN(Stmt m, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt m, Stmt::Prepare(rc.db(),
                                          "SELECT COUNT(v.id), MAX(v.number) FROM model m "
                                          "LEFT JOIN version v ON v.model_id = m.id WHERE m.name = ?"));
   m.Bind(1, ref.model);
@@ -111,9 +111,9 @@ absl::StatusOr<VersionRow> Store::Resolve(const VersionRef& ref) {
 absl::StatusOr<std::vector<TensorRow>> Store::ListTensors(int64_t version_id) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   RETURN_IF_ERROR(impl_->VersionById(version_id).status());
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT id, name, dtype, shape, nbytes, sha256 FROM component "
                                          "WHERE version_id = ? AND kind = 'tensor' ORDER BY id"));
   q.Bind(1, version_id);
@@ -136,7 +136,7 @@ absl::StatusOr<std::vector<TensorRow>> Store::ListTensors(int64_t version_id) {
     out.push_back(std::move(t));
   }
   // Contiguity: the chunks, in order, lie back to back in one pack.
-  ASSIGN_OR_RETURN(Stmt c, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt c, Stmt::Prepare(rc.db(),
                                          "SELECT tc.component_id, ch.pack, ch.offset, ch.size "
                                          "FROM component co JOIN tensor_chunk tc ON tc.component_id = co.id "
                                          "JOIN chunk ch ON ch.id = tc.chunk_id "
@@ -166,7 +166,7 @@ absl::StatusOr<std::vector<TensorRow>> Store::ListTensors(int64_t version_id) {
   }
   flush();
   // Other versions holding the same bytes (equal tensor digests).
-  ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(rc.db(),
                                          "SELECT a.id, m.name, v.number FROM component a "
                                          "JOIN component b ON b.sha256 = a.sha256 AND b.kind = 'tensor' "
                                          "AND b.version_id != a.version_id "
@@ -185,9 +185,9 @@ absl::StatusOr<std::vector<TensorRow>> Store::ListTensors(int64_t version_id) {
 absl::StatusOr<std::vector<FileRow>> Store::ListFiles(int64_t version_id) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   RETURN_IF_ERROR(impl_->VersionById(version_id).status());
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT idx, name, size, sha256, COALESCE(digest, '') FROM file WHERE version_id = ? "
                                          "ORDER BY idx"));
   q.Bind(1, version_id);

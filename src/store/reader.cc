@@ -15,14 +15,14 @@ absl::StatusOr<TensorBytes> Store::ReadTensor(int64_t version_id, std::string_vi
   uint64_t nbytes;
   std::vector<ChunkLoc> chunks;
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                            "SELECT id, nbytes FROM component WHERE version_id = ? "
                                            "AND kind = 'tensor' AND name = ?"));
     q.Bind(1, version_id).Bind(2, name);
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) {
-      ASSIGN_OR_RETURN(std::string ref, VersionRefString(impl_->db, version_id));
+      ASSIGN_OR_RETURN(std::string ref, VersionRefString(rc.db(), version_id));
       return absl::NotFoundError(fmt::format("{} has no tensor '{}'", ref, name));
     }
     comp = q.Int(0);
@@ -57,8 +57,8 @@ absl::Status Store::ReadFileRange(int64_t version_id, int file_index, uint64_t o
   std::vector<Seg> segs;
   uint64_t file_size = 0;
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt f, Stmt::Prepare(impl_->db,
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(Stmt f, Stmt::Prepare(rc.db(),
                                            "SELECT size, name FROM file WHERE version_id = ? AND idx = ?"));
     f.Bind(1, version_id).Bind(2, int64_t{file_index});
     ASSIGN_OR_RETURN(bool row, f.Step());
@@ -67,7 +67,7 @@ absl::Status Store::ReadFileRange(int64_t version_id, int file_index, uint64_t o
     if (offset > file_size || out.size() > file_size - offset)
       return absl::OutOfRangeError(fmt::format("{}: range [{}, {}) lies past the end ({} bytes)",
                                                f.Text(1), offset, offset + out.size(), file_size));
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                            "SELECT seq, offset, size, component_id FROM segment "
                                            "WHERE version_id = ? AND file_idx = ? AND offset < ? "
                                            "AND offset + size > ? ORDER BY seq"));

@@ -29,8 +29,8 @@ constexpr const char* kPhysical =
 absl::StatusOr<StatsReport> Store::Stats() {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-  sqlite3* db = impl_->db;
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+  sqlite3* db = rc.db();
   StatsReport rep;
   ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db,
                                          "SELECT m.id, m.name, COUNT(v.id), COALESCE(SUM(v.tensor_count), 0), "
@@ -71,9 +71,9 @@ absl::StatusOr<StatsReport> Store::Stats() {
 absl::StatusOr<std::vector<Event>> Store::Events(int64_t after_id, int64_t limit) {
   SharedHold hold(impl_->lock.get());
   RETURN_IF_ERROR(hold.status());
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
   if (limit <= 0) limit = 1000;
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT id, ts, kind, payload FROM outbox WHERE id > ? "
                                          "ORDER BY id LIMIT ?"));
   q.Bind(1, after_id).Bind(2, limit);

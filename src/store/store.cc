@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <cctype>
 #include <filesystem>
+#include <random>
 
 #include "core/status.h"
 #include "fmt/format.h"
@@ -86,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->packs_dir = dir + "/packs";
+  impl->catalog_path = cat;
   std::error_code ec;
   fs::create_directories(impl->packs_dir, ec);
   ASSIGN_OR_RETURN(impl->lock, StoreLock::Open(dir + "/LOCK"));
@@ -103,6 +106,69 @@ Store::~Store() = default;
 
 const std::string& Store::dir() const { return impl_->dir; }
 sqlite3* Store::catalog() { return impl_->db; }
+std::string Store::catalog_path() const { return impl_->dir + "/catalog.sqlite"; }
+std::string Store::index_dir() const { return impl_->dir + "/index"; }
+
+bool Store::Exists(const std::string& dir) {
+  std::error_code ec;
+  return fs::exists(fs::path(dir) / "catalog.sqlite", ec);
+}
+
+void Store::ConnectionCloser::operator()(sqlite3* db) const {
+  if (db) sqlite3_close_v2(db);
+}
+
+absl::StatusOr<Store::Connection> Store::OpenConnection() {
+  ASSIGN_OR_RETURN(sqlite3 * db, OpenCatalog(impl_->catalog_path, /*create=*/false));
+  return Connection(db);
+}
+
+absl::StatusOr<std::string> Store::NewTempPath(std::string_view prefix, std::string_view suffix) {
+  for (char c : prefix)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+      return absl::InvalidArgumentError(fmt::format("temp file prefix '{}': letters, digits, '-', '_' only", prefix));
+  for (char c : suffix)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_')
+      return absl::InvalidArgumentError(fmt::format("temp file suffix '{}': letters, digits, '.', '-', '_' only", suffix));
+  std::string tmp = impl_->dir + "/tmp";
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::PermissionDeniedError(fmt::format("{}: cannot create: {}", tmp, ec.message()));
+  uint8_t rnd[12];
+  std::random_device rd;
+  for (auto& b : rnd) b = static_cast<uint8_t>(rd());
+  std::string hex;
+  for (uint8_t b : rnd) hex += fmt::format("{:02x}", b);
+  return fmt::format("{}/{}-{}{}", tmp, prefix, hex, suffix);
+}
+
+absl::StatusOr<ReadConn> Store::Impl::Reader() {
+  {
+    std::lock_guard<std::mutex> l(pool_mu);
+    if (!pool.empty()) {
+      sqlite3* r = pool.back();
+      pool.pop_back();
+      return ReadConn(this, r);
+    }
+  }
+  ASSIGN_OR_RETURN(sqlite3 * r, OpenCatalog(catalog_path, /*create=*/false));
+  return ReadConn(this, r);
+}
+
+void Store::Impl::GiveBack(sqlite3* r) {
+  {
+    std::lock_guard<std::mutex> l(pool_mu);
+    if (pool.size() < kMaxIdleReaders) {
+      pool.push_back(r);
+      return;
+    }
+  }
+  sqlite3_close_v2(r);
+}
+
+ReadConn::~ReadConn() {
+  if (db_) impl_->GiveBack(db_);
+}
 
 std::vector<PackRun> MergeRuns(const std::vector<ChunkLoc>& chunks) {
   std::vector<PackRun> runs;
@@ -118,8 +184,8 @@ std::vector<PackRun> MergeRuns(const std::vector<ChunkLoc>& chunks) {
 }
 
 absl::StatusOr<std::vector<ChunkLoc>> Store::Impl::TensorChunks(int64_t component_id) {
-  std::lock_guard<std::recursive_mutex> l(db_mu);
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db,
+  ASSIGN_OR_RETURN(ReadConn rc, Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT c.id, c.pack, c.offset, c.size FROM tensor_chunk tc "
                                          "JOIN chunk c ON c.id = tc.chunk_id "
                                          "WHERE tc.component_id = ? ORDER BY tc.seq"));
@@ -135,8 +201,8 @@ absl::StatusOr<std::vector<ChunkLoc>> Store::Impl::TensorChunks(int64_t componen
 
 absl::StatusOr<std::vector<ChunkLoc>> Store::Impl::SegmentChunks(int64_t version_id, int file_idx,
                                                                  int64_t seq) {
-  std::lock_guard<std::recursive_mutex> l(db_mu);
-  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db,
+  ASSIGN_OR_RETURN(ReadConn rc, Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                          "SELECT c.id, c.pack, c.offset, c.size FROM segment_chunk sc "
                                          "JOIN chunk c ON c.id = sc.chunk_id "
                                          "WHERE sc.version_id = ? AND sc.file_idx = ? AND sc.seq = ? "

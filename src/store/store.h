@@ -11,6 +11,24 @@
 //    stored once across the whole store.
 //  - Several processes may use one store at once (readers during writes, two
 //    ingests in parallel); Gc() takes the store exclusively.
+//
+// Threads (the server shares one Store between every request):
+//  - Every public method of Store may be called from many threads at once.
+//    Reads (List*, Resolve, ReadTensor, ReadFileRange, Diff, Stats, Events,
+//    Export*, Verify) each borrow a catalog connection from the Store's pool
+//    of read connections for the length of the call, so they run in
+//    parallel with each other and with a write (SQLite WAL: a reader sees
+//    the last committed state, never half an ingest). Writes (Ingest,
+//    DeleteVersion, Gc) use the Store's one write connection, one at a time;
+//    two ingests in one process queue, across processes they run in
+//    parallel as before.
+//  - catalog() is that write connection: only store/ (and tests) may use
+//    it. Code above the store that needs SQL of its own (the MQE) opens its
+//    own connection with OpenConnection(), one per query::Engine, and owns
+//    it: its authorizer, progress handler and registered functions live on
+//    that connection only, and no other thread uses it.
+//  - No module outside store/ builds paths inside a store directory by hand:
+//    NewTempPath() gives scratch files (uploads, load output).
 #pragma once
 
 #include <chrono>
@@ -24,8 +42,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/cancel.h"
 #include "core/dtype.h"
 #include "core/mapped_file.h"
+#include "core/progress.h"
 #include "core/shape.h"
 #include "formats/model_source.h"
 #include "nlohmann/json.hpp"
@@ -56,6 +76,14 @@ struct IngestOptions {
   // one). One serial pass over every byte on a core of its own: ingest then
   // runs no faster than one core hashes. The file digest is always recorded.
   bool file_sha256 = false;
+  // Who ingests, for the audit log; "": $HART_ACTOR, else $USER, else "local".
+  std::string actor;
+  // Hears the ingest's progress (besides the TTY bar of `progress`); may be
+  // null; must outlive the call.
+  ProgressSink* progress_sink = nullptr;
+  // Checked per piece of work; a cancelled ingest fails with Cancelled and
+  // leaves the store as it was. May be null.
+  const CancelToken* cancel = nullptr;
 };
 
 struct IngestResult {
@@ -192,6 +220,8 @@ class TensorBytes {
   std::span<const uint8_t> span_;
 };
 
+class ReadConn;
+
 class Store {
  public:
   // $HART_HOME, else ~/.hartonomous.
@@ -204,7 +234,30 @@ class Store {
   ~Store();
 
   const std::string& dir() const;
-  sqlite3* catalog();  // the catalog connection; MQE registers functions on it
+  // Paths inside the store, for the few modules that keep files there (the
+  // MQE's fingerprint index, its stats cache connection): nothing outside
+  // store/ joins them by hand.
+  std::string catalog_path() const;  // <dir>/catalog.sqlite
+  std::string index_dir() const;     // <dir>/index: rebuildable indexes
+  // Whether `dir` holds a store (its catalog exists).
+  static bool Exists(const std::string& dir);
+  // The write connection (see "Threads" above): store/ and tests only.
+  sqlite3* catalog();
+
+  // A new connection to the catalog for the caller's own use on one thread
+  // (the MQE attaches its views, functions, authorizer and progress handler
+  // to it). Closed when the handle goes.
+  struct ConnectionCloser {
+    void operator()(sqlite3* db) const;
+  };
+  using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+  absl::StatusOr<Connection> OpenConnection();
+
+  // A fresh, not yet existing path <dir>/tmp/<prefix>-<random><suffix> for a
+  // scratch file on the store's file system (an upload before its ingest, a
+  // load's output before it is streamed). The caller removes it; Gc()
+  // removes leftovers older than a day.
+  absl::StatusOr<std::string> NewTempPath(std::string_view prefix, std::string_view suffix);
 
   absl::StatusOr<IngestResult> Ingest(const formats::ModelSource& src, const IngestOptions& opts);
 
@@ -245,11 +298,13 @@ class Store {
   // versions may share them). The number is never reused. A version that is
   // the parent of others is refused unless force, which relinks those
   // children to its own parent. Writes a version.deleted event.
-  absl::StatusOr<DeleteReport> DeleteVersion(const VersionRef& ref, bool force = false);
+  // `actor` is recorded in the audit log ("": as IngestOptions::actor).
+  absl::StatusOr<DeleteReport> DeleteVersion(const VersionRef& ref, bool force = false,
+                                             std::string_view actor = "");
 
   absl::StatusOr<std::vector<DiffRow>> Diff(int64_t version_a, int64_t version_b);
   absl::StatusOr<VerifyReport> Verify(bool progress = true);
-  absl::StatusOr<GcReport> Gc();
+  absl::StatusOr<GcReport> Gc(std::string_view actor = "");
   // How long Gc() waits for other users of the store to finish (default 10 s).
   void set_gc_wait(std::chrono::milliseconds wait);
   absl::StatusOr<StatsReport> Stats();
@@ -257,6 +312,7 @@ class Store {
   absl::StatusOr<std::vector<Event>> Events(int64_t after_id, int64_t limit = 1000);
 
  private:
+  friend class ReadConn;  // store_impl.h: a pooled read connection
   struct Impl;
   struct ExportCtx;
   explicit Store(std::unique_ptr<Impl> impl);

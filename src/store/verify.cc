@@ -25,8 +25,8 @@ absl::StatusOr<VerifyReport> Store::Verify(bool progress) {
   };
   std::vector<Row> rows;
   {
-    std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db,
+    ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
                                            "SELECT id, pack, offset, size, sha256 FROM chunk "
                                            "ORDER BY pack, offset"));
     for (;;) {
@@ -80,12 +80,12 @@ absl::StatusOr<VerifyReport> Store::Verify(bool progress) {
   });
   if (bar) bar->Finish();
 
-  std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-  ASSIGN_OR_RETURN(Stmt tq, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+  ASSIGN_OR_RETURN(Stmt tq, Stmt::Prepare(rc.db(),
       "SELECT DISTINCT m.name, v.number, co.name FROM tensor_chunk tc "
       "JOIN component co ON co.id = tc.component_id JOIN version v ON v.id = co.version_id "
       "JOIN model m ON m.id = v.model_id WHERE tc.chunk_id = ? ORDER BY m.name, v.number, co.name"));
-  ASSIGN_OR_RETURN(Stmt fq, Stmt::Prepare(impl_->db,
+  ASSIGN_OR_RETURN(Stmt fq, Stmt::Prepare(rc.db(),
       "SELECT DISTINCT m.name, v.number, f.name FROM segment_chunk sc "
       "JOIN file f ON f.version_id = sc.version_id AND f.idx = sc.file_idx "
       "JOIN version v ON v.id = sc.version_id JOIN model m ON m.id = v.model_id "
