@@ -238,6 +238,29 @@ TEST_F(Serve, RestRoutesAnswerTheAppJson) {
   EXPECT_TRUE(ev.Json().is_array()) << ev.body;
 }
 
+TEST_F(Serve, LoadStreamsAPlansTensorsAndEventsStreamAsSse) {
+  HttpResponse load = Post("/api/load", R"({"version":"tiny","names":["blk.0.*"],"format":"gguf"})");
+  ASSERT_EQ(load.status, 200) << load.body.substr(0, 300);
+  EXPECT_EQ(load.body.substr(0, 4), "GGUF");
+  // The same bytes as `hart load`.
+  std::string out = MakeTempDir("hart_load_") + "/part.gguf";
+  RunResult cli = store_->Run({"load", "tiny", "--names", "blk.0.*", "-o", out});
+  ASSERT_EQ(cli.exit_code, 0) << Describe(cli);
+  EXPECT_TRUE(ReadAll(out) == load.body);
+  // The outbox as server-sent events: the ingest's event arrives, then the
+  // client leaves.
+  Conn c(Port());
+  ASSERT_TRUE(c.Send("GET /api/events/stream?after=0 HTTP/1.1\r\nhost: x\r\n\r\n"));
+  HttpResponse head;
+  ASSERT_TRUE(c.ReadHead(&head));
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("content-type"), "text/event-stream");
+  std::string events;
+  for (int i = 0; i < 20 && events.find("data: ") == std::string::npos; ++i) ASSERT_TRUE(c.ReadChunk(&events));
+  EXPECT_NE(events.find("id: 1\n"), std::string::npos) << events;
+  EXPECT_NE(events.find("data: {"), std::string::npos) << events;
+}
+
 TEST_F(Serve, SqlIsReadOnlyAndCapped) {
   std::string before = StoreState();
   for (const char* sql : {"DELETE FROM models", "DROP TABLE models", "SELECT 1; DELETE FROM models",
