@@ -3,7 +3,7 @@
 #  1. wrk, 64 connections, 2 threads, DURATION s each, against GET /v1/models,
 #     GET /api/search and POST /api/sql: requests/s, p99, errors.
 #  2. Time to first token and decode tok/s of one greedy generation through
-#     POST /v1/chat/completions (streamed) against `hart run --stats` on the
+#     POST /v1/completions (streamed, same prompt) against `hart run --stats` on the
 #     same model: the server's overhead.
 #  3. The same generation while 1,000 idle keep-alive connections are held
 #     open, against (2) on the idle server.

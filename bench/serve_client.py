@@ -2,7 +2,8 @@
 """Client side of bench/serve_bench.sh (stdlib only).
 
   stream PORT MODEL TOKENS [IDLE]  -> one JSON line: ttft_s, decode_tok_s, tokens
-      streams one greedy /v1/chat/completions and times each SSE chunk; with
+      streams one greedy /v1/completions (the prompt `hart run` gets in
+      serve_bench.sh) and times each SSE chunk; with
       IDLE > 0 it first opens IDLE keep-alive connections (one request each,
       then held idle) and keeps them open while the generation streams.
 """
@@ -25,12 +26,12 @@ def hold_idle(port, n):
 
 
 def stream(port, model, tokens):
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Tell me a story."}],
+    body = json.dumps({"model": model, "prompt": "Tell me a story.",
                        "max_tokens": tokens, "temperature": 0, "stream": True,
                        "stream_options": {"include_usage": True}})
     c = http.client.HTTPConnection("127.0.0.1", port)
     t0 = time.perf_counter()
-    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+    c.request("POST", "/v1/completions", body, {"content-type": "application/json"})
     r = c.getresponse()
     assert r.status == 200, r.read()
     times = []
@@ -49,7 +50,7 @@ def stream(port, model, tokens):
         chunk = json.loads(data)
         if chunk.get("usage"):
             usage = chunk["usage"]
-        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+        if chunk["choices"] and chunk["choices"][0].get("text"):
             times.append(time.perf_counter())
     n = usage["completion_tokens"] if usage else len(times)
     ttft = times[0] - t0 if times else float("nan")
