@@ -24,7 +24,7 @@ model="$WORK/m$LAYERS/model.gguf"
 store="$WORK/store"
 rm -rf "$store"
 "$HART" --store "$store" init >/dev/null
-"$HART" --store "$store" --no-progress ingest "$model" --model bench --license mit >/dev/null
+"$HART" --store "$store" --no-progress ingest "$model" --model sbm --license mit >/dev/null
 ulimit -n 8192
 "$HART" --store "$store" serve --addr 127.0.0.1:0 --port-file "$WORK/port" --no-access-log 2>"$WORK/serve.log" &
 pid=$!
@@ -34,7 +34,7 @@ port=$(cat "$WORK/port")
 base="http://127.0.0.1:$port"
 
 echo "## wrk -t2 -c64 -d${DURATION}s --latency"
-for target in "/v1/models" "/api/search?q=bench&k=10"; do
+for target in "/v1/models" "/api/search?q=sbm&k=10"; do
   echo "# GET $target"
   wrk -t2 -c64 -d"${DURATION}s" --latency "$base$target" | grep -E "Requests/sec|99%|Non-2xx|Socket errors|requests in"
 done
@@ -43,15 +43,15 @@ wrk -t2 -c64 -d"${DURATION}s" --latency -s bench/sql.lua "$base/api/sql" | grep 
 
 echo "## generation, $TOKENS tokens greedy"
 # Warm both paths once (page cache, model load in the server).
-"$HART" --store "$store" run bench "Tell me a story." -n 8 --temp 0 >/dev/null 2>&1
-/usr/bin/python3 bench/serve_client.py stream "$port" bench 8 >/dev/null
+"$HART" --store "$store" run sbm "Tell me a story." -n 8 --temp 0 >/dev/null 2>&1
+/usr/bin/python3 bench/serve_client.py stream "$port" sbm 8 >/dev/null
 for i in 1 2; do
   echo "# hart run (baseline), run $i"
-  "$HART" --store "$store" run bench "Tell me a story." -n "$TOKENS" --temp 0 --stats 2>&1 >/dev/null | grep -iE "prefill|decode" || true
+  "$HART" --store "$store" run sbm "Tell me a story." -n "$TOKENS" --temp 0 --stats 2>&1 >/dev/null | grep -iE "prefill|decode" || true
   echo "# server, idle, run $i"
-  /usr/bin/python3 bench/serve_client.py stream "$port" bench "$TOKENS"
+  /usr/bin/python3 bench/serve_client.py stream "$port" sbm "$TOKENS"
   echo "# server, 1000 idle keep-alive connections held, run $i"
-  /usr/bin/python3 bench/serve_client.py stream "$port" bench "$TOKENS" 1000
+  /usr/bin/python3 bench/serve_client.py stream "$port" sbm "$TOKENS" 1000
 done
 kill -TERM $pid
 wait $pid && echo "server drained and exited 0"
