@@ -26,6 +26,7 @@ rm -rf "$store"
 "$HART" --store "$store" init >/dev/null
 "$HART" --store "$store" --no-progress ingest "$model" --model sbm --license mit >/dev/null
 ulimit -n 8192
+rm -f "$WORK/port"
 "$HART" --store "$store" serve --addr 127.0.0.1:0 --port-file "$WORK/port" --no-access-log 2>"$WORK/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
