@@ -13,7 +13,8 @@
   X(Similar) /* similar */ \
   X(Run)     /* run, chat */ \
   X(Sql)     /* sql */ \
-  X(Plan)    /* plan, load */
+  X(Plan)    /* plan, load */ \
+  X(Serve)   /* serve */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);

@@ -1,0 +1,90 @@
+#include "serve/metrics.h"
+
+#include "absl/strings/str_format.h"
+
+namespace hart::serve {
+
+Metrics::Metrics() : bounds_{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60} {}
+
+void Metrics::ObserveRequest(const std::string& route, const std::string& method, int status, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Hist& h = requests_[{route, method, std::to_string(status)}];
+  if (h.buckets.empty()) h.buckets.assign(bounds_.size(), 0);
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (seconds <= bounds_[i]) {
+      h.buckets[i]++;
+      break;
+    }
+  }
+  h.count++;
+  h.sum += seconds;
+}
+
+void Metrics::SetResidentBytesFn(std::function<uint64_t()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  resident_fn_ = std::move(fn);
+}
+
+namespace {
+// Label values escape backslash, double quote and newline.
+std::string Esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '\\') o += "\\\\";
+    else if (c == '"') o += "\\\"";
+    else if (c == '\n') o += "\\n";
+    else o += c;
+  }
+  return o;
+}
+std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+}  // namespace
+
+std::string Metrics::Render() const {
+  std::string o;
+  std::lock_guard<std::mutex> lock(mu_);
+  o += "# HELP hart_http_requests_total HTTP requests answered, by route template, method and status.\n";
+  o += "# TYPE hart_http_requests_total counter\n";
+  for (const auto& [k, h] : requests_) {
+    auto& [route, method, code] = k;
+    o += absl::StrFormat("hart_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s\"} %d\n", Esc(route),
+                         method, code, h.count);
+  }
+  o += "# HELP hart_http_request_duration_seconds Time from the request's arrival to its last byte written.\n";
+  o += "# TYPE hart_http_request_duration_seconds histogram\n";
+  for (const auto& [k, h] : requests_) {
+    auto& [route, method, code] = k;
+    std::string labels = absl::StrFormat("route=\"%s\",method=\"%s\",code=\"%s\"", Esc(route), method, code);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < bounds_.size(); ++i) {
+      cum += h.buckets[i];
+      o += absl::StrFormat("hart_http_request_duration_seconds_bucket{%s,le=\"%s\"} %d\n", labels, Num(bounds_[i]),
+                           cum);
+    }
+    o += absl::StrFormat("hart_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", labels, h.count);
+    o += absl::StrFormat("hart_http_request_duration_seconds_sum{%s} %s\n", labels, Num(h.sum));
+    o += absl::StrFormat("hart_http_request_duration_seconds_count{%s} %d\n", labels, h.count);
+  }
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    o += absl::StrFormat("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v);
+  };
+  auto gauge = [&](const char* name, const char* help, int64_t v) {
+    o += absl::StrFormat("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v);
+  };
+  counter("hart_tokens_generated_total", "Tokens generated (completion tokens) over all sessions.",
+          tokens_generated_.load());
+  counter("hart_prompt_tokens_total", "Prompt tokens processed over all sessions.", prompt_tokens_.load());
+  counter("hart_weight_bytes_read_total", "Weight bytes read from the store by generation.",
+          weight_bytes_read_.load());
+  counter("hart_generations_rejected_total", "Generations refused with 429 because the queue was full.",
+          generations_rejected_.load());
+  gauge("hart_sessions_in_flight", "Generation sessions running now.", sessions_in_flight_.load());
+  gauge("hart_generation_queue_depth", "Generations waiting for a free slot.", queue_depth_.load());
+  gauge("hart_http_connections_open", "Client connections open now (idle keep-alive included).",
+        connections_open_.load());
+  gauge("hart_resident_weight_bytes", "Bytes of model weights resident in memory.",
+        resident_fn_ ? static_cast<int64_t>(resident_fn_()) : 0);
+  return o;
+}
+
+}  // namespace hart::serve

@@ -1,0 +1,49 @@
+// Metrics: the server's counters, gauges and histograms, rendered in the
+// Prometheus text exposition format (version 0.0.4) for GET /metrics.
+// Thread-safe; the hot path (one request) takes one short lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace hart::serve {
+
+class Metrics {
+ public:
+  Metrics();
+  // One finished HTTP request: route template ("unmatched" when none), method, status.
+  void ObserveRequest(const std::string& route, const std::string& method, int status, double seconds);
+  void AddTokensGenerated(uint64_t n) { tokens_generated_ += n; }
+  void AddPromptTokens(uint64_t n) { prompt_tokens_ += n; }
+  void AddWeightBytesRead(uint64_t n) { weight_bytes_read_ += n; }
+  void AddRejected() { generations_rejected_++; }
+  std::atomic<int64_t>& sessions_in_flight() { return sessions_in_flight_; }
+  std::atomic<int64_t>& queue_depth() { return queue_depth_; }
+  std::atomic<int64_t>& connections_open() { return connections_open_; }
+  // Read at scrape time (the model registry's resident bytes).
+  void SetResidentBytesFn(std::function<uint64_t()> fn);
+
+  std::string Render() const;
+
+ private:
+  struct Hist {
+    std::vector<uint64_t> buckets;  // cumulative at render time; stored per bucket
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  std::vector<double> bounds_;
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, std::string>, Hist> requests_;  // route, method, code
+  std::function<uint64_t()> resident_fn_;
+  std::atomic<uint64_t> tokens_generated_{0}, prompt_tokens_{0}, weight_bytes_read_{0},
+      generations_rejected_{0};
+  std::atomic<int64_t> sessions_in_flight_{0}, queue_depth_{0}, connections_open_{0};
+};
+
+}  // namespace hart::serve

@@ -1,0 +1,649 @@
+// The OpenAI-compatible API over app/generate: /v1/models,
+// /v1/chat/completions, /v1/completions, /v1/embeddings. Only wire JSON is
+// converted here (strictly: unknown fields are refused as OpenAI refuses
+// them); generation itself is app::Chat / app::Complete / app::Embed on the
+// registry's shared LoadedModel, one session per request, on a worker
+// thread holding one of the service's generation slots. stream: true
+// answers server-sent events as OpenAI sends them; a client that goes away
+// cancels its generation at the next decode step.
+#include <ctime>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "app/catalog.h"
+#include "app/generate.h"
+#include "app/models.h"
+#include "core/status.h"
+#include "serve/errors.h"
+#include "serve/service.h"
+#include "serve/service_state.h"
+
+namespace hart::serve {
+
+namespace {
+
+using nlohmann::json;
+
+absl::Status Bad(const std::string& param, const std::string& msg) {
+  return absl::InvalidArgumentError(param.empty() ? msg : "'" + param + "': " + msg);
+}
+
+// Fields OpenAI accepts that change nothing here (metadata, user, store...).
+const std::set<std::string> kIgnored = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"};
+
+absl::Status CheckKnown(const json& body, const std::set<std::string>& known) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!known.count(it.key()) && !kIgnored.count(it.key())) {
+      return Bad(it.key(), "Unrecognized request argument supplied: " + it.key());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> GetModel(const json& b) {
+  if (!b.contains("model")) return Bad("model", "you must provide a model parameter");
+  if (!b["model"].is_string() || b["model"].get<std::string>().empty()) {
+    return Bad("model", "expected a non-empty string naming a model in the store (\"name\" or \"name@3\")");
+  }
+  return b["model"].get<std::string>();
+}
+
+// The sampling fields shared by chat and completions, into GenerationParams.
+absl::Status ReadSampling(const json& b, app::GenerationParams* p, bool chat) {
+  auto number = [&](const char* k, double lo, double hi, float* out) -> absl::Status {
+    if (!b.contains(k) || b[k].is_null()) return absl::OkStatus();
+    if (!b[k].is_number()) return Bad(k, "expected a number");
+    double v = b[k].get<double>();
+    if (v < lo || v > hi) return Bad(k, absl::StrFormat("must be between %g and %g, got %g", lo, hi, v));
+    *out = static_cast<float>(v);
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(number("temperature", 0, 2, &p->temperature));
+  RETURN_IF_ERROR(number("top_p", 0, 1, &p->top_p));
+  if (b.contains("top_p") && b["top_p"].is_number() && b["top_p"].get<double>() == 0) p->top_p = 1e-6f;
+  for (const char* k : {"frequency_penalty", "presence_penalty"}) {
+    float v = 0;
+    RETURN_IF_ERROR(number(k, -2, 2, &v));
+    if (v != 0) return Bad(k, "not supported (only 0)");
+  }
+  for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+    if (!b.contains(k) || b[k].is_null()) continue;
+    if (!b[k].is_number_integer() || b[k].get<int64_t>() < 1) return Bad(k, "expected an integer >= 1");
+    p->max_tokens = b[k].get<int64_t>();
+  }
+  if (b.contains("seed") && !b["seed"].is_null()) {
+    if (!b["seed"].is_number_integer()) return Bad("seed", "expected an integer");
+    p->seed = static_cast<uint64_t>(b["seed"].get<int64_t>());
+  }
+  if (b.contains("stop") && !b["stop"].is_null()) {
+    const json& s = b["stop"];
+    if (s.is_string()) {
+      p->stop = {s.get<std::string>()};
+    } else if (s.is_array()) {
+      if (s.size() > 4) return Bad("stop", "at most 4 stop sequences");
+      for (const json& e : s) {
+        if (!e.is_string()) return Bad("stop", "expected a string or an array of strings");
+        p->stop.push_back(e.get<std::string>());
+      }
+    } else {
+      return Bad("stop", "expected a string or an array of strings");
+    }
+  }
+  if (b.contains("n") && !b["n"].is_null()) {
+    if (!b["n"].is_number_integer() || b["n"].get<int64_t>() != 1) return Bad("n", "only n = 1 is supported");
+  }
+  if (chat) {
+    if (b.contains("logprobs") && !b["logprobs"].is_null()) {
+      if (!b["logprobs"].is_boolean()) return Bad("logprobs", "expected a boolean");
+      p->logprobs = b["logprobs"].get<bool>();
+    }
+    if (b.contains("top_logprobs") && !b["top_logprobs"].is_null()) {
+      if (!b["top_logprobs"].is_number_integer()) return Bad("top_logprobs", "expected an integer 0..20");
+      int64_t n = b["top_logprobs"].get<int64_t>();
+      if (n < 0 || n > 20) return Bad("top_logprobs", "must be between 0 and 20");
+      if (!p->logprobs && n > 0) return Bad("top_logprobs", "requires logprobs: true");
+      p->top_logprobs = static_cast<int>(n);
+    }
+  } else if (b.contains("logprobs") && !b["logprobs"].is_null()) {
+    // Legacy completions: logprobs is the number of top alternatives (0..5).
+    if (!b["logprobs"].is_number_integer()) return Bad("logprobs", "expected an integer 0..5");
+    int64_t n = b["logprobs"].get<int64_t>();
+    if (n < 0 || n > 5) return Bad("logprobs", "must be between 0 and 5");
+    p->logprobs = true;
+    p->top_logprobs = static_cast<int>(n);
+  }
+  return app::Validate(*p);
+}
+
+struct StreamOpts {
+  bool stream = false;
+  bool include_usage = false;
+};
+
+absl::Status ReadStream(const json& b, StreamOpts* s) {
+  if (b.contains("stream") && !b["stream"].is_null()) {
+    if (!b["stream"].is_boolean()) return Bad("stream", "expected a boolean");
+    s->stream = b["stream"].get<bool>();
+  }
+  if (b.contains("stream_options") && !b["stream_options"].is_null()) {
+    const json& o = b["stream_options"];
+    if (!o.is_object()) return Bad("stream_options", "expected an object");
+    if (!s->stream) return Bad("stream_options", "only allowed when stream is true");
+    for (auto it = o.begin(); it != o.end(); ++it) {
+      if (it.key() != "include_usage") return Bad("stream_options." + it.key(), "Unrecognized argument");
+      if (!it.value().is_boolean()) return Bad("stream_options.include_usage", "expected a boolean");
+      s->include_usage = it.value().get<bool>();
+    }
+  }
+  return absl::OkStatus();
+}
+
+json Bytes(const std::vector<uint8_t>& b) {
+  json a = json::array();
+  for (uint8_t c : b) a.push_back(c);
+  return a;
+}
+
+json ChatLogprob(const app::TokenLogprob& l) {
+  json top = json::array();
+  for (const auto& t : l.top_logprobs)
+    top.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", Bytes(t.bytes)}});
+  return {{"token", l.token}, {"logprob", l.logprob}, {"bytes", Bytes(l.bytes)}, {"top_logprobs", top}};
+}
+
+json ChatLogprobs(std::span<const app::TokenLogprob> ls) {
+  json c = json::array();
+  for (const auto& l : ls) c.push_back(ChatLogprob(l));
+  return {{"content", c}, {"refusal", nullptr}};
+}
+
+// Legacy completions' logprobs object.
+json TextLogprobs(std::span<const app::TokenLogprob> ls, size_t text_offset) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+  for (const auto& l : ls) {
+    tokens.push_back(l.token);
+    lps.push_back(l.logprob);
+    json t = json::object();
+    for (const auto& x : l.top_logprobs) t[x.token] = x.logprob;
+    tops.push_back(t);
+    offs.push_back(text_offset);
+    text_offset += l.token.size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
+}
+
+std::string Finish(app::FinishReason r) {
+  // OpenAI knows stop and length; a cancelled stream has no reader left.
+  return r == app::FinishReason::kLength ? "length" : "stop";
+}
+
+json UsageJson(const app::Usage& u) {
+  json j = {{"prompt_tokens", u.prompt_tokens},
+            {"completion_tokens", u.completion_tokens},
+            {"total_tokens", u.total_tokens()}};
+  if (u.cached_tokens > 0) j["prompt_tokens_details"] = {{"cached_tokens", u.cached_tokens}};
+  return j;
+}
+
+std::string Sse(const json& j) {
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+void Account(Service& svc, const app::Usage& u, const runtime::GenerateStats& st) {
+  svc.metrics().AddPromptTokens(static_cast<uint64_t>(u.prompt_tokens));
+  svc.metrics().AddTokensGenerated(static_cast<uint64_t>(u.completion_tokens));
+  svc.metrics().AddWeightBytesRead(st.streamer.bytes_read);
+}
+
+// Loads the model named by the request (404 naming it when unknown).
+absl::StatusOr<std::shared_ptr<const app::LoadedModel>> Model(Service& svc, const std::string& ref) {
+  auto m = State(svc).registry->Get(ref);
+  if (!m.ok() && m.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError("The model '" + ref + "' does not exist (" + std::string(m.status().message()) +
+                               "); GET /v1/models lists them");
+  }
+  return m;
+}
+
+// Runs a generation with streaming or not. `run` gets the control block and
+// returns the final response; `chunk` renders one delta as an SSE chunk.
+struct StreamState {
+  Exchange* ex = nullptr;
+  bool began = false;
+  bool ok = true;
+};
+
+bool EmitSse(StreamState& s, const json& j) {
+  if (!s.ok) return false;
+  if (!s.began) {
+    s.began = true;
+    Headers h = {{"content-type", "text/event-stream"}, {"cache-control", "no-cache"}, {"x-accel-buffering", "no"}};
+    if (!s.ex->Begin(200, h, -1)) {
+      s.ok = false;
+      return false;
+    }
+  }
+  s.ok = s.ex->Write(Sse(j));
+  return s.ok;
+}
+
+void HandleChat(Service& svc, Exchange& ex) {
+  auto body = ParseJsonBody(ex.request());
+  if (!body.ok()) return RespondError(ex, body.status());
+  const json& b = *body;
+  absl::Status st =
+      CheckKnown(b, {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
+                     "stop", "stream", "stream_options", "logprobs", "top_logprobs", "n", "frequency_penalty",
+                     "presence_penalty", "response_format", "tools", "tool_choice"});
+  if (!st.ok()) return RespondError(ex, st);
+  app::ChatRequest req;
+  auto model = GetModel(b);
+  if (!model.ok()) return RespondError(ex, model.status(), "model");
+  req.model = *model;
+  if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty()) {
+    return RespondError(ex, Bad("messages", "expected a non-empty array of messages"), "messages");
+  }
+  for (size_t i = 0; i < b["messages"].size(); ++i) {
+    const json& m = b["messages"][i];
+    std::string where = absl::StrFormat("messages[%d]", i);
+    if (!m.is_object()) return RespondError(ex, Bad(where, "expected an object"), where);
+    if (!m.contains("role") || !m["role"].is_string()) {
+      return RespondError(ex, Bad(where + ".role", "expected a string"), where + ".role");
+    }
+    std::string role = m["role"].get<std::string>();
+    if (role == "developer") role = "system";
+    if (role != "system" && role != "user" && role != "assistant") {
+      return RespondError(ex, Bad(where + ".role", "must be system, developer, user or assistant; got \"" + role + "\""),
+                          where + ".role");
+    }
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (it.key() != "role" && it.key() != "content" && it.key() != "name") {
+        return RespondError(ex, Bad(where + "." + it.key(), "Unrecognized argument"), where + "." + it.key());
+      }
+    }
+    std::string content;
+    if (!m.contains("content") || m["content"].is_null()) {
+      if (role != "assistant") return RespondError(ex, Bad(where + ".content", "is required"), where + ".content");
+    } else if (m["content"].is_string()) {
+      content = m["content"].get<std::string>();
+    } else if (m["content"].is_array()) {
+      for (const json& part : m["content"]) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string()) {
+          return RespondError(ex, Bad(where + ".content", "only parts of type \"text\" are supported"),
+                              where + ".content");
+        }
+        content += part["text"].get<std::string>();
+      }
+    } else {
+      return RespondError(ex, Bad(where + ".content", "expected a string or an array of text parts"),
+                          where + ".content");
+    }
+    req.messages.push_back({role, content});
+  }
+  if (b.contains("response_format") && !b["response_format"].is_null()) {
+    const json& rf = b["response_format"];
+    if (!rf.is_object() || rf.value("type", "") != "text") {
+      return RespondError(ex, Bad("response_format", "only {\"type\": \"text\"} is supported"), "response_format");
+    }
+  }
+  if ((b.contains("tools") && !b["tools"].is_null()) || (b.contains("tool_choice") && !b["tool_choice"].is_null())) {
+    return RespondError(ex, Bad("tools", "tool calls are not supported yet"), "tools");
+  }
+  StreamOpts so;
+  st = ReadSampling(b, &req.params, true);
+  if (st.ok()) st = ReadStream(b, &so);
+  if (!st.ok()) return RespondError(ex, st);
+
+  auto slot = svc.slots().Acquire(ex.cancel_token());
+  if (!slot.ok()) return RespondError(ex, slot.status());
+  auto loaded = Model(svc, req.model);
+  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
+
+  const std::string id = "chatcmpl-" + ex.request().request_id;
+  const int64_t created = std::time(nullptr);
+  const std::string ref = (*loaded)->ref;
+  app::GenerateControl ctl;
+  ctl.cancel = &ex.cancel_token();
+  StreamState ss;
+  ss.ex = &ex;
+  auto chunk = [&](json delta, json logprobs, json finish) {
+    json c = {{"id", id},
+              {"object", "chat.completion.chunk"},
+              {"created", created},
+              {"model", ref},
+              {"system_fingerprint", nullptr},
+              {"choices", {{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
+    if (so.include_usage) c["usage"] = nullptr;
+    return c;
+  };
+  if (so.stream) {
+    if (!EmitSse(ss, chunk({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr, nullptr))) return;
+    ctl.on_delta = [&](const app::StreamDelta& d) {
+      if (d.text.empty() && d.logprobs.empty()) return !ex.Cancelled();
+      json lp = req.params.logprobs ? ChatLogprobs(d.logprobs) : json(nullptr);
+      return EmitSse(ss, chunk({{"content", std::string(d.text)}}, lp, nullptr));
+    };
+  }
+  auto resp = app::Chat(*loaded, req, ctl);
+  if (!resp.ok()) {
+    if (!ss.began) return RespondError(ex, resp.status());
+    // Mid-stream: an error event as OpenAI sends one, then the end.
+    EmitSse(ss, json::parse(ErrorBody(std::string(resp.status().message()),
+                                      ErrorTypeFor(HttpStatusFor(resp.status())))));
+    ex.End();
+    return;
+  }
+  Account(svc, resp->usage, resp->stats);
+  if (so.stream) {
+    if (resp->finish_reason == app::FinishReason::kCancelled || ex.Cancelled()) {
+      ex.End();
+      return;
+    }
+    EmitSse(ss, chunk(json::object(), nullptr, Finish(resp->finish_reason)));
+    if (so.include_usage) {
+      json u = {{"id", id},         {"object", "chat.completion.chunk"}, {"created", created},
+                {"model", ref},     {"system_fingerprint", nullptr},     {"choices", json::array()},
+                {"usage", UsageJson(resp->usage)}};
+      EmitSse(ss, u);
+    }
+    if (ss.ok) ex.Write("data: [DONE]\n\n");
+    ex.End();
+    return;
+  }
+  json out = {{"id", id},
+              {"object", "chat.completion"},
+              {"created", created},
+              {"model", ref},
+              {"system_fingerprint", nullptr},
+              {"choices",
+               {{{"index", 0},
+                 {"message", {{"role", "assistant"}, {"content", resp->message.content}, {"refusal", nullptr}}},
+                 {"logprobs", req.params.logprobs ? ChatLogprobs(resp->logprobs) : json(nullptr)},
+                 {"finish_reason", Finish(resp->finish_reason)}}}},
+              {"usage", UsageJson(resp->usage)}};
+  RespondJson(ex, out);
+}
+
+void HandleCompletion(Service& svc, Exchange& ex) {
+  auto body = ParseJsonBody(ex.request());
+  if (!body.ok()) return RespondError(ex, body.status());
+  const json& b = *body;
+  absl::Status st = CheckKnown(b, {"model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream",
+                                   "stream_options", "logprobs", "n", "frequency_penalty", "presence_penalty",
+                                   "echo", "suffix", "best_of"});
+  if (!st.ok()) return RespondError(ex, st);
+  app::CompletionRequest req;
+  auto model = GetModel(b);
+  if (!model.ok()) return RespondError(ex, model.status(), "model");
+  req.model = *model;
+  if (!b.contains("prompt")) return RespondError(ex, Bad("prompt", "is required"), "prompt");
+  const json& p = b["prompt"];
+  if (p.is_string()) {
+    req.prompt = p.get<std::string>();
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    req.prompt = p[0].get<std::string>();
+  } else {
+    return RespondError(ex, Bad("prompt", "expected a string (or an array of one string)"), "prompt");
+  }
+  if (b.value("echo", false) == true) return RespondError(ex, Bad("echo", "not supported"), "echo");
+  if (b.contains("suffix") && !b["suffix"].is_null()) return RespondError(ex, Bad("suffix", "not supported"), "suffix");
+  if (b.contains("best_of") && !b["best_of"].is_null() && b["best_of"] != 1) {
+    return RespondError(ex, Bad("best_of", "only 1 is supported"), "best_of");
+  }
+  req.params.max_tokens = 16;  // OpenAI's default for completions
+  StreamOpts so;
+  st = ReadSampling(b, &req.params, false);
+  if (st.ok()) st = ReadStream(b, &so);
+  if (!st.ok()) return RespondError(ex, st);
+
+  auto slot = svc.slots().Acquire(ex.cancel_token());
+  if (!slot.ok()) return RespondError(ex, slot.status());
+  auto loaded = Model(svc, req.model);
+  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
+
+  const std::string id = "cmpl-" + ex.request().request_id;
+  const int64_t created = std::time(nullptr);
+  const std::string ref = (*loaded)->ref;
+  app::GenerateControl ctl;
+  ctl.cancel = &ex.cancel_token();
+  StreamState ss;
+  ss.ex = &ex;
+  size_t offset = 0;
+  auto chunk = [&](const std::string& text, json logprobs, json finish) {
+    json c = {{"id", id},
+              {"object", "text_completion"},
+              {"created", created},
+              {"model", ref},
+              {"system_fingerprint", nullptr},
+              {"choices", {{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
+    if (so.include_usage) c["usage"] = nullptr;
+    return c;
+  };
+  if (so.stream) {
+    ctl.on_delta = [&](const app::StreamDelta& d) {
+      if (d.text.empty() && d.logprobs.empty()) return !ex.Cancelled();
+      json lp = req.params.logprobs ? TextLogprobs(d.logprobs, offset) : json(nullptr);
+      offset += d.text.size();
+      return EmitSse(ss, chunk(std::string(d.text), lp, nullptr));
+    };
+  }
+  auto resp = app::Complete(*loaded, req, ctl);
+  if (!resp.ok()) {
+    if (!ss.began) return RespondError(ex, resp.status());
+    EmitSse(ss, json::parse(ErrorBody(std::string(resp.status().message()),
+                                      ErrorTypeFor(HttpStatusFor(resp.status())))));
+    ex.End();
+    return;
+  }
+  Account(svc, resp->usage, resp->stats);
+  if (so.stream) {
+    if (resp->finish_reason == app::FinishReason::kCancelled || ex.Cancelled()) {
+      ex.End();
+      return;
+    }
+    EmitSse(ss, chunk("", nullptr, Finish(resp->finish_reason)));
+    if (so.include_usage) {
+      json u = {{"id", id},     {"object", "text_completion"},   {"created", created},
+                {"model", ref}, {"system_fingerprint", nullptr}, {"choices", json::array()},
+                {"usage", UsageJson(resp->usage)}};
+      EmitSse(ss, u);
+    }
+    if (ss.ok) ex.Write("data: [DONE]\n\n");
+    ex.End();
+    return;
+  }
+  json out = {{"id", id},
+              {"object", "text_completion"},
+              {"created", created},
+              {"model", ref},
+              {"system_fingerprint", nullptr},
+              {"choices",
+               {{{"index", 0},
+                 {"text", resp->text},
+                 {"logprobs", req.params.logprobs ? TextLogprobs(resp->logprobs, 0) : json(nullptr)},
+                 {"finish_reason", Finish(resp->finish_reason)}}}},
+              {"usage", UsageJson(resp->usage)}};
+  RespondJson(ex, out);
+}
+
+void HandleEmbeddings(Service& svc, Exchange& ex) {
+  auto body = ParseJsonBody(ex.request());
+  if (!body.ok()) return RespondError(ex, body.status());
+  const json& b = *body;
+  absl::Status st = CheckKnown(b, {"model", "input", "encoding_format", "dimensions"});
+  if (!st.ok()) return RespondError(ex, st);
+  app::EmbeddingRequest req;
+  auto model = GetModel(b);
+  if (!model.ok()) return RespondError(ex, model.status(), "model");
+  req.model = *model;
+  if (!b.contains("input")) return RespondError(ex, Bad("input", "is required"), "input");
+  const json& in = b["input"];
+  if (in.is_string()) {
+    req.input = {in.get<std::string>()};
+  } else if (in.is_array() && !in.empty() && in.size() <= 2048) {
+    for (const json& e : in) {
+      if (!e.is_string()) {
+        return RespondError(ex, Bad("input", "expected a string or an array of strings (token arrays are not supported)"),
+                            "input");
+      }
+      req.input.push_back(e.get<std::string>());
+    }
+  } else {
+    return RespondError(ex, Bad("input", "expected a string or an array of 1..2048 strings"), "input");
+  }
+  for (const std::string& s : req.input) {
+    if (s.empty()) return RespondError(ex, Bad("input", "inputs must not be empty strings"), "input");
+  }
+  std::string format = "float";
+  if (b.contains("encoding_format") && !b["encoding_format"].is_null()) {
+    if (!b["encoding_format"].is_string() ||
+        (b["encoding_format"] != "float" && b["encoding_format"] != "base64")) {
+      return RespondError(ex, Bad("encoding_format", "must be \"float\" or \"base64\""), "encoding_format");
+    }
+    format = b["encoding_format"].get<std::string>();
+  }
+  if (b.contains("dimensions") && !b["dimensions"].is_null()) {
+    return RespondError(ex, Bad("dimensions", "not supported: the embedding has the model's hidden size"),
+                        "dimensions");
+  }
+  auto slot = svc.slots().Acquire(ex.cancel_token());
+  if (!slot.ok()) return RespondError(ex, slot.status());
+  auto loaded = Model(svc, req.model);
+  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
+  auto resp = app::Embed(*loaded, req, &ex.cancel_token());
+  if (!resp.ok()) return RespondError(ex, resp.status());
+  svc.metrics().AddPromptTokens(static_cast<uint64_t>(resp->usage.prompt_tokens));
+  json data = json::array();
+  for (size_t i = 0; i < resp->data.size(); ++i) {
+    json e = {{"object", "embedding"}, {"index", i}};
+    if (format == "base64") {
+      const auto& v = resp->data[i];
+      e["embedding"] = absl::Base64Escape(absl::string_view(
+          reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+    } else {
+      e["embedding"] = resp->data[i];
+    }
+    data.push_back(e);
+  }
+  RespondJson(ex, {{"object", "list"},
+                   {"data", data},
+                   {"model", (*loaded)->ref},
+                   {"usage", {{"prompt_tokens", resp->usage.prompt_tokens},
+                              {"total_tokens", resp->usage.prompt_tokens}}}});
+}
+
+json ModelObject(const std::string& id, int64_t created) {
+  return {{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "hartonomous"}};
+}
+
+void HandleModels(Service& svc, Exchange& ex, const Caller& caller) {
+  app::Context ctx = svc.ContextFor(ex, caller);
+  auto versions = ctx.st().ListVersions();
+  if (!versions.ok()) return RespondError(ex, versions.status());
+  // Every model by name (its newest version) and every version as name@N.
+  std::map<std::string, int64_t> newest;
+  json data = json::array();
+  for (const auto& v : *versions) {
+    auto& c = newest[v.model];
+    c = std::max(c, v.created_at);
+  }
+  for (const auto& [name, created] : newest) data.push_back(ModelObject(name, created));
+  for (const auto& v : *versions) data.push_back(ModelObject(v.ref(), v.created_at));
+  RespondJson(ex, {{"object", "list"}, {"data", data}});
+}
+
+void HandleModel(Service& svc, Exchange& ex, const Caller& caller) {
+  app::Context ctx = svc.ContextFor(ex, caller);
+  const std::string& ref = ex.request().params.at("model");
+  auto v = app::ResolveVersion(ctx, ref);
+  if (!v.ok()) {
+    if (v.status().code() == absl::StatusCode::kNotFound || v.status().code() == absl::StatusCode::kInvalidArgument) {
+      return RespondError(ex, absl::NotFoundError("The model '" + ref + "' does not exist"), "model");
+    }
+    return RespondError(ex, v.status());
+  }
+  RespondJson(ex, ModelObject(ref, v->created_at));
+}
+
+json GenSchema(bool chat) {
+  json props = {{"model", {{"type", "string"}, {"description", "A model in the store: name or name@N"}}},
+                {"max_tokens", {{"type", "integer"}, {"minimum", 1}}},
+                {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}},
+                {"top_p", {{"type", "number"}, {"minimum", 0}, {"maximum", 1}}},
+                {"seed", {{"type", "integer"}}},
+                {"stop", {{"oneOf", {{{"type", "string"}}, {{"type", "array"}, {"items", {{"type", "string"}}}}}}}},
+                {"stream", {{"type", "boolean"}}},
+                {"stream_options", {{"type", "object"}, {"properties", {{"include_usage", {{"type", "boolean"}}}}}}}};
+  json req = {"model"};
+  if (chat) {
+    props["messages"] = {{"type", "array"},
+                         {"items",
+                          {{"type", "object"},
+                           {"required", {"role"}},
+                           {"properties",
+                            {{"role", {{"type", "string"}, {"enum", {"system", "developer", "user", "assistant"}}}},
+                             {"content", {{"type", "string"}}}}}}}};
+    props["max_completion_tokens"] = {{"type", "integer"}, {"minimum", 1}};
+    props["logprobs"] = {{"type", "boolean"}};
+    props["top_logprobs"] = {{"type", "integer"}, {"minimum", 0}, {"maximum", 20}};
+    req.push_back("messages");
+  } else {
+    props["prompt"] = {{"type", "string"}};
+    props["logprobs"] = {{"type", "integer"}, {"minimum", 0}, {"maximum", 5}};
+    req.push_back("prompt");
+  }
+  return {{"type", "object"}, {"required", req}, {"properties", props}, {"additionalProperties", false}};
+}
+
+}  // namespace
+
+void AddOpenAiRoutes(Service& svc) {
+  Router& r = svc.router();
+  r.Add({.method = "GET",
+         .path = "/v1/models",
+         .operation_id = "listModels",
+         .summary = "Models in the store, as OpenAI lists them (each name and each name@N).",
+         .tag = "openai",
+         .handler = [&svc](Exchange& ex, const Caller& c) { HandleModels(svc, ex, c); }});
+  r.Add({.method = "GET",
+         .path = "/v1/models/{model}",
+         .operation_id = "retrieveModel",
+         .summary = "One model (name or name@N).",
+         .tag = "openai",
+         .handler = [&svc](Exchange& ex, const Caller& c) { HandleModel(svc, ex, c); }});
+  r.Add({.method = "POST",
+         .path = "/v1/chat/completions",
+         .operation_id = "createChatCompletion",
+         .summary = "Chat completion with the model's own chat template; stream: true answers server-sent events.",
+         .tag = "openai",
+         .handler = [&svc](Exchange& ex, const Caller&) { HandleChat(svc, ex); },
+         .request_schema = GenSchema(true),
+         .response_types = {"application/json", "text/event-stream"}});
+  r.Add({.method = "POST",
+         .path = "/v1/completions",
+         .operation_id = "createCompletion",
+         .summary = "Text completion of a prompt; stream: true answers server-sent events.",
+         .tag = "openai",
+         .handler = [&svc](Exchange& ex, const Caller&) { HandleCompletion(svc, ex); },
+         .request_schema = GenSchema(false),
+         .response_types = {"application/json", "text/event-stream"}});
+  r.Add({.method = "POST",
+         .path = "/v1/embeddings",
+         .operation_id = "createEmbedding",
+         .summary = "Embeddings: the mean-pooled final hidden states, unit length.",
+         .tag = "openai",
+         .handler = [&svc](Exchange& ex, const Caller&) { HandleEmbeddings(svc, ex); },
+         .request_schema = {{"type", "object"},
+                            {"required", {"model", "input"}},
+                            {"properties",
+                             {{"model", {{"type", "string"}}},
+                              {"input",
+                               {{"oneOf",
+                                 {{{"type", "string"}}, {{"type", "array"}, {"items", {{"type", "string"}}}}}}}},
+                              {"encoding_format", {{"type", "string"}, {"enum", {"float", "base64"}}}}}}}});
+}
+
+}  // namespace hart::serve

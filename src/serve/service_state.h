@@ -1,0 +1,21 @@
+// State the route families share beyond the Service's own members: the
+// model registry (one LoadedModel per version, shared by every session).
+#pragma once
+
+#include <memory>
+
+#include "app/models.h"
+#include "serve/service.h"
+
+namespace hart::serve {
+
+struct Service::Extra {
+  std::unique_ptr<app::ModelRegistry> registry;
+};
+
+inline Service::Extra& State(Service& s) { return *s.extra; }
+
+// Resident weight bytes of every loaded model (mapped or pinned by its budget).
+uint64_t ResidentWeightBytes(Service& s);
+
+}  // namespace hart::serve

@@ -1,0 +1,136 @@
+// The official `openai` npm client (pinned in web/package-lock.json) against
+// `hart serve` on 127.0.0.1: models, chat, completions and embeddings,
+// streaming and not, and its error handling. Run by ctest through
+// `node --test`; HART_BIN, HART_SOURCE_DIR and HART_WEB_DIR come from CMake.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
+const OpenAI = require('openai');
+
+const HART = process.env.HART_BIN;
+const dir = mkdtempSync(join(tmpdir(), 'hart_openai_'));
+const store = join(dir, 'store');
+let server;
+let client;
+
+async function waitForPort(file) {
+  for (let i = 0; i < 600; i++) {
+    if (existsSync(file)) {
+      const p = readFileSync(file, 'utf8').trim();
+      if (p) return Number(p);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('hart serve did not start');
+}
+
+before(async () => {
+  execFileSync('/usr/bin/python3', [join(process.env.HART_SOURCE_DIR, 'tests/fixtures/make_tiny_llama.py'), dir,
+    '--type', 'q8_0', '--layers', '2'], { stdio: 'ignore' });
+  execFileSync(HART, ['--store', store, 'init'], { stdio: 'ignore' });
+  execFileSync(HART, ['--store', store, '--no-progress', 'ingest', join(dir, 'model.gguf'), '--model', 'tiny',
+    '--license', 'mit'], { stdio: 'ignore' });
+  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
+    '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const port = await waitForPort(join(dir, 'port'));
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+
+after(async () => {
+  if (server) {
+    const exited = new Promise((r) => server.on('exit', r));
+    server.kill('SIGTERM');
+    const code = await exited;
+    assert.equal(code, 0);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('models.list and models.retrieve', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.ok(ids.includes('tiny'), ids.join(','));
+  assert.ok(ids.includes('tiny@1'), ids.join(','));
+  const m = await client.models.retrieve('tiny@1');
+  assert.equal(m.id, 'tiny@1');
+  assert.equal(m.object, 'model');
+});
+
+test('chat.completions.create, not streamed', async () => {
+  const r = await client.chat.completions.create({
+    model: 'tiny', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }],
+    max_tokens: 6, temperature: 0, seed: 1, logprobs: true, top_logprobs: 2,
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.completion_tokens <= 6);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+  assert.equal(r.choices[0].logprobs.content.length, r.usage.completion_tokens);
+  assert.equal(r.choices[0].logprobs.content[0].top_logprobs.length, 2);
+});
+
+test('chat.completions.create, streamed, equals the non-streamed text (greedy)', async () => {
+  const body = { model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], max_completion_tokens: 8, temperature: 0 };
+  const whole = await client.chat.completions.create(body);
+  const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let usage = null;
+  let finish = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    if (chunk.choices.length) {
+      text += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+  }
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
+});
+
+test('completions.create, streamed and not, with stop and seed', async () => {
+  const r = await client.completions.create({ model: 'tiny@1', prompt: 'Once', max_tokens: 8, temperature: 0.8, seed: 7 });
+  const again = await client.completions.create({ model: 'tiny@1', prompt: 'Once', max_tokens: 8, temperature: 0.8, seed: 7 });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.choices[0].text, again.choices[0].text);
+  const stream = await client.completions.create({ model: 'tiny@1', prompt: 'Once', max_tokens: 8, temperature: 0.8,
+    seed: 7, stream: true });
+  let text = '';
+  for await (const c of stream) text += c.choices[0]?.text ?? '';
+  assert.equal(text, r.choices[0].text);
+  const stopped = await client.completions.create({ model: 'tiny', prompt: 'Once', max_tokens: 8, temperature: 0,
+    stop: ['\n'] });
+  assert.ok(!stopped.choices[0].text.includes('\n'));
+});
+
+test('embeddings.create, float and base64', async () => {
+  const r = await client.embeddings.create({ model: 'tiny', input: ['hello world', 'goodbye'] });
+  assert.equal(r.data.length, 2);
+  assert.ok(r.data[0].embedding.length > 0);
+  const norm = Math.sqrt(r.data[0].embedding.reduce((s, x) => s + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-3, String(norm));
+  assert.ok(r.usage.prompt_tokens > 0);
+  // The client asks for base64 by default and decodes it.
+  const b = await client.embeddings.create({ model: 'tiny', input: 'hello world', encoding_format: 'base64' });
+  assert.equal(typeof b.data[0].embedding, 'string');
+  const one = await client.embeddings.create({ model: 'tiny', input: 'hello world' });
+  assert.deepEqual(one.data[0].embedding.map((x) => x.toFixed(5)), r.data[0].embedding.map((x) => x.toFixed(5)));
+});
+
+test('errors arrive as the client\'s typed errors', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'nosuch', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.NotFoundError && /nosuch/.test(e.message));
+  await assert.rejects(
+    client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], top_p: 7 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === null || e.status === 400);
+});
