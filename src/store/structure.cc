@@ -224,7 +224,28 @@ Slot ExpertSlot(std::string_view rest) {
   return Slot::kGate;
 }
 
+// Prefix groups made for one unknown top-level tensor name, at most.
+constexpr int kMaxPrefixGroups = 16;
+
 }  // namespace
+
+void LinkAll(const std::vector<int>& from, const std::vector<int>& to, EdgeKind kind,
+             std::vector<EdgeSpec>& edges) {
+  if (from.empty() || to.empty()) return;
+  const uint64_t f = from.size(), t = to.size();
+  if (f * t <= kDenseLinkFactor * (f + t) + kDenseLinkSlack) {
+    for (int a : from)
+      for (int b : to) edges.push_back({a, b, kind});
+    return;
+  }
+  // Too many on both sides: through the first of each, f + t - 1 edges.
+  for (int a : from) edges.push_back({a, to[0], kind});
+  for (size_t j = 1; j < to.size(); ++j) edges.push_back({from[0], to[j], kind});
+}
+
+void TieStar(const std::vector<int>& nodes, std::vector<EdgeSpec>& edges) {
+  for (size_t i = 1; i < nodes.size(); ++i) edges.push_back({nodes[0], nodes[i], EdgeKind::kTies});
+}
 
 std::string_view RoleName(Role r) { return kRoleNames[static_cast<size_t>(r)]; }
 
@@ -318,12 +339,14 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
         slot = r->slot;
         role = r->role;
       } else {
-        // Unknown top-level tensor: hang it under its dotted prefix groups.
-        std::vector<std::string> segs = absl::StrSplit(tensors[i].name, '.');
-        std::string prefix;
-        for (size_t s = 0; s + 1 < segs.size(); ++s) {
-          prefix = prefix.empty() ? segs[s] : prefix + "." + segs[s];
-          parent = group(prefix, parent, -1, "");
+        // Unknown top-level tensor: hang it under its dotted prefix groups,
+        // at most kMaxPrefixGroups deep (a name of 10,000 dots would
+        // otherwise make 10,000 groups of up to its whole length).
+        const std::string& name = tensors[i].name;
+        size_t dot = name.find('.');
+        for (int depth = 0; dot != std::string::npos && depth < kMaxPrefixGroups; ++depth) {
+          parent = group(name.substr(0, dot), parent, -1, "");
+          dot = name.find('.', dot + 1);
         }
       }
     }
@@ -356,8 +379,7 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
     if (s >= 0) stages[node.layer][s].push_back(pl.node);
   }
   auto feeds = [&](const std::vector<int>& from, const std::vector<int>& to) {
-    for (int a : from)
-      for (int b : to) st.edges.push_back({a, b, EdgeKind::kFeeds});
+    LinkAll(from, to, EdgeKind::kFeeds, st.edges);
   };
   std::vector<Slot> slots(st.nodes.size(), Slot::kNone);
   for (const Placed& pl : placed) slots[pl.node] = pl.slot;
@@ -381,10 +403,14 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
       if (s == 2) {
         // q_norm after q, k_norm after k; attention output then reads the
         // normed q/k and the plain v (handled below).
-        for (int n : cur) {
-          Slot want = slot_of(n) == Slot::kQNorm ? Slot::kQ : Slot::kK;
+        for (Slot norm : {Slot::kQNorm, Slot::kKNorm}) {
+          Slot want = norm == Slot::kQNorm ? Slot::kQ : Slot::kK;
+          std::vector<int> from, to;
           for (int q : buckets[1])
-            if (slot_of(q) == want || slot_of(q) == Slot::kQkv) st.edges.push_back({q, n, EdgeKind::kFeeds});
+            if (slot_of(q) == want || slot_of(q) == Slot::kQkv) from.push_back(q);
+          for (int n : cur)
+            if (slot_of(n) == norm) to.push_back(n);
+          feeds(from, to);
         }
         continue;
       }
@@ -398,11 +424,10 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
       }
       if (s == 8) {
         // down reads gate/up of its own expert (or the dense gate/up).
-        for (int d : cur) {
-          int e = st.nodes[d].expert;
-          for (int g : buckets[7])
-            if (st.nodes[g].expert == e) st.edges.push_back({g, d, EdgeKind::kFeeds});
-        }
+        std::map<int, std::pair<std::vector<int>, std::vector<int>>> by_expert;  // gate/up, down
+        for (int g : buckets[7]) by_expert[st.nodes[g].expert].first.push_back(g);
+        for (int d : cur) by_expert[st.nodes[d].expert].second.push_back(d);
+        for (const auto& [e, gd] : by_expert) feeds(gd.first, gd.second);
         prev = cur;
         continue;
       }
@@ -435,16 +460,26 @@ Structure DeriveStructure(std::string_view architecture, std::string_view model_
     if (tensors[n.tensor].sha256 == kZero) continue;
     by_hash[tensors[n.tensor].sha256].push_back(pl.node);
   }
+  // n identical tensors are joined as a star to the first of them (n - 1
+  // edges), never pairwise: 2,000 copies of one zero-initialised matrix
+  // would otherwise make 1,999,000 edges.
   for (auto& [h, nodes] : by_hash) {
     if (nodes.size() < 2) continue;
-    for (size_t a = 0; a < nodes.size(); ++a)
-      for (size_t b = a + 1; b < nodes.size(); ++b) {
-        Role ra = st.nodes[nodes[a]].role, rb = st.nodes[nodes[b]].role;
-        bool emb_out = (ra == Role::kEmbedding && rb == Role::kOutput) ||
-                       (ra == Role::kOutput && rb == Role::kEmbedding);
-        bool big = tensors[st.nodes[nodes[a]].tensor].nbytes >= kMinTieBytes;
-        if (emb_out || big) st.edges.push_back({nodes[a], nodes[b], EdgeKind::kTies});
-      }
+    if (tensors[st.nodes[nodes[0]].tensor].nbytes >= kMinTieBytes) {
+      TieStar(nodes, st.edges);
+      continue;
+    }
+    // Small: only an embedding and an output head are tied; every output
+    // to the first embedding, every other embedding to the first output.
+    std::vector<int> emb, outs;
+    for (int n : nodes) {
+      if (st.nodes[n].role == Role::kEmbedding) emb.push_back(n);
+      if (st.nodes[n].role == Role::kOutput) outs.push_back(n);
+    }
+    if (emb.empty() || outs.empty()) continue;
+    auto tie = [&](int a, int b) { st.edges.push_back({std::min(a, b), std::max(a, b), EdgeKind::kTies}); };
+    for (int o : outs) tie(emb[0], o);
+    for (size_t i = 1; i < emb.size(); ++i) tie(emb[i], outs[0]);
   }
 
   st.layers = static_cast<int>(block_of_layer.size());

@@ -78,6 +78,20 @@ struct Structure {
   int layers = 0;
 };
 
+// Edges are linear in the tensors, whatever the names and bytes (a file
+// can hold 200,000 tensors of one name pattern or identical bytes):
+// LinkAll joins every `from` to every `to` while that is at most
+// kDenseLinkFactor x (|from| + |to|) + kDenseLinkSlack edges (every real
+// model: a router and norm feeding 256 experts), else only through the
+// first of each side (|from| + |to| - 1 edges). TieStar joins n identical
+// tensors to the first of them (n - 1 `ties` edges, not n(n - 1) / 2): two
+// tensors share bytes when a `ties` path of length 1 or 2 joins them.
+inline constexpr uint64_t kDenseLinkFactor = 4;
+inline constexpr uint64_t kDenseLinkSlack = 64;
+void LinkAll(const std::vector<int>& from, const std::vector<int>& to, EdgeKind kind,
+             std::vector<EdgeSpec>& edges);
+void TieStar(const std::vector<int>& nodes, std::vector<EdgeSpec>& edges);
+
 // Architectures with full role/edge rules: llama, mistral, qwen2, qwen3,
 // gemma, gemma2, phi3, gpt2, bert, mixtral-style MoE (and their HF names).
 // Anything else gets a tree from dotted name prefixes and known=false.

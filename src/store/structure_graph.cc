@@ -82,9 +82,7 @@ Structure StructureFromGraph(std::string_view model_name,
   for (size_t t = 0; t < tensors.size(); ++t)
     if (tensors[t].sha256 != kZero && tensors[t].nbytes >= kMinTieBytes)
       by_hash[tensors[t].sha256].push_back(tensor_node[t]);
-  for (const auto& [h, nodes] : by_hash)
-    for (size_t a = 0; a < nodes.size(); ++a)
-      for (size_t b = a + 1; b < nodes.size(); ++b) st.edges.push_back({nodes[a], nodes[b], EdgeKind::kTies});
+  for (const auto& [h, nodes] : by_hash) TieStar(nodes, st.edges);  // n - 1 edges, not n(n - 1) / 2
   return st;
 }
 
