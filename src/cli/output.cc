@@ -28,7 +28,13 @@ int Fail(const absl::Status& s) { return Fail(Msg(s), ExitCodeFor(s)); }
 
 int Fail(std::string_view message, int code) {
   std::fflush(stdout);
-  fmt::print(stderr, "hart: {}\n", message);
+  // Parsers quote what they take from files (core/quote.h); this is the last
+  // guard, so no message can put raw control bytes or pages of text on a
+  // terminal.
+  constexpr size_t kMaxMessage = 4096;
+  std::string text = EscapeNonPrintable(message.substr(0, kMaxMessage));
+  if (message.size() > kMaxMessage) text += fmt::format("…({} bytes)", message.size());
+  fmt::print(stderr, "hart: {}\n", text);
   return code;
 }
 

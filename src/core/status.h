@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include <string_view>
 
+#include "core/quote.h"
 #include "fmt/format.h"
 
 #define HART_CONCAT_INNER(a, b) a##b

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "formats/gguf.h"
+#include "formats/limits.h"
 
 namespace hart::formats::gguf_internal {
 
@@ -17,14 +18,7 @@ inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kWriteVersion = 3;
 inline constexpr uint64_t kDefaultAlignment = 32;
 inline constexpr std::string_view kAlignmentKey = "general.alignment";
-// ggml uses 4 dims; other writers may use a few more, never this many.
-inline constexpr uint32_t kMaxDims = 8;
-// Arrays of arrays of ...: deeper nesting than this is refused (stack safety).
-inline constexpr int kMaxArrayDepth = 8;
-// Bound on array items over all metadata: each item costs ~48 bytes of
-// GgufValue, so a file of 1-byte items could otherwise demand 48x its size.
-// Real vocabularies hold well under 2M items.
-inline constexpr uint64_t kMaxMetadataItems = uint64_t{1} << 24;
+// kMaxDims, kMaxArrayDepth, kMaxMetadataItems, ...: formats/limits.h.
 
 inline bool IsKnownType(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kFloat64); }
 

@@ -45,9 +45,12 @@ class Cursor {
 
   // uint64 length + bytes. The length is bounded by the bytes left, so a
   // huge length fails before any allocation.
-  absl::Status ReadString(std::string_view field, std::string* out) {
+  absl::Status ReadString(std::string_view field, std::string* out, uint64_t limit = kMaxNameBytes) {
     uint64_t at = pos_;
     ASSIGN_OR_RETURN(uint64_t len, Read<uint64_t>(field));
+    if (len > limit)
+      return Error(at, field, fmt::format("string length {} exceeds the limit of {} bytes ({})", len, limit,
+                                          limit == kMaxNameBytes ? "kMaxNameBytes" : "kMaxStringBytes"));
     if (len > remaining())
       return Error(at, field,
                    fmt::format("string length {} exceeds the {} bytes left", len, remaining()));
@@ -76,7 +79,7 @@ struct ValuePath {
   uint64_t index = 0;
 
   std::string ToString() const {
-    if (!parent) return fmt::format("metadata '{}'", key);
+    if (!parent) return fmt::format("metadata {}", Quote(key));
     return fmt::format("{}[{}]", parent->ToString(), index);
   }
 };
@@ -113,6 +116,9 @@ class MetadataParser {
       case GgufType::kString: {
         if (c_.remaining() < 8) return c_.Need(8, field());
         uint64_t len = *c_.Read<uint64_t>("");
+        if (len > kMaxStringBytes)
+          return c_.Error(at, field(), fmt::format("string length {} exceeds the limit of {} bytes "
+                                                   "(kMaxStringBytes)", len, kMaxStringBytes));
         if (len > c_.remaining())
           return c_.Error(at, field(), fmt::format("string length {} exceeds the {} bytes left",
                                                    len, c_.remaining()));
@@ -185,11 +191,11 @@ absl::Status ParseMetadata(Cursor& c, uint64_t kv_count, GgufHeader* h) {
     if (!IsValidUtf8(kv.key))
       return c.Error(at, fmt::format("metadata key #{}", i), "key is not valid UTF-8");
     if (!seen.insert(kv.key).second)
-      return c.Error(at, fmt::format("metadata '{}'", kv.key), "duplicate key");
+      return c.Error(at, fmt::format("metadata {}", Quote(kv.key)), "duplicate key");
     uint64_t type_at = c.pos();
-    ASSIGN_OR_RETURN(uint32_t type, c.Read<uint32_t>(fmt::format("metadata '{}' type", kv.key)));
+    ASSIGN_OR_RETURN(uint32_t type, c.Read<uint32_t>(fmt::format("metadata {} type", Quote(kv.key))));
     if (!IsKnownType(type))
-      return c.Error(type_at, fmt::format("metadata '{}'", kv.key),
+      return c.Error(type_at, fmt::format("metadata {}", Quote(kv.key)),
                      fmt::format("unknown value type {}", type));
     ValuePath path{kv.key};
     RETURN_IF_ERROR(parser.ParseValue(static_cast<GgufType>(type), 0, path, &kv.value));
@@ -220,7 +226,7 @@ absl::Status ParseTensorInfos(Cursor& c, uint64_t tensor_count, GgufHeader* h,
     if (!IsValidUtf8(t.name))
       return c.Error(at, fmt::format("tensor #{} name", i), "name is not valid UTF-8");
     if (t.name.empty()) return c.Error(at, fmt::format("tensor #{} name", i), "empty name");
-    std::string field = fmt::format("tensor '{}'", t.name);
+    std::string field = fmt::format("tensor {}", Quote(t.name));
     if (!names.insert(t.name).second) return c.Error(at, field, "duplicate tensor name");
     uint64_t dims_at = c.pos();
     ASSIGN_OR_RETURN(uint32_t n_dims, c.Read<uint32_t>(field + " n_dims"));
@@ -273,7 +279,7 @@ absl::Status CheckTensorBounds(Cursor& c, const GgufHeader& h, uint64_t file_siz
     uint64_t start, end;
     if (__builtin_add_overflow(h.data_offset, t.offset, &start) ||
         __builtin_add_overflow(start, t.nbytes, &end) || end > file_size)
-      return c.Error(info_at[i], fmt::format("tensor '{}'", t.name),
+      return c.Error(info_at[i], fmt::format("tensor {}", Quote(t.name)),
                      fmt::format("data at offset {} + {} bytes lies past the end of the file "
                                  "({} bytes; data section starts at {})",
                                  t.offset, t.nbytes, file_size, h.data_offset));
@@ -289,9 +295,9 @@ absl::Status CheckTensorBounds(Cursor& c, const GgufHeader& h, uint64_t file_siz
     const GgufTensorInfo& prev = h.tensors[order[k - 1]];
     const GgufTensorInfo& cur = h.tensors[order[k]];
     if (cur.offset < prev.offset + prev.nbytes)
-      return c.Error(info_at[order[k]], fmt::format("tensor '{}'", cur.name),
-                     fmt::format("data [{}, {}) overlaps tensor '{}' [{}, {})", cur.offset,
-                                 cur.offset + cur.nbytes, prev.name, prev.offset,
+      return c.Error(info_at[order[k]], fmt::format("tensor {}", Quote(cur.name)),
+                     fmt::format("data [{}, {}) overlaps tensor {} [{}, {})", cur.offset,
+                                 cur.offset + cur.nbytes, Quote(prev.name), prev.offset,
                                  prev.offset + prev.nbytes));
   }
   return absl::OkStatus();
@@ -316,6 +322,12 @@ absl::StatusOr<GgufHeader> ParseGgufHeader(std::span<const uint8_t> bytes, uint6
   ASSIGN_OR_RETURN(uint64_t kv_count, c.Read<uint64_t>("kv_count"));
   // Smallest encodings: a KV is key length + type + 1 byte; a tensor info is
   // name length + n_dims + type + offset.
+  if (kv_count > kMaxMetadataKeys)
+    return c.Error(16, "kv_count", fmt::format("{} key/values exceed the limit of {} (kMaxMetadataKeys)",
+                                               kv_count, kMaxMetadataKeys));
+  if (tensor_count > kMaxTensors)
+    return c.Error(8, "tensor_count",
+                   fmt::format("{} tensors exceed the limit of {} (kMaxTensors)", tensor_count, kMaxTensors));
   if (kv_count > c.remaining() / 13)
     return c.Error(16, "kv_count",
                    fmt::format("{} key/values cannot fit in the {} bytes left", kv_count,

@@ -16,10 +16,11 @@
 #include "core/mapped_file.h"
 #include "formats/model_source.h"
 #include "formats/safetensors_json.h"
+#include "formats/limits.h"
 
 namespace hart::formats::hf_internal {
 
-inline constexpr uint64_t kMaxIndexBytes = 100'000'000;
+// kMaxIndexBytes: formats/limits.h.
 
 // A parsed *.index.json: every shard path checked before any file is opened.
 struct WeightMap {

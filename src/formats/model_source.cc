@@ -21,7 +21,7 @@ std::string_view FormatName(Format f) {
 absl::StatusOr<Format> FormatFromName(std::string_view name) {
   for (Format f : {Format::kSafetensors, Format::kGguf, Format::kOnnx, Format::kTorch, Format::kLlama2c})
     if (FormatName(f) == name) return f;
-  return absl::InvalidArgumentError(fmt::format("unknown format '{}'", name));
+  return absl::InvalidArgumentError(fmt::format("unknown format {}", Quote(name)));
 }
 
 std::span<const uint8_t> ModelSource::TensorBytes(size_t i) const {
@@ -67,33 +67,40 @@ bool IsValidUtf8(std::string_view s) {
 
 absl::Status ValidateSource(const ModelSource& src) {
   std::set<std::string_view> names;
+  if (src.tensors.size() > kMaxTensors)
+    return DataError(src.path, 0, "tensors", fmt::format("{} tensors exceed the limit of {} (kMaxTensors)",
+                                                         src.tensors.size(), kMaxTensors));
   for (size_t i = 0; i < src.tensors.size(); ++i) {
     const TensorDesc& t = src.tensors[i];
     std::string where = t.owned || src.files.empty()
                             ? src.path
                             : src.files[std::min<size_t>(t.file, src.files.size() - 1)].name;
+    if (t.name.size() > kMaxNameBytes)
+      return DataError(where, t.offset, fmt::format("tensor {}", Quote(t.name)),
+                       fmt::format("name of {} bytes exceeds the limit of {} (kMaxNameBytes)", t.name.size(),
+                                   kMaxNameBytes));
     if (!IsValidUtf8(t.name))
       return DataError(where, t.offset, "tensor name", "not valid UTF-8");
     if (!names.insert(t.name).second)
-      return DataError(where, t.offset, fmt::format("tensor '{}'", t.name), "duplicate tensor name");
+      return DataError(where, t.offset, fmt::format("tensor {}", Quote(t.name)), "duplicate tensor name");
     ASSIGN_OR_RETURN(uint64_t elems, NumElements(t.shape));
     auto bytes = ByteSize(t.dtype, elems);
     if (!bytes.ok())
-      return DataError(where, t.offset, fmt::format("tensor '{}'", t.name), Msg(bytes.status()));
+      return DataError(where, t.offset, fmt::format("tensor {}", Quote(t.name)), Msg(bytes.status()));
     if (*bytes != t.nbytes)
-      return DataError(where, t.offset, fmt::format("tensor '{}'", t.name),
+      return DataError(where, t.offset, fmt::format("tensor {}", Quote(t.name)),
                        fmt::format("shape {} x {} is {} bytes but the data is {} bytes",
                                    ShapeToString(t.shape), Name(t.dtype), *bytes, t.nbytes));
     if (t.owned) {
       if (t.owned->size() != t.nbytes)
-        return absl::InternalError(fmt::format("tensor '{}': owned bytes size mismatch", t.name));
+        return absl::InternalError(fmt::format("tensor {}: owned bytes size mismatch", Quote(t.name)));
       continue;
     }
     if (t.file >= src.files.size())
-      return absl::InternalError(fmt::format("tensor '{}': file index out of range", t.name));
+      return absl::InternalError(fmt::format("tensor {}: file index out of range", Quote(t.name)));
     uint64_t fsize = src.files[t.file].map->size();
     if (t.offset > fsize || t.nbytes > fsize - t.offset)
-      return DataError(where, t.offset, fmt::format("tensor '{}'", t.name),
+      return DataError(where, t.offset, fmt::format("tensor {}", Quote(t.name)),
                        fmt::format("data [{}, {}) lies past the end of the file ({} bytes)",
                                    t.offset, t.offset + t.nbytes, fsize));
   }
@@ -109,8 +116,8 @@ absl::Status ValidateSource(const ModelSource& src) {
           return absl::InternalError(fmt::format("{}: layout names tensor {}", sf.name, s.tensor));
         const TensorDesc& t = src.tensors[s.tensor];
         if (t.owned || t.file != f || t.offset != s.offset || t.nbytes != s.size)
-          return absl::InternalError(fmt::format("{}: layout segment at {} does not match tensor '{}'",
-                                                 sf.name, s.offset, t.name));
+          return absl::InternalError(fmt::format("{}: layout segment at {} does not match tensor {}",
+                                                 sf.name, s.offset, Quote(t.name)));
       }
       pos += s.size;
     }

@@ -66,7 +66,7 @@ json AttributeJson(const onnx::AttributeProto& a) {
 // bytes would silently go missing from the store, so it is refused.
 absl::Status CheckNoExternal(const onnx::TensorProto& t, std::string_view file, std::string_view where) {
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
-    return DataError(file, 0, fmt::format("{} tensor '{}'", where, JsonText(t.name())),
+    return DataError(file, 0, fmt::format("{} tensor {}", where, Quote(t.name())),
                      "external data outside the main graph's initializers is not supported");
   return absl::OkStatus();
 }
@@ -74,7 +74,7 @@ absl::Status CheckNoExternal(const onnx::TensorProto& t, std::string_view file, 
 absl::Status CheckSubgraphs(const onnx::GraphProto& g, std::string_view file) {
   for (const auto& n : g.node())
     for (const auto& a : n.attribute()) {
-      std::string where = fmt::format("node '{}' attribute '{}'", JsonText(n.name()), JsonText(a.name()));
+      std::string where = fmt::format("node {} attribute {}", Quote(n.name()), Quote(a.name()));
       if (a.has_t()) RETURN_IF_ERROR(CheckNoExternal(a.t(), file, where));
       for (const auto& t : a.tensors()) RETURN_IF_ERROR(CheckNoExternal(t, file, where));
       if (a.has_g()) RETURN_IF_ERROR(CheckSubgraphs(a.g(), file));

@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "formats/onnx_internal.h"
 #include "formats/protowire.h"
+#include "formats/limits.h"
 
 namespace hart::formats {
 namespace {
@@ -29,8 +30,7 @@ constexpr uint32_t kNodeAttribute = 5;
 constexpr uint32_t kAttributeName = 1;
 constexpr uint32_t kAttributeGraph = 6;
 constexpr uint32_t kAttributeGraphs = 11;
-// Subgraphs nest (an If inside a Loop body); protobuf's own limit is 100.
-constexpr int kMaxSubgraphDepth = 32;
+// kMaxSubgraphDepth: formats/limits.h.
 constexpr uint32_t kGraphSparseInitializer = 15;
 constexpr uint32_t kTensorRawData = 9;
 constexpr int kExternal = 1;  // TensorProto.DataLocation.EXTERNAL
@@ -214,7 +214,7 @@ absl::Status ReadInitializer(const Initializer& in, size_t index, std::string_vi
   onnx::TensorProto t;
   if (!t.ParseFromString(rest))
     return DataError(file, in.at, r.context(), "not a valid TensorProto");
-  std::string field = t.name().empty() ? r.context() : fmt::format("initializer '{}'", onnx_internal::JsonText(t.name()));
+  std::string field = t.name().empty() ? r.context() : fmt::format("initializer {}", Quote(t.name()));
   if (t.name().empty()) return DataError(file, in.at, field + ".name", "initializer has no name");
   std::string tensor_name = t.name();
   // A subgraph's initializer keeps its name unless an outer one (or a
@@ -254,7 +254,7 @@ absl::Status ReadInitializer(const Initializer& in, size_t index, std::string_vi
     for (const auto& kv : t.external_data()) {
       if (!keys.insert(kv.key()).second)
         return DataError(file, in.at, field + ".external_data",
-                         fmt::format("key '{}' appears twice", onnx_internal::JsonText(kv.key())));
+                         fmt::format("key {} appears twice", Quote(kv.key())));
       if (kv.key() == "location") {
         e.location = kv.value();
         has_location = true;
@@ -262,7 +262,7 @@ absl::Status ReadInitializer(const Initializer& in, size_t index, std::string_vi
         auto v = ParseDecimal(kv.value());
         if (!v.ok())
           return DataError(file, in.at, fmt::format("{}.external_data.{}", field, kv.key()),
-                           fmt::format("'{}': {}", onnx_internal::JsonText(kv.value()), Msg(v.status())));
+                           fmt::format("{}: {}", Quote(kv.value()), Msg(v.status())));
         if (kv.key() == "offset") e.offset = *v;
         else e.length = *v;
       }

@@ -18,21 +18,21 @@ absl::StatusOr<std::string> CheckLocation(const std::string& location, const fs:
                                           std::string_view file, uint64_t at, const std::string& field) {
   fs::path p(location);
   if (p.is_absolute() || p.has_root_name() || p.has_root_directory())
-    return DataError(file, at, field, fmt::format("'{}' is an absolute path", onnx_internal::JsonText(location)));
+    return DataError(file, at, field, fmt::format("{} is an absolute path", Quote(location)));
   for (const auto& part : p)
     if (part == "..")
-      return DataError(file, at, field, fmt::format("'{}' leaves the model's directory", onnx_internal::JsonText(location)));
+      return DataError(file, at, field, fmt::format("{} leaves the model's directory", Quote(location)));
   std::string norm = p.lexically_normal().string();
   if (norm.empty() || norm == "." || norm.back() == '/')
-    return DataError(file, at, field, fmt::format("'{}' is not a file name", onnx_internal::JsonText(location)));
+    return DataError(file, at, field, fmt::format("{} is not a file name", Quote(location)));
   std::error_code ec;
   fs::path base = fs::canonical(dir, ec);
   if (ec) return absl::NotFoundError(fmt::format("{}: {}", dir.string(), ec.message()));
   fs::path real = fs::weakly_canonical(dir / norm, ec);
-  if (ec) return DataError(file, at, field, fmt::format("'{}': {}", onnx_internal::JsonText(location), ec.message()));
+  if (ec) return DataError(file, at, field, fmt::format("{}: {}", Quote(location), ec.message()));
   auto rel = real.lexically_relative(base);
   if (rel.empty() || *rel.begin() == "..")
-    return DataError(file, at, field, fmt::format("'{}' resolves outside the model's directory", onnx_internal::JsonText(location)));
+    return DataError(file, at, field, fmt::format("{} resolves outside the model's directory", Quote(location)));
   return norm;
 }
 
@@ -61,7 +61,7 @@ absl::StatusOr<ModelSource> ReadOnnx(const std::string& path) {
     if (!m.external[i]) continue;
     const OnnxExternalRef& e = *m.external[i];
     TensorDesc& t = src.tensors[i];
-    std::string field = fmt::format("initializer '{}'.external_data", onnx_internal::JsonText(t.name));
+    std::string field = fmt::format("initializer {}.external_data", Quote(t.name));
     ASSIGN_OR_RETURN(std::string loc, CheckLocation(e.location, dir, fname, e.at, field + ".location"));
     if (loc == fname)
       return DataError(fname, e.at, field + ".location", "names the model file itself");
@@ -70,7 +70,7 @@ absl::StatusOr<ModelSource> ReadOnnx(const std::string& path) {
       auto xmap = MappedFile::Open((dir / loc).string());
       if (!xmap.ok())
         return DataError(fname, e.at, field + ".location",
-                         fmt::format("'{}': {}", onnx_internal::JsonText(loc), Msg(xmap.status())));
+                         fmt::format("{}: {}", Quote(loc), Msg(xmap.status())));
       it = file_of.emplace(loc, static_cast<uint32_t>(src.files.size())).first;
       src.files.push_back({loc, *xmap, {}});
     }
@@ -78,13 +78,13 @@ absl::StatusOr<ModelSource> ReadOnnx(const std::string& path) {
     uint64_t len = e.length ? *e.length : (e.offset <= fsize ? fsize - e.offset : 0);
     if (e.offset > fsize || len > fsize - e.offset)
       return DataError(fname, e.at, field,
-                       fmt::format("bytes [{}, {}) lie past the end of '{}' ({} bytes)", e.offset,
-                                   e.offset + len, onnx_internal::JsonText(loc), fsize));
+                       fmt::format("bytes [{}, {}) lie past the end of {} ({} bytes)", e.offset,
+                                   e.offset + len, Quote(loc), fsize));
     if (len != t.nbytes)
       return DataError(fname, e.at, field + ".length",
-                       fmt::format("shape {} x {} is {} bytes but '{}' holds {} from offset {}",
+                       fmt::format("shape {} x {} is {} bytes but {} holds {} from offset {}",
                                    ShapeToString(t.shape), Name(t.dtype), t.nbytes,
-                                   onnx_internal::JsonText(loc), len, e.offset));
+                                   Quote(loc), len, e.offset));
     t.file = it->second;
     t.offset = e.offset;
   }
@@ -101,7 +101,7 @@ absl::StatusOr<ModelSource> ReadOnnx(const std::string& path) {
     for (size_t i : idx) {
       const TensorDesc& t = src.tensors[i];
       if (t.offset < pos)
-        return DataError(src.files[f].name, t.offset, fmt::format("initializer '{}'", onnx_internal::JsonText(t.name)),
+        return DataError(src.files[f].name, t.offset, fmt::format("initializer {}", Quote(t.name)),
                          "overlaps the data of another initializer");
       if (t.offset > pos) lay.push_back({pos, t.offset - pos, -1});
       lay.push_back({t.offset, t.nbytes, static_cast<int64_t>(i)});

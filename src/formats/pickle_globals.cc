@@ -104,7 +104,7 @@ absl::Status Heap::Charge(uint64_t units, uint64_t offset) {
 }
 
 std::string DescribeCallable(const PickleValue* v) {
-  if (v->kind == PickleKind::kGlobal) return fmt::format("{}.{}", v->text, v->name);
+  if (v->kind == PickleKind::kGlobal) return fmt::format("{}.{}", Printable(v->text, 120), Printable(v->name, 120));
   return fmt::format("<{} made at offset {}>", PickleKindName(v->kind), v->offset);
 }
 

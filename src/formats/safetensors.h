@@ -15,6 +15,7 @@
 #include <string>
 
 #include "formats/model_source.h"
+#include "formats/limits.h"
 
 namespace hart::formats {
 
@@ -31,9 +32,8 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(std::span<const uint8_t
                                                          uint64_t file_size,
                                                          std::string_view name);
 
-// The reference implementation's bound on the JSON header; longer headers are
-// refused before anything is allocated.
-inline constexpr uint64_t kMaxSafetensorsHeader = 100'000'000;
+// kMaxSafetensorsHeader (formats/limits.h): longer headers are refused
+// before anything is allocated.
 
 // Segments covering a file of file_size bytes: the header (length, JSON and
 // its padding) as other bytes, each tensor in offset order (segment.tensor =

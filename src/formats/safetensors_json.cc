@@ -216,14 +216,6 @@ absl::StatusOr<JsonDoc> ParseJsonStrict(std::string_view text, std::string_view 
   return std::move(sax.doc());
 }
 
-std::string Quote(std::string_view s, size_t max_chars) {
-  bool cut = s.size() > max_chars;
-  if (cut) s = s.substr(0, max_chars);
-  std::string q = json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
-  if (cut) q.insert(q.size() - 1, "...");
-  return q;
-}
-
 std::string_view JsonTypeName(const nlohmann::json& v) {
   if (v.is_number_float()) return "a non-integer number";
   if (v.is_number_unsigned()) return "a number";

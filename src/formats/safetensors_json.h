@@ -11,15 +11,14 @@
 #include <unordered_map>
 
 #include "absl/status/statusor.h"
+#include "core/quote.h"
 #include "nlohmann/json.hpp"
+#include "formats/limits.h"
 
 namespace hart::formats::safetensors_internal {
 
-inline constexpr int kMaxJsonDepth = 64;
-// Bounds the DOM a header of up to 100 MB could otherwise inflate to (a
-// member costs ~100 bytes in nlohmann's map); real headers hold a few values
-// per tensor, far below this.
-inline constexpr uint64_t kMaxJsonValues = 2'000'000;
+// kMaxJsonDepth and kMaxJsonValues bound the DOM a header of up to 100 MB
+// could otherwise inflate to (formats/limits.h).
 
 struct JsonDoc {
   nlohmann::json value;
@@ -41,8 +40,8 @@ absl::StatusOr<JsonDoc> ParseJsonStrict(std::string_view text, std::string_view 
                                         uint64_t base, std::string_view field,
                                         std::string_view top_level_noun);
 
-// A string quoted as JSON for messages, cut at `max_chars` bytes.
-std::string Quote(std::string_view s, size_t max_chars = 200);
+// Untrusted strings in messages: the one quoting helper of core/quote.h.
+using ::hart::Quote;
 
 // "object", "array", "string", "number", ... for messages.
 std::string_view JsonTypeName(const nlohmann::json& v);

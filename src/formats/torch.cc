@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "formats/limits.h"
 #include "formats/torch_internal.h"
 #include "formats/zip_reader.h"
 
@@ -23,7 +24,6 @@ using torch_internal::StorageInfo;
 constexpr std::string_view kLegacyMagic = "0x1950a86a20f9469cfc6c";
 constexpr int64_t kLegacyProtocol = 1001;
 // data.pkl of a compressed archive is inflated whole; it holds no tensor data.
-constexpr uint64_t kMaxInflatedPickle = 1ull << 30;
 
 absl::StatusOr<TorchCheckpoint> Finish(Collected& c, const std::string& file, OwnedBudget& budget,
                                        nlohmann::json meta) {
@@ -53,7 +53,7 @@ absl::StatusOr<TorchCheckpoint> ParseZip(std::span<const uint8_t> f, const std::
     // <archive>/data.pkl, the archive name being one path component.
     if (!absl::EndsWith(e.name, "/data.pkl") || e.name.find('/') != e.name.size() - 9) continue;
     if (pkl)
-      return DataError(name, e.header_offset, "zip entry", fmt::format("both '{}' and '{}' look like the checkpoint's pickle", pkl->name, e.name));
+      return DataError(name, e.header_offset, "zip entry", fmt::format("both {} and {} look like the checkpoint's pickle", Quote(pkl->name), Quote(e.name)));
     pkl = &e;
   }
   if (!pkl) return DataError(name, 0, "zip", "no <archive>/data.pkl entry: not a torch.save checkpoint");
@@ -68,7 +68,7 @@ absl::StatusOr<TorchCheckpoint> ParseZip(std::span<const uint8_t> f, const std::
   std::string byteorder = EntryText(f, find(prefix + "byteorder"));
   if (!byteorder.empty() && byteorder != "little")
     return DataError(name, find(prefix + "byteorder")->data_offset, "byteorder",
-                     fmt::format("'{}': only little-endian checkpoints are supported", byteorder));
+                     fmt::format("{}: only little-endian checkpoints are supported", Quote(byteorder)));
   meta["byteorder"] = byteorder.empty() ? "little" : byteorder;
   if (std::string v = EntryText(f, find(prefix + "version")); !v.empty()) meta["serialization_version"] = v;
 
@@ -91,12 +91,12 @@ absl::StatusOr<TorchCheckpoint> ParseZip(std::span<const uint8_t> f, const std::
   for (auto& [key, info] : c.storages) {
     const ZipEntry* e = find(prefix + "data/" + key);
     if (!e)
-      return DataError(name, info.first_offset, fmt::format("storage '{}'", key),
+      return DataError(name, info.first_offset, fmt::format("storage {}", Quote(key)),
                        fmt::format("no zip entry '{}data/{}'", prefix, key));
     if (!info.dtype_ok) continue;  // refused with the tensor's name later
     uint64_t es = Info(info.dtype).type_size;
     if (info.numel > e->size / es || info.numel * es != e->size)
-      return DataError(name, e->header_offset, fmt::format("zip entry '{}'", e->name),
+      return DataError(name, e->header_offset, fmt::format("zip entry {}", Quote(e->name)),
                        fmt::format("holds {} bytes but the pickle declares {} x {} ({})", e->size,
                                    info.numel, info.type_name, es));
     if (e->method == 0) {
@@ -104,7 +104,7 @@ absl::StatusOr<TorchCheckpoint> ParseZip(std::span<const uint8_t> f, const std::
       info.data.in_file = true;
       info.data.file_offset = e->data_offset;
     } else {
-      RETURN_IF_ERROR(budget.Take(e->size, fmt::format("zip entry '{}'", e->name)));
+      RETURN_IF_ERROR(budget.Take(e->size, fmt::format("zip entry {}", Quote(e->name))));
       ASSIGN_OR_RETURN(auto bytes, InflateZipEntry(f, *e, name, budget.limit()));
       auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
       info.data.bytes = *owner;
@@ -147,7 +147,7 @@ absl::StatusOr<TorchCheckpoint> ParseLegacy(std::span<const uint8_t> f, const st
   if (keys->kind != PickleKind::kList)
     return DataError(name, keys->offset, "torch legacy storage keys", "not a list");
   for (const PickleValue* k : keys->items) {
-    std::string field = fmt::format("storage '{}'", k->text);
+    std::string field = fmt::format("storage {}", Quote(k->text));
     if (k->kind != PickleKind::kString && k->kind != PickleKind::kBytes)
       return DataError(name, k->offset, "torch legacy storage keys", "a key is not a string");
     auto it = c.storages.find(k->text);
@@ -174,7 +174,7 @@ absl::StatusOr<TorchCheckpoint> ParseLegacy(std::span<const uint8_t> f, const st
   }
   for (const auto& [key, info] : c.storages)
     if (!info.located)
-      return DataError(name, info.first_offset, fmt::format("storage '{}'", key), "missing from the storage keys");
+      return DataError(name, info.first_offset, fmt::format("storage {}", Quote(key)), "missing from the storage keys");
   return Finish(c, name, budget, std::move(meta));
 }
 

@@ -9,11 +9,12 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "formats/torch_internal.h"
+#include "formats/limits.h"
 
 namespace hart::formats::torch_internal {
 namespace {
 
-constexpr int kMaxDepth = 100;
+constexpr int kMaxDepth = kMaxPickleNesting;  // formats/limits.h
 constexpr size_t kMaxValues = 256;     // non-tensor leaves kept in metadata
 constexpr size_t kMaxJsonNodes = 2048;  // per rendered value
 constexpr size_t kMaxJsonString = 1024;
@@ -92,7 +93,7 @@ class Walker {
 
   absl::Status Walk(const PickleValue* v, const std::string& path, int depth) {
     if (depth > kMaxDepth)
-      return DataError(file_, v->offset, fmt::format("'{}'", path), fmt::format("nested deeper than {}", kMaxDepth));
+      return DataError(file_, v->offset, fmt::format("{}", Quote(path)), fmt::format("nested deeper than {}", kMaxDepth));
     if (++visits_ > visit_limit_)
       return DataError(file_, v->offset, "pickle", "shares containers too many times to walk");
     switch (v->kind) {
@@ -112,7 +113,7 @@ class Walker {
       return absl::OkStatus();
     }
     if (!on_path_.insert(v).second)
-      return DataError(file_, v->offset, fmt::format("'{}'", path), "a container contains itself");
+      return DataError(file_, v->offset, fmt::format("{}", Quote(path)), "a container contains itself");
     bool dict = v->kind == PickleKind::kDict;
     size_t n = dict ? v->items.size() / 2 : v->items.size();
     for (size_t i = 0; i < n; ++i) {
@@ -169,7 +170,7 @@ class Walker {
       info.numel = static_cast<uint64_t>(s->integer);
       info.first_offset = s->offset;
     } else if (info.type_name != type_name || info.numel != static_cast<uint64_t>(s->integer)) {
-      return DataError(file_, s->offset, fmt::format("storage '{}'", s->text),
+      return DataError(file_, s->offset, fmt::format("storage {}", Quote(s->text)),
                        fmt::format("declared as {} x {} here but as {} x {} at offset {}", type_name,
                                    s->integer, info.type_name, info.numel, info.first_offset));
     }
@@ -245,12 +246,12 @@ absl::StatusOr<std::vector<TensorDesc>> MaterializeTensors(const Collected& c, s
     const PickleValue* t = nt.tensor;
     const PickleValue* s = t->items[0];
     const StorageInfo& info = c.storages.at(s->text);
-    std::string field = fmt::format("tensor '{}'", nt.name);
+    std::string field = fmt::format("tensor {}", Quote(nt.name));
     if (!info.dtype_ok)
       return DataError(file, t->offset, field,
                        fmt::format("storage type {} (complex or quantized) has no Hartonomous dtype; not supported",
                                    info.type_name));
-    if (!info.located) return absl::InternalError(fmt::format("storage '{}' was not located", s->text));
+    if (!info.located) return absl::InternalError(fmt::format("storage {} was not located", Quote(s->text)));
     uint64_t es = Info(info.dtype).type_size;
     TensorDesc d;
     d.name = nt.name;

@@ -9,6 +9,7 @@
 
 #include "core/status.h"
 #include "fmt/format.h"
+#include "formats/limits.h"
 
 namespace hart::formats {
 namespace {
@@ -84,7 +85,7 @@ absl::Status ApplyZip64(std::span<const uint8_t> extra, uint64_t at, ZipEntry& e
                                  {need_off, &e.header_offset}}) {
         if (!need) continue;
         if (q + 8 > end)
-          return DataError(name, at, fmt::format("zip entry '{}' zip64 field", e.name), "too short");
+          return DataError(name, at, fmt::format("zip entry {} zip64 field", Quote(e.name)), "too short");
         *field = Le(extra, q, 8);
         q += 8;
       }
@@ -92,7 +93,7 @@ absl::Status ApplyZip64(std::span<const uint8_t> extra, uint64_t at, ZipEntry& e
     }
     p += 4 + len;
   }
-  return DataError(name, at, fmt::format("zip entry '{}'", e.name),
+  return DataError(name, at, fmt::format("zip entry {}", Quote(e.name)),
                    "32-bit field is 0xFFFFFFFF but there is no zip64 extra field");
 }
 
@@ -117,6 +118,9 @@ absl::StatusOr<std::vector<ZipEntry>> ReadZipDirectory(std::span<const uint8_t> 
   if (!Fits(end.cd_offset, end.cd_size, end.limit))
     return DataError(name, end.limit, "zip central directory",
                      fmt::format("[{}, +{}) does not lie before the end record", end.cd_offset, end.cd_size));
+  if (end.entries > kMaxZipEntries)
+    return DataError(name, end.limit, "zip central directory",
+                     fmt::format("{} entries exceed the limit of {} (kMaxZipEntries)", end.entries, kMaxZipEntries));
   if (end.entries > end.cd_size / kCentralSize)
     return DataError(name, end.limit, "zip central directory",
                      fmt::format("{} entries cannot fit in {} bytes", end.entries, end.cd_size));
@@ -140,24 +144,24 @@ absl::StatusOr<std::vector<ZipEntry>> ReadZipDirectory(std::span<const uint8_t> 
     e.name.assign(reinterpret_cast<const char*>(f.data() + p + kCentralSize), nlen);
     RETURN_IF_ERROR(ApplyZip64(f.subspan(p + kCentralSize + nlen, xlen), p, e, name));
     if (e.flags & 0x41)
-      return DataError(name, p, fmt::format("zip entry '{}'", e.name), "encrypted entries are not supported");
+      return DataError(name, p, fmt::format("zip entry {}", Quote(e.name)), "encrypted entries are not supported");
     if (!names.insert(e.name).second)
-      return DataError(name, p, fmt::format("zip entry '{}'", e.name), "duplicate entry name");
+      return DataError(name, p, fmt::format("zip entry {}", Quote(e.name)), "duplicate entry name");
     // Local header: its own name and extra lengths (PyTorch pads the extra
     // field so data is 64-byte aligned) give the data offset.
     uint64_t h = e.header_offset;
     if (!Fits(h, kLocalSize, end.cd_offset) || Le(f, h, 4) != kLocalSig)
-      return DataError(name, h, fmt::format("zip entry '{}' local header", e.name), "missing or past the central directory");
+      return DataError(name, h, fmt::format("zip entry {} local header", Quote(e.name)), "missing or past the central directory");
     uint64_t lnlen = Le(f, h + 26, 2), lxlen = Le(f, h + 28, 2);
     e.data_offset = h + kLocalSize + lnlen + lxlen;
     if (lnlen != nlen || !Fits(h + kLocalSize, lnlen, end.cd_offset) ||
         std::string_view(reinterpret_cast<const char*>(f.data() + h + kLocalSize), lnlen) != e.name)
-      return DataError(name, h, fmt::format("zip entry '{}' local header", e.name), "name differs from the central directory");
+      return DataError(name, h, fmt::format("zip entry {} local header", Quote(e.name)), "name differs from the central directory");
     if (e.method == 0 && e.compressed_size != e.size)
-      return DataError(name, p, fmt::format("zip entry '{}'", e.name),
+      return DataError(name, p, fmt::format("zip entry {}", Quote(e.name)),
                        fmt::format("stored entry has compressed size {} but size {}", e.compressed_size, e.size));
     if (!Fits(e.data_offset, e.compressed_size, end.cd_offset))
-      return DataError(name, h, fmt::format("zip entry '{}' data", e.name),
+      return DataError(name, h, fmt::format("zip entry {} data", Quote(e.name)),
                        fmt::format("[{}, +{}) runs into the central directory at {}", e.data_offset,
                                    e.compressed_size, end.cd_offset));
     out.push_back(std::move(e));
@@ -170,18 +174,18 @@ absl::StatusOr<std::span<const uint8_t>> StoredZipEntry(std::span<const uint8_t>
                                                         const ZipEntry& e,
                                                         std::string_view name, bool verify_crc) {
   if (e.method != 0)
-    return DataError(name, e.header_offset, fmt::format("zip entry '{}'", e.name),
+    return DataError(name, e.header_offset, fmt::format("zip entry {}", Quote(e.name)),
                      fmt::format("compression method {} is not STORED", e.method));
   auto data = f.subspan(e.data_offset, e.size);
   if (verify_crc && Crc32(data) != e.crc32)
-    return DataError(name, e.data_offset, fmt::format("zip entry '{}'", e.name),
+    return DataError(name, e.data_offset, fmt::format("zip entry {}", Quote(e.name)),
                      fmt::format("CRC-32 mismatch (stored {:08x}, computed {:08x})", e.crc32, Crc32(data)));
   return data;
 }
 
 absl::StatusOr<std::vector<uint8_t>> InflateZipEntry(std::span<const uint8_t> f, const ZipEntry& e,
                                                      std::string_view name, uint64_t max_size) {
-  std::string field = fmt::format("zip entry '{}'", e.name);
+  std::string field = fmt::format("zip entry {}", Quote(e.name));
   if (e.size > max_size)
     return DataError(name, e.header_offset, field,
                      fmt::format("{} bytes uncompressed exceed the limit of {}", e.size, max_size));
