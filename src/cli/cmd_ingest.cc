@@ -103,14 +103,23 @@ void RegisterIngest(Cli& cli) {
                  [&cli] { return RunInit(cli); });
   auto args = std::make_shared<IngestArgs>();
   CLI::App* sub = cli.AddCommand(
-      "ingest",
-      "store models as new versions (safetensors, sharded checkpoints, GGUF, ONNX, PyTorch, llama2.c)",
+      "ingest", "store models as new versions (safetensors, GGUF, ONNX, PyTorch, llama2.c; see --help)",
       [&cli, args] { return RunIngest(cli, *args); });
+  sub->footer(
+      "Formats (recognised by content, then by name):\n"
+      "  safetensors   a .safetensors file; a sharded checkpoint's *.safetensors.index.json\n"
+      "  GGUF          a .gguf file; the first part of a split model (NAME-00001-of-0000N.gguf)\n"
+      "  ONNX          a .onnx file, with its external data files beside it\n"
+      "  PyTorch       a .bin/.pt/.pth checkpoint (zip or legacy pickle, tensors only: the\n"
+      "                pickle is checked, never run); a sharded one's *.bin.index.json\n"
+      "  directory     a Hugging Face model directory: safetensors (preferred), else PyTorch\n"
+      "                weights, else one .gguf; config.json and tokenizer files are kept\n"
+      "A license is required: from the file's metadata when it names one, else --license.");
   sub->add_option("paths", args->paths, "model files or directories; each becomes one version")
       ->required();
   sub->add_option("--model", args->model, "model name (default: the file name without suffix)");
   sub->add_option("--license", args->license,
-                  "license id (e.g. mit, apache-2.0) when the file names none");
+                  "license id (e.g. mit, apache-2.0); required when the file names none");
   sub->add_option("--parent", args->parent, "the version this one derives from (MODEL@V)");
   sub->add_option("--tokenizer", args->tokenizer,
                   "a llama2.c checkpoint's tokenizer file (stored in the same version); default: "

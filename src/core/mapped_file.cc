@@ -13,7 +13,9 @@
 namespace hart {
 
 absl::StatusOr<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; such a file is
+  // refused by the S_ISREG check below. (No effect on regular files.)
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     auto msg = absl::StrCat(path, ": cannot open: ", std::strerror(e));

@@ -21,6 +21,7 @@
 #include "core/mapped_file.h"
 #include "core/shape.h"
 #include "nlohmann/json.hpp"
+#include "formats/limits.h"
 
 namespace hart::formats {
 
@@ -117,6 +118,14 @@ bool IsValidUtf8(std::string_view s);
 struct OpenOptions {
   std::string tokenizer;  // a llama2.c tokenizer file; "" = look beside the checkpoint
 };
+// Checks the path first (CheckModelPath), so a FIFO or device is refused
+// without being opened.
 absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions& options = {});
+
+// What every command that reads a model file checks before opening it, by
+// stat alone: NotFound when it is missing; InvalidArgument for a symlink loop
+// (named as such), a FIFO, socket or device (opening a FIFO would block), or
+// a directory when `directory_ok` is false; DataLoss "empty file" for 0 bytes.
+absl::Status CheckModelPath(const std::string& path, bool directory_ok);
 
 }  // namespace hart::formats

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
+#include "core/status.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "formats/gguf.h"
@@ -26,8 +27,12 @@ namespace {
 // Reads the first bytes of a file to tell formats apart by content, not name
 // (enough for a llama2.c header, which has no magic).
 std::string Magic(const std::string& path) {
-  auto fd = OpenFile(path, O_RDONLY);
+  // O_NONBLOCK: a FIFO or device that slipped past the type check must not
+  // block the open; the read of a non-regular file is refused below anyway.
+  auto fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
   if (!fd.ok()) return "";
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
   char buf[kLlama2cHeaderBytes] = {};
   ssize_t n = ::read(fd->get(), buf, sizeof buf);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
@@ -42,11 +47,46 @@ bool IsTorchIndexName(const std::string& n) {
 
 }  // namespace
 
+std::string_view FileTypeName(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+  }
+  return "not a regular file";
+}
+
+absl::Status CheckModelPath(const std::string& path, bool directory_ok) {
+  // stat, never open: opening a FIFO for reading blocks until a writer comes.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    if (e == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
+    if (e == ELOOP)
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": symbolic link loop (ELOOP: too many levels of symbolic links)"));
+    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot stat: ", std::strerror(e)));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (directory_ok) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, expected a file"));
+  }
+  if (!S_ISREG(st.st_mode))
+    return absl::InvalidArgumentError(fmt::format("{}: is {}, not a regular file; model files are read "
+                                                  "whole, so copy it to a file first",
+                                                  path, FileTypeName(st.st_mode)));
+  if (st.st_size == 0) return absl::DataLossError(absl::StrCat(path, ": empty file (0 bytes)"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelSource> OpenModel(const std::string& path, const OpenOptions& options) {
+  RETURN_IF_ERROR(CheckModelPath(path, true));
   std::error_code ec;
   auto st = fs::status(path, ec);
-  if (ec || !fs::exists(st))
-    return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
   if (!options.tokenizer.empty()) {
     // Only llama2.c checkpoints take a tokenizer file of their own; a file
     // that is no other format gets the llama2.c header's own error.

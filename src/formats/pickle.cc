@@ -23,6 +23,21 @@ using pickle_internal::HexDigit;
 using pickle_internal::EscapeDecode;
 using pickle_internal::BigIntText;
 
+// A class a whole pickled model (torch.save(model) rather than its
+// state_dict) refers to: torch.nn modules, classes of the script that saved
+// it (__main__), or any capitalised class name outside the modules whose
+// only use in a pickle is running code.
+bool LooksLikeModelClass(std::string_view module, std::string_view name) {
+  if (module == "__main__" || module.starts_with("torch.nn") || module.starts_with("transformers"))
+    return true;
+  for (std::string_view bad : {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys",
+                               "runpy", "webbrowser", "pickle", "shutil", "socket", "importlib",
+                               "code", "pty", "functools", "operator", "copyreg", "ctypes"})
+    if (module == bad || (module.starts_with(bad) && module.size() > bad.size() && module[bad.size()] == '.'))
+      return false;
+  return !name.empty() && name[0] >= 'A' && name[0] <= 'Z';
+}
+
 class Machine {
  public:
   Machine(std::span<const uint8_t> in, const PickleContext& ctx, PickleResult* out)
@@ -214,13 +229,17 @@ absl::Status Machine::Import(std::string_view module, std::string_view name) {
   DType dtype = DType::kU8;
   bool dtype_ok = false;
   PickleGlobal g = ResolveGlobal(module, name, &dtype, &dtype_ok);
+  // Module and name are untrusted bytes: shown escaped and cut.
+  std::string global = fmt::format("{}.{}", Printable(module, 120), Printable(name, 120));
   if (ctx_.scan) {
-    out_->findings.push_back({PickleFinding::Kind::kImport, std::string(OpName(op_)),
-                              fmt::format("{}.{}", module, name), Abs(op_pos_),
-                              g != PickleGlobal::kUnknown});
+    out_->findings.push_back({PickleFinding::Kind::kImport, std::string(OpName(op_)), global,
+                              Abs(op_pos_), g != PickleGlobal::kUnknown});
   } else if (g == PickleGlobal::kUnknown) {
-    return DataError(ctx_.file, Abs(op_pos_), fmt::format("pickle {} {}.{}", OpName(op_), module, name),
-                     "refused: not an allowlisted tensor-rebuild global; nothing was imported or run");
+    std::string what = "refused: not an allowlisted tensor-rebuild global; nothing was imported or run";
+    if (LooksLikeModelClass(module, name))
+      what += "; if this file is a whole model saved with torch.save(model), load it in Python "
+              "and save its weights with torch.save(model.state_dict(), path), then ingest that file";
+    return DataError(ctx_.file, Abs(op_pos_), fmt::format("pickle {} {}", OpName(op_), global), what);
   }
   PickleValue* v = New(PickleKind::kGlobal);
   v->text.assign(module);

@@ -6,15 +6,16 @@
 #include "core/mapped_file.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "formats/model_source.h"
 #include "formats/torch.h"
 #include "formats/zip_reader.h"
+#include "formats/limits.h"
 
 namespace hart::formats {
 namespace {
 
-constexpr uint64_t kMaxInflatedPickle = 1ull << 30;
 constexpr std::string_view kLegacyMagic = "0x1950a86a20f9469cfc6c";
-constexpr int kMaxPickles = 64;  // pickles scanned back to back in one plain file
+constexpr int kMaxPickles = kMaxScannedPickles;  // formats/limits.h
 
 PickleScan ScanOne(std::span<const uint8_t> bytes, std::string_view file, uint64_t base,
                    std::string where, PickleResult* keep = nullptr) {
@@ -111,14 +112,24 @@ absl::StatusOr<TorchScanReport> ScanTorch(std::span<const uint8_t> file, std::st
     rep.format = "zip";
     RETURN_IF_ERROR(ScanZip(file, name, rep));
   } else {
+    if (file.empty()) return absl::DataLossError(fmt::format("{}: empty file (0 bytes)", name));
     rep.format = "pickle";
     ScanStream(file, name, rep);
+    // Not a pickle at all (text, an image, a safetensors file): its first
+    // pickle stopped before importing anything, and it did not start with the
+    // PROTO opcode of every pickle since protocol 2. Python could not load it
+    // either, so it is bad data rather than a threat.
+    const PickleScan& first = rep.pickles.front();
+    if (file[0] != 0x80 && !first.error.ok() && first.findings.empty() && rep.format == "pickle")
+      return absl::DataLossError(fmt::format(
+          "{}: not a pickle or PyTorch checkpoint (first byte 0x{:02x}; {})", name, file[0], Msg(first.error)));
   }
   Judge(rep);
   return rep;
 }
 
 absl::StatusOr<TorchScanReport> ScanTorchFile(const std::string& path) {
+  RETURN_IF_ERROR(CheckModelPath(path, false));
   ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> map, MappedFile::Open(path));
   std::string base = path.substr(path.find_last_of('/') + 1);
   return ScanTorch(map->bytes(), base);
