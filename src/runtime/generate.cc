@@ -170,7 +170,9 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
   st.prefill_seconds = Since(t0);
 
   std::optional<StreamDecoder> decoder;
-  if (tok) decoder.emplace(*tok);
+  // The generated text continues the prompt: no SentencePiece space is
+  // dropped from its first token unless the prompt ends in a special token.
+  if (tok) decoder.emplace(*tok, false, prompt);
   StopFilter stops(tok ? params.stop : std::vector<std::string>{});
   const uint64_t read_before = session.model().streamer_stats().bytes_read;
   const int64_t max_tokens = params.max_tokens >= 0 ? params.max_tokens : std::numeric_limits<int64_t>::max();

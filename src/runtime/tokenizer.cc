@@ -402,9 +402,24 @@ std::string_view Tokenizer::TokenToPiece(int32_t id, bool render_special) const 
   return t.piece[id];
 }
 
-std::string Tokenizer::Decode(std::span<const int32_t> ids, bool render_special) const {
-  std::string out;
+bool Tokenizer::StripsLeadingSpaceAfter(std::span<const int32_t> context) const {
+  // The state of Decode's loop after `context`, without its text.
   bool strip = impl_->add_space_prefix;
+  for (int32_t id : context) {
+    if (IsSpecialType(GetTokenType(id))) strip = impl_->add_space_prefix;
+    else if (!TokenToPiece(id).empty()) strip = false;
+  }
+  return strip;
+}
+
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool render_special) const {
+  return Decode(ids, render_special, {});
+}
+
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool render_special,
+                              std::span<const int32_t> context) const {
+  std::string out;
+  bool strip = StripsLeadingSpaceAfter(context);
   for (int32_t id : ids) {
     std::string_view p = TokenToPiece(id, render_special);
     if (IsSpecialType(GetTokenType(id))) {

@@ -82,6 +82,14 @@ class Tokenizer {
   // is dropped again (as HF's decode does), so Decode(Encode(s)) == s for
   // text the vocabulary covers.
   std::string Decode(std::span<const int32_t> ids, bool render_special = false) const;
+  // Decode of `ids` that continue `context` (the prompt before them): the
+  // SentencePiece space is dropped only at the start of the whole text and
+  // after special tokens, so a continuation keeps the space that separates
+  // it from the prompt ("The dog" + " was"), as llama.cpp prints it.
+  std::string Decode(std::span<const int32_t> ids, bool render_special,
+                     std::span<const int32_t> context) const;
+  // Whether the next text piece after `context` loses its leading space.
+  bool StripsLeadingSpaceAfter(std::span<const int32_t> context) const;
 
   TokenizerKind kind() const;
   // tokenizer.ggml.pre ("" for SentencePiece and WordPiece).
@@ -123,8 +131,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& sou
 // whole, so every returned string can be printed as it comes.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false)
-      : tok_(tok), render_special_(render_special), strip_(tok.add_space_prefix()) {}
+  // `context`: the tokens before the stream (the prompt), so generated text
+  // is decoded as their continuation (see Tokenizer::Decode); empty when the
+  // stream is the start of the text.
+  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false,
+                         std::span<const int32_t> context = {})
+      : tok_(tok), render_special_(render_special), strip_(tok.StripsLeadingSpaceAfter(context)) {}
   // Text that became complete with this token (possibly "").
   std::string Push(int32_t id);
   // Whatever is held back at the end (an incomplete sequence is returned

@@ -421,5 +421,35 @@ TEST(Tokenizer, SpmMergesByScoreWithByteFallback) {
   EXPECT_EQ((*tok)->Decode((*tok)->Encode("abz", true)), "abz");
 }
 
+// Generated text continues the prompt: "The dog" + " was a big, red ball."
+// keeps the space before "was" (SentencePiece drops the leading space only at
+// the start of the whole text and after special tokens), as llama.cpp prints.
+TEST(Tokenizer, ContinuationKeepsItsLeadingSpace) {
+  const Tokenizer* tok = LoadVocab("llama-spm");
+  ASSERT_NE(tok, nullptr);
+  const std::vector<int32_t> prompt = tok->Encode("The dog", true);
+  const std::vector<int32_t> all = tok->Encode("The dog was a big, red ball.", true);
+  ASSERT_GT(all.size(), prompt.size());
+  ASSERT_TRUE(std::equal(prompt.begin(), prompt.end(), all.begin()));
+  const std::vector<int32_t> rest(all.begin() + prompt.size(), all.end());
+
+  EXPECT_EQ(tok->Decode(rest, false, prompt), " was a big, red ball.");
+  EXPECT_EQ(tok->Decode(prompt) + tok->Decode(rest, false, prompt), "The dog was a big, red ball.");
+  StreamDecoder dec(*tok, false, prompt);
+  std::string streamed;
+  for (int32_t id : rest) streamed += dec.Push(id);
+  EXPECT_EQ(streamed + dec.Flush(), " was a big, red ball.");
+
+  // At the start of the text, and after a special token (a prompt of BOS
+  // alone, a chat turn's header), the leading space is still dropped.
+  EXPECT_EQ(tok->Decode(rest), "was a big, red ball.");
+  const std::vector<int32_t> bos_only = {tok->bos_id()};
+  EXPECT_EQ(tok->Decode(rest, false, bos_only), "was a big, red ball.");
+  StreamDecoder fresh(*tok, false, bos_only);
+  std::string s2;
+  for (int32_t id : rest) s2 += fresh.Push(id);
+  EXPECT_EQ(s2 + fresh.Flush(), "was a big, red ball.");
+}
+
 }  // namespace
 }  // namespace hart::runtime
