@@ -24,7 +24,10 @@ using safetensors_internal::Quote;
 // written straight from the caller's span.
 constexpr size_t kWriteBuffer = 1 << 20;
 
-std::string JsonString(const std::string& s) { return Quote(s, s.size()); }
+// A JSON string literal (the header is JSON; Quote is for messages only).
+std::string JsonString(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 absl::StatusOr<std::string> BuildHeader(const std::vector<TensorDesc>& tensors,
                                         const std::map<std::string, std::string>& metadata) {

@@ -315,13 +315,13 @@ TEST_F(SafetensorsTest, BadFilesGiveErrorsNamingFileAndField) {
       {"not_object", "not a JSON object"},
       {"too_deep", "nested deeper"},
       {"too_many_values", "more than 2000000 JSON values"},
-      {"entry_not_object", "tensor \"w\""},
+      {"entry_not_object", "tensor 'w'"},
       {"missing_dtype", "dtype: missing"},
       {"missing_shape", "shape: missing"},
       {"missing_data_offsets", "data_offsets: missing"},
       {"dtype_not_string", "dtype"},
-      {"unknown_dtype", "unknown dtype \"F128\""},
-      {"quantized_dtype", "unknown dtype \"Q4_0\""},
+      {"unknown_dtype", "unknown dtype 'F128'"},
+      {"quantized_dtype", "unknown dtype 'Q4_0'"},
       {"shape_not_array", "shape"},
       {"negative_dim", "shape: dimension 0 is negative"},
       {"float_dim", "shape: dimension 0 is not an integer"},
@@ -330,16 +330,16 @@ TEST_F(SafetensorsTest, BadFilesGiveErrorsNamingFileAndField) {
       {"offsets_negative", "data_offsets: begin is negative"},
       {"offsets_past_end", "data_offsets: end 16 is past the end"},
       {"offsets_reversed", "data_offsets: begin 8 is past end 0"},
-      {"offsets_overlap", "tensor \"v\": data_offsets: [4, 8) overlaps tensor \"w\""},
+      {"offsets_overlap", "tensor 'v': data_offsets: [4, 8) overlaps tensor 'w'"},
       {"size_mismatch", "data_offsets: span 8 bytes but shape [2, 2] x F32 is 16 bytes"},
       {"shape_overflow", "shape"},
       {"duplicate_name", "duplicate tensor name"},
-      {"duplicate_field", "\"w\": key \"dtype\": duplicate key"},
+      {"duplicate_field", "'w': key 'dtype': duplicate key"},
       {"name_not_utf8", "UTF-8"},
       {"name_lone_surrogate", "surrogate"},
-      {"metadata_not_string", "__metadata__ \"epoch\""},
+      {"metadata_not_string", "__metadata__ 'epoch'"},
       {"metadata_not_object", "__metadata__"},
-      {"metadata_duplicate", "\"__metadata__\": key \"a\": duplicate key"},
+      {"metadata_duplicate", "'__metadata__': key 'a': duplicate key"},
       {"trailing_garbage", "header"},
   };
   for (const auto& c : cases) {
@@ -357,7 +357,7 @@ TEST_F(SafetensorsTest, BadFilesGiveErrorsNamingFileAndField) {
 TEST_F(SafetensorsTest, ErrorOffsetsPointAtTheField) {
   // {"w":{"shape":... : the entry's key starts at byte 8 + 1.
   auto s = ReadSafetensors(Path("bad/missing_dtype.safetensors")).status();
-  EXPECT_THAT(Msg(s), HasSubstr(": offset 9: tensor \"w\": dtype"));
+  EXPECT_THAT(Msg(s), HasSubstr(": offset 9: tensor 'w': dtype"));
   auto text = ReadFile(Path("bad/size_mismatch.safetensors"));
   ASSERT_TRUE(text.ok());
   size_t at = text->find("\"data_offsets\"");
@@ -382,9 +382,9 @@ TEST_F(SafetensorsTest, HeaderPrefixShorterThanTheHeaderIsAnError) {
 
 TEST_F(SafetensorsTest, LyingOrEscapingIndexIsAnError) {
   const std::pair<const char*, const char*> cases[] = {
-      {"unlisted_tensor", "weight_map \"b\""},
-      {"phantom_tensor", "weight_map \"ghost\""},
-      {"wrong_shard", "weight_map \"b\""},
+      {"unlisted_tensor", "weight_map 'b'"},
+      {"phantom_tensor", "weight_map 'ghost'"},
+      {"wrong_shard", "weight_map 'b'"},
       {"escaping_path", "../s1.safetensors"},
       {"absolute_path", "/etc/passwd"},
       {"missing_shard", "s3.safetensors"},
