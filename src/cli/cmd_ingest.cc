@@ -112,8 +112,10 @@ void RegisterIngest(Cli& cli) {
       "  ONNX          a .onnx file, with its external data files beside it\n"
       "  PyTorch       a .bin/.pt/.pth checkpoint (zip or legacy pickle, tensors only: the\n"
       "                pickle is checked, never run); a sharded one's *.bin.index.json\n"
+      "  llama2.c      a .bin checkpoint of llama2.c's run.c, with its tokenizer.bin (--tokenizer)\n"
       "  directory     a Hugging Face model directory: safetensors (preferred), else PyTorch\n"
-      "                weights, else one .gguf; config.json and tokenizer files are kept\n"
+      "                weights, else one .gguf, else one llama2.c checkpoint; config.json and\n"
+      "                tokenizer files are kept\n"
       "A license is required: from the file's metadata when it names one, else --license.");
   sub->add_option("paths", args->paths, "model files or directories; each becomes one version")
       ->required();

@@ -167,7 +167,7 @@ TEST_F(CliHostileTest, IngestHelpListsEveryFormatAndTheLicenseRule) {
   RunResult r = RunHart({"ingest", "--help"});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   for (const char* want : {"safetensors", ".safetensors.index.json", "GGUF", "split", "ONNX", "PyTorch",
-                           ".bin", ".pt", ".pth", ".bin.index.json", "Hugging Face",
+                           ".bin", ".pt", ".pth", ".bin.index.json", "Hugging Face", "llama2.c",
                            "A license is required"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
 }
