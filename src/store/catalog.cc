@@ -239,10 +239,10 @@ absl::Status Migrate(sqlite3* db) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<sqlite3*> OpenCatalog(const std::string& path, bool create) {
+absl::StatusOr<sqlite3*> OpenCatalog(const std::string& path, bool create, const std::string& vfs) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     absl::Status s = SqlError(db, rc, fmt::format("open {}", path));
     sqlite3_close_v2(db);

@@ -24,8 +24,10 @@ int LatestSchemaVersion();
 
 // Opens (creating when `create`) the catalog at `path`, sets WAL, foreign
 // keys, busy timeout and synchronous, and applies pending migrations. The
-// caller owns the handle (sqlite3_close_v2).
-absl::StatusOr<sqlite3*> OpenCatalog(const std::string& path, bool create);
+// caller owns the handle (sqlite3_close_v2). A non-empty `vfs` names the
+// SQLite VFS to use (the Env shim of catalog_vfs.h).
+absl::StatusOr<sqlite3*> OpenCatalog(const std::string& path, bool create,
+                                     const std::string& vfs = "");
 
 // Applies the migrations newer than the catalog's, each in its own
 // transaction. Safe when several processes open an old catalog at once.

@@ -80,8 +80,7 @@ absl::StatusOr<GcReport> Store::Gc(std::string_view actor) {
     lq.Reset();
 
     if (live.empty()) {
-      if (::unlink(path.c_str()) != 0)
-        return absl::InternalError(fmt::format("{}: unlink: {}", path, std::strerror(errno)));
+      RETURN_IF_ERROR(impl_->env->Unlink(path));
       ++rep.packs_deleted;
       rep.bytes_reclaimed += size;
       continue;
@@ -100,10 +99,9 @@ absl::StatusOr<GcReport> Store::Gc(std::string_view actor) {
       continue;
     if (tiled) {
       if (pos == size) continue;
-      ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDWR));
-      if (::ftruncate(fd.get(), static_cast<off_t>(pos)) != 0)
-        return absl::InternalError(fmt::format("{}: truncate: {}", path, std::strerror(errno)));
-      RETURN_IF_ERROR(FsyncFd(fd.get(), path));
+      ASSIGN_OR_RETURN(Fd fd, impl_->env->Open(path, O_RDWR));
+      RETURN_IF_ERROR(impl_->env->Truncate(fd.get(), pos, path));
+      RETURN_IF_ERROR(impl_->env->Fsync(fd.get(), path));
       rep.bytes_reclaimed += size - pos;
       continue;
     }
@@ -111,7 +109,7 @@ absl::StatusOr<GcReport> Store::Gc(std::string_view actor) {
     // Rewrite: copy live runs to the gc's own pack(s), then repoint.
     ASSIGN_OR_RETURN(auto map, impl_->packs->Get(pack, pos));
     if (!writer) {
-      writer = std::make_unique<PackWriter>(impl_->packs_dir);
+      writer = std::make_unique<PackWriter>(impl_->packs_dir, impl_->env);
       RETURN_IF_ERROR(writer->StartNewPack());
     }
     std::vector<std::pair<int64_t, uint64_t>> moved(live.size());
@@ -139,12 +137,11 @@ absl::StatusOr<GcReport> Store::Gc(std::string_view actor) {
       }
       RETURN_IF_ERROR(txn.Commit());
     }
-    if (::unlink(path.c_str()) != 0)
-      return absl::InternalError(fmt::format("{}: unlink: {}", path, std::strerror(errno)));
+    RETURN_IF_ERROR(impl_->env->Unlink(path));
     ++rep.packs_rewritten;
     rep.bytes_reclaimed += size - live_bytes - kPackHeaderSize;
   }
-  RETURN_IF_ERROR(FsyncDir(impl_->packs_dir));
+  RETURN_IF_ERROR(impl_->env->FsyncDir(impl_->packs_dir));
   impl_->packs->Clear();
   // Scratch files (NewTempPath) a crashed upload or load left behind.
   {

@@ -243,7 +243,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   res.logical_bytes = logical;
   res.chunks = chunks.size();
   {
-    PackWriter writer(impl_->packs_dir);
+    PackWriter writer(impl_->packs_dir, impl_->env);
     writer.UseDirectIo();
     std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
     ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));

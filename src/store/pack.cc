@@ -55,8 +55,8 @@ absl::Status CheckPackHeader(std::span<const uint8_t> b, const std::string& path
   return absl::OkStatus();
 }
 
-PackWriter::PackWriter(std::string packs_dir, uint64_t roll_size)
-    : dir_(std::move(packs_dir)), roll_size_(roll_size) {}
+PackWriter::PackWriter(std::string packs_dir, Env* env, uint64_t roll_size)
+    : env_(env ? env : Env::Default()), dir_(std::move(packs_dir)), roll_size_(roll_size) {}
 
 
 absl::Status PackWriter::OpenExisting() {
@@ -65,7 +65,7 @@ absl::Status PackWriter::OpenExisting() {
   int tried = 0;
   for (auto it = packs.rbegin(); it != packs.rend() && tried < 4; ++it, ++tried) {
     std::string path = PackPath(dir_, *it);
-    auto fd = OpenFile(path, O_RDWR);
+    auto fd = env_->Open(path, O_RDWR);
     if (!fd.ok()) continue;
     if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;
     struct stat st;
@@ -90,6 +90,7 @@ absl::Status PackWriter::OpenExisting() {
 struct PackWriter::DirectIo {
   static constexpr int kBuffers = 3;
   struct Job {
+    Env* env;
     int fd;
     uint8_t* buf;
     uint64_t len, offset;
@@ -132,7 +133,7 @@ struct PackWriter::DirectIo {
       jobs.pop_front();
       busy = true;
       l.unlock();
-      absl::Status s = error.ok() ? PWriteAll(j.fd, {j.buf, j.len}, j.offset, j.path) : absl::OkStatus();
+      absl::Status s = error.ok() ? PWriteAll(j.fd, {j.buf, j.len}, j.offset, j.path, j.env) : absl::OkStatus();
       l.lock();
       if (!s.ok() && error.ok()) error = s;
       busy = false;
@@ -165,17 +166,14 @@ void PackWriter::StartDirect() {
   if (!want_direct_ || !cur_) return;
   struct statfs sf;
   if (::fstatfs(cur_->fd.get(), &sf) != 0 || sf.f_type == TMPFS_MAGIC) return;  // tmpfs: no gain
-  int raw = ::open(cur_->path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-  if (raw < 0) return;  // EINVAL: the file system has no direct I/O
+  auto raw = env_->Open(cur_->path, O_WRONLY | O_DIRECT);
+  if (!raw.ok()) return;  // EINVAL: the file system has no direct I/O
   if (!io_) {
     io_ = DirectIo::Make();
-    if (!io_) {
-      ::close(raw);
-      return;
-    }
+    if (!io_) return;
   }
   if (!staging_) staging_ = io_->Take();
-  cur_->direct = Fd(raw);
+  cur_->direct = std::move(*raw);
   // Start on a block of our own: the block holding the current end may be
   // in another process's page cache, and a direct write under it would
   // leave that copy stale. The gap reads as zeros and is dead space.
@@ -194,7 +192,7 @@ absl::Status PackWriter::FlushStaging(bool all) {
     const uint64_t keep = staged_ > n ? staged_ - n : 0;
     uint8_t* next = io_->Take();
     if (keep) std::memcpy(next, staging_ + n, keep);
-    io_->Submit({cur_->direct.get(), staging_, n, cur_->staged_at, cur_->path});
+    io_->Submit({env_, cur_->direct.get(), staging_, n, cur_->staged_at, cur_->path});
     staging_ = next;
     staged_ = keep;
     cur_->staged_at += n;
@@ -219,12 +217,12 @@ absl::Status PackWriter::CreateNew() {
   int64_t n = packs.empty() ? 1 : packs.back() + 1;
   for (int attempt = 0; attempt < 1000; ++attempt, ++n) {
     std::string path = PackPath(dir_, n);
-    int raw = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (raw < 0) {
-      if (errno == EEXIST) continue;
-      return absl::InternalError(fmt::format("{}: create pack: {}", path, std::strerror(errno)));
+    auto created = env_->Open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (!created.ok()) {
+      if (absl::IsAlreadyExists(created.status())) continue;
+      return Annotate(created.status(), "create pack");
     }
-    Fd fd(raw);
+    Fd fd = std::move(*created);
     // Another writer may flock the new file before us; it then skips it as
     // headerless, or we skip it here.
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
@@ -232,7 +230,13 @@ absl::Status PackWriter::CreateNew() {
     std::memcpy(hdr, kPackMagic, sizeof kPackMagic);
     uint32_t v = kPackFormatVersion;
     std::memcpy(hdr + 8, &v, 4);
-    RETURN_IF_ERROR(PWriteAll(fd.get(), hdr, 0, path));
+    if (absl::Status s = PWriteAll(fd.get(), hdr, 0, path, env_); !s.ok()) {
+      // A pack without its header would be skipped by every writer and
+      // never reclaimed by name alone; gc unlinks it (no live chunk), but
+      // leave nothing half-made behind when we can.
+      (void)env_->Unlink(path);
+      return s;
+    }
     RETURN_IF_ERROR(Retire());
     cur_ = std::make_unique<Open>();
     cur_->pack = n;
@@ -279,7 +283,7 @@ absl::StatusOr<std::pair<int64_t, uint64_t>> PackWriter::Append(
     for (auto p : parts) cur_->end += p.size();
     return std::make_pair(cur_->pack, at);
   }
-  RETURN_IF_ERROR(PWriteVAll(cur_->fd.get(), parts, at, cur_->path));
+  RETURN_IF_ERROR(PWriteVAll(cur_->fd.get(), parts, at, cur_->path, env_));
   for (auto p : parts) cur_->end += p.size();
   // Start the disk on what is written so far instead of leaving gigabytes
   // of dirty pages to the final fsync: writeback then overlaps with the
@@ -297,9 +301,9 @@ absl::Status PackWriter::Sync() {
     RETURN_IF_ERROR(FlushStaging(/*all=*/true));
     cur_->end = cur_->staged_at;  // past the pad: a later append starts a block of its own
   }
-  for (auto& o : done_) RETURN_IF_ERROR(FsyncFd(o->fd.get(), o->path));
-  if (cur_) RETURN_IF_ERROR(FsyncFd(cur_->fd.get(), cur_->path));
-  if (created_) RETURN_IF_ERROR(FsyncDir(dir_));
+  for (auto& o : done_) RETURN_IF_ERROR(env_->Fsync(o->fd.get(), o->path));
+  if (cur_) RETURN_IF_ERROR(env_->Fsync(cur_->fd.get(), cur_->path));
+  if (created_) RETURN_IF_ERROR(env_->FsyncDir(dir_));
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/env.h"
 #include "core/file_util.h"
 #include "core/mapped_file.h"
 
@@ -45,7 +46,8 @@ absl::Status CheckPackHeader(std::span<const uint8_t> first_bytes, const std::st
 class PackWriter {
  public:
   // roll_size is the soft limit past which the writer moves to a new pack.
-  explicit PackWriter(std::string packs_dir, uint64_t roll_size = kPackRollSize);
+  // Every open, write and sync goes through env (nullptr: Env::Default()).
+  explicit PackWriter(std::string packs_dir, Env* env = nullptr, uint64_t roll_size = kPackRollSize);
   // Writes with O_DIRECT through an aligned staging buffer, skipping the
   // page cache's copy and writeback (ingest's bulk appends), where the
   // file system takes it and is not tmpfs; buffered otherwise. Each direct
@@ -99,6 +101,7 @@ class PackWriter {
   uint8_t* staging_ = nullptr;  // one of io_'s buffers
   uint64_t staged_ = 0;         // bytes in staging_
   std::unique_ptr<DirectIo> io_;  // last member: joins before the fds close
+  Env* env_;
   std::string dir_;
   uint64_t roll_size_;
   std::unique_ptr<Open> cur_;

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "store/catalog.h"
+#include "store/catalog_vfs.h"
 #include "store/db.h"
 #include "store/store.h"
 #include "store/store_impl.h"
@@ -67,19 +68,22 @@ std::string Store::DefaultDir() {
   return fmt::format("{}/.hartonomous", home && *home ? home : ".");
 }
 
-absl::Status Store::Init(const std::string& dir) {
+absl::Status Store::Init(const std::string& dir, const StoreOptions& opts) {
+  Env* env = opts.env ? opts.env : Env::Default();
   std::error_code ec;
   for (const char* sub : {"", "packs", "index"}) {
     fs::create_directories(fs::path(dir) / sub, ec);
     if (ec) return absl::PermissionDeniedError(fmt::format("{}: cannot create: {}", (fs::path(dir) / sub).string(), ec.message()));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<StoreLock> lock, StoreLock::Open(dir + "/LOCK"));
-  ASSIGN_OR_RETURN(sqlite3 * db, OpenCatalog(dir + "/catalog.sqlite", /*create=*/true));
+  ASSIGN_OR_RETURN(std::unique_ptr<StoreLock> lock, StoreLock::Open(dir + "/LOCK", env));
+  ASSIGN_OR_RETURN(std::string vfs, CatalogVfsFor(env));
+  ASSIGN_OR_RETURN(sqlite3 * db, OpenCatalog(dir + "/catalog.sqlite", /*create=*/true, vfs));
   sqlite3_close_v2(db);
-  return FsyncDir(dir);
+  return env->FsyncDir(dir);
 }
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
+                                                   const StoreOptions& opts) {
   std::string cat = dir + "/catalog.sqlite";
   struct stat st;
   if (::stat(cat.c_str(), &st) != 0)
@@ -89,13 +93,15 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   impl->dir = dir;
   impl->packs_dir = dir + "/packs";
   impl->catalog_path = cat;
+  impl->env = opts.env ? opts.env : Env::Default();
   std::error_code ec;
   fs::create_directories(impl->packs_dir, ec);
-  ASSIGN_OR_RETURN(impl->lock, StoreLock::Open(dir + "/LOCK"));
+  ASSIGN_OR_RETURN(impl->lock, StoreLock::Open(dir + "/LOCK", impl->env));
+  ASSIGN_OR_RETURN(impl->vfs, CatalogVfsFor(impl->env));
   {
     SharedHold hold(impl->lock.get());
     RETURN_IF_ERROR(hold.status());
-    ASSIGN_OR_RETURN(impl->db, OpenCatalog(cat, /*create=*/false));
+    ASSIGN_OR_RETURN(impl->db, OpenCatalog(cat, /*create=*/false, impl->vfs));
   }
   impl->packs = std::make_unique<PackCache>(impl->packs_dir);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
@@ -119,7 +125,7 @@ void Store::ConnectionCloser::operator()(sqlite3* db) const {
 }
 
 absl::StatusOr<Store::Connection> Store::OpenConnection() {
-  ASSIGN_OR_RETURN(sqlite3 * db, OpenCatalog(impl_->catalog_path, /*create=*/false));
+  ASSIGN_OR_RETURN(sqlite3 * db, OpenCatalog(impl_->catalog_path, /*create=*/false, impl_->vfs));
   return Connection(db);
 }
 
@@ -151,7 +157,7 @@ absl::StatusOr<ReadConn> Store::Impl::Reader() {
       return ReadConn(this, r);
     }
   }
-  ASSIGN_OR_RETURN(sqlite3 * r, OpenCatalog(catalog_path, /*create=*/false));
+  ASSIGN_OR_RETURN(sqlite3 * r, OpenCatalog(catalog_path, /*create=*/false, vfs));
   return ReadConn(this, r);
 }
 

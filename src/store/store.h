@@ -29,6 +29,16 @@
 //    that connection only, and no other thread uses it.
 //  - No module outside store/ builds paths inside a store directory by hand:
 //    NewTempPath() gives scratch files (uploads, load output).
+//  - Every write, sync, truncate, rename and unlink of the store's files goes
+//    through one Env (StoreOptions::env, else Env::Default()), SQLite's
+//    catalog I/O included (through a VFS shim when the Env is not the real
+//    one). When any of them fails, the operation returns that error (naming
+//    the file and the system call, or SQLite's "disk I/O error" / "database
+//    or disk is full"), and the store on disk keeps the promises above: it
+//    reopens, verifies, every version committed before is intact, and the
+//    failed operation left no version (ingest), deleted all or nothing
+//    (DeleteVersion), or moved no live chunk (Gc). Bytes a failed operation
+//    wrote to packs are dead and the next Gc() reclaims them.
 #pragma once
 
 #include <chrono>
@@ -44,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "core/cancel.h"
 #include "core/dtype.h"
+#include "core/env.h"
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "core/shape.h"
@@ -222,16 +233,23 @@ class TensorBytes {
 };
 
 class ReadConn;
+struct StoreOptions {
+  // Every write, sync, truncate, rename and unlink of the store's files
+  // (packs, LOCK, and through a SQLite VFS shim the catalog) goes through
+  // this Env; nullptr: Env::Default(). Tests pass a fault-injecting one.
+  Env* env = nullptr;
+};
 
 class Store {
  public:
   // $HART_HOME, else ~/.hartonomous.
   static std::string DefaultDir();
   // Creates the directory layout and catalog; ok when it exists already.
-  static absl::Status Init(const std::string& dir);
+  static absl::Status Init(const std::string& dir, const StoreOptions& opts = {});
   // Opens an existing store (NotFound with a hint to run `hart init` when
   // absent), migrating an older catalog schema forward.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir,
+                                                     const StoreOptions& opts = {});
   ~Store();
 
   const std::string& dir() const;

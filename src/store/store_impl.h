@@ -54,6 +54,8 @@ struct Store::Impl {
   std::string packs_dir;
   std::string catalog_path;
   // The write connection (Ingest, DeleteVersion, Gc).
+  Env* env = nullptr;  // never null: StoreOptions::env or Env::Default()
+  std::string vfs;     // the catalog's SQLite VFS for env ("" = SQLite's default)
   sqlite3* db = nullptr;
   // Serializes this Store's use of its write connection, so one thread's
   // transaction never takes in another thread's statements.

@@ -12,8 +12,8 @@
 
 namespace hart::store {
 
-absl::StatusOr<std::unique_ptr<StoreLock>> StoreLock::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDWR | O_CREAT));
+absl::StatusOr<std::unique_ptr<StoreLock>> StoreLock::Open(const std::string& path, Env* env) {
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDWR | O_CREAT, 0644, env));
   return std::unique_ptr<StoreLock>(new StoreLock(path, std::move(fd)));
 }
 

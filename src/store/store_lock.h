@@ -10,13 +10,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/env.h"
 #include "core/file_util.h"
 
 namespace hart::store {
 
 class StoreLock {
  public:
-  static absl::StatusOr<std::unique_ptr<StoreLock>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<StoreLock>> Open(const std::string& path, Env* env = nullptr);
 
   // Blocks while a gc runs.
   absl::Status LockShared();
