@@ -4,12 +4,17 @@
 // before is present and exports bit-exact, and the killed version is either
 // absent or complete. Finally `hart gc` reclaims the dead pack bytes and the
 // store still verifies.
+//
+// The same for `hart gc` and `hart rm`: each killed at random moments, x50,
+// and after every kill the store verifies, every committed version exports
+// bit-exact, and a killed delete either happened entirely or not at all.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "cli_runner.h"
@@ -177,6 +182,203 @@ TEST_F(CliCrashTest, KilledIngestsLeaveTheStoreConsistent) {
   for (const auto& [n, s] : expected) ExpectExport("crash@" + std::to_string(n), s);
   ExpectExport("base@1", base_sha);
   EXPECT_EQ(CrashVersions().size(), expected.size());
+}
+
+// gc and rm killed at random moments. A smaller model than the ingest test
+// (4 MiB) keeps fifty rounds of each to seconds.
+constexpr int kMaintKills = 50;
+constexpr int kMaintMiB = 4;
+
+class CliCrashMaintTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fx_ = store_.root() + "/fx";
+    ASSERT_TRUE(MakeModels(fx_));
+    ASSERT_TRUE(MakeModels(fx_, "--size-mb " + std::to_string(kMaintMiB)));
+    ASSERT_TRUE(store_.Init());
+    RunResult r = store_.Run({"ingest", fx_ + "/base.safetensors", "--license", "mit"});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    expected_["base@1"] = Sha256File(fx_ + "/base.safetensors");
+    seed_ = std::random_device{}();
+    rng_.seed(seed_);
+  }
+
+  void ExpectExport(const std::string& version, const std::string& sha) {
+    std::string out = store_.root() + "/export.safetensors";
+    RunResult r = store_.Run({"export", version, "-o", out});
+    ASSERT_EQ(r.exit_code, 0) << version << ": " << Describe(r);
+    EXPECT_EQ(Sha256File(out), sha) << version << " does not export bit-exact";
+    fs::remove(out);
+  }
+
+  // Ingests `file` as `model`; returns "model@N".
+  std::string Ingest(const std::string& file, const std::string& model) {
+    RunResult r = store_.Run({"ingest", "--json", file, "--model", model, "--license", "mit"});
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    if (r.exit_code != 0) return "";
+    std::string ref = model + "@" + std::to_string(r.Json()[0]["number"].get<int64_t>());
+    expected_[ref] = Sha256File(file);
+    return ref;
+  }
+
+  // Versions the catalog lists, as "model@N".
+  std::set<std::string> Present() {
+    std::vector<std::string> rows = Sql("SELECT m.name || '@' || v.number FROM version v "
+                                        "JOIN model m ON m.id = v.model_id");
+    return std::set<std::string>(rows.begin(), rows.end());
+  }
+
+  // Rows of `hart sql --format csv` (header dropped).
+  std::vector<std::string> Sql(const std::string& sql) {
+    RunResult r = store_.Run({"sql", "--format", "csv", sql});
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    std::vector<std::string> rows;
+    size_t at = r.out.find('\n');
+    while (at != std::string::npos && at + 1 < r.out.size()) {
+      size_t end = r.out.find('\n', at + 1);
+      rows.push_back(r.out.substr(at + 1, end == std::string::npos ? end : end - at - 1));
+      at = end;
+    }
+    return rows;
+  }
+
+  // Runs `args` and SIGKILLs it after a random moment of [0, 1.2 x full_s).
+  // Returns the result and whether it was killed before it finished.
+  std::pair<RunResult, bool> RunAndKill(const std::vector<std::string>& args, double full_s, int i) {
+    std::uniform_real_distribution<double> u(0, 1);
+    double delay_s = full_s * 1.2 * (i - 1 + u(rng_)) / kMaintKills;  // stratified over the rounds
+    HartProcess p(store_.Args(args), store_.root() + "/op.out", store_.root() + "/op.err");
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay_s));
+    bool finished = p.Poll();
+    p.Kill(SIGKILL);
+    RunResult r = p.Wait();
+    return {r, !finished && r.signal == SIGKILL};
+  }
+
+  void ExpectVerifies(const std::string& when) {
+    RunResult r = store_.Run({"verify"});
+    EXPECT_EQ(r.exit_code, 0) << when << ": " << Describe(r);
+  }
+
+  // Every expected version is listed; one of them (rotating) and base
+  // export bit-exact.
+  void ExpectCommittedIntact(int round) {
+    std::set<std::string> present = Present();
+    for (const auto& [ref, sha] : expected_)
+      EXPECT_TRUE(present.count(ref)) << ref << " committed earlier is gone";
+    auto it = std::next(expected_.begin(), round % expected_.size());
+    ExpectExport(it->first, it->second);
+    if (it->first != "base@1") ExpectExport("base@1", expected_["base@1"]);
+  }
+
+  double TimeOf(const std::vector<std::string>& args) {
+    auto t0 = Clock::now();
+    RunResult r = store_.Run(args);
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  TempStore store_;
+  std::string fx_;
+  std::map<std::string, std::string> expected_;  // "model@N" -> SHA-256 of its export
+  unsigned seed_ = 0;
+  std::mt19937 rng_;
+};
+
+TEST_F(CliCrashMaintTest, KilledGcsLeaveTheStoreConsistent) {
+  SCOPED_TRACE("seed " + std::to_string(seed_));
+  const std::string large = fx_ + "/large.safetensors";
+  // Each round: a new version, the oldest deleted (its chunks lie before the
+  // live ones, so gc rewrites the pack), then gc killed at a random moment.
+  auto new_garbage = [&](int i) {
+    Stamp(large, static_cast<uint64_t>(i) << 32 | rng_());
+    Ingest(large, "g");
+    std::vector<std::string> gs;
+    for (const auto& [ref, sha] : expected_)
+      if (ref.rfind("g@", 0) == 0) gs.push_back(ref);
+    if (gs.size() > 2) {
+      std::sort(gs.begin(), gs.end(), [](const std::string& a, const std::string& b) {
+        return std::stoll(a.substr(2)) < std::stoll(b.substr(2));
+      });
+      RunResult r = store_.Run({"rm", gs[0]});
+      ASSERT_EQ(r.exit_code, 0) << Describe(r);
+      expected_.erase(gs[0]);
+    }
+  };
+  for (int i = 0; i < 3; ++i) new_garbage(i);
+  double full_s = TimeOf({"gc"});
+  RecordProperty("full_gc_ms", static_cast<int>(full_s * 1000));
+
+  int killed = 0;
+  for (int i = 1; i <= kMaintKills; ++i) {
+    SCOPED_TRACE("gc kill #" + std::to_string(i));
+    new_garbage(100 + i);
+    auto [r, was_killed] = RunAndKill({"gc"}, full_s, i);
+    if (was_killed) ++killed;
+    else EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    ExpectVerifies("after a killed gc");
+    ExpectCommittedIntact(i);
+    if (HasFailure()) break;
+  }
+  RecordProperty("killed_mid_gc", killed);
+  std::printf("[kill -9] gc: %d rounds, %d killed before the end (full gc %.0f ms)\n", kMaintKills,
+              killed, full_s * 1000);
+  EXPECT_GE(killed, kMaintKills / 2) << "most kills should land before gc finished";
+
+  // A gc after all that reclaims what the killed ones left and keeps every version.
+  RunResult r = store_.Run({"gc"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ExpectVerifies("after the last gc");
+  for (const auto& [ref, sha] : expected_) ExpectExport(ref, sha);
+  EXPECT_EQ(Present().size(), expected_.size());
+}
+
+TEST_F(CliCrashMaintTest, KilledDeletesHappenEntirelyOrNotAtAll) {
+  SCOPED_TRACE("seed " + std::to_string(seed_));
+  const std::vector<std::string> files = {fx_ + "/ft1.safetensors", fx_ + "/ft2.safetensors",
+                                          fx_ + "/ft_vocab.safetensors"};
+  Ingest(fx_ + "/large.safetensors", "keep");
+  std::string probe = Ingest(files[0], "d");
+  double full_s = TimeOf({"rm", probe});
+  expected_.erase(probe);
+  RecordProperty("full_rm_ms", static_cast<int>(full_s * 1000));
+
+  int killed = 0, deleted_anyway = 0;
+  for (int i = 1; i <= kMaintKills; ++i) {
+    SCOPED_TRACE("rm kill #" + std::to_string(i));
+    std::string ref = Ingest(files[i % files.size()], "d");
+    ASSERT_FALSE(ref.empty());
+    std::string sha = expected_[ref];
+    expected_.erase(ref);
+    auto [r, was_killed] = RunAndKill({"rm", ref}, full_s, i);
+    if (was_killed) ++killed;
+    else EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    ExpectVerifies("after a killed rm");
+    std::set<std::string> present = Present();
+    if (present.count(ref)) {
+      // Not deleted: whole, exports what was ingested.
+      EXPECT_TRUE(was_killed) << "rm finished but " << ref << " is still listed";
+      ExpectExport(ref, sha);
+      expected_[ref] = sha;
+    } else {
+      if (was_killed) ++deleted_anyway;
+      // Deleted: no row of it is left anywhere.
+      std::vector<std::string> orphans = Sql(
+          "SELECT (SELECT COUNT(*) FROM component WHERE version_id NOT IN (SELECT id FROM version)) "
+          "+ (SELECT COUNT(*) FROM file WHERE version_id NOT IN (SELECT id FROM version)) "
+          "+ (SELECT COUNT(*) FROM segment_chunk WHERE version_id NOT IN (SELECT id FROM version))");
+      EXPECT_EQ(orphans, std::vector<std::string>{"0"}) << "rows of the deleted " << ref << " left behind";
+    }
+    ExpectCommittedIntact(i);
+    if (HasFailure()) break;
+  }
+  RecordProperty("killed_mid_rm", killed);
+  std::printf("[kill -9] rm: %d rounds, %d killed before the end (%d of those had committed); "
+              "full rm %.0f ms\n", kMaintKills, killed, deleted_anyway, full_s * 1000);
+  RunResult r = store_.Run({"gc"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ExpectVerifies("after gc");
+  for (const auto& [ref, sha] : expected_) ExpectExport(ref, sha);
 }
 
 }  // namespace
