@@ -29,6 +29,8 @@
 //    that connection only, and no other thread uses it.
 //  - No module outside store/ builds paths inside a store directory by hand:
 //    NewTempPath() gives scratch files (uploads, load output).
+//
+// Failures of the disk:
 //  - Every write, sync, truncate, rename and unlink of the store's files goes
 //    through one Env (StoreOptions::env, else Env::Default()), SQLite's
 //    catalog I/O included (through a VFS shim when the Env is not the real
