@@ -1,6 +1,7 @@
 #include "core/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -111,8 +112,15 @@ absl::Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> b
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  auto fd = OpenFile(path, O_RDONLY);
+  // O_NONBLOCK: opening a FIFO (a config.json that is a named pipe) must
+  // not wait for a writer; anything but a regular file is refused.
+  auto fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
   if (!fd.ok()) return fd.status();
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(path, "fstat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
   std::string out;
   char buf[1 << 16];
   for (;;) {
