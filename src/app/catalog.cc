@@ -1,8 +1,15 @@
 #include "app/catalog.h"
 
+#include <unordered_set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "app/json_io.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "query/engine.h"
+#include "store/db.h"
+#include "store/structure.h"
 
 namespace hart::app {
 
@@ -179,6 +186,213 @@ absl::StatusOr<RemoveResponse> Remove(const Context& ctx, const RemoveRequest& r
   ASSIGN_OR_RETURN(store::VersionRef ref, store::ParseVersionRef(req.version));
   RemoveResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().DeleteVersion(ref, req.force, ctx.actor));
+  return r;
+}
+
+
+// ---- components ----
+
+absl::StatusOr<ComponentsRequest> ComponentsRequest::FromJson(const json& j) {
+  ComponentsRequest r;
+  RETURN_IF_ERROR(FieldReader(j, "components request")
+                      .String("version", &r.version, true)
+                      .String("under", &r.under)
+                      .Strings("edges", &r.edges)
+                      .Bool("with_edges", &r.with_edges)
+                      .Int("max_rows", &r.max_rows, false, 1, kMaxComponentRows)
+                      .Finish());
+  for (const auto& k : r.edges) {
+    if (!store::EdgeKindFromName(k)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "components request: field 'edges': unknown edge kind \"{}\" (contains, feeds or ties)", k));
+    }
+  }
+  return r;
+}
+json ComponentsRequest::ToJson() const {
+  json j = {{"version", version}, {"with_edges", with_edges}, {"max_rows", max_rows}};
+  if (!under.empty()) j["under"] = under;
+  if (!edges.empty()) j["edges"] = edges;
+  return j;
+}
+
+json ComponentsResponse::ToJson() const {
+  json j = {{"version", version.ref()}, {"root", root}, {"nodes", json::array()},
+            {"edges", json::array()}, {"truncated", truncated}};
+  for (const auto& n : nodes) {
+    j["nodes"].push_back({{"id", n.id},
+                          {"parent", n.parent ? json(*n.parent) : json(nullptr)},
+                          {"kind", n.kind},
+                          {"name", n.name},
+                          {"role", n.role ? json(*n.role) : json(nullptr)},
+                          {"layer", n.layer ? json(*n.layer) : json(nullptr)},
+                          {"dtype", n.dtype ? json(*n.dtype) : json(nullptr)},
+                          {"shape", n.shape},
+                          {"nbytes", n.nbytes}});
+  }
+  for (const auto& e : edges) j["edges"].push_back({{"src", e.src}, {"dst", e.dst}, {"kind", e.kind}});
+  return j;
+}
+
+absl::StatusOr<ComponentsResponse> Components(const Context& ctx, const ComponentsRequest& req) {
+  if (req.max_rows < 1 || req.max_rows > kMaxComponentRows) {
+    return absl::InvalidArgumentError(fmt::format("components: max_rows must be in [1, {}]", kMaxComponentRows));
+  }
+  for (const auto& k : req.edges) {
+    if (!store::EdgeKindFromName(k))
+      return absl::InvalidArgumentError(fmt::format("components: unknown edge kind \"{}\"", k));
+  }
+  ComponentsResponse r;
+  ASSIGN_OR_RETURN(r.version, ResolveVersion(ctx, req.version));
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  sqlite3* db = engine->db();
+
+  // The subtree's root: the version's model node, or `under` (an id or a
+  // name of this version's components).
+  {
+    ASSIGN_OR_RETURN(store::Stmt st, req.under.empty()
+                                         ? store::Stmt::Prepare(db,
+                                               "SELECT id FROM components WHERE version_id = ? "
+                                               "AND parent_id IS NULL ORDER BY id LIMIT 1")
+                                         : store::Stmt::Prepare(db,
+                                               "SELECT id FROM components WHERE version_id = ? "
+                                               "AND (name = ? OR id = ?) ORDER BY name = ? DESC, id LIMIT 1"));
+    st.Bind(1, r.version.id);
+    if (!req.under.empty()) {
+      int64_t id = -1;
+      if (!absl::SimpleAtoi(req.under, &id)) id = -1;
+      st.Bind(2, req.under).Bind(3, id).Bind(4, req.under);
+    }
+    ASSIGN_OR_RETURN(bool found, st.Step());
+    if (!found) {
+      if (req.under.empty())
+        return absl::NotFoundError(fmt::format("{} has no component tree", r.version.ref()));
+      return absl::NotFoundError(
+          fmt::format("{} has no component named or numbered \"{}\"", r.version.ref(), req.under));
+    }
+    r.root = st.Int(0);
+  }
+
+  // The subtree, root first, then by id; one row past the cap tells truncation.
+  ASSIGN_OR_RETURN(store::Stmt nodes,
+                   store::Stmt::Prepare(db,
+                                        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL "
+                                        "SELECT c.id FROM main.component c JOIN sub ON c.parent_id = sub.id) "
+                                        "SELECT c.id, c.parent_id, c.kind, c.name, c.role, c.layer, c.dtype, "
+                                        "c.shape, c.nbytes FROM sub JOIN components c ON c.id = sub.id "
+                                        "ORDER BY c.id != ?1, c.id LIMIT ?2"));
+  nodes.Bind(1, r.root).Bind(2, req.max_rows + 1);
+  std::unordered_set<int64_t> in;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, nodes.Step());
+    if (!row) break;
+    if (static_cast<int64_t>(r.nodes.size()) == req.max_rows) {
+      r.truncated = true;
+      break;
+    }
+    RETURN_IF_ERROR(ctx.CheckCancel("components"));
+    ComponentNodeRow n;
+    n.id = nodes.Int(0);
+    if (!nodes.IsNull(1)) n.parent = nodes.Int(1);
+    n.kind = nodes.Text(2);
+    n.name = nodes.Text(3);
+    if (!nodes.IsNull(4)) n.role = nodes.Text(4);
+    if (!nodes.IsNull(5)) n.layer = nodes.Int(5);
+    if (!nodes.IsNull(6)) n.dtype = nodes.Text(6);
+    if (!nodes.IsNull(7)) {
+      json shape = json::parse(nodes.Text(7), nullptr, false);
+      n.shape = shape.is_discarded() ? json(nullptr) : shape;
+    }
+    n.nbytes = static_cast<uint64_t>(nodes.Int(8));
+    in.insert(n.id);
+    r.nodes.push_back(std::move(n));
+  }
+  if (!req.with_edges) return r;
+
+  // Edges with both ends among the nodes, of the asked kinds.
+  std::unordered_set<std::string> kinds(req.edges.begin(), req.edges.end());
+  ASSIGN_OR_RETURN(store::Stmt edges,
+                   store::Stmt::Prepare(db,
+                                        "SELECT src, dst, kind FROM edges WHERE version_id = ? "
+                                        "ORDER BY src, dst, kind"));
+  edges.Bind(1, r.version.id);
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, edges.Step());
+    if (!row) break;
+    ComponentEdgeRow e{edges.Int(0), edges.Int(1), edges.Text(2)};
+    if (!in.count(e.src) || !in.count(e.dst)) continue;
+    if (!kinds.empty() && !kinds.count(e.kind)) continue;
+    if (static_cast<int64_t>(r.edges.size()) == req.max_rows) {
+      r.truncated = true;
+      break;
+    }
+    r.edges.push_back(std::move(e));
+  }
+  return r;
+}
+
+// ---- tensors (with stats) ----
+
+absl::StatusOr<TensorsRequest> TensorsRequest::FromJson(const json& j) {
+  TensorsRequest r;
+  RETURN_IF_ERROR(FieldReader(j, "tensors request")
+                      .String("version", &r.version, true)
+                      .Bool("stats", &r.stats)
+                      .Int("max_stats_bytes", &r.max_stats_bytes, false, 0, kMaxStatsBytes)
+                      .Finish());
+  return r;
+}
+json TensorsRequest::ToJson() const {
+  return {{"version", version}, {"stats", stats}, {"max_stats_bytes", max_stats_bytes}};
+}
+
+json TensorsResponse::ToJson() const {
+  json j = json::array();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    json t = app::ToJson(tensors[i]);
+    if (with_stats) {
+      t["stats"] = i < stats.size() ? stats[i] : json(nullptr);
+      if (t["stats"].is_null()) t["stats_skipped"] = true;
+    }
+    j.push_back(std::move(t));
+  }
+  return j;
+}
+
+absl::StatusOr<TensorsResponse> Tensors(const Context& ctx, const TensorsRequest& req) {
+  if (req.max_stats_bytes < 0 || req.max_stats_bytes > kMaxStatsBytes) {
+    return absl::InvalidArgumentError(fmt::format("tensors: max_stats_bytes must be in [0, {}]", kMaxStatsBytes));
+  }
+  TensorsResponse r;
+  ASSIGN_OR_RETURN(store::VersionRow v, ResolveVersion(ctx, req.version));
+  ASSIGN_OR_RETURN(r.tensors, ctx.st().ListTensors(v.id));
+  if (!req.stats) return r;
+  r.with_stats = true;
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  ASSIGN_OR_RETURN(store::Stmt st, store::Stmt::Prepare(engine->db(), "SELECT tensor_stats(?)"));
+  uint64_t read = 0;
+  for (const auto& t : r.tensors) {
+    if (read + t.nbytes > static_cast<uint64_t>(req.max_stats_bytes)) {
+      r.stats.push_back(nullptr);
+      continue;
+    }
+    RETURN_IF_ERROR(ctx.CheckCancel("tensor stats"));
+    st.Reset();
+    st.Bind(1, t.id);
+    auto row = st.Step();
+    read += t.nbytes;
+    if (!row.ok()) {
+      // A dtype the decoder lacks: that tensor's stats say why, the rest go on.
+      r.stats.push_back({{"error", std::string(row.status().message())}});
+      continue;
+    }
+    json s = nullptr;
+    if (*row && !st.IsNull(0)) {
+      s = json::parse(st.Text(0), nullptr, false);
+      if (s.is_discarded()) s = nullptr;
+    }
+    r.stats.push_back(std::move(s));
+  }
   return r;
 }
 

@@ -46,6 +46,74 @@ struct ShowResponse {
 };
 absl::StatusOr<ShowResponse> Show(const Context& ctx, const ShowRequest& req);
 
+// A version's component tree (model -> blocks -> tensors, store/structure.h)
+// and its graph edges (contains, feeds, ties), read from the MQE's
+// `components` and `edges` views with bound parameters. `under` picks a
+// subtree: a component id or a component name of this version. Edges are
+// those whose two ends are both among the returned nodes.
+inline constexpr int64_t kDefaultComponentRows = 10000;
+inline constexpr int64_t kMaxComponentRows = 1000000;
+struct ComponentsRequest {
+  std::string version;             // "model" or "model@N"
+  std::string under;               // "": the whole tree from the model root
+  std::vector<std::string> edges;  // kinds to return; empty: every kind
+  bool with_edges = true;          // false: nodes only
+  int64_t max_rows = kDefaultComponentRows;  // cap on nodes and on edges, 1..kMaxComponentRows
+  // {"version", "under"?, "edges"?: ["feeds", ...], "with_edges"?, "max_rows"?}
+  static absl::StatusOr<ComponentsRequest> FromJson(const nlohmann::json& j);
+  nlohmann::json ToJson() const;
+};
+struct ComponentNodeRow {
+  int64_t id = 0;
+  std::optional<int64_t> parent;  // none for the root of the version
+  std::string kind;               // "model", "block", "tensor"
+  std::string name;
+  std::optional<std::string> role;  // "attn_q", ...; a graph operator's op type
+  std::optional<int64_t> layer;
+  std::optional<std::string> dtype;  // tensors only
+  nlohmann::json shape;              // tensors: [dims]; else null
+  uint64_t nbytes = 0;
+};
+struct ComponentEdgeRow {
+  int64_t src = 0, dst = 0;
+  std::string kind;  // "contains", "feeds", "ties"
+};
+struct ComponentsResponse {
+  store::VersionRow version;
+  int64_t root = 0;  // the subtree's root component id
+  std::vector<ComponentNodeRow> nodes;  // pre-order is not promised: by id, root first
+  std::vector<ComponentEdgeRow> edges;
+  bool truncated = false;  // max_rows cut nodes or edges
+  // {"version": "m@N", "root", "nodes": [{"id","parent","kind","name","role",
+  //  "layer","dtype","shape","nbytes"}], "edges": [{"src","dst","kind"}], "truncated"}
+  nlohmann::json ToJson() const;
+};
+absl::StatusOr<ComponentsResponse> Components(const Context& ctx, const ComponentsRequest& req);
+
+// A version's tensors, as in `hart show`, optionally with the MQE's
+// tensor_stats (min, max, mean, std, ...: query/tensor_stats.h), read
+// from the stored bytes (cached by content). Stats are computed in catalog
+// order until max_stats_bytes of tensor bytes have been read; later tensors
+// get "stats": null and "stats_skipped": true.
+inline constexpr int64_t kDefaultStatsBytes = int64_t{256} << 20;
+inline constexpr int64_t kMaxStatsBytes = int64_t{16} << 30;
+struct TensorsRequest {
+  std::string version;
+  bool stats = false;
+  int64_t max_stats_bytes = kDefaultStatsBytes;  // 0..kMaxStatsBytes
+  // {"version", "stats"?, "max_stats_bytes"?}
+  static absl::StatusOr<TensorsRequest> FromJson(const nlohmann::json& j);
+  nlohmann::json ToJson() const;
+};
+struct TensorsResponse {
+  std::vector<store::TensorRow> tensors;
+  bool with_stats = false;
+  std::vector<nlohmann::json> stats;  // with_stats: one per tensor, null when skipped
+  // [{tensor as in show, "stats"?, "stats_skipped"?}, ...]
+  nlohmann::json ToJson() const;
+};
+absl::StatusOr<TensorsResponse> Tensors(const Context& ctx, const TensorsRequest& req);
+
 // `hart diff A B`: tensors added, removed and changed from A to B.
 struct DiffRequest {
   std::string a, b;  // version references

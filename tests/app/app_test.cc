@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <map>
+#include <set>
 #include <fstream>
 #include <random>
 
@@ -526,6 +528,150 @@ TEST_F(AppTest, FollowEventsDeliversThenStopsWhenCancelled) {
   s = FollowEvents(ctx_, ids[0], [&](const store::Event&) { return ++n < 1; });
   EXPECT_TRUE(s.ok());
   EXPECT_EQ(n, 1);
+}
+
+
+TEST_F(AppTest, ComponentsAnswerTheTreeItsEdgesAndSubtrees) {
+  Ingest("base.safetensors", "m");
+  auto all = Components(ctx_, *ComponentsRequest::FromJson({{"version", "m"}}));
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_FALSE(all->nodes.empty());
+  EXPECT_FALSE(all->truncated);
+  // Root first: the model node, no parent.
+  EXPECT_EQ(all->nodes[0].kind, "model");
+  EXPECT_FALSE(all->nodes[0].parent.has_value());
+  EXPECT_EQ(all->root, all->nodes[0].id);
+  std::map<int64_t, const ComponentNodeRow*> by_id;
+  for (const auto& n : all->nodes) by_id[n.id] = &n;
+  int tensors = 0;
+  std::set<int64_t> layers;
+  for (const auto& n : all->nodes) {
+    if (n.id != all->root) {
+      ASSERT_TRUE(n.parent.has_value()) << n.name;
+      EXPECT_TRUE(by_id.count(*n.parent)) << n.name << " has a parent outside the tree";
+    }
+    if (n.kind == "tensor") {
+      ++tensors;
+      EXPECT_TRUE(n.dtype.has_value()) << n.name;
+      EXPECT_TRUE(n.shape.is_array()) << n.name;
+      EXPECT_GT(n.nbytes, 0u) << n.name;
+    }
+    if (n.kind == "block" && n.layer) layers.insert(*n.layer);
+  }
+  EXPECT_EQ(tensors, 39);  // make_models.py: embed + 4 x 9 + norm + head
+  EXPECT_EQ(layers, (std::set<int64_t>{0, 1, 2, 3}));
+  // `contains` mirrors the tree; dataflow edges are there too.
+  int contains = 0, feeds = 0;
+  for (const auto& e : all->edges) {
+    ASSERT_TRUE(by_id.count(e.src) && by_id.count(e.dst)) << e.src << "->" << e.dst;
+    if (e.kind == "contains") {
+      ++contains;
+      EXPECT_EQ(by_id[e.dst]->parent, e.src);
+    }
+    if (e.kind == "feeds") ++feeds;
+  }
+  EXPECT_EQ(contains, static_cast<int>(all->nodes.size()) - 1);
+  EXPECT_GT(feeds, 0);
+  // The JSON names every field.
+  json j = all->ToJson();
+  EXPECT_EQ(j["version"], "m@1");
+  EXPECT_EQ(j["nodes"][0]["kind"], "model");
+  EXPECT_TRUE(j["nodes"][0]["parent"].is_null());
+  EXPECT_EQ(j["edges"].size(), all->edges.size());
+
+  // A subtree by name: layer 1's block and nothing outside it; by id the same.
+  const ComponentNodeRow* blk1 = nullptr;
+  for (const auto& n : all->nodes)
+    if (n.kind == "block" && n.layer == 1 && (!blk1 || n.id < blk1->id)) blk1 = &n;
+  ASSERT_NE(blk1, nullptr);
+  auto sub = Components(ctx_, *ComponentsRequest::FromJson(
+                                  {{"version", "m@1"}, {"under", blk1->name}, {"edges", {"feeds"}}}));
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  EXPECT_EQ(sub->root, blk1->id);
+  EXPECT_EQ(sub->nodes[0].id, blk1->id);
+  EXPECT_LT(sub->nodes.size(), all->nodes.size());
+  int sub_tensors = 0;
+  for (const auto& n : sub->nodes) {
+    if (n.kind == "tensor") {
+      ++sub_tensors;
+      EXPECT_NE(n.name.find("layers.1."), std::string::npos) << n.name;
+    }
+  }
+  EXPECT_EQ(sub_tensors, 9);
+  EXPECT_FALSE(sub->edges.empty());
+  for (const auto& e : sub->edges) EXPECT_EQ(e.kind, "feeds");
+  auto by_num = Components(ctx_, *ComponentsRequest::FromJson(
+                                     {{"version", "m"}, {"under", std::to_string(blk1->id)}, {"with_edges", false}}));
+  ASSERT_TRUE(by_num.ok()) << by_num.status();
+  EXPECT_EQ(by_num->nodes.size(), sub->nodes.size());
+  EXPECT_TRUE(by_num->edges.empty());
+
+  // The row cap cuts and says so.
+  auto capped = Components(ctx_, *ComponentsRequest::FromJson({{"version", "m"}, {"max_rows", 5}}));
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->nodes.size(), 5u);
+  EXPECT_TRUE(capped->truncated);
+  EXPECT_LE(capped->edges.size(), 5u);
+}
+
+TEST_F(AppTest, ComponentsRefuseBadInputAndUnknownNames) {
+  Ingest("base.safetensors", "m");
+  auto before = Snapshot(ctx_.st());
+  for (auto [j, field] : std::vector<std::pair<json, std::string>>{
+           {json{{"version", "m"}, {"depth", 2}}, "'depth'"},
+           {json{{"version", 3}}, "'version'"},
+           {json::object(), "'version'"},
+           {json{{"version", "m"}, {"edges", "feeds"}}, "'edges'"},
+           {json{{"version", "m"}, {"edges", {"flows"}}}, "'edges'"},
+           {json{{"version", "m"}, {"max_rows", 0}}, "'max_rows'"},
+           {json{{"version", "m"}, {"under", 7}}, "'under'"}}) {
+    auto r = ComponentsRequest::FromJson(j);
+    ASSERT_FALSE(r.ok()) << j.dump();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << j.dump();
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status();
+  }
+  auto nover = Components(ctx_, *ComponentsRequest::FromJson({{"version", "nosuch@1"}}));
+  EXPECT_EQ(nover.status().code(), absl::StatusCode::kNotFound) << nover.status();
+  for (std::string under : {"nosuch", "999999", "x' OR '1'='1", "1; DELETE FROM component"}) {
+    auto r = Components(ctx_, *ComponentsRequest::FromJson({{"version", "m"}, {"under", under}}));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << under << ": " << r.status();
+  }
+  EXPECT_EQ(Snapshot(ctx_.st()), before);
+}
+
+TEST_F(AppTest, TensorsWithStatsReadUpToTheByteCap) {
+  Ingest("base.safetensors", "m");
+  auto plain = Tensors(ctx_, *TensorsRequest::FromJson({{"version", "m"}}));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto show = Show(ctx_, *ShowRequest::FromJson({{"version", "m"}}));
+  ASSERT_TRUE(show.ok());
+  EXPECT_EQ(plain->ToJson(), show->ToJson()["tensors"]);  // without stats: show's tensors
+
+  auto with = Tensors(ctx_, *TensorsRequest::FromJson({{"version", "m"}, {"stats", true}}));
+  ASSERT_TRUE(with.ok()) << with.status();
+  json j = with->ToJson();
+  ASSERT_EQ(j.size(), 39u);
+  for (const auto& t : j) {
+    ASSERT_TRUE(t["stats"].is_object()) << t.dump();
+    EXPECT_TRUE(t["stats"].contains("mean")) << t.dump();
+    EXPECT_FALSE(t.contains("stats_skipped"));
+    if (std::string(t["name"]).find("layernorm") != std::string::npos) {  // all ones
+      EXPECT_EQ(t["stats"]["min"], 1.0);
+      EXPECT_EQ(t["stats"]["max"], 1.0);
+      EXPECT_EQ(t["stats"]["std"], 0.0);
+    }
+  }
+  // A cap smaller than the first tensor: no bytes read, every stats null.
+  auto none = Tensors(ctx_, *TensorsRequest::FromJson({{"version", "m"}, {"stats", true}, {"max_stats_bytes", 1}}));
+  ASSERT_TRUE(none.ok());
+  json n = none->ToJson();
+  ASSERT_EQ(n.size(), 39u);
+  EXPECT_TRUE(n[0]["stats"].is_null());
+  EXPECT_EQ(n[0]["stats_skipped"], true);
+  auto bad = TensorsRequest::FromJson({{"version", "m"}, {"stats", "yes"}});
+  EXPECT_NE(bad.status().message().find("'stats'"), std::string::npos) << bad.status();
+  bad = TensorsRequest::FromJson({{"version", "m"}, {"max_stats_bytes", -1}});
+  EXPECT_NE(bad.status().message().find("'max_stats_bytes'"), std::string::npos) << bad.status();
 }
 
 }  // namespace
