@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "app/catalog.h"
 #include "app/events.h"
 #include "app/query.h"
@@ -224,12 +225,41 @@ void AddRestRoutes(Service& svc) {
          .tag = "store",
          .handler =
              [&svc](Exchange& ex, const Caller& c) {
-               auto req = app::ShowRequest::FromJson({{"version", ex.request().params.at("version")}});
+               auto q = QueryJson(ex.request(), {}, {"max_stats_bytes"}, {"stats"});
+               if (!q.ok()) return RespondError(ex, q.status());
+               (*q)["version"] = ex.request().params.at("version");
+               auto req = app::TensorsRequest::FromJson(*q);
                if (!req.ok()) return RespondError(ex, req.status());
-               auto resp = app::Show(svc.ContextFor(ex, c), *req);
-               if (!resp.ok()) return RespondError(ex, resp.status());
-               RespondJson(ex, resp->ToJson()["tensors"]);
-             }});
+               Answer(ex, app::Tensors(svc.ContextFor(ex, c), *req));
+             },
+         .query_params = {Q("stats", "boolean", "Also min, max, mean, std, l2, abs_max, zero_fraction, NaN/Inf counts"),
+                          Q("max_stats_bytes", "integer",
+                            "Stop reading tensor bytes for stats past this many (default 256 MiB); later "
+                            "tensors get stats null and stats_skipped true")}});
+  r.Add({.method = "GET",
+         .path = "/api/versions/{version}/components",
+         .operation_id = "listComponents",
+         .summary = "A version's component tree (model, blocks, tensors) and its graph edges (contains, feeds, ties).",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               auto q = QueryJson(ex.request(), {"under", "edges"}, {"max_rows"}, {"with_edges"});
+               if (!q.ok()) return RespondError(ex, q.status());
+               if (q->contains("edges")) {
+                 // A comma-separated list in the query string; an array in the request.
+                 std::vector<std::string> kinds =
+                     absl::StrSplit((*q)["edges"].get<std::string>(), ',', absl::SkipEmpty());
+                 (*q)["edges"] = kinds;
+               }
+               (*q)["version"] = ex.request().params.at("version");
+               auto req = app::ComponentsRequest::FromJson(*q);
+               if (!req.ok()) return RespondError(ex, req.status());
+               Answer(ex, app::Components(svc.ContextFor(ex, c), *req));
+             },
+         .query_params = {Q("under", "string", "A component id or name of this version: return only its subtree"),
+                          Q("edges", "string", "Edge kinds to return, comma-separated: contains, feeds, ties (default all)"),
+                          Q("with_edges", "boolean", "false: nodes only"),
+                          Q("max_rows", "integer", "Cap on nodes and on edges, 1..1000000 (default 10000)")}});
   r.Add({.method = "DELETE",
          .path = "/api/versions/{version}",
          .operation_id = "deleteVersion",

@@ -6,6 +6,7 @@
 // bad input leaving the store unchanged, SIGTERM drain.
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "tests/cli/cli_runner.h"
@@ -236,6 +237,71 @@ TEST_F(Serve, RestRoutesAnswerTheAppJson) {
   HttpResponse ev = Get("/api/events");
   EXPECT_EQ(ev.status, 200);
   EXPECT_TRUE(ev.Json().is_array()) << ev.body;
+}
+
+TEST_F(Serve, ComponentsTreeEdgesAndTensorStats) {
+  HttpResponse all = Get("/api/versions/tiny/components");
+  ASSERT_EQ(all.status, 200) << all.body;
+  json j = all.Json();
+  EXPECT_EQ(j["version"], "tiny@1");
+  ASSERT_TRUE(j["nodes"].is_array() && !j["nodes"].empty()) << all.body;
+  EXPECT_EQ(j["nodes"][0]["kind"], "model");
+  EXPECT_EQ(j["root"], j["nodes"][0]["id"]);
+  EXPECT_FALSE(j["truncated"].get<bool>());
+  std::set<int64_t> ids;
+  json blk0;
+  int tensors = 0;
+  for (const auto& n : j["nodes"]) {
+    ids.insert(n["id"].get<int64_t>());
+    if (n["kind"] == "tensor") ++tensors;
+    if (n["kind"] == "block" && n["layer"] == 0 && blk0.is_null()) blk0 = n;
+  }
+  HttpResponse tl = Get("/api/versions/tiny/tensors");
+  EXPECT_EQ(tensors, static_cast<int>(tl.Json().size()));
+  std::set<std::string> kinds;
+  for (const auto& e : j["edges"]) {
+    EXPECT_TRUE(ids.count(e["src"].get<int64_t>()) && ids.count(e["dst"].get<int64_t>())) << e.dump();
+    kinds.insert(e["kind"].get<std::string>());
+  }
+  EXPECT_TRUE(kinds.count("contains") && kinds.count("feeds")) << all.body;
+  // A subtree with only feeds edges; the same nodes without edges.
+  ASSERT_TRUE(blk0.is_object()) << all.body;
+  std::string id = std::to_string(blk0["id"].get<int64_t>());
+  HttpResponse sub = Get("/api/versions/tiny%401/components?under=" + id + "&edges=feeds");
+  ASSERT_EQ(sub.status, 200) << sub.body;
+  EXPECT_EQ(sub.Json()["root"], blk0["id"]);
+  EXPECT_LT(sub.Json()["nodes"].size(), j["nodes"].size());
+  for (const auto& e : sub.Json()["edges"]) EXPECT_EQ(e["kind"], "feeds");
+  HttpResponse bare = Get("/api/versions/tiny/components?under=" + id + "&with_edges=false");
+  ASSERT_EQ(bare.status, 200) << bare.body;
+  EXPECT_EQ(bare.Json()["nodes"], sub.Json()["nodes"]);
+  EXPECT_TRUE(bare.Json()["edges"].empty());
+  HttpResponse capped = Get("/api/versions/tiny/components?max_rows=3");
+  ASSERT_EQ(capped.status, 200);
+  EXPECT_EQ(capped.Json()["nodes"].size(), 3u);
+  EXPECT_TRUE(capped.Json()["truncated"].get<bool>());
+
+  ExpectError(Get("/api/versions/nosuch/components"), 404, "unknown version");
+  ExpectError(Get("/api/versions/tiny/components?under=nosuch"), 404, "unknown component");
+  ExpectError(Get("/api/versions/tiny/components?under=%27%20OR%20%271%27%3D%271"), 404, "injection in under");
+  ExpectError(Get("/api/versions/tiny/components?edges=flows"), 400, "unknown edge kind");
+  ExpectError(Get("/api/versions/tiny/components?max_rows=0"), 400, "max_rows 0");
+  ExpectError(Get("/api/versions/tiny/components?max_rows=many"), 400, "max_rows not a number");
+  ExpectError(Get("/api/versions/tiny/components?depth=2"), 400, "unknown parameter");
+
+  // Tensors: stats only when asked, under the byte cap.
+  HttpResponse st = Get("/api/versions/tiny/tensors?stats=1");
+  ASSERT_EQ(st.status, 200) << st.body;
+  ASSERT_EQ(st.Json().size(), tl.Json().size());
+  for (const auto& t : st.Json()) EXPECT_TRUE(t["stats"].is_object() && t["stats"].contains("mean")) << t.dump();
+  EXPECT_FALSE(tl.Json()[0].contains("stats"));
+  HttpResponse cut = Get("/api/versions/tiny/tensors?stats=true&max_stats_bytes=1");
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_TRUE(cut.Json()[0]["stats"].is_null());
+  EXPECT_EQ(cut.Json()[0]["stats_skipped"], true);
+  ExpectError(Get("/api/versions/tiny/tensors?stats=maybe"), 400, "stats not a boolean");
+  ExpectError(Get("/api/versions/tiny/tensors?max_stats_bytes=-5"), 400, "negative cap");
+  ExpectError(Get("/api/versions/nosuch/tensors?stats=1"), 404, "unknown version");
 }
 
 TEST_F(Serve, LoadStreamsAPlansTensorsAndEventsStreamAsSse) {
