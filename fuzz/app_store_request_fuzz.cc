@@ -40,7 +40,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace hart::app;
   switch (data[0] % 14) {
     case 0: RoundTrip<ListRequest>(j); break;
-    case 1: RoundTrip<ShowRequest>(j); break;
+    case 1:  // the requests that name one version
+      RoundTrip<ShowRequest>(j);
+      RoundTrip<ComponentsRequest>(j);
+      RoundTrip<TensorsRequest>(j);
+      break;
     case 2: RoundTrip<DiffRequest>(j); break;
     case 3: RoundTrip<StatsRequest>(j); break;
     case 4: RoundTrip<VerifyRequest>(j); break;
