@@ -7,6 +7,7 @@
 // answers server-sent events as OpenAI sends them; a client that goes away
 // cancels its generation at the next decode step.
 #include <ctime>
+#include <optional>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -207,6 +208,35 @@ absl::StatusOr<std::shared_ptr<const app::LoadedModel>> Model(Service& svc, cons
   return m;
 }
 
+// What a generation route holds while it runs: its place among the bounded
+// generations (given back on return), the loaded model, and the id, time and
+// model name every response object of the request repeats. Responds with
+// the error itself (429 when the queue is full, 404 naming the model) and
+// returns nullopt.
+struct Started {
+  GenerationSlots::Slot slot;
+  std::shared_ptr<const app::LoadedModel> model;
+  std::string id;
+  int64_t created = 0;
+  std::string ref;
+};
+
+std::optional<Started> Start(Service& svc, Exchange& ex, const std::string& model, const std::string& id_prefix) {
+  auto slot = svc.slots().Acquire(ex.cancel_token());
+  if (!slot.ok()) {
+    RespondError(ex, slot.status());
+    return std::nullopt;
+  }
+  auto loaded = Model(svc, model);
+  if (!loaded.ok()) {
+    RespondError(ex, loaded.status(), "model");
+    return std::nullopt;
+  }
+  std::string ref = (*loaded)->ref;
+  return Started{std::move(*slot), std::move(*loaded), id_prefix + ex.request().request_id,
+                 static_cast<int64_t>(std::time(nullptr)), std::move(ref)};
+}
+
 // Runs a generation with streaming or not. `run` gets the control block and
 // returns the final response; `chunk` renders one delta as an SSE chunk.
 struct StreamState {
@@ -297,14 +327,11 @@ void HandleChat(Service& svc, Exchange& ex) {
   if (st.ok()) st = ReadStream(b, &so);
   if (!st.ok()) return RespondError(ex, st);
 
-  auto slot = svc.slots().Acquire(ex.cancel_token());
-  if (!slot.ok()) return RespondError(ex, slot.status());
-  auto loaded = Model(svc, req.model);
-  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
-
-  const std::string id = "chatcmpl-" + ex.request().request_id;
-  const int64_t created = std::time(nullptr);
-  const std::string ref = (*loaded)->ref;
+  auto g = Start(svc, ex, req.model, "chatcmpl-");
+  if (!g) return;
+  const std::string& id = g->id;
+  const int64_t created = g->created;
+  const std::string& ref = g->ref;
   app::GenerateControl ctl;
   ctl.cancel = &ex.cancel_token();
   StreamState ss;
@@ -327,7 +354,7 @@ void HandleChat(Service& svc, Exchange& ex) {
       return EmitSse(ss, chunk({{"content", std::string(d.text)}}, lp, nullptr));
     };
   }
-  auto resp = app::Chat(*loaded, req, ctl);
+  auto resp = app::Chat(g->model, req, ctl);
   if (!resp.ok()) {
     if (!ss.began) return RespondError(ex, resp.status());
     // Mid-stream: an error event as OpenAI sends one, then the end.
@@ -399,14 +426,11 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   if (st.ok()) st = ReadStream(b, &so);
   if (!st.ok()) return RespondError(ex, st);
 
-  auto slot = svc.slots().Acquire(ex.cancel_token());
-  if (!slot.ok()) return RespondError(ex, slot.status());
-  auto loaded = Model(svc, req.model);
-  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
-
-  const std::string id = "cmpl-" + ex.request().request_id;
-  const int64_t created = std::time(nullptr);
-  const std::string ref = (*loaded)->ref;
+  auto g = Start(svc, ex, req.model, "cmpl-");
+  if (!g) return;
+  const std::string& id = g->id;
+  const int64_t created = g->created;
+  const std::string& ref = g->ref;
   app::GenerateControl ctl;
   ctl.cancel = &ex.cancel_token();
   StreamState ss;
@@ -430,7 +454,7 @@ void HandleCompletion(Service& svc, Exchange& ex) {
       return EmitSse(ss, chunk(std::string(d.text), lp, nullptr));
     };
   }
-  auto resp = app::Complete(*loaded, req, ctl);
+  auto resp = app::Complete(g->model, req, ctl);
   if (!resp.ok()) {
     if (!ss.began) return RespondError(ex, resp.status());
     EmitSse(ss, json::parse(ErrorBody(std::string(resp.status().message()),
@@ -509,11 +533,9 @@ void HandleEmbeddings(Service& svc, Exchange& ex) {
     return RespondError(ex, Bad("dimensions", "not supported: the embedding has the model's hidden size"),
                         "dimensions");
   }
-  auto slot = svc.slots().Acquire(ex.cancel_token());
-  if (!slot.ok()) return RespondError(ex, slot.status());
-  auto loaded = Model(svc, req.model);
-  if (!loaded.ok()) return RespondError(ex, loaded.status(), "model");
-  auto resp = app::Embed(*loaded, req, &ex.cancel_token());
+  auto g = Start(svc, ex, req.model, "");
+  if (!g) return;
+  auto resp = app::Embed(g->model, req, &ex.cancel_token());
   if (!resp.ok()) return RespondError(ex, resp.status());
   svc.metrics().AddPromptTokens(static_cast<uint64_t>(resp->usage.prompt_tokens));
   json data = json::array();
@@ -530,7 +552,7 @@ void HandleEmbeddings(Service& svc, Exchange& ex) {
   }
   RespondJson(ex, {{"object", "list"},
                    {"data", data},
-                   {"model", (*loaded)->ref},
+                   {"model", g->ref},
                    {"usage", {{"prompt_tokens", resp->usage.prompt_tokens},
                               {"total_tokens", resp->usage.prompt_tokens}}}});
 }
