@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "app/caller.h"
 #include "core/cancel.h"
 #include "core/progress.h"
 #include "store/store.h"
@@ -22,6 +23,9 @@ struct Context {
   // CLI's $HART_ACTOR/$USER, "local" when unknown. Empty: the store's
   // default (the process user).
   std::string actor;
+  // Who is asking, for the access rule (issue 14): the CLI's default is the
+  // local owner with every right.
+  Caller caller;
   // An id for logs and errors (the server's request id); may be empty.
   std::string request_id;
   // Draw a bar on the terminal (CLI) for long work; the server leaves it off.

@@ -181,14 +181,17 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
   t0 = std::chrono::steady_clock::now();
   while (!why) {
     std::optional<StepLogprobs> lp;
-    const int32_t id = [&] {
-      if (params.logprobs < 0) return sampler.Sample(logits);
-      std::vector<float> raw = logits;
-      const int32_t chosen = sampler.Sample(logits);
-      lp = Logprobs(raw, chosen, params.logprobs);
-      return chosen;
-    }();
+    std::vector<float> raw;
+    if (params.logprobs >= 0) raw = logits;
+    for (LogitsProcessor* proc : params.processors) RETURN_IF_ERROR(proc->Apply(logits));
+    const int32_t id = sampler.Sample(logits);
+    if (params.logprobs >= 0) lp = Logprobs(raw, id, params.logprobs);
     sampler.Accept(id);
+    bool processor_done = false;
+    for (LogitsProcessor* proc : params.processors) {
+      RETURN_IF_ERROR(proc->Accept(id));
+      processor_done = processor_done || proc->Finished();
+    }
     ++st.generated_tokens;
     r.tokens.push_back(id);
     if (lp) r.logprobs.push_back(*lp);
@@ -199,7 +202,7 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
       why = FinishReason::kCancelled;
       break;
     }
-    if (eog || stops.matched()) {
+    if (eog || stops.matched() || processor_done) {
       if (stops.matched()) r.stop = *stops.matched();
       why = FinishReason::kStop;
     } else if (static_cast<int64_t>(r.tokens.size()) >= max_tokens ||

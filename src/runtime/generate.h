@@ -33,6 +33,23 @@ enum class FinishReason : uint8_t {
 // "stop", "length", "cancelled"
 std::string_view FinishReasonName(FinishReason r);
 
+// Shapes the logits before each draw and hears each token drawn: OpenAI's
+// logit_bias, a grammar's mask (structured output, tool-call arguments).
+// Owned by the caller, one per sequence, used by one thread at a time.
+// Issue 13's batching engine calls the same three methods per sequence.
+class LogitsProcessor {
+ public:
+  virtual ~LogitsProcessor() = default;
+  // Changes logits [vocab] in place before sampling; -inf forbids a token.
+  // An error ends the generation with that error.
+  virtual absl::Status Apply(std::span<float> logits) = 0;
+  // The token drawn (after Apply). An error ends the generation.
+  virtual absl::Status Accept(int32_t token) = 0;
+  // True once the sequence must end here (e.g. a grammar is complete and
+  // allows nothing more): the generation finishes with kStop.
+  virtual bool Finished() const { return false; }
+};
+
 struct GenerateParams {
   int64_t max_tokens = 128;  // tokens to generate at most; < 0: until the context is full
   std::vector<std::string> stop;  // stop strings (empty ones are ignored)
@@ -43,6 +60,8 @@ struct GenerateParams {
   bool truncate = false;   // drop the prompt's oldest tokens (keeping BOS) instead of failing when it is too long
   int prefill_batch = 512;  // prompt tokens per forward pass
   const CancelToken* cancel = nullptr;
+  // Applied in order before every draw (logprobs are of the raw logits).
+  std::vector<LogitsProcessor*> processors;
 };
 
 struct TokenLogprob {

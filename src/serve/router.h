@@ -8,16 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "app/caller.h"
 #include "nlohmann/json.hpp"
 #include "serve/http.h"
 
 namespace hart::serve {
 
-// Who is calling: filled per request by the service's auth hook (issue 14
-// replaces the default, which is the local user on loopback).
-struct Caller {
-  std::string actor = "local";
-};
+// Who is calling (app/caller.h): filled per request by the service's auth
+// hook (issue 14 replaces the default, which is the local user on loopback).
+using Caller = app::Caller;
 
 // A route's handler: runs on a worker with the request's caller.
 using RouteHandler = std::function<void(Exchange&, const Caller&)>;

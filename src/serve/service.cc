@@ -206,6 +206,7 @@ app::Context Service::ContextFor(const Exchange& ex, const Caller& caller) const
   app::Context c;
   c.store = store_;
   c.actor = caller.actor;
+  c.caller = caller;
   c.request_id = ex.request().request_id;
   c.tty_progress = false;
   c.cancel = &ex.cancel_token();
