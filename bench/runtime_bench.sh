@@ -18,7 +18,8 @@
 # REPEATS (default 3) times, file and store alternating, and a summary line
 # gives the median tok/s of each path, their ratio, and the bytes each read
 # from storage per token (/proc/self/io: the file path's kernel readahead
-# shows as bytes beyond the streamed ones).
+# shows as bytes beyond the streamed ones). BUDGETS="0.5 0.25" limits the
+# budgeted configurations run (default "0.5 0.25 min"; min: one layer).
 #
 # The cgroup cap and the cache drop need root and cgroup v1; without them the
 # runs go on uncapped (runtime_bench says so) and without the drop.
@@ -86,7 +87,7 @@ for t in q8_0 q4_0; do
   line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --store "$store" --ref "bench-$t")
   echo "$line"
   check "$ref" "$line"
-  for budget in 0.5 0.25 min; do
+  for budget in ${BUDGETS:-0.5 0.25 min}; do
     budget_args=(--budget-frac "$budget")
     [ "$budget" = min ] && budget_args=(--budget-min)
     lines=()
