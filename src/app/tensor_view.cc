@@ -167,7 +167,7 @@ absl::StatusOr<HeatmapResponse> Heatmap(const Context& ctx, const HeatmapRequest
   h.total_cols = h.total_rows > 0 ? static_cast<int64_t>(t.elements) / h.total_rows : 0;
   if (t.elements == 0) return h;
   if (req.row >= h.total_rows || req.col >= h.total_cols)
-    return absl::OutOfRangeError(fmt::format("heatmap of '{}': slice starts at row {}, column {}; the tensor has {} x {}",
+    return absl::InvalidArgumentError(fmt::format("heatmap of '{}': slice starts at row {}, column {}; the tensor has {} x {}",
                                              h.tensor, req.row, req.col, h.total_rows, h.total_cols));
   h.row = req.row;
   h.col = req.col;

@@ -82,8 +82,8 @@ before(async () => {
   hart('init');
   hart('ingest', join(dir, 'chat', 'model.gguf'), '--model', 'tiny', '--license', 'mit');
   hart('ingest', join(dir, 'hf'), '--model', 'llama-ft', '--license', 'apache-2.0');
-  hart('ingest', join(dir, 'hf2'), '--model', 'llama-ft', '--parent', 'llama-ft@1');
-  hart('ingest', join(dir, 'gguf', 'all_types_v3.gguf'), '--model', 'odd-types');
+  hart('ingest', join(dir, 'hf2'), '--model', 'llama-ft', '--parent', 'llama-ft@1', '--license', 'apache-2.0');
+  hart('ingest', join(dir, 'gguf', 'all_types_v3.gguf'), '--model', 'odd-types', '--license', 'mit');
   hart('ingest', join(dir, 'flat.safetensors'), '--model', 'flat', '--license', 'mit');
   hart('ingest', join(dir, 'many.safetensors'), '--model', 'many', '--license', 'mit');
   hart('ingest', join(dir, 'chat', 'model.gguf'), '--model', HTML_NAME, '--license', '<b>bold</b>');
@@ -264,7 +264,7 @@ test('Plan: a selection, its closure and bytes against the total, and the partia
 
 test('Chat: a streamed reply with the speed figures', async () => {
   await go('/chat');
-  await page.waitForSelector('#chat-model option[value="tiny"]');
+  await page.waitForSelector('#chat-model option[value="tiny"]', { state: 'attached' });
   await page.selectOption('#chat-model', 'tiny');
   await page.fill('#chat-max-tokens', '8');
   await page.fill('#chat-temperature', '0');
@@ -282,7 +282,7 @@ test('Live: a version ingested elsewhere appears without reload', async () => {
   await page.waitForSelector('#live-badge.on');
   await page.waitForSelector('#live-events li');
   safetensors(join(dir, 'flat2.safetensors'), { weird: [4, 8], extra: [2] });
-  hart('ingest', join(dir, 'flat2.safetensors'), '--model', 'flat', '--parent', 'flat@1');
+  hart('ingest', join(dir, 'flat2.safetensors'), '--model', 'flat', '--parent', 'flat@1', '--license', 'mit');
   await page.waitForSelector('#live-events li:has-text("flat@2")');
   await page.waitForSelector('.toast:has-text("flat@2")');
   await shot('live');
@@ -317,9 +317,9 @@ test('Phone width and keyboard: readable at 390 px, pages reachable with Tab and
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `page wider than the phone by ${overflow}px`);
   await shot('phone-models');
+  await page.focus('.brand');
   await page.keyboard.press('Tab');
-  await page.keyboard.press('Tab');
-  await page.keyboard.press('Tab');  // brand, Models, Lineage
+  await page.keyboard.press('Tab');  // Models, Lineage
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Lineage');
   await page.keyboard.press('Enter');
   await page.waitForSelector('.vnode');

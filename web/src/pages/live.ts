@@ -33,9 +33,10 @@ export function startLive(badge: HTMLElement) {
         const { events, rest } = parseSse(buf + dec.decode(value, { stream: true }));
         buf = rest;
         for (const ev of events) {
-          let payload: any = ev.data;
-          try { payload = JSON.parse(ev.data); } catch { /* text */ }
-          const le: LiveEvent = { id: Number(ev.id ?? 0), kind: ev.event ?? "message", payload };
+          // data is the event row as /api/events lists it: {id, ts, kind, payload}.
+          let row: any = null;
+          try { row = JSON.parse(ev.data); } catch { /* text */ }
+          const le: LiveEvent = { id: Number(ev.id ?? row?.id ?? 0), kind: ev.event ?? row?.kind ?? "message", payload: row?.payload ?? ev.data, ts: row?.ts };
           if (le.id) lastId = Math.max(lastId, le.id);
           seen.unshift(le);
           if (seen.length > 500) seen.pop();
