@@ -139,3 +139,10 @@ test('speed: time to first token and decode rate', () => {
   assert.deepEqual(S.speed(0, 100, 1100, 11), { ttft_ms: 100, tokens_per_s: 10 });
   assert.deepEqual(S.speed(0, null, 50, 0), { ttft_ms: null, tokens_per_s: null });
 });
+
+test('formatTime: Unix seconds as UTC minutes, anything else as given', () => {
+  assert.equal(S.formatTime(0), '1970-01-01 00:00');
+  assert.equal(S.formatTime('1796541632'), '2026-12-06 07:20');
+  assert.equal(S.formatTime('yesterday'), 'yesterday');
+  assert.equal(S.formatTime(null), '—');
+});

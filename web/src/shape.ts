@@ -17,18 +17,27 @@ export function formatNumber(x: number | null | undefined, digits = 4): string {
   return Number(x.toPrecision(digits)).toString();
 }
 
+// The catalog's times are Unix seconds (a number or digits); shown in UTC
+// as "YYYY-MM-DD HH:MM". Anything else is shown as given.
+export function formatTime(t: unknown): string {
+  if (t === null || t === undefined || t === "") return "—";
+  const n = typeof t === "number" ? t : /^\d+$/.test(String(t)) ? Number(t) : NaN;
+  if (!Number.isFinite(n)) return String(t);
+  return new Date(n * 1000).toISOString().slice(0, 16).replace("T", " ");
+}
+
 export interface ModelRow { name: string; versions: number; latest: number; logical_bytes: number }
 export interface StatsRow { model?: string; logical_bytes: number; physical_bytes: number; dedup_ratio: number }
 export interface ModelSummary {
   name: string; versions: number; latest: number; logical_bytes: number; physical_bytes: number | null;
-  license: string; owner: string; last_change: string;
+  license: string; owner: string; last_change: string | number;
 }
 
 // Joins /api/models, /api/stats and the latest versions' rows (license,
 // created_at) into the Models list; filters by a case-insensitive substring
 // of name, license or owner.
 export function modelSummaries(models: ModelRow[], stats: StatsRow[],
-                               latest: { model: string; license: string; created_at: string; owner?: string }[],
+                               latest: { model: string; license: string; created_at: string | number; owner?: string }[],
                                query = ""): ModelSummary[] {
   const phys = new Map(stats.filter((s) => s.model).map((s) => [s.model!, s.physical_bytes]));
   const lat = new Map(latest.map((l) => [l.model, l]));

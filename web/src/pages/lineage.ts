@@ -4,7 +4,7 @@
 // (the store's fingerprint index) with their scores.
 import { api, post } from "../api";
 import { h, s, clear, errorBox, loading, enc } from "../dom";
-import { lineageLayout, formatNumber, VersionRow } from "../shape";
+import { lineageLayout, formatNumber, formatTime, VersionRow } from "../shape";
 import type { Route } from "../main";
 
 export async function lineagePage(root: HTMLElement, _r: Route) {
@@ -29,7 +29,7 @@ export async function lineagePage(root: HTMLElement, _r: Route) {
   for (const v of versions) {
     const p = L.pos.get(v.ref)!;
     const node = s("g", { class: "vnode", transform: `translate(${p.x},${p.y})`, tabindex: "0", role: "button", "data-ref": v.ref },
-      s("rect", { width: 80, height: 28, rx: 5 }), s("text", { x: 6, y: 18 }, `@${v.number}`), s("title", {}, `${v.ref}${v.parent ? " ← " + v.parent : ""} · ${v.created_at ?? ""}`));
+      s("rect", { width: 80, height: 28, rx: 5 }), s("text", { x: 6, y: 18 }, `@${v.number}`), s("title", {}, `${v.ref}${v.parent ? " ← " + v.parent : ""} · ${formatTime(v.created_at)} UTC`));
     const act = () => showSimilar(side, v.ref);
     node.addEventListener("click", act);
     node.addEventListener("keydown", (e) => { if ((e as KeyboardEvent).key === "Enter") act(); });

@@ -4,7 +4,7 @@
 // stream reconnects after the last event id when it drops.
 import { api, authHeaders } from "../api";
 import { h, clear, enc } from "../dom";
-import { parseSse } from "../shape";
+import { parseSse, formatTime } from "../shape";
 import type { Route } from "../main";
 
 export interface LiveEvent { id: number; kind: string; payload: any; ts?: string }
@@ -74,7 +74,7 @@ export async function livePage(root: HTMLElement, _r: Route) {
   const list = h("ol", { class: "events", id: "live-events", reversed: true });
   root.append(h("h1", {}, "Live"), h("p", { class: "muted" }, "Events of the store as they happen (ingests, deletions). Earlier ones:"), list);
   const add = (e: LiveEvent, top = true) => {
-    const li = h("li", { "data-kind": e.kind }, h("span", { class: "muted" }, `#${e.id} `), describe(e));
+    const li = h("li", { "data-kind": e.kind }, h("span", { class: "muted" }, `#${e.id} ${e.ts !== undefined ? formatTime(e.ts) + " " : ""}`), describe(e));
     if (top) list.prepend(li); else list.appendChild(li);
   };
   const listener = (e: LiveEvent) => { if (!document.body.contains(list)) { listeners.delete(listener); return; } add(e); };

@@ -3,7 +3,7 @@
 // and the model card / metadata. #/m/NAME[/N][?tab=graph]
 import { api } from "../api";
 import { h, clear, errorBox, loading, enc } from "../dom";
-import { formatBytes, formatNumber, childrenOf, Node, Edge } from "../shape";
+import { formatBytes, formatNumber, formatTime, childrenOf, Node, Edge } from "../shape";
 import { virtualTable } from "../table";
 import { graphView } from "../graph";
 import { treemapView } from "../treemap";
@@ -26,7 +26,7 @@ export async function modelPage(root: HTMLElement, r: Route) {
   root.appendChild(h("div", { class: "subhead" },
     h("label", {}, "Version ", h("select", { "aria-label": "Version", onchange: (e: Event) => { location.hash = `#/m/${enc(model)}/${(e.target as HTMLSelectElement).value}?tab=${tab}`; } },
       versions.map((x) => h("option", { value: x.number, selected: x.number === number }, `@${x.number}`)))),
-    v ? ` ${v.format ?? ""} · ${v.tensors} tensors · ${formatBytes(v.logical_bytes)} · license ${v.license || "—"} · ${v.created_at}` : "",
+    v ? ` ${v.format ?? ""} · ${v.tensors} tensors · ${formatBytes(v.logical_bytes)} · license ${v.license || "—"} · ${formatTime(v.created_at)} UTC` : "",
     v?.parent ? [" · parent ", h("a", { href: `#/m/${enc(v.parent.split("@")[0])}/${v.parent.split("@")[1]}` }, v.parent),
       " · ", h("a", { href: `#/compare?a=${enc(v.parent)}&b=${enc(ref)}` }, "compare with parent")] : "",
     " · ", h("a", { href: `#/plan?version=${enc(ref)}` }, "plan a partial load"),
@@ -54,7 +54,7 @@ async function renderTab(body: HTMLElement, tab: Tab, ref: string, versions: any
       { title: "Format", value: (x) => x.format },
       { title: "Tensors", value: (x) => x.tensors, cls: "num" },
       { title: "Bytes", value: (x) => x.logical_bytes, render: (x) => formatBytes(x.logical_bytes), cls: "num" },
-      { title: "Created", value: (x) => x.created_at },
+      { title: "Created (UTC)", value: (x) => x.created_at, render: (x) => formatTime(x.created_at) },
       { title: "", value: () => "", render: (x) => x.parent ? h("a", { href: `#/compare?a=${enc(x.parent)}&b=${enc(x.version)}` }, "diff") : "" },
     ], { label: "Versions", height: 360 });
     body.appendChild(t.el);

@@ -3,7 +3,7 @@
 // latest version and last change; filtered as you type.
 import { api, post } from "../api";
 import { h, errorBox, loading, enc } from "../dom";
-import { modelSummaries, formatBytes, ModelSummary } from "../shape";
+import { modelSummaries, formatBytes, formatTime, ModelSummary } from "../shape";
 import { virtualTable } from "../table";
 import type { Route } from "../main";
 
@@ -32,7 +32,7 @@ export async function modelsPage(root: HTMLElement, r: Route) {
     { title: "Physical", value: (m) => m.physical_bytes, render: (m) => formatBytes(m.physical_bytes), cls: "num" },
     { title: "License", value: (m) => m.license, render: (m) => m.license || "—" },
     { title: "Owner", value: (m) => m.owner, render: (m) => m.owner || "—" },
-    { title: "Last change", value: (m) => m.last_change },
+    { title: "Last change (UTC)", value: (m) => m.last_change, render: (m) => formatTime(m.last_change) },
   ], { label: "Models", height: 480 });
   search.addEventListener("input", () => t.set(rowsFor(search.value)));
   root.appendChild(t.el);

@@ -44,10 +44,12 @@ export async function tensorPage(root: HTMLElement, r: Route) {
       clear(out);
       const R = m.cells.length, C = R ? m.cells[0].length : 0;
       if (!R || !C) { out.appendChild(h("p", { class: "notice" }, "Empty slice.")); return; }
-      const cell = Math.max(2, Math.min(12, Math.floor(768 / C)));
-      const canvas = h("canvas", { width: C * cell, height: R * cell, class: "heatmap", role: "img", "aria-label": `Heat map of rows ${m.row}..${m.row + m.rows} of ${name}` }) as HTMLCanvasElement;
+      // Cells as large as fit 768 px across, rows at least as tall, a short slice taller still.
+      const cw = Math.max(2, Math.min(12, Math.floor(768 / C)));
+      const ch = Math.max(cw, Math.min(24, Math.floor(192 / R)));
+      const canvas = h("canvas", { width: C * cw, height: R * ch, class: "heatmap", role: "img", "aria-label": `Heat map of rows ${m.row}..${m.row + m.rows} of ${name}` }) as HTMLCanvasElement;
       const ctx = canvas.getContext("2d")!;
-      for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) { ctx.fillStyle = heatColor(m.cells[i][j], m.min, m.max); ctx.fillRect(j * cell, i * cell, cell, cell); }
+      for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) { ctx.fillStyle = heatColor(m.cells[i][j], m.min, m.max); ctx.fillRect(j * cw, i * ch, cw, ch); }
       out.append(h("p", { class: "muted", id: "heat-meta" }, `rows ${m.row}–${m.row + m.rows - 1} of ${m.total_rows}, columns ${m.col}–${m.col + m.cols - 1} of ${m.total_cols}` +
         (m.cell_rows > 1 || m.cell_cols > 1 ? ` · each cell the mean of ${m.cell_rows}×${m.cell_cols} values` : "") + ` · range ${formatNumber(m.min)} … ${formatNumber(m.max)} (blue < 0 < red)`), canvas);
     } catch (e) {
