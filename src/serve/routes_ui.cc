@@ -7,6 +7,7 @@
 // model name or metadata value holding HTML can never run as code even if a
 // renderer slipped. The SPA routes with the URL fragment (#/models/x), so
 // the server never needs a catch-all path.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,10 +20,19 @@ namespace hart::serve {
 
 namespace {
 
-constexpr const char* kCsp =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'self'";
+// connect-src adds ServiceOptions::ui_connect_src (the sign-in provider);
+// an origin holding anything but URL characters is left out.
+std::string Csp(const ServiceOptions& o) {
+  std::string connect = "'self'";
+  for (const std::string& origin : o.ui_connect_src) {
+    bool ok = !origin.empty();
+    for (char c : origin)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr(":/.-_[]", c))) ok = false;
+    if (ok) connect += " " + origin;
+  }
+  return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src " +
+         connect + "; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+}
 
 std::string UiDir(const ServiceOptions& o) {
   if (!o.ui_dir.empty()) return o.ui_dir;
@@ -51,8 +61,8 @@ bool PlainName(const std::string& f) {
   return true;
 }
 
-void SecurityHeaders(Response& r) {
-  r.headers["content-security-policy"] = kCsp;
+void SecurityHeaders(const ServiceOptions& o, Response& r) {
+  r.headers["content-security-policy"] = Csp(o);
   r.headers["x-content-type-options"] = "nosniff";
   r.headers["referrer-policy"] = "no-referrer";
   r.headers["x-frame-options"] = "DENY";
@@ -67,7 +77,7 @@ void ServeUiFile(Service& svc, Exchange& ex, const std::string& rel, const char*
           503,
           "The web UI is not built at " + dir +
               ": run `npm ci --prefix web` and rebuild (make), or pass --ui-dir. The API is served at /api and /v1.\n");
-      SecurityHeaders(resp);
+      SecurityHeaders(svc.options(), resp);
       ex.Respond(std::move(resp));
       return;
     }
@@ -78,7 +88,7 @@ void ServeUiFile(Service& svc, Exchange& ex, const std::string& rel, const char*
   ss << in.rdbuf();
   Response resp = Response::Text(200, ss.str(), ContentType(rel));
   resp.headers["cache-control"] = cache_control;
-  SecurityHeaders(resp);
+  SecurityHeaders(svc.options(), resp);
   ex.Respond(std::move(resp));
 }
 

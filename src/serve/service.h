@@ -34,6 +34,9 @@ struct ServiceOptions {
   double sql_timeout_seconds = 10;
   std::string web_dir;  // swagger-ui-dist files for /docs ("" : next to the binary)
   std::string ui_dir;   // the built web UI served at / ("" : <binary dir>/web/ui)
+  // Origins the UI may fetch besides its own (CSP connect-src): the sign-in
+  // provider's discovery and token endpoints when auth is on.
+  std::vector<std::string> ui_connect_src;
   bool access_log = true;
 };
 

@@ -21,11 +21,12 @@ namespace fs = std::filesystem;
 
 class UiServer {
  public:
-  UiServer(const TempStore& store, const std::string& ui_dir) {
+  UiServer(const TempStore& store, const std::string& ui_dir, std::vector<std::string> extra = {}) {
     base_ = MakeTempDir("hart_ui_serve_");
-    proc_ = std::make_unique<HartProcess>(
-        store.Args({"serve", "--addr", "127.0.0.1:0", "--port-file", base_ + "/port", "--no-access-log", "--ui-dir", ui_dir}),
-        base_ + "/out", base_ + "/err");
+    std::vector<std::string> args =
+        store.Args({"serve", "--addr", "127.0.0.1:0", "--port-file", base_ + "/port", "--no-access-log", "--ui-dir", ui_dir});
+    args.insert(args.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<HartProcess>(args, base_ + "/out", base_ + "/err");
     for (int i = 0; i < 600 && port_ == 0; ++i) {
       std::string p = ReadAll(base_ + "/port");
       if (!p.empty()) port_ = static_cast<uint16_t>(std::stoi(p));
@@ -102,6 +103,17 @@ TEST(UiRoutes, IndexRevalidatedAssetsImmutableCspEverywhereNoTraversal) {
   EXPECT_FALSE(doc["paths"].contains("/assets/{file}"));
   std::error_code ec;
   fs::remove_all(ui, ec);
+}
+
+TEST(UiRoutes, ConnectSrcNamesTheSignInProviderOnly) {
+  TempStore store;
+  ASSERT_TRUE(store.Init());
+  UiServer s(store, "/nonexistent/ui",
+             {"--ui-connect-src", "https://login.example.com", "--ui-connect-src", "https://x; script-src *"});
+  ASSERT_NE(s.port(), 0);
+  std::string csp = Http(s.port(), "GET", "/").Header("content-security-policy");
+  EXPECT_NE(csp.find("connect-src 'self' https://login.example.com;"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("script-src *"), std::string::npos) << csp;  // an origin cannot smuggle a directive
 }
 
 TEST(UiRoutes, UnbuiltUiIsAClear503AndTheApiStillAnswers) {

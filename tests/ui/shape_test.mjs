@@ -1,4 +1,4 @@
-// Unit tests of the UI's data shaping (web/src/shape.ts) under node's test
+// Unit tests of the UI's data shaping (web/src/shape.ts) and PKCE (pkce.ts) under node's test
 // runner: the module is transpiled with the pinned typescript package into a
 // temp file and imported, so what runs is the code the browser runs.
 import { test } from 'node:test';
@@ -11,10 +11,15 @@ import { pathToFileURL } from 'node:url';
 
 const web = process.env.HART_WEB_DIR;
 const ts = createRequire(join(web, 'package.json'))('typescript');
-const out = join(mkdtempSync(join(tmpdir(), 'hart_shape_')), 'shape.mjs');
-writeFileSync(out, ts.transpileModule(readFileSync(join(web, 'src/shape.ts'), 'utf8'),
-  { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2020 } }).outputText);
-const S = await import(pathToFileURL(out).href);
+const tmp = mkdtempSync(join(tmpdir(), 'hart_shape_'));
+async function load(name) {
+  const out = join(tmp, `${name}.mjs`);
+  writeFileSync(out, ts.transpileModule(readFileSync(join(web, `src/${name}.ts`), 'utf8'),
+    { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2020 } }).outputText);
+  return import(pathToFileURL(out).href);
+}
+const S = await load('shape');
+const P = await load('pkce');
 
 test('formatBytes and formatNumber', () => {
   assert.equal(S.formatBytes(0), '0 B');
@@ -145,4 +150,25 @@ test('formatTime: Unix seconds as UTC minutes, anything else as given', () => {
   assert.equal(S.formatTime('1796541632'), '2026-12-06 07:20');
   assert.equal(S.formatTime('yesterday'), 'yesterday');
   assert.equal(S.formatTime(null), '—');
+});
+
+test('PKCE: S256 challenge (RFC 7636 appendix B), authorize URL, callback checks, token body', async () => {
+  assert.equal(await P.challengeS256('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'), 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM');
+  assert.match(P.randomToken(), /^[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(P.randomToken(), P.randomToken());
+  const u = new URL(P.authorizeUrl('https://idp.example/authorize?tenant=x', { enabled: true, client_id: 'ui', scopes: ['openid', 'api'] },
+    'http://127.0.0.1:8080/', 'CH', 'ST'));
+  assert.equal(u.searchParams.get('tenant'), 'x');
+  assert.equal(u.searchParams.get('response_type'), 'code');
+  assert.equal(u.searchParams.get('scope'), 'openid api');
+  assert.equal(u.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(u.searchParams.get('state'), 'ST');
+  assert.deepEqual(P.parseCallback('', 'ST'), { kind: 'none' });
+  assert.deepEqual(P.parseCallback('?code=C&state=ST', 'ST'), { kind: 'code', code: 'C' });
+  assert.equal(P.parseCallback('?code=C&state=OTHER', 'ST').kind, 'error');
+  assert.equal(P.parseCallback('?code=C&state=ST', null).kind, 'error');
+  assert.deepEqual(P.parseCallback('?error=access_denied&error_description=no', 'ST'), { kind: 'error', message: 'access_denied: no' });
+  const body = new URLSearchParams(P.tokenRequestBody('C', 'V', 'http://h/', 'ui'));
+  assert.equal(body.get('grant_type'), 'authorization_code');
+  assert.equal(body.get('code_verifier'), 'V');
 });
