@@ -285,6 +285,14 @@ test('Live: a version ingested elsewhere appears without reload', async () => {
   hart('ingest', join(dir, 'flat2.safetensors'), '--model', 'flat', '--parent', 'flat@1', '--license', 'mit');
   await page.waitForSelector('#live-events li:has-text("flat@2")');
   await page.waitForSelector('.toast:has-text("flat@2")');
+  // An upload from the page: progress, then the stored version, then its event.
+  safetensors(join(dir, 'up.safetensors'), { up: [64, 64] });
+  await page.setInputFiles('#upload-file', join(dir, 'up.safetensors'));
+  await page.fill('#upload-model', 'uploaded');
+  await page.fill('#upload-license', 'mit');
+  await page.click('button:has-text("Ingest")');
+  await page.waitForSelector('#upload-status:has-text("stored uploaded@1: 1 tensors")');
+  await page.waitForSelector('#live-events li:has-text("uploaded@1")');
   await shot('live');
 });
 
