@@ -131,6 +131,13 @@ test('lineageLayout: rows per model, edges across models', () => {
   assert.deepEqual(L.edges, [{ from: 'a@1', to: 'a@2' }, { from: 'a@2', to: 'b@1' }]);
   assert.ok(L.pos.get('a@2').x > L.pos.get('a@1').x);
   assert.ok(L.pos.get('b@1').y > L.pos.get('a@1').y);
+  // 1,000 versions wrap into rows of 12 instead of one strip.
+  const many = Array.from({ length: 1000 }, (_, i) => ({ ref: `m@${i + 1}`, model: 'm', number: i + 1, parent: i ? `m@${i}` : null }));
+  const W = S.lineageLayout(many);
+  assert.equal(W.width, 20 + 12 * 110 + 20);
+  assert.equal(W.pos.get('m@13').x, W.pos.get('m@1').x);
+  assert.ok(W.pos.get('m@13').y > W.pos.get('m@1').y);
+  assert.equal(W.edges.length, 999);
 });
 
 test('parseSse: whole events, partial rest, multi-line data, comments', () => {

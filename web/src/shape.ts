@@ -283,16 +283,30 @@ export function joinNorms(diff: DiffRow[], norms: NormRow[]) {
 // ---- lineage ----
 
 export interface VersionRow { ref: string; model: string; number: number; parent: string | null; created_at?: string }
-// Models as rows, version numbers as columns; edges from parent to child
-// (across models too: a fine-tune of another model).
-export function lineageLayout(versions: VersionRow[], colW = 110, rowH = 70) {
-  const models = [...new Set(versions.map((v) => v.model))].sort();
-  const row = new Map(models.map((m, i) => [m, i]));
+// Models as lanes, version numbers as columns, wrapping after `wrap`
+// columns (a model of 1,000 versions is a block of rows, not a strip 100,000
+// px wide); edges from parent to child, across models too (a fine-tune of
+// another model). Versions are placed by their rank within the model, so
+// gaps left by deleted numbers do not leave holes.
+export function lineageLayout(versions: VersionRow[], colW = 110, rowH = 44, wrap = 12) {
+  const byModel = new Map<string, VersionRow[]>();
+  for (const v of versions) {
+    if (!byModel.has(v.model)) byModel.set(v.model, []);
+    byModel.get(v.model)!.push(v);
+  }
+  const models = [...byModel.keys()].sort();
   const pos = new Map<string, { x: number; y: number }>();
-  for (const v of versions) pos.set(v.ref, { x: 20 + (v.number - 1) * colW, y: 30 + row.get(v.model)! * rowH });
+  const lanes: { model: string; y: number }[] = [];
+  let y = 30;
+  for (const m of models) {
+    const vs = byModel.get(m)!.sort((a, b) => a.number - b.number);
+    lanes.push({ model: m, y });
+    vs.forEach((v, i) => pos.set(v.ref, { x: 20 + (i % wrap) * colW, y: y + Math.floor(i / wrap) * rowH }));
+    y += Math.ceil(vs.length / wrap) * rowH + 26;
+  }
   const edges = versions.filter((v) => v.parent && pos.has(v.parent)).map((v) => ({ from: v.parent!, to: v.ref }));
-  const width = Math.max(...[...pos.values()].map((p) => p.x), 0) + colW + 20;
-  return { models, pos, edges, width, height: models.length * rowH + 40 };
+  const cols = Math.min(wrap, Math.max(0, ...[...byModel.values()].map((v) => v.length)));
+  return { models, lanes, pos, edges, width: 20 + cols * colW + 20, height: y };
 }
 
 // ---- server-sent events ----

@@ -18,14 +18,14 @@ export async function lineagePage(root: HTMLElement, _r: Route) {
   const L = lineageLayout(versions);
   const side = h("aside", { class: "panel", id: "similar" }, h("p", { class: "muted" }, "Pick a version to see its nearest versions."));
   const svg = s("svg", { class: "lineage", viewBox: `0 0 ${L.width} ${L.height}`, role: "group", "aria-label": "Version lineage" });
-  svg.style.width = `${Math.min(L.width, 4000)}px`;
+  svg.style.width = `${L.width}px`;
   svg.appendChild(s("defs", {}, s("marker", { id: "arrow2", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "6", markerHeight: "6", orient: "auto-start-reverse" }, s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))));
   for (const e of L.edges) {
     const a = L.pos.get(e.from)!, b = L.pos.get(e.to)!;
     const cross = e.from.split("@")[0] !== e.to.split("@")[0];
     svg.appendChild(s("path", { d: `M ${a.x + 80} ${a.y + 14} C ${a.x + 100} ${a.y + 14}, ${b.x - 20} ${b.y + 14}, ${b.x} ${b.y + 14}`, class: `edge ${cross ? "edge-cross" : ""}`, "marker-end": "url(#arrow2)" }));
   }
-  L.models.forEach((m, i) => svg.appendChild(s("text", { x: 4, y: 22 + i * 70, class: "lane" }, m)));
+  for (const lane of L.lanes) svg.appendChild(s("text", { x: 4, y: lane.y - 8, class: "lane" }, lane.model));
   for (const v of versions) {
     const p = L.pos.get(v.ref)!;
     const node = s("g", { class: "vnode", transform: `translate(${p.x},${p.y})`, tabindex: "0", role: "button", "data-ref": v.ref },
