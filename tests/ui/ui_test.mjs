@@ -307,8 +307,20 @@ test('Bad input: an erroring API, an unknown model, a model with no structure, 1
   await go('/m/no-such-model');
   await page.waitForSelector('.error');
   assert.match(await page.textContent('.error'), /404/);
+  await page.route('**/api/stats', (r) => r.abort('timedout'));
+  await go('/sql');
+  await go('/');
+  await page.waitForSelector('.model-link');  // the physical sizes are missing, the list is not
+  await page.unroute('**/api/stats');
+  await page.route('**/api/models', (r) => r.abort('connectionreset'));
+  await go('/sql');
+  await go('/');
+  await page.waitForSelector('.error');
+  assert.match(await page.textContent('.error'), /cannot be reached/);
+  await page.unroute('**/api/models');
   await go('/m/flat/1?tab=graph');
-  await page.waitForSelector('.notice, svg.graph');
+  await page.waitForSelector('.notice');
+  assert.match(await page.textContent('.notice'), /No structure was found/);
   await shot('no-structure');
   await go('/m/many/1?tab=tensors');
   await page.waitForSelector('.tensor-link');

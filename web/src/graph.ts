@@ -88,5 +88,8 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
   if (nodes.filter((n) => n.kind !== "model").length === 0) {
     return h("div", { class: "notice" }, "This version has no structure to draw (no components besides the model).");
   }
-  return h("div", { class: "graph-wrap" }, bar, svg);
+  const flat = !blocks.length && !edges.some((e) => e.kind !== "contains");
+  return h("div", { class: "graph-wrap" },
+    flat ? h("p", { class: "notice" }, "No structure was found in this version (no blocks, no dataflow edges): its tensors are shown side by side.") : null,
+    bar, svg);
 }
