@@ -164,6 +164,14 @@ test('Model page: versions, tree, graph with collapse and click, treemap, tensor
   await page.locator('.gnode-block').first().focus();
   await page.keyboard.press('Enter');  // expand with the keyboard
   await page.waitForFunction((n) => document.querySelectorAll('.gnode').length > n, before);
+  // And closed again from the list of open blocks.
+  const open = await page.$$eval('select[aria-label="Collapse a block"] option', (os) => os.map((o) => o.value).filter(Boolean));
+  assert.equal(open.length, 1);
+  await page.selectOption('select[aria-label="Collapse a block"]', open[0]);
+  await page.waitForFunction((n) => document.querySelectorAll('.gnode').length === n, before);
+  await page.locator('.gnode-block').first().focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((n) => document.querySelectorAll('.gnode').length > n, before);
   await page.click('button:has-text("Zoom in")');
   assert.match(await page.locator('svg.graph > g').getAttribute('transform'), /scale\(1\.25\)/);
   await shot('model-graph');

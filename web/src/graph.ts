@@ -34,7 +34,19 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
     for (let p = parent.get(id) ?? null; p !== null; p = parent.get(p) ?? null) if (p === anc) return true;
     return false;
   };
+  // Re-collapsing one opened block: a list of the open ones.
+  const reclose = h("select", { "aria-label": "Collapse a block", onchange: () => {
+    const id = Number(reclose.value);
+    if (id) { collapsed.add(id); draw(); }
+  } }) as HTMLSelectElement;
+  const fillReclose = () => {
+    clear(reclose);
+    reclose.appendChild(h("option", { value: "" }, "Collapse block…"));
+    for (const b of blocks) if (!collapsed.has(b.id)) reclose.appendChild(h("option", { value: b.id }, b.name));
+    reclose.disabled = reclose.options.length === 1;
+  };
   const draw = () => {
+    fillReclose();
     clear(g);
     const L = layoutGraph(nodes, edges, collapsed);
     const pos = new Map(L.nodes.map((n) => [n.id, n]));
@@ -83,7 +95,7 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
     h("button", { type: "button", onclick: () => { scale = 1; tx = ty = 0; apply(); } }, "Reset"),
     h("button", { type: "button", onclick: () => { for (const b of blocks) collapsed.add(b.id); draw(); } }, "Collapse all"),
     h("button", { type: "button", onclick: () => { collapsed.clear(); draw(); } }, "Expand all"),
-    info);
+    reclose, info);
   draw();
   if (nodes.filter((n) => n.kind !== "model").length === 0) {
     return h("div", { class: "notice" }, "This version has no structure to draw (no components besides the model).");
