@@ -2,8 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <ctime>
 #include <filesystem>
 
+#include "app/errors.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "store/store.h"
 
@@ -33,7 +37,10 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
     if (store == nullptr) return absl::NotFoundError(fmt::format("model '{}': no store is open", ref));
     ASSIGN_OR_RETURN(auto vref, store::ParseVersionRef(ref));
     ASSIGN_OR_RETURN(auto row, store->Resolve(vref));
-    ASSIGN_OR_RETURN(m->source, rt::OpenStoreWeights(store, row.ref()));
+    rt::StoreWeightOptions so;
+    // Streamed models read through their own buffers; only resident ones map.
+    if (opts.stream.budget == 0) so.cache = opts.cache;
+    ASSIGN_OR_RETURN(m->source, rt::OpenStoreWeights(store, row.ref(), so));
     m->ref = row.ref();
     m->name = row.model;
     m->version = row.number;
@@ -49,16 +56,58 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
   mo.max_context = opts.max_context;
   mo.pool = m->pool.get();
   if (opts.stream.drop_page_cache) m->source->DropPageCache();
+  // Resident through the cache: every tensor now (the forward pass maps
+  // the embedding table only at its first token, the norms never), so the
+  // model's resident bytes are all of its tensors from the start.
+  if (m->source->resident_cached())
+    for (const auto& t : m->source->tensors()) RETURN_IF_ERROR(m->source->Map(t).status());
   ASSIGN_OR_RETURN(m->model, rt::Model::Load(m->source.get(), mo));
   const auto* md = m->source->gguf_metadata();
   m->chat_format = md != nullptr ? rt::DetectChatFormat(*md) : rt::DetectChatFormat(*m->tokenizer, rt::ArchName(cfg.arch));
   return std::shared_ptr<const LoadedModel>(std::move(m));
 }
 
+Residency LoadedModel::residency() const {
+  Residency r;
+  const rt::StreamerStats st = model->streamer_stats();
+  if (st.budget > 0) {
+    r.streamed = true;
+    r.resident_bytes = st.resident_bytes;
+    return r;
+  }
+  if (source->resident_cached()) {
+    const rt::ResidentUsage u = source->resident_usage();
+    r.resident_bytes = u.bytes;
+    r.shared_bytes = u.shared_bytes;
+    return r;
+  }
+  for (const auto& t : source->tensors()) r.resident_bytes += t.nbytes;
+  return r;
+}
+
+nlohmann::json LoadedModelInfo::ToJson() const {
+  return {{"ref", ref},
+          {"mode", residency.streamed ? "streamed" : "resident"},
+          {"resident_bytes", residency.resident_bytes},
+          {"shared_bytes", residency.shared_bytes},
+          {"last_used", last_used},
+          {"holders", holders}};
+}
+
+nlohmann::json RegistryStats::ToJson() const {
+  nlohmann::json ms = nlohmann::json::array();
+  for (const auto& m : models) ms.push_back(m.ToJson());
+  return {{"budget", budget},         {"resident_bytes", resident_bytes}, {"saved_bytes", saved_bytes},
+          {"loads", loads},           {"evictions", evictions},           {"streamed_loads", streamed_loads},
+          {"models", std::move(ms)}};
+}
+
 struct ModelRegistry::Entry {
   bool loading = true;
   std::shared_ptr<const LoadedModel> model;
   absl::Status status;
+  uint64_t use_seq = 0;   // LRU order
+  int64_t last_used = 0;  // unix seconds
 };
 
 ModelRegistry::ModelRegistry(std::shared_ptr<store::Store> store, RegistryOptions opts)
@@ -86,17 +135,22 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Get(const std:
   if (it != entries_.end()) {
     std::shared_ptr<Entry> e = it->second;
     cv_.wait(l, [&] { return !e->loading; });
+    e->use_seq = ++use_seq_;
+    e->last_used = static_cast<int64_t>(std::time(nullptr));
     if (e->model) return e->model;
     return e->status;  // the load this call waited on failed
   }
   auto e = std::make_shared<Entry>();
+  e->use_seq = ++use_seq_;
+  e->last_used = static_cast<int64_t>(std::time(nullptr));
   entries_[key] = e;
   l.unlock();
-  auto loaded = LoadModel(key, store_, opts_.load);
+  auto loaded = LoadWithinBudget(key);
   l.lock();
   e->loading = false;
   if (loaded.ok()) {
     e->model = *loaded;
+    loads_++;
   } else {
     e->status = loaded.status();
     auto cur = entries_.find(key);
@@ -112,6 +166,110 @@ std::vector<std::shared_ptr<const LoadedModel>> ModelRegistry::Loaded() const {
   for (const auto& [key, e] : entries_)
     if (e->model) out.push_back(e->model);
   return out;
+}
+
+uint64_t ModelRegistry::ResidentBytesLocked() const {
+  uint64_t total = cache_->resident_bytes();
+  for (const auto& [key, e] : entries_) {
+    if (!e->model) continue;
+    const Residency r = e->model->residency();
+    // Cached tensors are in the cache's total already; the rest is the model's own.
+    if (r.streamed || !e->model->source->resident_cached()) total += r.resident_bytes;
+  }
+  return total;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadWithinBudget(const std::string& key) {
+  std::lock_guard<std::mutex> one_load(load_mu_);
+  ModelLoadOptions lo = opts_.load;
+  lo.cache = cache_;
+  if (opts_.budget == 0 || store_ == nullptr || (opts_.allow_paths && LooksLikePath(key)))
+    return LoadModel(key, store_, lo);
+  const uint64_t budget = opts_.budget;
+  // What a resident load would add: the tensors no loaded model holds yet.
+  ASSIGN_OR_RETURN(auto vref, store::ParseVersionRef(key));
+  ASSIGN_OR_RETURN(auto row, store_->Resolve(vref));
+  ASSIGN_OR_RETURN(auto rows, store_->ListTensors(row.id));
+  std::vector<std::pair<std::string, uint64_t>> want;
+  for (const auto& t : rows)
+    want.emplace_back(t.sha256.empty() ? key + "/" + t.name : t.sha256, t.nbytes);
+  uint64_t need = 0, used = 0;
+  for (;;) {
+    std::shared_ptr<const LoadedModel> victim;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      need = cache_->MissingBytes(want);
+      used = ResidentBytesLocked();
+      if (used + need <= budget) break;
+      // The idle model used longest ago: only the registry holds it.
+      auto lru = entries_.end();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        const auto& e = it->second;
+        if (e->loading || !e->model || e->model.use_count() > 1) continue;
+        if (lru == entries_.end() || e->use_seq < lru->second->use_seq) lru = it;
+      }
+      if (lru == entries_.end()) break;
+      victim = std::move(lru->second->model);
+      entries_.erase(lru);
+      evictions_++;
+    }
+    victim.reset();  // frees its tensors no other model holds (outside mu_: joins threads)
+  }
+  const uint64_t free = budget > used ? budget - used : 0;
+  if (need <= free) {
+    lo.stream.budget = 0;  // all resident, through the cache
+    return LoadModel(key, store_, lo);
+  }
+  // Larger than what is free: streamed under the free part.
+  const std::string why = used == 0 ? fmt::format("the memory budget ({})", HumanBytes(budget))
+                                    : fmt::format("the {} of the memory budget ({}) that models in use leave free",
+                                                  HumanBytes(free), HumanBytes(budget));
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> m = absl::FailedPreconditionError("no memory left");
+  if (free > 0) {
+    lo.stream.budget = free;
+    m = LoadModel(key, store_, lo);
+  }
+  if (m.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    streamed_loads_++;
+    return m;
+  }
+  if (m.status().code() != absl::StatusCode::kFailedPrecondition) return m.status();
+  if (used == 0)
+    return absl::InvalidArgumentError(fmt::format("model '{}': {} is too small for even one layer of it: {}", key,
+                                                  why, std::string(m.status().message())));
+  return TooManyRequests(fmt::format("model '{}': {} is too small for even one layer of it ({}); try again when "
+                                     "the requests using the other models finish",
+                                     key, why, std::string(m.status().message())),
+                         1);
+}
+
+RegistryStats ModelRegistry::Stats() const {
+  RegistryStats st;
+  std::lock_guard<std::mutex> l(mu_);
+  st.budget = opts_.budget;
+  st.loads = loads_;
+  st.evictions = evictions_;
+  st.streamed_loads = streamed_loads_;
+  st.resident_bytes = ResidentBytesLocked();
+  for (const auto& [key, e] : entries_) {
+    if (!e->model) continue;
+    LoadedModelInfo info;
+    info.ref = key;
+    info.residency = e->model->residency();
+    info.last_used = e->last_used;
+    info.holders = e->model.use_count() - 1;
+    st.models.push_back(std::move(info));
+  }
+  // What sharing saves: the models' cached bytes each counted alone, less
+  // the cache's total (each digest once).
+  uint64_t sum = 0;
+  for (const auto& [key, e] : entries_)
+    if (e->model && e->model->source->resident_cached() && !e->model->residency().streamed)
+      sum += e->model->residency().resident_bytes;
+  const uint64_t cached = cache_->resident_bytes();
+  st.saved_bytes = sum > cached ? sum - cached : 0;
+  return st;
 }
 
 bool ModelRegistry::Unload(const std::string& ref) {

@@ -7,6 +7,14 @@
 // each request or conversation makes its own runtime::Session from `model`.
 // The registry keys models by their resolved ref ("name@3"), so "name" and
 // "name@3" share one copy while 3 is the newest.
+//
+// Under a registry budget (RegistryOptions::budget, `hart serve
+// --mem-budget`) the resident weights of ALL loaded models together stay
+// under it: resident models take their tensors from one ResidentCache by
+// digest (a fine-tune next to its base costs only the tensors that differ);
+// a load that would pass the budget first evicts idle models (held by no
+// session) least recently used; a model still larger than what is free is
+// loaded streaming under the free part. Models in use are never evicted.
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +29,7 @@
 #include "core/thread_pool.h"
 #include "runtime/chat_template.h"
 #include "runtime/model.h"
+#include "runtime/resident_cache.h"
 #include "runtime/tokenizer.h"
 #include "runtime/weight_source.h"
 
@@ -34,6 +43,16 @@ struct ModelLoadOptions {
   int threads = 0;                  // > 0: a pool of its own; 0: the shared default pool
   // A llama2.c checkpoint's tokenizer file (file paths only); "": found beside it.
   std::string tokenizer;
+  // Store versions loaded fully resident take their tensors from this cache
+  // (shared by digest with every other model using it); null: their own maps.
+  std::shared_ptr<runtime::ResidentCache> cache;
+};
+
+// What a loaded model costs in memory now.
+struct Residency {
+  bool streamed = false;      // weights streamed under a budget (else all resident)
+  uint64_t resident_bytes = 0;  // its resident weight bytes (shared ones included)
+  uint64_t shared_bytes = 0;    // of which other loaded models hold too (counted once in totals)
 };
 
 struct LoadedModel {
@@ -50,6 +69,8 @@ struct LoadedModel {
   // From the model's metadata (tokenizer.chat_template, marker tokens, the
   // architecture); an error status when nothing identifies one.
   absl::StatusOr<runtime::ChatFormat> chat_format = absl::NotFoundError("not detected");
+
+  Residency residency() const;
 };
 
 // Whether `ref` names a file (ends in .gguf / .safetensors, or exists)
@@ -67,6 +88,29 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
 struct RegistryOptions {
   ModelLoadOptions load;
   bool allow_paths = false;  // accept file paths as refs (the CLI); never for the server
+  // Resident weight bytes of all loaded models together (0: no limit, and
+  // load.stream.budget, if any, applies to each model alone).
+  uint64_t budget = 0;
+};
+
+// One loaded model as /v1/models and /api/runtime/models show it.
+struct LoadedModelInfo {
+  std::string ref;
+  Residency residency;
+  int64_t last_used = 0;  // unix seconds of the last Get
+  int64_t holders = 0;    // requests and sessions holding it now (0: idle, evictable)
+  nlohmann::json ToJson() const;
+};
+
+struct RegistryStats {
+  uint64_t budget = 0;          // 0: none
+  uint64_t resident_bytes = 0;  // all loaded models, each shared tensor once
+  uint64_t saved_bytes = 0;     // what sharing saves: per-model bytes summed, less resident_bytes
+  uint64_t loads = 0;           // successful loads since start
+  uint64_t evictions = 0;       // idle models evicted to make room
+  uint64_t streamed_loads = 0;  // loads that had to stream
+  std::vector<LoadedModelInfo> models;  // by ref
+  nlohmann::json ToJson() const;
 };
 
 class ModelRegistry {
@@ -87,10 +131,23 @@ class ModelRegistry {
   bool Unload(const std::string& ref);
 
   const std::shared_ptr<store::Store>& store() const { return store_; }
+  const std::shared_ptr<runtime::ResidentCache>& cache() const { return cache_; }
+
+  // Resident bytes of every loaded model (each shared tensor once), the
+  // budget, load and eviction counts, and each loaded model.
+  RegistryStats Stats() const;
 
  private:
   struct Entry;
   absl::StatusOr<std::string> ResolveKey(const std::string& ref);
+  // Loads `key` within the budget (load_mu_ held: one load at a time, so
+  // two loads never count the same free bytes).
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadWithinBudget(const std::string& key);
+  // Cache bytes plus the streamed models' buffers (mu_ held).
+  uint64_t ResidentBytesLocked() const;
+  std::shared_ptr<runtime::ResidentCache> cache_ = std::make_shared<runtime::ResidentCache>();
+  std::mutex load_mu_;
+  uint64_t loads_ = 0, evictions_ = 0, streamed_loads_ = 0, use_seq_ = 0;
   std::shared_ptr<store::Store> store_;
   RegistryOptions opts_;
   mutable std::mutex mu_;

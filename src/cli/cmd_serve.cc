@@ -126,7 +126,7 @@ void RegisterServe(Cli& cli) {
       ->capture_default_str();
   c->add_option("--max-body", args->max_body, "Largest JSON request body")->capture_default_str();
   c->add_option("--max-upload", args->max_upload, "Largest model upload (POST /api/ingest)")->capture_default_str();
-  c->add_option("--mem-budget", args->mem_budget, "Resident weight bytes per loaded model (default: all)");
+  c->add_option("--mem-budget", args->mem_budget, "Resident weight bytes of all loaded models together: idle ones are evicted least recently used, a model larger than what is free streams (default: no limit)");
   c->add_option("--max-generations", args->max_generations, "Generations running at once")->capture_default_str();
   c->add_option("--max-queue", args->max_queue, "Generations waiting for a slot before 429")->capture_default_str();
   c->add_option("--header-timeout", args->header_timeout, "Seconds a request's header may take")

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "runtime/weight_source.h"
 #include "core/mapped_file.h"
+#include "runtime/resident_cache.h"
 #include "store/store.h"
 
 namespace hart::runtime {
@@ -30,8 +31,10 @@ class StoreWeightSource final : public WeightSource {
     ASSIGN_OR_RETURN(auto rows, src->store_->ListTensors(src->version_.id));
     for (auto& r : rows) {
       src->infos_.push_back(WeightInfo{r.name, r.dtype, r.shape, r.nbytes});
+      src->digests_.push_back(std::move(r.sha256));
     }
     src->bytes_.resize(src->infos_.size());
+    src->cache_ = opts.cache;
     store::ExtentReaderOptions ro;
     ro.direct = opts.direct_io;
     if (opts.on_evict) ro.on_evict = [f = opts.on_evict](const store::Extent& e) { f(e.pack, e.offset, e.size); };
@@ -84,10 +87,21 @@ class StoreWeightSource final : public WeightSource {
     return absl::NotFoundError(fmt::format("{}: no file {} in the version", origin_, name));
   }
 
-  // Everything-mapped mode: zero-copy spans of the pack maps.
+  // Everything-mapped mode: zero-copy spans of the pack maps; with a cache,
+  // the one resident copy of the tensor's digest.
   absl::StatusOr<std::span<const uint8_t>> Map(const WeightInfo& t) override {
     size_t i = IndexOf(t);
     std::lock_guard<std::mutex> l(mu_);
+    if (cache_ != nullptr && !digests_[i].empty() && t.nbytes > 0) {
+      auto it = held_.find(digests_[i]);
+      if (it == held_.end()) {
+        ASSIGN_OR_RETURN(auto h, cache_->Get(digests_[i], t.nbytes, [&]() -> absl::StatusOr<store::TensorBytes> {
+          return store_->ReadTensor(version_.id, t.name);
+        }));
+        it = held_.emplace(digests_[i], std::move(h)).first;
+      }
+      return it->second->bytes.bytes();
+    }
     if (!bytes_[i]) {
       ASSIGN_OR_RETURN(auto tb, store_->ReadTensor(version_.id, t.name));
       if (tb.bytes().size() != t.nbytes)
@@ -126,6 +140,19 @@ class StoreWeightSource final : public WeightSource {
   }
 
   bool direct_io() const override { return direct_; }
+
+  bool resident_cached() const override { return cache_ != nullptr; }
+  // use_count counts holders: each source keeps one handle per digest.
+  ResidentUsage resident_usage() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    ResidentUsage u;
+    for (const auto& [d, h] : held_) {
+      u.bytes += h->nbytes;
+      u.tensors++;
+      if (h.use_count() > 1) u.shared_bytes += h->nbytes;
+    }
+    return u;
+  }
   // Direct reads have no kernel readahead behind them: each op is one
   // device request, so they are cut larger than buffered ones. On the
   // 1B-shaped Q8_0 at a 25% budget (a loaded machine, interleaved runs),
@@ -256,8 +283,11 @@ class StoreWeightSource final : public WeightSource {
   formats::GgufMetadata gguf_;
   bool is_gguf_ = false;
   std::vector<WeightInfo> infos_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<std::unique_ptr<store::TensorBytes>> bytes_;  // parallel to infos_, when mapped
+  std::vector<std::string> digests_;                        // parallel to infos_ (hex)
+  std::shared_ptr<ResidentCache> cache_;
+  std::map<std::string, std::shared_ptr<const ResidentTensor>> held_;  // by digest, when cached
   std::vector<std::vector<store::Extent>> extents_;         // parallel to infos_
   std::unique_ptr<store::ExtentReader> reader_;
   bool direct_ = false;

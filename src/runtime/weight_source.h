@@ -38,6 +38,15 @@ namespace hart::store { class Store; }
 
 namespace hart::runtime {
 
+class ResidentCache;  // resident_cache.h
+
+// What one weight source holds in a ResidentCache.
+struct ResidentUsage {
+  uint64_t bytes = 0;         // its distinct tensors' bytes
+  uint64_t shared_bytes = 0;  // of which another holder (another model) holds too
+  uint64_t tensors = 0;
+};
+
 struct WeightInfo {
   std::string name;
   DType dtype = DType::kF32;
@@ -117,6 +126,10 @@ class WeightSource {
   virtual bool direct_io() const { return false; }
   // The op size PlanBuffer reads best with (0: the streamer's default).
   virtual uint64_t preferred_read_op() const { return 0; }
+  // Whether Map() takes tensors from a ResidentCache, and what this source
+  // holds there now (tensors it has mapped).
+  virtual bool resident_cached() const { return false; }
+  virtual ResidentUsage resident_usage() const { return {}; }
 
  protected:
   void Index();  // fills by_name_ from tensors(); implementations call it once
@@ -136,6 +149,10 @@ struct StoreWeightOptions {
   bool direct_io = true;
   // Test seam: every page-cache eviction the source makes (pack, offset, size).
   std::function<void(int64_t pack, uint64_t offset, uint64_t size)> on_evict;
+  // Map() takes each tensor from this cache by its digest, so sources of
+  // versions sharing tensors share their resident bytes; null: each source
+  // maps its own.
+  std::shared_ptr<ResidentCache> cache;
 };
 
 // A version of a model in NinaDB ("llama" or "llama@3").

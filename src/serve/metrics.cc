@@ -25,6 +25,11 @@ void Metrics::SetResidentBytesFn(std::function<uint64_t()> fn) {
   resident_fn_ = std::move(fn);
 }
 
+void Metrics::SetModelsFn(std::function<ModelGauges()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  models_fn_ = std::move(fn);
+}
+
 namespace {
 // Label values escape backslash, double quote and newline.
 std::string Esc(const std::string& s) {
@@ -84,6 +89,28 @@ std::string Metrics::Render() const {
         connections_open_.load());
   gauge("hart_resident_weight_bytes", "Bytes of model weights resident in memory.",
         resident_fn_ ? static_cast<int64_t>(resident_fn_()) : 0);
+  if (models_fn_) {
+    const ModelGauges g = models_fn_();
+    gauge("hart_weight_budget_bytes", "The --mem-budget for all loaded models' resident weights (0: none).",
+          static_cast<int64_t>(g.budget));
+    gauge("hart_weight_shared_saved_bytes",
+          "Resident bytes that sharing tensors between loaded models saves (the models' bytes summed, less the resident total).",
+          static_cast<int64_t>(g.saved));
+    gauge("hart_models_loaded", "Models loaded now.", static_cast<int64_t>(g.loaded));
+    counter("hart_model_loads_total", "Model loads since start.", g.loads);
+    counter("hart_model_evictions_total", "Idle models evicted to keep resident weights under the budget.",
+            g.evictions);
+    counter("hart_model_streamed_loads_total", "Model loads larger than the free budget, served streamed.",
+            g.streamed_loads);
+    o += "# HELP hart_model_resident_bytes Resident weight bytes of one loaded model (shared tensors included).\n";
+    o += "# TYPE hart_model_resident_bytes gauge\n";
+    for (const auto& m : g.per_model)
+      o += absl::StrFormat("hart_model_resident_bytes{model=\"%s\"} %d\n", Esc(m.ref), m.resident);
+    o += "# HELP hart_model_shared_bytes Of a model's resident bytes, those another loaded model holds too.\n";
+    o += "# TYPE hart_model_shared_bytes gauge\n";
+    for (const auto& m : g.per_model)
+      o += absl::StrFormat("hart_model_shared_bytes{model=\"%s\"} %d\n", Esc(m.ref), m.shared);
+  }
   return o;
 }
 

@@ -28,6 +28,16 @@ class Metrics {
   std::atomic<int64_t>& connections_open() { return connections_open_; }
   // Read at scrape time (the model registry's resident bytes).
   void SetResidentBytesFn(std::function<uint64_t()> fn);
+  // The model registry's budget and counts, read at scrape time.
+  struct ModelGauges {
+    uint64_t budget = 0, saved = 0, loads = 0, evictions = 0, streamed_loads = 0, loaded = 0;
+    struct PerModel {
+      std::string ref;
+      uint64_t resident = 0, shared = 0;
+    };
+    std::vector<PerModel> per_model;
+  };
+  void SetModelsFn(std::function<ModelGauges()> fn);
 
   std::string Render() const;
 
@@ -41,6 +51,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, std::string>, Hist> requests_;  // route, method, code
   std::function<uint64_t()> resident_fn_;
+  std::function<ModelGauges()> models_fn_;
   std::atomic<uint64_t> tokens_generated_{0}, prompt_tokens_{0}, weight_bytes_read_{0},
       generations_rejected_{0};
   std::atomic<int64_t> sessions_in_flight_{0}, queue_depth_{0}, connections_open_{0};

@@ -561,19 +561,46 @@ json ModelObject(const std::string& id, int64_t created) {
   return {{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "hartonomous"}};
 }
 
+// Hartonomous' fields beside OpenAI's on a loaded model: what it costs in
+// memory now (clients ignore fields they do not know).
+void AddResidency(json& obj, const app::LoadedModelInfo* m) {
+  obj["loaded"] = m != nullptr;
+  if (m == nullptr) return;
+  obj["mode"] = m->residency.streamed ? "streamed" : "resident";
+  obj["resident_bytes"] = m->residency.resident_bytes;
+  obj["shared_bytes"] = m->residency.shared_bytes;
+  obj["last_used"] = m->last_used;
+}
+
 void HandleModels(Service& svc, Exchange& ex, const Caller& caller) {
   app::Context ctx = svc.ContextFor(ex, caller);
   auto versions = ctx.st().ListVersions();
   if (!versions.ok()) return RespondError(ex, versions.status());
+  const app::RegistryStats st = State(svc).registry->Stats();
+  std::map<std::string, const app::LoadedModelInfo*> loaded;
+  for (const auto& m : st.models) loaded[m.ref] = &m;
+  auto find = [&](const std::string& ref) {
+    auto it = loaded.find(ref);
+    return it == loaded.end() ? nullptr : it->second;
+  };
   // Every model by name (its newest version) and every version as name@N.
-  std::map<std::string, int64_t> newest;
+  std::map<std::string, std::pair<int64_t, const store::VersionRow*>> newest;  // created, newest version
   json data = json::array();
   for (const auto& v : *versions) {
     auto& c = newest[v.model];
-    c = std::max(c, v.created_at);
+    c.first = std::max(c.first, v.created_at);
+    if (c.second == nullptr || v.number > c.second->number) c.second = &v;
   }
-  for (const auto& [name, created] : newest) data.push_back(ModelObject(name, created));
-  for (const auto& v : *versions) data.push_back(ModelObject(v.ref(), v.created_at));
+  for (const auto& [name, c] : newest) {
+    json o = ModelObject(name, c.first);
+    AddResidency(o, find(c.second->ref()));
+    data.push_back(std::move(o));
+  }
+  for (const auto& v : *versions) {
+    json o = ModelObject(v.ref(), v.created_at);
+    AddResidency(o, find(v.ref()));
+    data.push_back(std::move(o));
+  }
   RespondJson(ex, {{"object", "list"}, {"data", data}});
 }
 
@@ -587,7 +614,13 @@ void HandleModel(Service& svc, Exchange& ex, const Caller& caller) {
     }
     return RespondError(ex, v.status());
   }
-  RespondJson(ex, ModelObject(ref, v->created_at));
+  json o = ModelObject(ref, v->created_at);
+  const app::RegistryStats st = State(svc).registry->Stats();
+  const app::LoadedModelInfo* info = nullptr;
+  for (const auto& m : st.models)
+    if (m.ref == v->ref()) info = &m;
+  AddResidency(o, info);
+  RespondJson(ex, o);
 }
 
 json GenSchema(bool chat) {

@@ -20,6 +20,7 @@
 #include "app/transfer.h"
 #include "serve/errors.h"
 #include "serve/service.h"
+#include "serve/service_state.h"
 
 namespace hart::serve {
 
@@ -319,6 +320,14 @@ void AddRestRoutes(Service& svc) {
                if (!q.ok()) return RespondError(ex, q.status());
                Answer(ex, app::Stats(svc.ContextFor(ex, c), app::StatsRequest{}));
              }});
+  r.Add({.method = "GET",
+         .path = "/api/runtime/models",
+         .operation_id = "loadedModels",
+         .summary = "The models loaded for generation: resident or streamed, resident and shared bytes, last use; "
+                    "the memory budget, loads and evictions.",
+         .tag = "runtime",
+         .handler =
+             [&svc](Exchange& ex, const Caller&) { RespondJson(ex, State(svc).registry->Stats().ToJson()); }});
   r.Add({.method = "GET",
          .path = "/api/search",
          .operation_id = "search",

@@ -15,17 +15,7 @@
 
 namespace hart::serve {
 
-uint64_t ResidentWeightBytes(Service& s) {
-  uint64_t total = 0;
-  for (const auto& m : State(s).registry->Loaded()) {
-    uint64_t bytes = 0;
-    for (const auto& t : m->source->tensors()) bytes += t.nbytes;
-    // A budget bounds what stays resident; without one every weight is mapped.
-    uint64_t budget = s.options().mem_budget;
-    total += budget > 0 ? std::min(bytes, budget) : bytes;
-  }
-  return total;
-}
+uint64_t ResidentWeightBytes(Service& s) { return State(s).registry->Stats().resident_bytes; }
 
 absl::StatusOr<GenerationSlots::Slot> GenerationSlots::Acquire(const CancelToken& cancel) {
   std::unique_lock<std::mutex> lock(mu_);
@@ -75,10 +65,22 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
   opts_.http.workers = std::max(opts_.http.workers, opts_.max_generations + opts_.max_queue + 8);
   extra = std::make_unique<Extra>();
   app::RegistryOptions ro;
-  ro.load.stream.budget = opts_.mem_budget;
+  ro.budget = opts_.mem_budget;  // all loaded models together
   ro.allow_paths = false;  // a client never names files on the server
   extra->registry = std::make_unique<app::ModelRegistry>(store_, ro);
   metrics_.SetResidentBytesFn([this] { return ResidentWeightBytes(*this); });
+  metrics_.SetModelsFn([this] {
+    const app::RegistryStats st = State(*this).registry->Stats();
+    Metrics::ModelGauges g;
+    g.budget = st.budget;
+    g.saved = st.saved_bytes;
+    g.loads = st.loads;
+    g.evictions = st.evictions;
+    g.streamed_loads = st.streamed_loads;
+    g.loaded = st.models.size();
+    for (const auto& m : st.models) g.per_model.push_back({m.ref, m.residency.resident_bytes, m.residency.shared_bytes});
+    return g;
+  });
   auth_ = [](const Request&) -> absl::StatusOr<Caller> { return Caller{}; };
   AddOpsRoutes(*this);
   AddRestRoutes(*this);

@@ -29,7 +29,7 @@ struct ServiceOptions {
   uint64_t max_upload = 16ull << 30;  // POST /api/ingest
   int max_generations = 2;            // running at once
   int max_queue = 8;                  // waiting for a slot; then 429
-  uint64_t mem_budget = 0;            // resident weights per model (0: all)
+  uint64_t mem_budget = 0;            // resident weights of all loaded models together (0: no limit)
   int64_t sql_max_rows = 10000;
   double sql_timeout_seconds = 10;
   std::string web_dir;  // swagger-ui-dist files for /docs ("" : next to the binary)

@@ -132,6 +132,7 @@ absl::StatusOr<std::vector<TensorRow>> Store::ListTensors(int64_t version_id) {
         if (d.is_number_unsigned()) t.shape.push_back(d.get<uint64_t>());
     t.nbytes = static_cast<uint64_t>(q.Int(4));
     t.contiguous = t.nbytes == 0;
+    for (uint8_t b : q.Blob(5)) t.sha256 += fmt::format("{:02x}", b);
     by_id[t.id] = out.size();
     out.push_back(std::move(t));
   }

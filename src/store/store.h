@@ -145,6 +145,9 @@ struct TensorRow {
   Shape shape;
   uint64_t nbytes = 0;
   bool contiguous = false;               // readable zero-copy as one pack span
+  // Hex tensor digest (SHA-256 over its chunk digests, chunker.h
+  // TensorDigest): equal digests, equal bytes, in any version of any store.
+  std::string sha256;
   std::vector<std::string> shared_with;  // other versions ("m@N") holding identical bytes
 };
 
