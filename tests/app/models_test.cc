@@ -182,6 +182,33 @@ TEST_F(AppModels, FineTunesOfOneBaseShareTheirTensors) {
   EXPECT_LT(static_cast<double>(Rss()), static_cast<double>(before) - 0.9 * static_cast<double>(Diff("ft-a")));
 }
 
+// Ingesting a fine-tune while its base is loaded grows the pack, which the
+// store then maps again; the fine-tune's shared tensors still come from the
+// base's resident copies, so their pages are not counted a second time.
+TEST_F(AppModels, AFineTuneIngestedWhileItsBaseIsLoadedStillShares) {
+  ModelRegistry reg(*store_, Options(0));
+  ASSERT_TRUE(reg.Get("other").ok());
+  ASSERT_TRUE(reg.Unload("other"));
+  auto base = reg.Get("base");
+  ASSERT_TRUE(base.ok()) << base.status();
+  const std::string path = rt::testing::FixtureRoot() + "/ft-d.gguf";
+  auto diff = rt::testing::WriteFineTune(rt::testing::FixtureRoot() + "/models_base/model.gguf", path,
+                                         [](const std::string& t) { return t.find("ffn_up") != std::string::npos; });
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  auto src = formats::ReadGguf(path);
+  ASSERT_TRUE(src.ok()) << src.status();
+  store::IngestOptions io;
+  io.model = "ft-d";
+  io.progress = false;
+  io.license = "mit";
+  ASSERT_TRUE((*store_)->Ingest(*src, io).ok());
+  const uint64_t rss = Rss();
+  auto ft = reg.Get("ft-d");
+  ASSERT_TRUE(ft.ok()) << ft.status();
+  EXPECT_EQ(reg.Stats().resident_bytes, Bytes("base") + *diff);
+  ExpectRssDelta(rss, Rss(), *diff, "ft-d ingested after its base was loaded");
+}
+
 TEST_F(AppModels, IdleModelsAreEvictedLeastRecentlyUsed) {
   const uint64_t budget = Bytes("base") + Diff("ft-a") + Diff("ft-b") + kMiB;
   ASSERT_GT(Bytes("other"), kMiB);

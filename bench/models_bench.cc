@@ -1,0 +1,166 @@
+// models_bench: resident memory of a base model plus fine-tunes of it,
+// loaded together in one model registry (what `hart serve` holds), against
+// the base alone, measured from the registry's accounting and from this
+// process's RSS (/proc/self/statm) in the same run.
+//
+//   models_bench BASE.gguf WORK_DIR [--finetunes N] [--tensors attn_q,attn_v]
+//
+// Writes N fine-tunes of BASE (tests/runtime/finetune_fixture.h: the named
+// tensors of every layer changed, each fine-tune with other values, as a
+// LoRA merged into q and v would), ingests base and fine-tunes into a fresh
+// store under WORK_DIR, then loads the base, then each fine-tune, and prints
+// one JSON line: the accounting and the RSS growth of the base alone and of
+// all together, their ratios, what per-model accounting (each model all its
+// tensors, as before the resident cache) would have said, and one greedy
+// completion per model (the shared copies compute).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../tests/runtime/finetune_fixture.h"
+#include "app/generate.h"
+#include "app/models.h"
+#include "formats/gguf.h"
+#include "nlohmann/json.hpp"
+#include "store/store.h"
+
+namespace {
+
+using namespace hart;
+namespace fs = std::filesystem;
+
+uint64_t Rss() {
+  std::ifstream f("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int Fail(const std::string& what, const absl::Status& st) {
+  std::fprintf(stderr, "models_bench: %s: %s\n", what.c_str(), std::string(st.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: models_bench BASE.gguf WORK_DIR [--finetunes N] [--tensors a,b]\n");
+    return 1;
+  }
+  const std::string base = argv[1], work = argv[2];
+  int n_ft = 3;
+  std::vector<std::string> kinds = {"attn_q", "attn_v"};
+  for (int i = 3; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--finetunes") n_ft = std::stoi(argv[i + 1]);
+    if (a == "--tensors") {
+      kinds.clear();
+      std::stringstream ss(argv[i + 1]);
+      for (std::string k; std::getline(ss, k, ',');) kinds.push_back(k);
+    }
+  }
+  fs::create_directories(work);
+  std::vector<std::pair<std::string, std::string>> models = {{"base", base}};
+  std::vector<uint64_t> diffs;
+  const uint8_t patterns[] = {0x5a, 0x33, 0x0f, 0x66, 0x3c, 0x71, 0x1e, 0x4b};
+  for (int i = 0; i < n_ft; ++i) {
+    const std::string path = work + "/ft" + std::to_string(i + 1) + ".gguf";
+    auto d = runtime::testing::WriteFineTune(
+        base, path,
+        [&](const std::string& t) {
+          for (const auto& k : kinds)
+            if (t.find(k) != std::string::npos) return true;
+          return false;
+        },
+        patterns[i % 8]);
+    if (!d.ok()) return Fail(path, d.status());
+    diffs.push_back(*d);
+    models.emplace_back("ft" + std::to_string(i + 1), path);
+  }
+  const std::string dir = work + "/store";
+  fs::remove_all(dir);
+  if (auto st = store::Store::Init(dir); !st.ok()) return Fail(dir, st);
+  auto opened = store::Store::Open(dir);
+  if (!opened.ok()) return Fail(dir, opened.status());
+  std::shared_ptr<store::Store> st = std::move(*opened);
+  const double t_ingest = Now();
+  uint64_t base_bytes = 0;
+  for (const auto& [name, path] : models) {
+    auto src = formats::ReadGguf(path);
+    if (!src.ok()) return Fail(path, src.status());
+    store::IngestOptions io;
+    io.model = name;
+    io.progress = false;
+    io.license = "mit";
+    if (auto r = st->Ingest(*src, io); !r.ok()) return Fail(path, r.status());
+    if (name == "base")
+      for (const auto& t : src->tensors) base_bytes += t.nbytes;
+    fs::path p(path);
+    if (name != "base") fs::remove(p);  // the store has it now
+  }
+  const double ingest_s = Now() - t_ingest;
+
+  app::RegistryOptions ro;
+  ro.load.max_context = 64;
+  app::ModelRegistry reg(st, ro);
+  const uint64_t rss0 = Rss();
+  double t = Now();
+  auto b = reg.Get("base");
+  if (!b.ok()) return Fail("base", b.status());
+  const double load_base_s = Now() - t;
+  const uint64_t rss_base = Rss() - rss0;
+  const uint64_t acct_base = reg.Stats().resident_bytes;
+  t = Now();
+  for (int i = 0; i < n_ft; ++i) {
+    auto m = reg.Get("ft" + std::to_string(i + 1));
+    if (!m.ok()) return Fail("ft", m.status());
+  }
+  const double load_ft_s = Now() - t;
+  const uint64_t rss_all = Rss() - rss0;
+  const app::RegistryStats all = reg.Stats();
+  uint64_t per_model_sum = 0;
+  for (const auto& m : all.models) per_model_sum += m.residency.resident_bytes;
+
+  nlohmann::json completions = nlohmann::json::object();
+  for (const auto& [name, path] : models) {
+    app::CompletionRequest req{.model = name, .prompt = "Once upon a time"};
+    req.params.max_tokens = 4;
+    req.params.temperature = 0;
+    auto r = app::Complete(reg, req);
+    if (!r.ok()) return Fail(name, r.status());
+    completions[name] = {{"tokens", r->usage.completion_tokens},
+                         {"text_bytes", r->text.size()},
+                         {"decode_tok_s", r->stats.decode_tok_s()}};
+  }
+  nlohmann::json out = {
+      {"model", base},
+      {"finetunes", n_ft},
+      {"changed_tensors", kinds},
+      {"base_bytes", base_bytes},
+      {"finetune_changed_bytes", diffs},
+      {"ingest_s", ingest_s},
+      {"load_base_s", load_base_s},
+      {"load_finetunes_s", load_ft_s},
+      {"accounting_base", acct_base},
+      {"accounting_all", all.resident_bytes},
+      {"accounting_ratio", static_cast<double>(all.resident_bytes) / static_cast<double>(acct_base)},
+      {"per_model_sum", per_model_sum},
+      {"per_model_sum_ratio", static_cast<double>(per_model_sum) / static_cast<double>(acct_base)},
+      {"rss_growth_base", rss_base},
+      {"rss_growth_all", rss_all},
+      {"rss_ratio", static_cast<double>(rss_all) / static_cast<double>(rss_base)},
+      {"completions", completions}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
