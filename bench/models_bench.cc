@@ -4,7 +4,10 @@
 // process's RSS (/proc/self/statm) in the same run.
 //
 //   models_bench BASE.gguf WORK_DIR [--finetunes N] [--tensors attn_q,attn_v]
+//                [--step prepare|measure|all]
 //
+// --step prepare writes and ingests only; measure loads from the store a
+// prepare left (so the measured part can hold an idle machine briefly).
 // Writes N fine-tunes of BASE (tests/runtime/finetune_fixture.h: the named
 // tensors of every layer changed, each fine-tune with other values, as a
 // LoRA merged into q and v would), ingests base and fine-tunes into a fresh
@@ -51,6 +54,49 @@ int Fail(const std::string& what, const absl::Status& st) {
   return 1;
 }
 
+// Writes the fine-tunes (models[1..]) and ingests base and fine-tunes into
+// a fresh store at `dir`; returns what the report repeats.
+absl::StatusOr<nlohmann::json> Prepare(const std::string& base, const std::string& work, const std::string& dir,
+                                       const std::vector<std::string>& kinds,
+                                       std::vector<std::pair<std::string, std::string>>& models) {
+  std::vector<uint64_t> diffs;
+  const uint8_t patterns[] = {0x5a, 0x33, 0x0f, 0x66, 0x3c, 0x71, 0x1e, 0x4b};
+  for (size_t i = 1; i < models.size(); ++i) {
+    const std::string path = work + "/" + models[i].first + ".gguf";
+    auto d = runtime::testing::WriteFineTune(
+        base, path,
+        [&](const std::string& t) {
+          for (const auto& k : kinds)
+            if (t.find(k) != std::string::npos) return true;
+          return false;
+        },
+        patterns[(i - 1) % 8]);
+    if (!d.ok()) return d.status();
+    diffs.push_back(*d);
+    models[i].second = path;
+  }
+  fs::remove_all(dir);
+  if (auto s = store::Store::Init(dir); !s.ok()) return s;
+  auto st = store::Store::Open(dir);
+  if (!st.ok()) return st.status();
+  const double t0 = Now();
+  uint64_t base_bytes = 0;
+  for (const auto& [name, path] : models) {
+    auto src = formats::ReadGguf(path);
+    if (!src.ok()) return src.status();
+    store::IngestOptions io;
+    io.model = name;
+    io.progress = false;
+    io.license = "mit";
+    if (auto r = (*st)->Ingest(*src, io); !r.ok()) return r.status();
+    if (name == "base")
+      for (const auto& t : src->tensors) base_bytes += t.nbytes;
+    else
+      fs::remove(path);  // the store has it now
+  }
+  return nlohmann::json{{"base_bytes", base_bytes}, {"finetune_changed_bytes", diffs}, {"ingest_s", Now() - t0}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,10 +106,12 @@ int main(int argc, char** argv) {
   }
   const std::string base = argv[1], work = argv[2];
   int n_ft = 3;
+  std::string step = "all";
   std::vector<std::string> kinds = {"attn_q", "attn_v"};
   for (int i = 3; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--finetunes") n_ft = std::stoi(argv[i + 1]);
+    if (a == "--step") step = argv[i + 1];
     if (a == "--tensors") {
       kinds.clear();
       std::stringstream ss(argv[i + 1]);
@@ -72,44 +120,23 @@ int main(int argc, char** argv) {
   }
   fs::create_directories(work);
   std::vector<std::pair<std::string, std::string>> models = {{"base", base}};
-  std::vector<uint64_t> diffs;
-  const uint8_t patterns[] = {0x5a, 0x33, 0x0f, 0x66, 0x3c, 0x71, 0x1e, 0x4b};
-  for (int i = 0; i < n_ft; ++i) {
-    const std::string path = work + "/ft" + std::to_string(i + 1) + ".gguf";
-    auto d = runtime::testing::WriteFineTune(
-        base, path,
-        [&](const std::string& t) {
-          for (const auto& k : kinds)
-            if (t.find(k) != std::string::npos) return true;
-          return false;
-        },
-        patterns[i % 8]);
-    if (!d.ok()) return Fail(path, d.status());
-    diffs.push_back(*d);
-    models.emplace_back("ft" + std::to_string(i + 1), path);
-  }
+  for (int i = 0; i < n_ft; ++i) models.emplace_back("ft" + std::to_string(i + 1), "");
   const std::string dir = work + "/store";
-  fs::remove_all(dir);
-  if (auto st = store::Store::Init(dir); !st.ok()) return Fail(dir, st);
+  nlohmann::json prep;
+  if (step != "measure") {
+    auto p = Prepare(base, work, dir, kinds, models);
+    if (!p.ok()) return Fail("prepare", p.status());
+    prep = *p;
+    std::ofstream(work + "/prepared.json") << prep.dump();
+    if (step == "prepare") return 0;
+  } else {
+    std::ifstream in(work + "/prepared.json");
+    prep = nlohmann::json::parse(in, nullptr, false);
+    if (prep.is_discarded()) return Fail(work + "/prepared.json", absl::NotFoundError("run --step prepare first"));
+  }
   auto opened = store::Store::Open(dir);
   if (!opened.ok()) return Fail(dir, opened.status());
   std::shared_ptr<store::Store> st = std::move(*opened);
-  const double t_ingest = Now();
-  uint64_t base_bytes = 0;
-  for (const auto& [name, path] : models) {
-    auto src = formats::ReadGguf(path);
-    if (!src.ok()) return Fail(path, src.status());
-    store::IngestOptions io;
-    io.model = name;
-    io.progress = false;
-    io.license = "mit";
-    if (auto r = st->Ingest(*src, io); !r.ok()) return Fail(path, r.status());
-    if (name == "base")
-      for (const auto& t : src->tensors) base_bytes += t.nbytes;
-    fs::path p(path);
-    if (name != "base") fs::remove(p);  // the store has it now
-  }
-  const double ingest_s = Now() - t_ingest;
 
   app::RegistryOptions ro;
   ro.load.max_context = 64;
@@ -147,9 +174,9 @@ int main(int argc, char** argv) {
       {"model", base},
       {"finetunes", n_ft},
       {"changed_tensors", kinds},
-      {"base_bytes", base_bytes},
-      {"finetune_changed_bytes", diffs},
-      {"ingest_s", ingest_s},
+      {"base_bytes", prep["base_bytes"]},
+      {"finetune_changed_bytes", prep["finetune_changed_bytes"]},
+      {"ingest_s", prep["ingest_s"]},
       {"load_base_s", load_base_s},
       {"load_finetunes_s", load_ft_s},
       {"accounting_base", acct_base},

@@ -21,5 +21,8 @@ if [ ! -f "$model" ]; then
     ${LAYERS:+--layers "$LAYERS"} >/dev/null
 fi
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-echo "# $BUILD/models_bench $model $WORK/run --finetunes 3 --tensors attn_q,attn_v"
-flock -x /tmp/bench.lock "$BUILD/models_bench" "$model" "$WORK/run" --finetunes 3 --tensors attn_q,attn_v
+args=("$model" "$WORK/run" --finetunes 3 --tensors attn_q,attn_v)
+echo "# $BUILD/models_bench ${args[*]} --step prepare (shared lock), then --step measure (exclusive)"
+flock -s /tmp/bench.lock "$BUILD/models_bench" "${args[@]}" --step prepare
+sync
+flock -x /tmp/bench.lock "$BUILD/models_bench" "${args[@]}" --step measure
