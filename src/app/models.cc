@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "app/errors.h"
 #include "core/progress.h"
@@ -194,8 +196,14 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadWithinBudg
   for (const auto& t : rows)
     want.emplace_back(t.sha256.empty() ? key + "/" + t.name : t.sha256, t.nbytes);
   uint64_t need = 0, used = 0;
+  // A request holds its model until its handler returns, a moment after its
+  // response is out: a load right behind it waits up to kSettle for such
+  // holders to let go before it streams or refuses.
+  constexpr auto kSettle = std::chrono::milliseconds(500);
+  const auto settle_until = std::chrono::steady_clock::now() + kSettle;
   for (;;) {
     std::shared_ptr<const LoadedModel> victim;
+    bool held = false;  // a loaded model is in use now
     {
       std::lock_guard<std::mutex> l(mu_);
       need = cache_->MissingBytes(want);
@@ -205,13 +213,24 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadWithinBudg
       auto lru = entries_.end();
       for (auto it = entries_.begin(); it != entries_.end(); ++it) {
         const auto& e = it->second;
-        if (e->loading || !e->model || e->model.use_count() > 1) continue;
+        if (e->loading || !e->model) continue;
+        if (e->model.use_count() > 1) {
+          held = true;
+          continue;
+        }
         if (lru == entries_.end() || e->use_seq < lru->second->use_seq) lru = it;
       }
-      if (lru == entries_.end()) break;
-      victim = std::move(lru->second->model);
-      entries_.erase(lru);
-      evictions_++;
+      if (lru == entries_.end()) {
+        if (!held || std::chrono::steady_clock::now() >= settle_until) break;
+      } else {
+        victim = std::move(lru->second->model);
+        entries_.erase(lru);
+        evictions_++;
+      }
+    }
+    if (victim == nullptr) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
     }
     victim.reset();  // frees its tensors no other model holds (outside mu_: joins threads)
   }
