@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/progress.h"
+#include "mcp/http.h"
 #include "serve/service.h"
 
 namespace hart::cli {
@@ -34,6 +35,7 @@ struct ServeArgs {
   std::string ui_dir;
   std::vector<std::string> ui_connect_src;
   bool no_access_log = false;
+  bool mcp_enable_writes = false;
 };
 
 // "host:port", "[v6]:port", ":port" (loopback). Only loopback is allowed.
@@ -100,6 +102,7 @@ int RunServe(Cli& cli, const ServeArgs& a) {
   std::shared_ptr<store::Store> shared(std::move(*store));
   o.http.upload_dir = shared->dir();
   serve::Service svc(o, shared);
+  mcp::AddMcpRoutes(svc, mcp::HttpOptions{.enable_writes = a.mcp_enable_writes});
   st = svc.Listen();
   if (!st.ok()) return Fail(st);
   std::string where = (o.http.host.find(':') != std::string::npos ? "[" + o.http.host + "]" : o.http.host) + ":" +
@@ -144,6 +147,8 @@ void RegisterServe(Cli& cli) {
   c->add_option("--ui-connect-src", args->ui_connect_src,
                 "An origin the web UI may fetch from besides this server (the sign-in provider), repeatable");
   c->add_flag("--no-access-log", args->no_access_log, "Do not log one JSON line per request on stderr");
+  c->add_flag("--mcp-enable-writes", args->mcp_enable_writes,
+              "Offer the MCP write tools (ingest, delete_version) at /mcp to callers whose role allows");
 }
 
 }  // namespace hart::cli
