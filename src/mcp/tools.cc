@@ -40,6 +40,7 @@ json Int(const char* d, int64_t min, int64_t max) {
   return {{"type", "integer"}, {"description", d}, {"minimum", min}, {"maximum", max}};
 }
 json Obj(json props, std::vector<std::string> required = {}) {
+  if (props.is_null()) props = json::object();
   json j = {{"type", "object"}, {"properties", std::move(props)}};
   if (!required.empty()) j["required"] = required;
   return j;
