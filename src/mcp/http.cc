@@ -1,5 +1,7 @@
 #include "mcp/http.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -101,6 +103,7 @@ class Transport {
   std::unique_ptr<Server> server_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<HttpSession>> sessions_;
+  std::atomic<int> streams_{0};  // GET streams open now
 };
 
 void RespondRpcError(Exchange& ex, int http, const RpcError& e, const json& id = nullptr) {
@@ -271,6 +274,19 @@ void Transport::Get(Exchange& ex, const app::Caller& caller) {
   }
   auto hs = Find(ex, caller);
   if (!hs) return;
+  // Each open stream holds a worker: at most a quarter of them.
+  int cap = std::max(1, svc_.options().http.workers / 4);
+  if (streams_.fetch_add(1) >= cap) {
+    streams_.fetch_sub(1);
+    Response resp = Response::Json(429, Serialize(ErrorResponse(nullptr, {kInternalError, fmt::format(
+        "{} MCP event streams are open, the most this server allows; POST responses still work", cap)})));
+    resp.headers["retry-after"] = "5";
+    return ex.Respond(std::move(resp));
+  }
+  struct Release {
+    std::atomic<int>& n;
+    ~Release() { n.fetch_sub(1); }
+  } release{streams_};
   uint64_t gen;
   {
     std::lock_guard l(hs->mu);
@@ -282,21 +298,28 @@ void Transport::Get(Exchange& ex, const app::Caller& caller) {
     return;
   }
   if (!ex.Write(": hartonomous mcp\n\n")) return ex.End();
+  auto last_write = std::chrono::steady_clock::now();
   for (;;) {
     std::deque<json> batch;
     {
+      // Short waits: a client that left is noticed within half a second,
+      // so its stream gives its worker back.
       std::unique_lock l(hs->mu);
-      hs->cv.wait_for(l, std::chrono::seconds(15), [&] {
-        return hs->closed || hs->stream_gen != gen || !hs->pending.empty() || ex.Cancelled();
-      });
+      hs->cv.wait_for(l, std::chrono::milliseconds(500),
+                      [&] { return hs->closed || hs->stream_gen != gen || !hs->pending.empty(); });
       if (hs->closed || hs->stream_gen != gen) break;
       batch.swap(hs->pending);
     }
     if (ex.Cancelled() || svc_.draining()) break;
     bool ok = true;
-    if (batch.empty()) ok = ex.Write(": keep-alive\n\n");
+    auto now = std::chrono::steady_clock::now();
+    if (batch.empty() && now - last_write >= std::chrono::seconds(15)) {
+      ok = ex.Write(": keep-alive\n\n");
+      last_write = now;
+    }
     for (const auto& m : batch) {
       if (!(ok = ex.Write("event: message\ndata: " + Serialize(m) + "\n\n"))) break;
+      last_write = now;
     }
     if (!ok) break;
   }

@@ -6,7 +6,8 @@
 //          carrying the call's progress and logs and then its result.
 //          Notifications and responses only: 202.
 //   GET    an SSE stream of the session's unsolicited messages (resource
-//          updates, list changes), with a keep-alive comment every 15 s.
+//          updates, list changes), with a keep-alive comment every 15 s;
+//          at most a quarter of the server's workers hold one (then 429).
 //   DELETE ends the session.
 // initialize creates a session (Mcp-Session-Id in the answer); every later
 // request must carry it (400 without, 404 for an unknown or ended one, or
