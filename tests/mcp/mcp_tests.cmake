@@ -8,3 +8,10 @@ if(HART_NODE AND EXISTS ${CMAKE_SOURCE_DIR}/tests/mcp/node_modules/@modelcontext
   set_tests_properties(mcp_sdk_client PROPERTIES TIMEOUT 180
     ENVIRONMENT "HART_BIN=${CMAKE_BINARY_DIR}/hart;HART_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()
+if(HART_NODE AND EXISTS ${CMAKE_SOURCE_DIR}/tests/mcp/node_modules/@modelcontextprotocol/inspector
+   AND EXISTS ${CMAKE_SOURCE_DIR}/tests/mcp/node_modules/@modelcontextprotocol/conformance AND TARGET hart)
+  add_test(NAME mcp_inspector_conformance
+           COMMAND ${HART_NODE} --test ${CMAKE_SOURCE_DIR}/tests/mcp/mcp_tools_test.mjs)
+  set_tests_properties(mcp_inspector_conformance PROPERTIES TIMEOUT 180
+    ENVIRONMENT "HART_BIN=${CMAKE_BINARY_DIR}/hart;HART_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endif()
