@@ -237,6 +237,10 @@ test('http: session, protocol version and Origin checks', async () => {
   assert.equal((await r.json()).error.code, -32700);
   r = await post({ jsonrpc: '2.0', id: 3, method: 'nope' }, { 'mcp-session-id': sid });
   assert.equal((await r.json()).error.code, -32601);
+  // A request over the 4 MiB message limit: 413 with a JSON-RPC error; the session goes on.
+  r = await post({ jsonrpc: '2.0', id: 4, method: 'ping', params: { pad: 'x'.repeat(5 << 20) } }, { 'mcp-session-id': sid });
+  assert.equal(r.status, 413);
+  assert.equal((await r.json()).error.code, -32600);
   r = await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': sid });
   assert.equal(r.status, 202);
   r = await fetch(url, { method: 'GET', headers: { accept: 'application/json', 'mcp-session-id': sid } });
