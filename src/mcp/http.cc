@@ -364,6 +364,8 @@ bool OriginAllowed(std::string_view origin, std::string_view host) {
   return !host.empty() && absl::AsciiStrToLower(std::string(rest)) == absl::AsciiStrToLower(std::string(host));
 }
 
+// /mcp is a protocol endpoint (JSON-RPC in and out, errors as JSON-RPC
+// error objects), not a REST operation: it stays out of /openapi.json.
 void AddMcpRoutes(serve::Service& svc, HttpOptions opts) {
   auto t = std::make_shared<Transport>(svc, opts);
   json schema = {{"type", "object"}, {"description", "one JSON-RPC 2.0 message (MCP)"}};
@@ -375,20 +377,23 @@ void AddMcpRoutes(serve::Service& svc, HttpOptions opts) {
          .tag = "mcp",
          .handler = [t](Exchange& ex, const app::Caller& c) { t->Post(ex, c); },
          .request_schema = schema,
-         .response_types = {"application/json", "text/event-stream"}});
+         .response_types = {"application/json", "text/event-stream"},
+         .hidden = true});
   r.Add({.method = "GET",
          .path = "/mcp",
          .operation_id = "mcpStream",
          .summary = "Model Context Protocol: the session's server-sent events (resource updates).",
          .tag = "mcp",
          .handler = [t](Exchange& ex, const app::Caller& c) { t->Get(ex, c); },
-         .response_types = {"text/event-stream"}});
+         .response_types = {"text/event-stream"},
+         .hidden = true});
   r.Add({.method = "DELETE",
          .path = "/mcp",
          .operation_id = "mcpEnd",
          .summary = "Model Context Protocol: end the session.",
          .tag = "mcp",
-         .handler = [t](Exchange& ex, const app::Caller& c) { t->Delete(ex, c); }});
+         .handler = [t](Exchange& ex, const app::Caller& c) { t->Delete(ex, c); },
+         .hidden = true});
 }
 
 }  // namespace hart::mcp
