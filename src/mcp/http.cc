@@ -84,7 +84,7 @@ class Transport {
 
  private:
   // Common checks; false when an error was answered.
-  bool Check(Exchange& ex);
+  bool Check(Exchange& ex, const app::Caller& caller);
   // The request's session: answers 400/404 and returns null when there is none.
   std::shared_ptr<HttpSession> Find(Exchange& ex, const app::Caller& caller);
   void Close(HttpSession& hs) {
@@ -115,10 +115,10 @@ bool Accepts(const serve::Request& r, std::string_view type) {
   return a.empty() || a.find(type) != std::string::npos || a.find("*/*") != std::string::npos;
 }
 
-bool Transport::Check(Exchange& ex) {
+bool Transport::Check(Exchange& ex, const app::Caller& caller) {
   const serve::Request& r = ex.request();
   std::string origin = r.Header("origin");
-  if (!origin.empty() && !OriginAllowed(origin, r.Header("host"))) {
+  if (!origin.empty() && !OriginAllowed(origin, r.Header("host"), caller.authenticated)) {
     RespondRpcError(ex, 403, {kInvalidRequest, fmt::format("Origin \"{}\" may not call /mcp", origin)});
     return false;
   }
@@ -155,7 +155,7 @@ std::shared_ptr<HttpSession> Transport::Find(Exchange& ex, const app::Caller& ca
 }
 
 void Transport::Post(Exchange& ex, const app::Caller& caller) {
-  if (!Check(ex)) return;
+  if (!Check(ex, caller)) return;
   const serve::Request& r = ex.request();
   Parsed p = ParseMessage(r.body, server_->options().max_message);
   if (!p.ok) {
@@ -264,7 +264,7 @@ void Transport::Post(Exchange& ex, const app::Caller& caller) {
 }
 
 void Transport::Get(Exchange& ex, const app::Caller& caller) {
-  if (!Check(ex)) return;
+  if (!Check(ex, caller)) return;
   if (!absl::StrContains(absl::AsciiStrToLower(ex.request().Header("accept")), "text/event-stream")) {
     Response resp = Response::Json(405, Serialize(ErrorResponse(nullptr, {kInvalidRequest,
                                                                           "GET /mcp opens a text/event-stream; "
@@ -327,7 +327,7 @@ void Transport::Get(Exchange& ex, const app::Caller& caller) {
 }
 
 void Transport::Delete(Exchange& ex, const app::Caller& caller) {
-  if (!Check(ex)) return;
+  if (!Check(ex, caller)) return;
   auto hs = Find(ex, caller);
   if (!hs) return;
   {
@@ -354,14 +354,17 @@ std::string_view HostOf(std::string_view hp) {
 
 }  // namespace
 
-bool OriginAllowed(std::string_view origin, std::string_view host) {
+bool OriginAllowed(std::string_view origin, std::string_view host, bool authenticated) {
   size_t scheme = origin.find("://");
   if (scheme == std::string_view::npos) return false;  // "null" and junk
   std::string_view rest = origin.substr(scheme + 3);
   if (size_t slash = rest.find('/'); slash != std::string_view::npos) rest = rest.substr(0, slash);
   std::string oh = absl::AsciiStrToLower(std::string(HostOf(rest)));
   if (LoopbackHost(oh)) return true;
-  return !host.empty() && absl::AsciiStrToLower(std::string(rest)) == absl::AsciiStrToLower(std::string(host));
+  // The page's own host only for a signed-in caller: a rebinding page has a
+  // matching Host too, but no bearer token.
+  return authenticated && !host.empty() &&
+         absl::AsciiStrToLower(std::string(rest)) == absl::AsciiStrToLower(std::string(host));
 }
 
 // /mcp is a protocol endpoint (JSON-RPC in and out, errors as JSON-RPC

@@ -12,7 +12,7 @@
 // initialize creates a session (Mcp-Session-Id in the answer); every later
 // request must carry it (400 without, 404 for an unknown or ended one, or
 // one begun by another signed-in owner). An unsupported MCP-Protocol-Version
-// is 400; an Origin that is not this host or loopback is 403 (DNS rebinding).
+// is 400; an Origin that OriginAllowed refuses is 403 (DNS rebinding).
 #pragma once
 
 #include <memory>
@@ -32,8 +32,10 @@ struct HttpOptions {
 // service's store, model registry, generation slots and SQL caps.
 void AddMcpRoutes(serve::Service& svc, HttpOptions opts = {});
 
-// Whether an Origin header value may call /mcp: absent, "null" is refused,
-// loopback hosts (localhost, 127.0.0.0/8, [::1]) and the request's own Host.
-bool OriginAllowed(std::string_view origin, std::string_view host);
+// Whether an Origin header value may call /mcp: a loopback origin
+// (localhost, 127.0.0.0/8, [::1]) always; the request's own Host only for a
+// signed-in caller (a DNS-rebinding page also has a matching Host, but no
+// token); anything else, "null" included, never.
+bool OriginAllowed(std::string_view origin, std::string_view host, bool authenticated);
 
 }  // namespace hart::mcp

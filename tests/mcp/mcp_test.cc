@@ -294,13 +294,16 @@ TEST_F(McpTest, SubscriptionHearsANewVersion) {
 }
 
 TEST(McpHttp, OriginCheck) {
-  EXPECT_TRUE(OriginAllowed("http://localhost:3000", "127.0.0.1:8080"));
-  EXPECT_TRUE(OriginAllowed("http://127.0.0.1", "127.0.0.1:8080"));
-  EXPECT_TRUE(OriginAllowed("http://[::1]:9", "x"));
-  EXPECT_TRUE(OriginAllowed("https://models.example.com", "models.example.com"));
-  EXPECT_FALSE(OriginAllowed("http://evil.example", "127.0.0.1:8080"));
-  EXPECT_FALSE(OriginAllowed("http://localhost.evil.example", "127.0.0.1:8080"));
-  EXPECT_FALSE(OriginAllowed("null", "127.0.0.1:8080"));
+  EXPECT_TRUE(OriginAllowed("http://localhost:3000", "127.0.0.1:8080", false));
+  EXPECT_TRUE(OriginAllowed("http://127.0.0.1", "127.0.0.1:8080", false));
+  EXPECT_TRUE(OriginAllowed("http://[::1]:9", "x", false));
+  // DNS rebinding: the attacker's page and Host agree, but nobody signed in.
+  EXPECT_FALSE(OriginAllowed("http://rebind.example:8080", "rebind.example:8080", false));
+  EXPECT_TRUE(OriginAllowed("https://models.example.com", "models.example.com", true));
+  EXPECT_FALSE(OriginAllowed("https://evil.example", "models.example.com", true));
+  EXPECT_FALSE(OriginAllowed("http://evil.example", "127.0.0.1:8080", false));
+  EXPECT_FALSE(OriginAllowed("http://localhost.evil.example", "127.0.0.1:8080", false));
+  EXPECT_FALSE(OriginAllowed("null", "127.0.0.1:8080", false));
 }
 
 class StdioTest : public McpTest {};
