@@ -138,7 +138,9 @@ for (const kind of ['stdio', 'http']) {
       // an incomplete UTF-8 character), counting up to the 6 tokens.
       assert.ok(progress.length >= 1 && progress.length <= 6, JSON.stringify(progress));
       for (let i = 1; i < progress.length; i++) assert.ok(progress[i].progress > progress[i - 1].progress);
-      assert.equal(progress.map((p) => p.message).join(''), gen.text);
+      // The pieces are the text as it came; bytes of a character the last
+      // token left incomplete appear (as U+FFFD) only in the result.
+      assert.ok(gen.text.startsWith(progress.map((p) => p.message).join('')), JSON.stringify([progress, gen.text]));
 
       const stats = structured(await client.callTool({ name: 'tensor_stats',
         arguments: { version: 'tiny@1', names: ['token_embd.weight'] } }));
