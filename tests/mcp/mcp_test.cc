@@ -227,6 +227,13 @@ TEST_F(McpTest, SqlQueryRefusesWritesAndChangesNothing) {
       "SELECT load_extension('/tmp/nothing')",
       "END; DELETE FROM model",
       "SELECT 1;; DROP TABLE model",
+      "INSERT INTO search_text(search_text) VALUES ('delete-all')",
+      "REPLACE INTO model(id, name) VALUES (1, 'x')",
+      "ANALYZE",
+      "DETACH DATABASE main",
+      "CREATE TEMP TABLE t(x)",
+      "PRAGMA query_only = 0",
+      "BEGIN IMMEDIATE",
   };
   for (const char* sql : attempts) {
     json r = CallTool("sql_query", {{"sql", sql}});
