@@ -39,6 +39,8 @@ StepLogprobs Logprobs(std::span<const float> logits, int32_t chosen, int n) {
   return out;
 }
 
+}  // namespace
+
 // Holds back text that may be the start of a stop string.
 class StopFilter {
  public:
@@ -82,7 +84,6 @@ class StopFilter {
   std::optional<std::string> matched_;
 };
 
-}  // namespace
 
 std::string_view FinishReasonName(FinishReason r) {
   switch (r) {
@@ -114,13 +115,18 @@ uint64_t PeakRssBytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
-                                        std::span<const int32_t> prompt_in, const GenerateParams& params,
-                                        const GenerateFn& on_event) {
-  GenerateResult r;
-  GenerateStats& st = r.stats;
+Sequence::Sequence(Session& s, const Tokenizer* tok, const GenerateParams& p, const GenerateFn& fn)
+    : session_(s), tok_(tok), params_(p), on_event_(fn) {}
+Sequence::~Sequence() = default;
+
+absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Start(Session& session, const Tokenizer* tok,
+                                                          std::span<const int32_t> prompt_in,
+                                                          const GenerateParams& params, const GenerateFn& on_event) {
   if (prompt_in.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
-  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
+  std::unique_ptr<Sequence> q(new Sequence(session, tok, params, on_event));
+  GenerateStats& st = q->r_.stats;
+  std::vector<int32_t>& prompt = q->prompt_;
+  prompt.assign(prompt_in.begin(), prompt_in.end());
   const int64_t room = session.max_context();
   if (static_cast<int64_t>(prompt.size()) > room) {
     if (!params.truncate)
@@ -148,90 +154,126 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
   session.Truncate(static_cast<int64_t>(p));
   st.cached_tokens = static_cast<int64_t>(p);
   st.kv_cache_bytes = session.kv_cache_bytes();
-  Sampler& sampler = session.sampler();
-  for (size_t i = p; i < prompt.size(); ++i) sampler.Accept(prompt[i]);
-
-  auto finish = [&](FinishReason why) {
-    r.finish_reason = why;
-    st.streamer = session.model().streamer_stats();
-    st.weight_bytes_per_token = session.model().weight_bytes_per_pass();
-    st.peak_rss_bytes = PeakRssBytes();
-    return std::move(r);
-  };
-
-  std::vector<float> logits;
-  auto t0 = std::chrono::steady_clock::now();
-  const size_t batch = static_cast<size_t>(std::max(1, params.prefill_batch));
-  for (size_t i = p; i < prompt.size(); i += batch) {
-    if (Cancelled(params.cancel)) return finish(FinishReason::kCancelled);
-    std::span<const int32_t> part(prompt.data() + i, std::min(batch, prompt.size() - i));
-    RETURN_IF_ERROR(session.Forward(part, /*all_logits=*/false, &logits));
-  }
-  st.prefill_seconds = Since(t0);
-
-  std::optional<StreamDecoder> decoder;
+  for (size_t i = p; i < prompt.size(); ++i) session.sampler().Accept(prompt[i]);
+  q->next_ = p;
+  q->max_tokens_ = params.max_tokens >= 0 ? params.max_tokens : std::numeric_limits<int64_t>::max();
   // The generated text continues the prompt: no SentencePiece space is
   // dropped from its first token unless the prompt ends in a special token.
-  if (tok) decoder.emplace(*tok, false, prompt);
-  StopFilter stops(tok ? params.stop : std::vector<std::string>{});
-  const uint64_t read_before = session.model().streamer_stats().bytes_read;
-  const int64_t max_tokens = params.max_tokens >= 0 ? params.max_tokens : std::numeric_limits<int64_t>::max();
-  std::optional<FinishReason> why;
-  if (max_tokens == 0) why = FinishReason::kLength;
-  t0 = std::chrono::steady_clock::now();
-  while (!why) {
-    std::optional<StepLogprobs> lp;
-    std::vector<float> raw;
-    if (params.logprobs >= 0) raw = logits;
-    for (LogitsProcessor* proc : params.processors) RETURN_IF_ERROR(proc->Apply(logits));
-    const int32_t id = sampler.Sample(logits);
-    if (params.logprobs >= 0) lp = Logprobs(raw, id, params.logprobs);
-    sampler.Accept(id);
-    bool processor_done = false;
-    for (LogitsProcessor* proc : params.processors) {
-      RETURN_IF_ERROR(proc->Accept(id));
-      processor_done = processor_done || proc->Finished();
-    }
-    ++st.generated_tokens;
-    r.tokens.push_back(id);
-    if (lp) r.logprobs.push_back(*lp);
-    const bool eog = params.stop_at_eog && tok && tok->IsEog(id);
-    std::string text = stops.Push((decoder && !eog) ? decoder->Push(id) : std::string());
-    r.text += text;
-    if (on_event && !on_event(GenerateEvent{id, text, lp ? &*lp : nullptr})) {
-      why = FinishReason::kCancelled;
-      break;
-    }
-    if (eog || stops.matched() || processor_done) {
-      if (stops.matched()) r.stop = *stops.matched();
-      why = FinishReason::kStop;
-    } else if (static_cast<int64_t>(r.tokens.size()) >= max_tokens ||
-               session.position() >= session.max_context()) {
-      why = FinishReason::kLength;
-    } else if (Cancelled(params.cancel)) {
-      why = FinishReason::kCancelled;
-    } else {
-      const int32_t one[] = {id};
-      RETURN_IF_ERROR(session.Forward(one, false, &logits));
-      ++st.decode_passes;
-    }
-  }
-  st.decode_seconds = Since(t0);
-  if (*why != FinishReason::kCancelled && !stops.matched()) {
-    std::string rest = stops.Push(decoder ? decoder->Flush() : std::string());
-    if (stops.matched()) {
-      r.stop = *stops.matched();
+  if (tok) q->decoder_ = std::make_unique<StreamDecoder>(*tok, false, prompt);
+  q->stops_ = std::make_unique<StopFilter>(tok ? params.stop : std::vector<std::string>{});
+  q->t0_ = std::chrono::steady_clock::now();
+  return q;
+}
+
+void Sequence::End(FinishReason why) {
+  GenerateStats& st = r_.stats;
+  if (decoding_) st.decode_seconds = Since(t0_);
+  if (why != FinishReason::kCancelled && !stops_->matched()) {
+    std::string rest = stops_->Push(decoder_ ? decoder_->Flush() : std::string());
+    if (stops_->matched()) {
+      r_.stop = *stops_->matched();
       why = FinishReason::kStop;
     } else {
-      rest += stops.Flush();
+      rest += stops_->Flush();
     }
-    r.text += rest;
-    if (!rest.empty() && on_event) on_event(GenerateEvent{-1, rest, nullptr});
+    r_.text += rest;
+    if (!rest.empty() && on_event_) on_event_(GenerateEvent{-1, rest, nullptr});
   }
   if (st.decode_passes > 0)
-    st.streamed_bytes_per_token =
-        (session.model().streamer_stats().bytes_read - read_before) / st.decode_passes;
-  return finish(*why);
+    st.streamed_bytes_per_token = (session_.model().streamer_stats().bytes_read - read_before_) / st.decode_passes;
+  r_.finish_reason = why;
+  done_ = true;
+}
+
+std::span<const int32_t> Sequence::Next(int64_t max_prefill) {
+  piece_ = 0;
+  if (done_) return {};
+  if (Cancelled(params_.cancel)) {
+    End(FinishReason::kCancelled);
+    return {};
+  }
+  if (decoding_) {
+    piece_ = 1;
+    return pending_;
+  }
+  piece_ = std::min(static_cast<size_t>(std::max<int64_t>(1, max_prefill)), prompt_.size() - next_);
+  return std::span<const int32_t>(prompt_.data() + next_, piece_);
+}
+
+bool Sequence::wants_logits() const { return decoding_ || next_ + piece_ == prompt_.size(); }
+
+absl::Status Sequence::Fed(std::span<const float> logits_in) {
+  GenerateStats& st = r_.stats;
+  if (!decoding_) {
+    next_ += piece_;
+    if (next_ < prompt_.size()) return absl::OkStatus();
+    // The prompt is in: its last logits give the first token.
+    st.prefill_seconds = Since(t0_);
+    decoding_ = true;
+    read_before_ = session_.model().streamer_stats().bytes_read;
+    t0_ = std::chrono::steady_clock::now();
+    if (max_tokens_ == 0) {
+      End(FinishReason::kLength);
+      return absl::OkStatus();
+    }
+  } else {
+    ++st.decode_passes;
+  }
+  std::vector<float> logits(logits_in.begin(), logits_in.end());
+  auto fail = [&](absl::Status s) {
+    done_ = true;
+    return s;
+  };
+  Sampler& sampler = session_.sampler();
+  std::optional<StepLogprobs> lp;
+  for (LogitsProcessor* proc : params_.processors)
+    if (absl::Status s = proc->Apply(logits); !s.ok()) return fail(s);
+  const int32_t id = sampler.Sample(logits);
+  if (params_.logprobs >= 0) lp = Logprobs(logits_in, id, params_.logprobs);
+  sampler.Accept(id);
+  bool processor_done = false;
+  for (LogitsProcessor* proc : params_.processors) {
+    if (absl::Status s = proc->Accept(id); !s.ok()) return fail(s);
+    processor_done = processor_done || proc->Finished();
+  }
+  ++st.generated_tokens;
+  r_.tokens.push_back(id);
+  if (lp) r_.logprobs.push_back(*lp);
+  const bool eog = params_.stop_at_eog && tok_ && tok_->IsEog(id);
+  std::string text = stops_->Push((decoder_ && !eog) ? decoder_->Push(id) : std::string());
+  r_.text += text;
+  if (on_event_ && !on_event_(GenerateEvent{id, text, lp ? &*lp : nullptr})) {
+    End(FinishReason::kCancelled);
+  } else if (eog || stops_->matched() || processor_done) {
+    if (stops_->matched()) r_.stop = *stops_->matched();
+    End(FinishReason::kStop);
+  } else if (static_cast<int64_t>(r_.tokens.size()) >= max_tokens_ ||
+             session_.position() >= session_.max_context()) {
+    End(FinishReason::kLength);
+  }
+  pending_[0] = id;
+  return absl::OkStatus();
+}
+
+GenerateResult Sequence::Finish() {
+  r_.stats.streamer = session_.model().streamer_stats();
+  r_.stats.weight_bytes_per_token = session_.model().weight_bytes_per_pass();
+  r_.stats.peak_rss_bytes = PeakRssBytes();
+  return std::move(r_);
+}
+
+absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer* tok,
+                                        std::span<const int32_t> prompt, const GenerateParams& params,
+                                        const GenerateFn& on_event) {
+  ASSIGN_OR_RETURN(auto seq, Sequence::Start(session, tok, prompt, params, on_event));
+  std::vector<float> logits;
+  while (!seq->done()) {
+    std::span<const int32_t> piece = seq->Next(params.prefill_batch);
+    if (seq->done()) break;
+    RETURN_IF_ERROR(session.Forward(piece, /*all_logits=*/false, &logits));
+    RETURN_IF_ERROR(seq->Fed(logits));
+  }
+  return seq->Finish();
 }
 
 absl::StatusOr<GenerateStats> GenerateFromTokens(Model& model, const Tokenizer* tok,

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -115,6 +117,61 @@ struct GenerateResult {
   FinishReason finish_reason = FinishReason::kLength;
   std::string stop;  // the stop string that ended it, or ""
   GenerateStats stats;
+};
+
+class StopFilter;  // generate.cc
+
+// One generation as a state machine a caller steps (Generate's loop, or the
+// batching engine driving many at once): Start (truncate, reuse the cached
+// prefix), then repeatedly Next() -> run those tokens on the session ->
+// Fed(logits), until done(); Finish() gives the result. The stop strings,
+// the streaming decoder, logprobs, processors and events live here only.
+class Sequence {
+ public:
+  // Validates and (with params.truncate) truncates the prompt, keeps the
+  // longest prefix of it the session's cache holds. `session`, `tok`,
+  // `params` and `on_event` must outlive the Sequence.
+  static absl::StatusOr<std::unique_ptr<Sequence>> Start(Session& session, const Tokenizer* tok,
+                                                         std::span<const int32_t> prompt,
+                                                         const GenerateParams& params,
+                                                         const GenerateFn& on_event);
+  ~Sequence();
+
+  // The tokens to run next: a prompt piece of at most max_prefill tokens, or
+  // the last sampled token. Empty when done (Next may end the sequence:
+  // cancellation is checked here, before each forward pass).
+  std::span<const int32_t> Next(int64_t max_prefill);
+  // Whether the tokens from Next() need logits (the prompt's last piece, or decode).
+  bool wants_logits() const;
+  // After those tokens ran on the session: samples from `logits` [vocab]
+  // when wants_logits(), emits events, and may finish. An error (a
+  // processor's) ends the sequence with it.
+  absl::Status Fed(std::span<const float> logits);
+  bool done() const { return done_; }
+  bool prefilling() const { return next_ < prompt_.size(); }
+  Session& session() { return session_; }
+  const std::vector<int32_t>& prompt() const { return prompt_; }
+  // The result; call once, after done().
+  GenerateResult Finish();
+
+ private:
+  Sequence(Session& s, const Tokenizer* tok, const GenerateParams& p, const GenerateFn& fn);
+  void End(FinishReason why);
+  Session& session_;
+  const Tokenizer* tok_;
+  const GenerateParams& params_;
+  const GenerateFn& on_event_;
+  GenerateResult r_;
+  std::vector<int32_t> prompt_;
+  size_t next_ = 0;          // next prompt token to run
+  size_t piece_ = 0;         // tokens handed out by the last Next()
+  int32_t pending_[1] = {-1};  // the sampled token to run next
+  bool decoding_ = false, done_ = false;
+  int64_t max_tokens_ = 0;
+  uint64_t read_before_ = 0;
+  std::unique_ptr<StreamDecoder> decoder_;
+  std::unique_ptr<StopFilter> stops_;
+  std::chrono::steady_clock::time_point t0_;
 };
 
 // Generates after `prompt` with the session's sampler. `tok` may be null

@@ -165,22 +165,27 @@ absl::Status Model::Embed(std::span<const int32_t> tokens, float* x) const {
   return absl::OkStatus();
 }
 
-void Model::Attention(Session& s, int64_t l, int64_t n) const {
+void Model::Attention(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n) const {
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim, vd = c.value_dim, group = c.n_heads / c.n_kv_heads;
   const int64_t kv_k = c.n_kv_heads * hd, kv_v = c.n_kv_heads * vd;
-  const int64_t pos = s.position();
-  const float* kc = s.k_cache_.data() + l * s.max_context_ * kv_k;
-  const float* vc = s.v_cache_.data() + l * s.max_context_ * kv_v;
   const float scale = c.query_scale > 0 ? static_cast<float>(c.query_scale) : 1.0f / std::sqrt(static_cast<float>(hd));
   const bool sliding = c.sliding_window > 0 && l % 2 == 0;
+  // Which segment each stacked row belongs to.
+  std::vector<uint32_t> seg_of(static_cast<size_t>(n));
+  for (size_t g = 0; g < segs.size(); ++g)
+    for (size_t t = 0; t < segs[g].tokens.size(); ++t) seg_of[segs[g].row0 + t] = static_cast<uint32_t>(g);
   pool_->ParallelFor(static_cast<size_t>(n * c.n_heads), [&](size_t item) {
-    const int64_t t = static_cast<int64_t>(item) / c.n_heads, h = static_cast<int64_t>(item) % c.n_heads;
-    const int64_t p = pos + t, kvh = h / group;
+    const int64_t row = static_cast<int64_t>(item) / c.n_heads, h = static_cast<int64_t>(item) % c.n_heads;
+    const Segment& g = segs[seg_of[row]];
+    const Session& s = *g.s;
+    const float* kc = s.k_cache_.data() + l * s.max_context_ * kv_k;
+    const float* vc = s.v_cache_.data() + l * s.max_context_ * kv_v;
+    const int64_t p = s.position() + (row - g.row0), kvh = h / group;
     const int64_t start = sliding ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
     thread_local std::vector<float> scores;
     scores.resize(p - start + 1);
-    const float* q = s.q_.data() + t * c.n_heads * hd + h * hd;
+    const float* q = sc.q.data() + row * c.n_heads * hd + h * hd;
     float mx = -INFINITY;
     for (int64_t j = start; j <= p; ++j) {
       const float* k = kc + j * kv_k + kvh * hd;
@@ -192,8 +197,8 @@ void Model::Attention(Session& s, int64_t l, int64_t n) const {
       mx = std::max(mx, dot);
     }
     float sum = 0;
-    for (float& sc : scores) sum += (sc = std::exp(sc - mx));
-    float* out = s.att_.data() + t * c.n_heads * vd + h * vd;
+    for (float& x : scores) sum += (x = std::exp(x - mx));
+    float* out = sc.att.data() + row * c.n_heads * vd + h * vd;
     std::fill(out, out + vd, 0.0f);
     for (int64_t j = start; j <= p; ++j) {
       const float w = scores[j - start] / sum;
@@ -203,7 +208,7 @@ void Model::Attention(Session& s, int64_t l, int64_t n) const {
   });
 }
 
-absl::Status Model::Layer(Session& s, int64_t l, int64_t n, float* x) const {
+absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n, float* x) const {
   const ModelConfig& c = cfg_;
   LayerPlan& lp = plan_->layers[l];
   auto vec = [&](Role r) -> const std::vector<float>& { return lp.vec[static_cast<size_t>(r)]; };
@@ -217,38 +222,38 @@ absl::Status Model::Layer(Session& s, int64_t l, int64_t n, float* x) const {
   const int64_t dim = c.dim, hd = c.head_dim, vd = c.value_dim;
   const int64_t nq = c.n_heads * hd, nk = c.n_kv_heads * hd, nv = c.n_kv_heads * vd;
 
-  for (int64_t t = 0; t < n; ++t) RmsNorm(x + t * dim, vec(Role::kAttnNorm).data(), s.xb_.data() + t * dim, dim, c.norm_eps);
+  for (int64_t t = 0; t < n; ++t) RmsNorm(x + t * dim, vec(Role::kAttnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);
   if (has(Role::kQkv)) {
     const int64_t rows = nq + nk + nv;
-    s.hb_.resize(n * rows);
-    MatMul(mat(Role::kQkv), s.xb_.data(), s.hb_.data(), n, *pool_);
+    sc.hb.resize(n * rows);
+    MatMul(mat(Role::kQkv), sc.xb.data(), sc.hb.data(), n, *pool_);
     for (int64_t t = 0; t < n; ++t) {
-      const float* r = s.hb_.data() + t * rows;
-      std::copy(r, r + nq, s.q_.data() + t * nq);
-      std::copy(r + nq, r + nq + nk, s.k_.data() + t * nk);
-      std::copy(r + nq + nk, r + rows, s.v_.data() + t * nv);
+      const float* r = sc.hb.data() + t * rows;
+      std::copy(r, r + nq, sc.q.data() + t * nq);
+      std::copy(r + nq, r + nq + nk, sc.k.data() + t * nk);
+      std::copy(r + nq + nk, r + rows, sc.v.data() + t * nv);
     }
   } else {
-    MatMul(mat(Role::kQ), s.xb_.data(), s.q_.data(), n, *pool_);
-    MatMul(mat(Role::kK), s.xb_.data(), s.k_.data(), n, *pool_);
-    MatMul(mat(Role::kV), s.xb_.data(), s.v_.data(), n, *pool_);
+    MatMul(mat(Role::kQ), sc.xb.data(), sc.q.data(), n, *pool_);
+    MatMul(mat(Role::kK), sc.xb.data(), sc.k.data(), n, *pool_);
+    MatMul(mat(Role::kV), sc.xb.data(), sc.v.data(), n, *pool_);
   }
   const std::pair<Role, std::pair<float*, int64_t>> biases[] = {
-      {Role::kQBias, {s.q_.data(), nq}}, {Role::kKBias, {s.k_.data(), nk}}, {Role::kVBias, {s.v_.data(), nv}}};
+      {Role::kQBias, {sc.q.data(), nq}}, {Role::kKBias, {sc.k.data(), nk}}, {Role::kVBias, {sc.v.data(), nv}}};
   for (const auto& [role, buf] : biases)
     if (has(role))
       for (int64_t t = 0; t < n; ++t)
         for (int64_t i = 0; i < buf.second; ++i) buf.first[t * buf.second + i] += vec(role)[i];
   if (has(Role::kQNorm))
-    for (int64_t h = 0; h < n * c.n_heads; ++h) RmsNorm(s.q_.data() + h * hd, vec(Role::kQNorm).data(), s.q_.data() + h * hd, hd, c.norm_eps);
+    for (int64_t h = 0; h < n * c.n_heads; ++h) RmsNorm(sc.q.data() + h * hd, vec(Role::kQNorm).data(), sc.q.data() + h * hd, hd, c.norm_eps);
   if (has(Role::kKNorm))
-    for (int64_t h = 0; h < n * c.n_kv_heads; ++h) RmsNorm(s.k_.data() + h * hd, vec(Role::kKNorm).data(), s.k_.data() + h * hd, hd, c.norm_eps);
+    for (int64_t h = 0; h < n * c.n_kv_heads; ++h) RmsNorm(sc.k.data() + h * hd, vec(Role::kKNorm).data(), sc.k.data() + h * hd, hd, c.norm_eps);
 
   // RoPE: pairs (2i, 2i+1) for GGUF llama (permuted q/k), (i, i + d/2) otherwise.
   const int64_t half = c.rope_dim / 2;
   auto rotate = [&](float* head, int64_t t) {
-    const float* cs = s.cos_.data() + t * half;
-    const float* sn = s.sin_.data() + t * half;
+    const float* cs = sc.cos.data() + t * half;
+    const float* sn = sc.sin.data() + t * half;
     for (int64_t i = 0; i < half; ++i) {
       const int64_t a = c.rope_order == RopeOrder::kInterleaved ? 2 * i : i;
       const int64_t b = c.rope_order == RopeOrder::kInterleaved ? 2 * i + 1 : i + half;
@@ -258,52 +263,56 @@ absl::Status Model::Layer(Session& s, int64_t l, int64_t n, float* x) const {
     }
   };
   for (int64_t t = 0; t < n; ++t) {
-    for (int64_t h = 0; h < c.n_heads; ++h) rotate(s.q_.data() + t * nq + h * hd, t);
-    for (int64_t h = 0; h < c.n_kv_heads; ++h) rotate(s.k_.data() + t * nk + h * hd, t);
+    for (int64_t h = 0; h < c.n_heads; ++h) rotate(sc.q.data() + t * nq + h * hd, t);
+    for (int64_t h = 0; h < c.n_kv_heads; ++h) rotate(sc.k.data() + t * nk + h * hd, t);
   }
-  const int64_t pos = s.position();
-  std::copy(s.k_.begin(), s.k_.begin() + n * nk, s.k_cache_.begin() + (l * s.max_context_ + pos) * nk);
-  std::copy(s.v_.begin(), s.v_.begin() + n * nv, s.v_cache_.begin() + (l * s.max_context_ + pos) * nv);
-  Attention(s, l, n);
-  MatMul(mat(Role::kO), s.att_.data(), s.xb_.data(), n, *pool_);
+  // Each session's new K/V rows go to its own cache, after its position.
+  for (const Segment& g : segs) {
+    Session& s = *g.s;
+    const int64_t m = static_cast<int64_t>(g.tokens.size()), pos = s.position();
+    std::copy(sc.k.begin() + g.row0 * nk, sc.k.begin() + (g.row0 + m) * nk,
+              s.k_cache_.begin() + (l * s.max_context_ + pos) * nk);
+    std::copy(sc.v.begin() + g.row0 * nv, sc.v.begin() + (g.row0 + m) * nv,
+              s.v_cache_.begin() + (l * s.max_context_ + pos) * nv);
+  }
+  Attention(segs, sc, l, n);
+  MatMul(mat(Role::kO), sc.att.data(), sc.xb.data(), n, *pool_);
   if (has(Role::kPostAttnNorm))
-    for (int64_t t = 0; t < n; ++t) RmsNorm(s.xb_.data() + t * dim, vec(Role::kPostAttnNorm).data(), s.xb_.data() + t * dim, dim, c.norm_eps);
-  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.xb_[i];
+    for (int64_t t = 0; t < n; ++t) RmsNorm(sc.xb.data() + t * dim, vec(Role::kPostAttnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);
+  for (int64_t i = 0; i < n * dim; ++i) x[i] += sc.xb[i];
 
-  for (int64_t t = 0; t < n; ++t) RmsNorm(x + t * dim, vec(Role::kFfnNorm).data(), s.xb_.data() + t * dim, dim, c.norm_eps);
+  for (int64_t t = 0; t < n; ++t) RmsNorm(x + t * dim, vec(Role::kFfnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);
   const int64_t ffn = c.ffn_dim;
-  s.hb_.resize(n * ffn);
-  s.hb2_.resize(n * 2 * ffn);
+  sc.hb.resize(n * ffn);
+  sc.hb2.resize(n * 2 * ffn);
   if (has(Role::kGateUp)) {
-    MatMul(mat(Role::kGateUp), s.xb_.data(), s.hb2_.data(), n, *pool_);
+    MatMul(mat(Role::kGateUp), sc.xb.data(), sc.hb2.data(), n, *pool_);
     for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < ffn; ++i) s.hb_[t * ffn + i] = s.hb2_[t * 2 * ffn + i], s.hb2_[t * ffn + i] = s.hb2_[t * 2 * ffn + ffn + i];
+      for (int64_t i = 0; i < ffn; ++i) sc.hb[t * ffn + i] = sc.hb2[t * 2 * ffn + i], sc.hb2[t * ffn + i] = sc.hb2[t * 2 * ffn + ffn + i];
   } else {
-    MatMul(mat(Role::kGate), s.xb_.data(), s.hb_.data(), n, *pool_);
-    MatMul(mat(Role::kUp), s.xb_.data(), s.hb2_.data(), n, *pool_);
+    MatMul(mat(Role::kGate), sc.xb.data(), sc.hb.data(), n, *pool_);
+    MatMul(mat(Role::kUp), sc.xb.data(), sc.hb2.data(), n, *pool_);
   }
   const bool gelu = c.arch == Arch::kGemma2;
-  for (int64_t i = 0; i < n * ffn; ++i) s.hb_[i] = (gelu ? GeluTanh(s.hb_[i]) : Silu(s.hb_[i])) * s.hb2_[i];
-  MatMul(mat(Role::kDown), s.hb_.data(), s.xb_.data(), n, *pool_);
+  for (int64_t i = 0; i < n * ffn; ++i) sc.hb[i] = (gelu ? GeluTanh(sc.hb[i]) : Silu(sc.hb[i])) * sc.hb2[i];
+  MatMul(mat(Role::kDown), sc.hb.data(), sc.xb.data(), n, *pool_);
   streamer_->Release(lp.group);
   if (has(Role::kPostFfnNorm))
-    for (int64_t t = 0; t < n; ++t) RmsNorm(s.xb_.data() + t * dim, vec(Role::kPostFfnNorm).data(), s.xb_.data() + t * dim, dim, c.norm_eps);
-  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.xb_[i];
+    for (int64_t t = 0; t < n; ++t) RmsNorm(sc.xb.data() + t * dim, vec(Role::kPostFfnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);
+  for (int64_t i = 0; i < n * dim; ++i) x[i] += sc.xb[i];
   return absl::OkStatus();
 }
 
-absl::Status Model::Head(Session& s, int64_t n_out, const float* x, float* out) const {
+// x: the n_out rows (already output-normed) to project.
+absl::Status Model::Head(PassScratch& sc, int64_t n_out, const float* xn, float* out) const {
   const int64_t dim = cfg_.dim, vocab = plan_->vocab;
-  s.xn_.resize(n_out * dim);
-  float* xn = s.xn_.data();
-  for (int64_t t = 0; t < n_out; ++t) RmsNorm(x + t * dim, plan_->output_norm.data(), xn + t * dim, dim, cfg_.norm_eps);
   for (const auto& hs : plan_->head) {
     ASSIGN_OR_RETURN(auto ptrs, streamer_->Acquire(hs.group));
-    s.part_.resize(n_out * hs.rows);
-    MatMul(WeightMatrix{plan_->output->dtype, hs.rows, dim, ptrs[0]}, xn, s.part_.data(), n_out, *pool_);
+    sc.part.resize(n_out * hs.rows);
+    MatMul(WeightMatrix{plan_->output->dtype, hs.rows, dim, ptrs[0]}, xn, sc.part.data(), n_out, *pool_);
     streamer_->Release(hs.group);
     for (int64_t t = 0; t < n_out; ++t)
-      std::copy(s.part_.begin() + t * hs.rows, s.part_.begin() + (t + 1) * hs.rows, out + t * vocab + hs.row0);
+      std::copy(sc.part.begin() + t * hs.rows, sc.part.begin() + (t + 1) * hs.rows, out + t * vocab + hs.row0);
   }
   if (cfg_.final_softcap > 0) {
     const double cap = cfg_.final_softcap;
@@ -312,51 +321,130 @@ absl::Status Model::Head(Session& s, int64_t n_out, const float* x, float* out) 
   return absl::OkStatus();
 }
 
-absl::Status Model::Run(Session& s, std::span<const int32_t> tokens, int64_t n_out, bool hidden,
-                        std::vector<float>* out) const {
-  const int64_t n = static_cast<int64_t>(tokens.size());
+absl::Status Model::CheckSegment(const Segment& g) const {
+  const int64_t n = static_cast<int64_t>(g.tokens.size());
   if (n == 0) return absl::InvalidArgumentError("no tokens to run");
-  const int64_t pos = s.position();
-  if (pos + n > s.max_context_)
+  const int64_t pos = g.s->position();
+  if (pos + n > g.s->max_context_)
     return absl::OutOfRangeError(fmt::format("{} tokens at position {} exceed the context of {} tokens",
-                                             n, pos, s.max_context_));
-  for (int32_t id : tokens)
+                                             n, pos, g.s->max_context_));
+  for (int32_t id : g.tokens)
     if (id < 0 || id >= plan_->vocab)
       return absl::InvalidArgumentError(fmt::format("token id {} is outside the vocabulary [0, {})", id, plan_->vocab));
+  return absl::OkStatus();
+}
+
+absl::Status Model::RunSegments(std::span<Segment> segs, bool hidden, PassScratch& sc) const {
   const ModelConfig& c = cfg_;
-  s.x_.resize(n * c.dim);
-  s.xb_.resize(n * c.dim);
-  s.q_.resize(n * c.n_heads * c.head_dim);
-  s.k_.resize(n * c.n_kv_heads * c.head_dim);
-  s.v_.resize(n * c.n_kv_heads * c.value_dim);
-  s.att_.resize(n * c.n_heads * c.value_dim);
+  int64_t n = 0, n_out = 0;
+  for (Segment& g : segs) {
+    g.row0 = n;
+    n += static_cast<int64_t>(g.tokens.size());
+    n_out += g.n_out;
+  }
+  sc.x.resize(n * c.dim);
+  sc.xb.resize(n * c.dim);
+  sc.q.resize(n * c.n_heads * c.head_dim);
+  sc.k.resize(n * c.n_kv_heads * c.head_dim);
+  sc.v.resize(n * c.n_kv_heads * c.value_dim);
+  sc.att.resize(n * c.n_heads * c.value_dim);
   const int64_t half = c.rope_dim / 2;
-  s.cos_.resize(n * half);
-  s.sin_.resize(n * half);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(pos + t) * (*s.inv_freq_)[i];
-      s.cos_[t * half + i] = static_cast<float>(std::cos(a) * rope_mscale_);
-      s.sin_[t * half + i] = static_cast<float>(std::sin(a) * rope_mscale_);
-    }
-  // Streamed weights are acquired in one cycle per pass: passes of
-  // different sessions take turns. Mapped weights need no lock.
+  sc.cos.resize(n * half);
+  sc.sin.resize(n * half);
+  for (const Segment& g : segs) {
+    const int64_t pos = g.s->position();
+    const std::vector<float>& inv = *g.s->inv_freq_;
+    for (int64_t t = 0; t < static_cast<int64_t>(g.tokens.size()); ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = static_cast<double>(pos + t) * inv[i];
+        sc.cos[(g.row0 + t) * half + i] = static_cast<float>(std::cos(a) * rope_mscale_);
+        sc.sin[(g.row0 + t) * half + i] = static_cast<float>(std::sin(a) * rope_mscale_);
+      }
+  }
+  // Streamed weights are acquired in one cycle per pass: passes take turns
+  // (a batch is one pass). Mapped weights need no lock.
   std::unique_lock<std::mutex> turn(stream_mu_, std::defer_lock);
   if (streamer_->streaming()) turn.lock();
-  float* x = s.x_.data();
-  RETURN_IF_ERROR(Embed(tokens, x));
-  for (int64_t l = 0; l < c.n_layers; ++l) RETURN_IF_ERROR(Layer(s, l, n, x));
-  const float* last = x + (n - n_out) * c.dim;
-  if (hidden) {
-    out->resize(n_out * c.dim);
-    for (int64_t t = 0; t < n_out; ++t)
-      RmsNorm(last + t * c.dim, plan_->output_norm.data(), out->data() + t * c.dim, c.dim, c.norm_eps);
-  } else {
-    out->assign(n_out * plan_->vocab, 0.0f);
-    RETURN_IF_ERROR(Head(s, n_out, last, out->data()));
+  float* x = sc.x.data();
+  for (const Segment& g : segs) RETURN_IF_ERROR(Embed(g.tokens, x + g.row0 * c.dim));
+  for (int64_t l = 0; l < c.n_layers; ++l) RETURN_IF_ERROR(Layer(segs, sc, l, n, x));
+  // The output rows, normed, stacked in segment order.
+  sc.xn.resize(n_out * c.dim);
+  int64_t r = 0;
+  for (const Segment& g : segs) {
+    const float* last = x + (g.row0 + static_cast<int64_t>(g.tokens.size()) - g.n_out) * c.dim;
+    for (int64_t t = 0; t < g.n_out; ++t, ++r)
+      RmsNorm(last + t * c.dim, plan_->output_norm.data(), sc.xn.data() + r * c.dim, c.dim, c.norm_eps);
+  }
+  std::vector<float> logits;
+  if (!hidden && n_out > 0) {
+    logits.assign(n_out * plan_->vocab, 0.0f);
+    RETURN_IF_ERROR(Head(sc, n_out, sc.xn.data(), logits.data()));
   }
   turn = {};
-  s.tokens_.insert(s.tokens_.end(), tokens.begin(), tokens.end());
+  const int64_t width = hidden ? c.dim : plan_->vocab;
+  const float* src = hidden ? sc.xn.data() : logits.data();
+  r = 0;
+  for (Segment& g : segs) {
+    if (g.out != nullptr) g.out->assign(src + r * width, src + (r + g.n_out) * width);
+    r += g.n_out;
+    g.s->tokens_.insert(g.s->tokens_.end(), g.tokens.begin(), g.tokens.end());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Model::Run(Session& s, std::span<const int32_t> tokens, int64_t n_out, bool hidden,
+                        std::vector<float>* out) const {
+  Segment g{&s, tokens, n_out, out};
+  RETURN_IF_ERROR(CheckSegment(g));
+  return RunSegments(std::span<Segment>(&g, 1), hidden, s.scratch_);
+}
+
+absl::Status Model::ForwardBatch(std::span<BatchItem> items, PassScratch& scratch) const {
+  std::vector<Segment> segs;
+  segs.reserve(items.size());
+  for (BatchItem& it : items) {
+    if (it.session == nullptr || &it.session->model() != this) {
+      it.status = absl::InvalidArgumentError("batch item without a session of this model");
+      continue;
+    }
+    Segment g{it.session, it.tokens, it.logits ? 1 : 0, it.logits};
+    it.status = CheckSegment(g);
+    if (it.status.ok()) segs.push_back(g);
+  }
+  if (segs.empty()) return absl::OkStatus();
+  return RunSegments(segs, /*hidden=*/false, scratch);
+}
+
+KvPrefix Session::ExportPrefix(int64_t n) const {
+  const ModelConfig& c = model_->cfg_;
+  n = std::clamp<int64_t>(n, 0, position());
+  const int64_t kv_k = c.n_kv_heads * c.head_dim, kv_v = c.n_kv_heads * c.value_dim;
+  KvPrefix p;
+  p.tokens.assign(tokens_.begin(), tokens_.begin() + n);
+  p.k.resize(static_cast<size_t>(c.n_layers * n * kv_k));
+  p.v.resize(static_cast<size_t>(c.n_layers * n * kv_v));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    std::copy_n(k_cache_.begin() + l * max_context_ * kv_k, n * kv_k, p.k.begin() + l * n * kv_k);
+    std::copy_n(v_cache_.begin() + l * max_context_ * kv_v, n * kv_v, p.v.begin() + l * n * kv_v);
+  }
+  return p;
+}
+
+absl::Status Session::ImportPrefix(const KvPrefix& p, int64_t n) {
+  const ModelConfig& c = model_->cfg_;
+  const int64_t len = static_cast<int64_t>(p.tokens.size());
+  const int64_t kv_k = c.n_kv_heads * c.head_dim, kv_v = c.n_kv_heads * c.value_dim;
+  if (n < 0 || n > len || n > max_context_)
+    return absl::InvalidArgumentError(fmt::format("prefix of {} tokens: cannot take {} (context {})", len, n, max_context_));
+  if (p.k.size() != static_cast<size_t>(c.n_layers * len * kv_k) ||
+      p.v.size() != static_cast<size_t>(c.n_layers * len * kv_v))
+    return absl::InvalidArgumentError("prefix K/V sizes do not match this model's shape");
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    std::copy_n(p.k.begin() + l * len * kv_k, n * kv_k, k_cache_.begin() + l * max_context_ * kv_k);
+    std::copy_n(p.v.begin() + l * len * kv_v, n * kv_v, v_cache_.begin() + l * max_context_ * kv_v);
+  }
+  tokens_.assign(p.tokens.begin(), p.tokens.begin() + n);
   return absl::OkStatus();
 }
 

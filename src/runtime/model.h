@@ -62,6 +62,30 @@ struct ModelPlan;
 
 class Model;
 
+// Scratch buffers of one forward pass (a session's own, or a batch's).
+struct PassScratch {
+  std::vector<float> x, xb, q, k, v, att, hb, hb2, cos, sin, xn, part;
+};
+
+// The K and V entries of a token prefix, copied out of a session (the
+// prompt cache keeps these): [layer][position][kv heads * head size].
+struct KvPrefix {
+  std::vector<int32_t> tokens;
+  std::vector<float> k, v;
+  uint64_t bytes() const { return (k.size() + v.size()) * sizeof(float) + tokens.size() * sizeof(int32_t); }
+};
+
+class Session;
+// One session's part of a batched forward pass (Model::ForwardBatch): its
+// tokens run at positions position().. and, when logits is set, the last
+// token's logits [vocab] land there. status is this item's own outcome.
+struct BatchItem {
+  Session* session = nullptr;
+  std::span<const int32_t> tokens;
+  std::vector<float>* logits = nullptr;  // null: no logits wanted (a prefill piece)
+  absl::Status status;
+};
+
 class Session {
  public:
   ~Session();
@@ -94,6 +118,12 @@ class Session {
 
   uint64_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
 
+  // The first n cached tokens' K/V (n <= position()).
+  KvPrefix ExportPrefix(int64_t n) const;
+  // Replaces the cache with the first n tokens of `p` (n <= p.tokens.size(),
+  // n <= max_context()); InvalidArgument when p is of another model shape.
+  absl::Status ImportPrefix(const KvPrefix& p, int64_t n);
+
   Sampler& sampler() { return sampler_; }
   // A new sampler (and RNG, from opts.seed).
   void SetSampler(const SamplerOptions& opts) { sampler_ = Sampler(opts); }
@@ -107,8 +137,7 @@ class Session {
   const std::vector<float>* inv_freq_;  // the model's table for this context length
   Sampler sampler_;
   std::vector<float> k_cache_, v_cache_;  // [layer][max_context][kv_heads * head size]
-  // Scratch for one batch.
-  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, cos_, sin_, xn_, part_;
+  PassScratch scratch_;
 };
 
 class Model {
@@ -149,6 +178,18 @@ class Model {
   // KV cache bytes of a session of max_context().
   uint64_t kv_cache_bytes() const { return KvCacheBytes(max_context_); }
 
+  // One forward pass over several sessions at once (continuous batching):
+  // every item's tokens are stacked into one activation matrix, so each
+  // weight matrix is read once per pass (one matrix-matrix product), while
+  // RoPE, the KV cache and attention stay per session. Each session's
+  // results are bit-identical to its own Session::Forward (the kernels and
+  // the activation quantization work per row). An item whose input is bad
+  // (a token outside the vocabulary, a full context, no tokens) gets its
+  // own status and is left out; the others run. The returned error (an I/O
+  // error of the weight source) fails the whole pass: no session advances.
+  // Sessions must be distinct and of this model; scratch is the batch's.
+  absl::Status ForwardBatch(std::span<BatchItem> items, PassScratch& scratch) const;
+
  private:
   friend class Session;
   Model() = default;
@@ -156,10 +197,20 @@ class Model {
   // (or of normed hidden states when `hidden`) for the last n_out tokens.
   absl::Status Run(Session& s, std::span<const int32_t> tokens, int64_t n_out, bool hidden,
                    std::vector<float>* out) const;
+  // A pass over segments (one per session) stacked into rows.
+  struct Segment {
+    Session* s;
+    std::span<const int32_t> tokens;
+    int64_t n_out;             // output rows: the last n_out tokens' (0: none)
+    std::vector<float>* out;   // [n_out, vocab] logits or [n_out, dim] hidden
+    int64_t row0 = 0;          // first row in the stacked activations
+  };
+  absl::Status CheckSegment(const Segment& g) const;
+  absl::Status RunSegments(std::span<Segment> segs, bool hidden, PassScratch& sc) const;
   absl::Status Embed(std::span<const int32_t> tokens, float* x) const;
-  absl::Status Layer(Session& s, int64_t l, int64_t n, float* x) const;
-  absl::Status Head(Session& s, int64_t n_out, const float* x, float* logits) const;
-  void Attention(Session& s, int64_t l, int64_t n) const;
+  absl::Status Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n, float* x) const;
+  absl::Status Head(PassScratch& sc, int64_t n_out, const float* x, float* logits) const;
+  void Attention(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n) const;
 
   ModelConfig cfg_;
   std::unique_ptr<ModelPlan> plan_;
