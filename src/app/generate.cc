@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "app/engine.h"
 #include "core/status.h"
 #include "runtime/chat_template.h"
 
@@ -111,7 +112,8 @@ struct Outcome {
 
 // Generates on `session` after `ids`, streaming deltas to ctl.on_delta.
 // End-of-generation tokens get no logprobs entry (they have no text).
-absl::StatusOr<Outcome> Run(rt::Session& session, const rt::Tokenizer& tok, std::span<const int32_t> ids,
+absl::StatusOr<Outcome> Run(const std::shared_ptr<const LoadedModel>& model, rt::Session& session,
+                            const rt::Tokenizer& tok, std::span<const int32_t> ids,
                             const GenerationParams& params, const GenerateControl& ctl) {
   Outcome out;
   const bool want_lp = params.logprobs;
@@ -123,7 +125,12 @@ absl::StatusOr<Outcome> Run(rt::Session& session, const rt::Tokenizer& tok, std:
     if (e.text.empty() && lps.empty()) return true;
     return ctl.on_delta(StreamDelta{e.text, lps});
   };
-  ASSIGN_OR_RETURN(out.result, rt::Generate(session, &tok, ids, RuntimeParams(params, ctl.cancel), on_event));
+  const rt::GenerateParams gp = RuntimeParams(params, ctl.cancel);
+  if (ctl.engines != nullptr && model != nullptr) {
+    ASSIGN_OR_RETURN(out.result, ctl.engines->For(model)->Generate(session, &tok, ids, gp, on_event));
+  } else {
+    ASSIGN_OR_RETURN(out.result, rt::Generate(session, &tok, ids, gp, on_event));
+  }
   return out;
 }
 
@@ -417,7 +424,7 @@ absl::StatusOr<CompletionResponse> Complete(const std::shared_ptr<const LoadedMo
   if (ids.empty()) return absl::InvalidArgumentError("prompt: no tokens (an empty prompt, and the model adds no BOS)");
   auto session = model->model->NewSession(
       {.max_context = SessionContext(*model->model, req.params, ids.size()), .sampler = SamplerFor(req.params)});
-  ASSIGN_OR_RETURN(Outcome o, Run(*session, tok, ids, req.params, ctl));
+  ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, req.params, ctl));
   CompletionResponse r;
   r.model = model->ref;
   r.text = std::move(o.result.text);
@@ -437,7 +444,7 @@ absl::StatusOr<ChatResponse> Chat(const std::shared_ptr<const LoadedModel>& mode
   std::vector<int32_t> ids = ChatPrompt(tok, format, msgs);
   auto session = model->model->NewSession(
       {.max_context = SessionContext(*model->model, req.params, ids.size()), .sampler = SamplerFor(req.params)});
-  ASSIGN_OR_RETURN(Outcome o, Run(*session, tok, ids, req.params, ctl));
+  ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, req.params, ctl));
   return ChatResponseOf(*model, std::move(o));
 }
 
@@ -507,7 +514,7 @@ absl::StatusOr<ChatResponse> ChatSession::Reply(std::vector<ChatMessage> message
   ASSIGN_OR_RETURN(auto msgs, ToRuntime(messages));
   const rt::Tokenizer& tok = *model_->tokenizer;
   std::vector<int32_t> ids = ChatPrompt(tok, format_, msgs);
-  ASSIGN_OR_RETURN(Outcome o, Run(*session_, tok, ids, opts_.params, ctl));
+  ASSIGN_OR_RETURN(Outcome o, Run(nullptr, *session_, tok, ids, opts_.params, ctl));
   ChatResponse r = ChatResponseOf(*model_, std::move(o));
   messages.push_back(r.message);
   messages_ = std::move(messages);

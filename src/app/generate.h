@@ -76,9 +76,14 @@ struct StreamDelta {
 // Returns false to stop (e.g. the client went away): finish_reason "cancelled".
 using DeltaFn = std::function<bool(const StreamDelta&)>;
 
+class EngineSet;  // app/engine.h
+
 struct GenerateControl {
   const CancelToken* cancel = nullptr;
   DeltaFn on_delta;  // null: no streaming
+  // Set (the server): Complete and Chat run through the model's batching
+  // engine and its prompt cache; null: alone on the calling thread.
+  EngineSet* engines = nullptr;
 };
 
 struct CompletionRequest {

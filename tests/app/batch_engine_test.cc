@@ -1,0 +1,327 @@
+// Continuous batching and the prompt cache (app/engine) on a tiny random-
+// weight model, resident and streamed under a budget: a batched pass gives
+// each session the logits it gets alone, bit for bit; greedy output under
+// the engine equals the same request alone for 1..8 sequences of different
+// prompt lengths joining at different steps; a failing or cancelled
+// sequence leaves the others untouched; a prompt-cache hit gives the tokens
+// a miss gives, and the cache stays inside its byte bound.
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "app/engine.h"
+#include "gtest/gtest.h"
+#include "runtime/generate.h"
+#include "runtime/model.h"
+#include "tests/runtime/runtime_fixtures.h"
+
+namespace hart::app {
+namespace {
+
+namespace rt = hart::runtime;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    gguf_ = new std::string(rt::testing::MakeFixture("engine_q8", "--type q8_0 --layers 3") + "/model.gguf");
+  }
+  static void TearDownTestSuite() { delete gguf_; }
+  void SetUp() override { Load(0); }
+  void Load(uint64_t budget) {
+    model_.reset();
+    auto src = rt::OpenFileWeights(*gguf_);
+    ASSERT_TRUE(src.ok()) << src.status();
+    src_ = std::move(*src);
+    auto tok = rt::LoadTokenizer(*src_);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tok_ = std::move(*tok);
+    rt::ModelOptions mo{.max_context = 128, .pool = &pool_};
+    mo.stream.budget = budget;
+    auto m = rt::Model::Load(src_.get(), mo);
+    ASSERT_TRUE(m.ok()) << m.status();
+    model_ = std::move(*m);
+  }
+
+  // A deterministic prompt of n ids (BOS-free, inside the vocabulary).
+  std::vector<int32_t> Prompt(int n, int salt) const {
+    std::vector<int32_t> p;
+    uint32_t x = 2654435761u * static_cast<uint32_t>(salt + 1);
+    for (int i = 0; i < n; ++i) {
+      x = x * 1664525u + 1013904223u;
+      p.push_back(static_cast<int32_t>(3 + (x >> 8) % static_cast<uint32_t>(model_->vocab_size() - 3)));
+    }
+    return p;
+  }
+  static rt::GenerateParams Greedy(int64_t max_tokens) {
+    rt::GenerateParams p;
+    p.max_tokens = max_tokens;
+    p.stop_at_eog = false;
+    return p;
+  }
+  std::unique_ptr<rt::Session> NewSession(int64_t ctx = 0) const {
+    rt::SessionOptions so;
+    so.max_context = ctx;
+    so.sampler.temperature = 0;
+    return model_->NewSession(so);
+  }
+  // The request alone, through runtime::Generate.
+  std::vector<int32_t> Alone(const std::vector<int32_t>& prompt, const rt::GenerateParams& p, int64_t ctx = 0) {
+    auto s = NewSession(ctx);
+    auto r = rt::Generate(*s, tok_.get(), prompt, p);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->tokens : std::vector<int32_t>{};
+  }
+
+  static std::string* gguf_;
+  ThreadPool pool_{2};
+  std::unique_ptr<rt::WeightSource> src_;
+  std::unique_ptr<rt::Tokenizer> tok_;
+  std::unique_ptr<rt::Model> model_;
+};
+std::string* EngineTest::gguf_ = nullptr;
+
+TEST_F(EngineTest, ForwardBatchGivesEachSessionItsOwnLogitsBitForBit) {
+  for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
+    if (budget) Load(model_->min_budget());
+    SCOPED_TRACE(budget ? "streamed" : "resident");
+    // Three sessions at different positions; one step: a 5-token prefill
+    // piece with logits, a decode token, a piece without logits.
+    const auto a = Prompt(9, 1), b = Prompt(4, 2), c = Prompt(12, 3);
+    auto sa = NewSession(), sb = NewSession(), sc = NewSession();
+    auto ra = NewSession(), rb = NewSession(), rc = NewSession();
+    std::vector<float> la, lb, lc, ref;
+    for (auto* s : {sa.get(), ra.get()}) ASSERT_TRUE(s->Forward(std::span(a).first(4), false, &ref).ok());
+    for (auto* s : {sb.get(), rb.get()}) ASSERT_TRUE(s->Forward(b, false, &ref).ok());
+    rt::BatchItem items[] = {{sa.get(), std::span(a).subspan(4), &la, {}},
+                             {sb.get(), std::span(a).first(1), &lb, {}},
+                             {sc.get(), std::span(c).first(7), nullptr, {}}};
+    rt::PassScratch scratch;
+    ASSERT_TRUE(model_->ForwardBatch(items, scratch).ok());
+    for (const auto& it : items) EXPECT_TRUE(it.status.ok()) << it.status;
+    ASSERT_TRUE(ra->Forward(std::span(a).subspan(4), false, &ref).ok());
+    EXPECT_EQ(la, ref);
+    ASSERT_TRUE(rb->Forward(std::span(a).first(1), false, &ref).ok());
+    EXPECT_EQ(lb, ref);
+    // The piece without logits left the same cache: the next token agrees.
+    ASSERT_TRUE(rc->Forward(std::span(c).first(7), false, &ref).ok());
+    ASSERT_TRUE(sc->Forward(std::span(c).subspan(7), false, &lc).ok());
+    ASSERT_TRUE(rc->Forward(std::span(c).subspan(7), false, &ref).ok());
+    EXPECT_EQ(lc, ref);
+    EXPECT_EQ(sa->position(), 9);
+    EXPECT_EQ(sc->tokens(), c);
+
+    // A bad item fails alone: nothing appended to it, the others run.
+    std::vector<int32_t> bad = {1, static_cast<int32_t>(model_->vocab_size())};
+    auto sd = NewSession();
+    rt::BatchItem mixed[] = {{sd.get(), bad, &lc, {}}, {sb.get(), std::span(b).first(2), &lb, {}}};
+    ASSERT_TRUE(model_->ForwardBatch(mixed, scratch).ok());
+    EXPECT_EQ(mixed[0].status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(sd->position(), 0);
+    EXPECT_TRUE(mixed[1].status.ok());
+    ASSERT_TRUE(rb->Forward(std::span(b).first(2), false, &ref).ok());
+    EXPECT_EQ(lb, ref);
+  }
+}
+
+// k sequences, prompts of 3..52 tokens, each joining a few steps after the
+// one before, prefill in 16-token pieces beside the decoding ones.
+TEST_F(EngineTest, GreedyOutputUnderBatchingEqualsAlone) {
+  for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
+    if (budget) Load(model_->min_budget());
+    SCOPED_TRACE(budget ? "streamed" : "resident");
+    for (int k : {1, 2, 4, 8}) {
+      SCOPED_TRACE(::testing::Message() << k << " sequences");
+      std::vector<std::vector<int32_t>> prompts, want(k);
+      for (int i = 0; i < k; ++i) prompts.push_back(Prompt(3 + 7 * i, 10 * k + i));
+      const rt::GenerateParams p = Greedy(10);
+      for (int i = 0; i < k; ++i) want[i] = Alone(prompts[i], p);
+      Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 16, .prefix_cache_bytes = 0});
+      std::vector<std::vector<int32_t>> got(k);
+      std::vector<std::thread> threads;
+      for (int i = 0; i < k; ++i)
+        threads.emplace_back([&, i] {
+          // Join after the previous ones ran a few steps (bounded wait).
+          for (int w = 0; w < 400 && engine.steps() < static_cast<uint64_t>(2 * i); ++w)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          auto s = NewSession();
+          auto r = engine.Generate(*s, tok_.get(), prompts[i], p);
+          EXPECT_TRUE(r.ok()) << r.status();
+          if (r.ok()) got[i] = r->tokens;
+        });
+      for (auto& t : threads) t.join();
+      for (int i = 0; i < k; ++i) EXPECT_EQ(got[i], want[i]) << "sequence " << i;
+      if (k >= 4) EXPECT_GE(engine.max_batch_seen(), 2);
+    }
+  }
+}
+
+// Fails on its n-th draw.
+class FailingProcessor : public rt::LogitsProcessor {
+ public:
+  explicit FailingProcessor(int n) : n_(n) {}
+  absl::Status Apply(std::span<float>) override {
+    return ++calls_ >= n_ ? absl::InternalError("processor failed") : absl::OkStatus();
+  }
+  absl::Status Accept(int32_t) override { return absl::OkStatus(); }
+
+ private:
+  int n_, calls_ = 0;
+};
+
+// Cancels its token when the third token is drawn.
+class CancelOnThird : public rt::LogitsProcessor {
+ public:
+  explicit CancelOnThird(CancelToken* t) : t_(t) {}
+  absl::Status Apply(std::span<float>) override { return absl::OkStatus(); }
+  absl::Status Accept(int32_t) override {
+    if (++n_ == 3) t_->Cancel();
+    return absl::OkStatus();
+  }
+
+ private:
+  CancelToken* t_;
+  int n_ = 0;
+};
+
+TEST_F(EngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
+  Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 8, .prefix_cache_bytes = 0});
+  const auto good1 = Prompt(20, 1), good2 = Prompt(7, 2), small = Prompt(10, 3);
+  const rt::GenerateParams p = Greedy(12);
+  const auto want1 = Alone(good1, p), want2 = Alone(good2, p), want_small = Alone(small, p, 14);
+  std::vector<int32_t> bad = Prompt(6, 4);
+  bad[3] = static_cast<int32_t>(model_->vocab_size() + 5);
+  FailingProcessor failing(3);
+  CancelToken cancel;
+
+  std::vector<std::thread> threads;
+  std::vector<int32_t> got1, got2, got_small;
+  auto run = [&](const std::vector<int32_t>& prompt, rt::GenerateParams gp, int64_t ctx,
+                 const rt::GenerateFn& fn = nullptr) {
+    auto s = NewSession(ctx);
+    return engine.Generate(*s, tok_.get(), prompt, gp, fn);
+  };
+  threads.emplace_back([&] {
+    auto r = run(good1, p, 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    got1 = r->tokens;
+  });
+  threads.emplace_back([&] {
+    auto r = run(bad, p, 0);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  });
+  threads.emplace_back([&] {
+    rt::GenerateParams gp = p;
+    gp.processors = {&failing};
+    auto r = run(good2, gp, 0);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal) << r.status();
+  });
+  threads.emplace_back([&] {
+    auto r = run(small, p, 14);  // the context fills after 4 more tokens
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->finish_reason, rt::FinishReason::kLength);
+    got_small = r->tokens;
+  });
+  threads.emplace_back([&] {
+    rt::GenerateParams gp = Greedy(-1);
+    gp.cancel = &cancel;
+    CancelOnThird canceller(&cancel);
+    gp.processors = {&canceller};
+    auto r = run(Prompt(5, 5), gp, 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->finish_reason, rt::FinishReason::kCancelled);
+    EXPECT_EQ(r->tokens.size(), 3u);  // seen before the next step
+  });
+  threads.emplace_back([&] {
+    int n = 0;
+    auto r = run(Prompt(9, 6), Greedy(-1), 0, [&](const rt::GenerateEvent&) { return ++n < 2; });
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->finish_reason, rt::FinishReason::kCancelled);
+    EXPECT_EQ(n, 2);  // no event after the callback said stop
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(got1, want1);
+  EXPECT_EQ(got_small, want_small);
+  EXPECT_EQ(got_small.size(), 5u);  // 4 free positions, and the last token is never run
+  // The processor's failure came at its third draw; good2 itself still runs.
+  auto r2 = run(good2, p, 0);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->tokens, want2);
+}
+
+TEST_F(EngineTest, PromptCacheHitGivesTheTokensOfAMiss) {
+  for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
+    if (budget) Load(model_->min_budget());
+    SCOPED_TRACE(budget ? "streamed" : "resident");
+    Engine engine(model_.get(), EngineOptions{.prefill_chunk = 16});
+    const auto system = Prompt(40, 7);
+    std::vector<int32_t> a = system, b = system;
+    for (int32_t t : Prompt(6, 8)) a.push_back(t);
+    for (int32_t t : Prompt(9, 9)) b.push_back(t);
+    const rt::GenerateParams p = Greedy(8);
+    auto gen = [&](const std::vector<int32_t>& prompt) {
+      auto s = NewSession();
+      auto r = engine.Generate(*s, tok_.get(), prompt, p);
+      EXPECT_TRUE(r.ok()) << r.status();
+      return r.ok() ? std::move(*r) : rt::GenerateResult{};
+    };
+    auto miss = gen(a);
+    EXPECT_EQ(miss.stats.cached_tokens, 0);
+    EXPECT_EQ(miss.tokens, Alone(a, p));
+    auto hit = gen(a);  // the whole prompt but its last token from the cache
+    EXPECT_EQ(hit.stats.cached_tokens, static_cast<int64_t>(a.size()) - 1);
+    EXPECT_EQ(hit.tokens, miss.tokens);
+    auto shared = gen(b);  // the system prompt from the cache
+    EXPECT_EQ(shared.stats.cached_tokens, static_cast<int64_t>(system.size()));
+    EXPECT_EQ(shared.tokens, Alone(b, p));
+    const PrefixCacheStats st = engine.cache_stats();
+    EXPECT_EQ(st.hits, 2u);
+    EXPECT_EQ(st.misses, 1u);
+    EXPECT_EQ(st.hit_tokens, a.size() - 1 + system.size());
+    EXPECT_GT(st.bytes, 0u);
+    EXPECT_EQ(st.evicted, 0u);
+  }
+}
+
+TEST_F(EngineTest, PromptCacheEvictsLeastRecentlyUsedWithinItsBound) {
+  const uint64_t one = model_->KvCacheBytes(20) + 20 * sizeof(int32_t);
+  PrefixCache cache(one * 5 / 2);
+  std::vector<std::unique_ptr<rt::Session>> s;
+  std::vector<float> logits;
+  for (int i = 0; i < 3; ++i) {
+    s.push_back(NewSession());
+    ASSERT_TRUE(s.back()->Forward(Prompt(20, 30 + i), false, &logits).ok());
+  }
+  cache.Insert(*s[0], 20);
+  cache.Insert(*s[1], 20);
+  auto probe = NewSession();
+  auto ext = [&](int i) {
+    auto p = Prompt(20, 30 + i);
+    p.push_back(5);
+    return p;
+  };
+  EXPECT_EQ(cache.Lookup(ext(0), *probe), 20);  // 0 is now the most recent
+  cache.Insert(*s[2], 20);                      // evicts 1
+  PrefixCacheStats st = cache.Stats();
+  EXPECT_EQ(st.entries, 2u);
+  EXPECT_EQ(st.evicted, 1u);
+  EXPECT_LE(st.bytes, one * 5 / 2);
+  probe->Reset();
+  EXPECT_EQ(cache.Lookup(ext(1), *probe), 0);
+  EXPECT_EQ(probe->position(), 0);
+  EXPECT_EQ(cache.Lookup(ext(2), *probe), 20);
+  // The imported prefix is the real one: the next logits agree with s[2]'s.
+  std::vector<float> want;
+  ASSERT_TRUE(probe->Forward(std::span<const int32_t>(ext(2)).subspan(20), false, &logits).ok());
+  ASSERT_TRUE(s[2]->Forward(std::span<const int32_t>(ext(2)).subspan(20), false, &want).ok());
+  EXPECT_EQ(logits, want);
+  st = cache.Stats();
+  EXPECT_EQ(st.hits, 2u);
+  EXPECT_EQ(st.misses, 1u);
+  // An entry larger than the whole bound is not kept.
+  PrefixCache tiny(one / 2);
+  tiny.Insert(*s[0], 20);
+  EXPECT_EQ(tiny.Stats().entries, 0u);
+}
+
+}  // namespace
+}  // namespace hart::app
