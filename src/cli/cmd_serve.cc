@@ -22,7 +22,8 @@ struct ServeArgs {
   std::string max_body = "8M";
   std::string max_upload = "16G";
   std::string mem_budget;
-  int max_generations = 2;
+  int max_generations = 4;
+  std::string prompt_cache = "256M";
   int max_queue = 8;
   double header_timeout = 10;
   double idle_timeout = 60;
@@ -84,6 +85,9 @@ int RunServe(Cli& cli, const ServeArgs& a) {
   }
   if (a.max_generations < 1 || a.max_queue < 0) return Fail("--max-generations must be >= 1, --max-queue >= 0");
   o.max_generations = a.max_generations;
+  if (!ParseBytes(a.prompt_cache, &o.prompt_cache_bytes)) {
+    return Fail("--prompt-cache \"" + a.prompt_cache + "\": expected a size like 256M (0: off)");
+  }
   o.max_queue = a.max_queue;
   auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
   o.http.header_timeout = ms(a.header_timeout);
@@ -130,7 +134,10 @@ void RegisterServe(Cli& cli) {
   c->add_option("--max-body", args->max_body, "Largest JSON request body")->capture_default_str();
   c->add_option("--max-upload", args->max_upload, "Largest model upload (POST /api/ingest)")->capture_default_str();
   c->add_option("--mem-budget", args->mem_budget, "Resident weight bytes of all loaded models together: idle ones are evicted least recently used, a model larger than what is free streams (default: no limit)");
-  c->add_option("--max-generations", args->max_generations, "Generations running at once")->capture_default_str();
+  c->add_option("--max-generations", args->max_generations,
+                "Generations running at once (decoded together, one batch per model)")->capture_default_str();
+  c->add_option("--prompt-cache", args->prompt_cache,
+                "K/V of earlier prompts kept per model for reuse (0: off)")->capture_default_str();
   c->add_option("--max-queue", args->max_queue, "Generations waiting for a slot before 429")->capture_default_str();
   c->add_option("--header-timeout", args->header_timeout, "Seconds a request's header may take")
       ->capture_default_str();

@@ -111,6 +111,14 @@ std::string Metrics::Render() const {
     for (const auto& m : g.per_model)
       o += absl::StrFormat("hart_model_shared_bytes{model=\"%s\"} %d\n", Esc(m.ref), m.shared);
   }
+  const PromptCacheCounts pc = prompt_cache_fn_ ? prompt_cache_fn_() : PromptCacheCounts{};
+  counter("hart_prompt_cache_hits_total", "Generations whose prompt prefix came from the prompt cache.", pc.hits);
+  counter("hart_prompt_cache_misses_total", "Generations that found no cached prompt prefix.", pc.misses);
+  counter("hart_prompt_cache_evicted_total", "Prompt cache entries evicted (least recently used first).",
+          pc.evicted);
+  counter("hart_prompt_cache_hit_tokens_total", "Prompt tokens served from the prompt cache.", pc.hit_tokens);
+  gauge("hart_prompt_cache_bytes", "Bytes of K/V held by the prompt cache.", static_cast<int64_t>(pc.bytes));
+  gauge("hart_prompt_cache_entries", "Prompt prefixes held by the prompt cache.", static_cast<int64_t>(pc.entries));
   return o;
 }
 

@@ -14,6 +14,11 @@
 
 namespace hart::serve {
 
+// The prompt (prefix) cache's counters, summed over models.
+struct PromptCacheCounts {
+  uint64_t hits = 0, misses = 0, evicted = 0, hit_tokens = 0, bytes = 0, entries = 0;
+};
+
 class Metrics {
  public:
   Metrics();
@@ -38,6 +43,7 @@ class Metrics {
     std::vector<PerModel> per_model;
   };
   void SetModelsFn(std::function<ModelGauges()> fn);
+  void SetPromptCacheFn(std::function<PromptCacheCounts()> fn) { prompt_cache_fn_ = std::move(fn); }
 
   std::string Render() const;
 
@@ -52,6 +58,7 @@ class Metrics {
   std::map<std::tuple<std::string, std::string, std::string>, Hist> requests_;  // route, method, code
   std::function<uint64_t()> resident_fn_;
   std::function<ModelGauges()> models_fn_;
+  std::function<PromptCacheCounts()> prompt_cache_fn_;
   std::atomic<uint64_t> tokens_generated_{0}, prompt_tokens_{0}, weight_bytes_read_{0},
       generations_rejected_{0};
   std::atomic<int64_t> sessions_in_flight_{0}, queue_depth_{0}, connections_open_{0};

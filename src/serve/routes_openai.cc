@@ -3,7 +3,9 @@
 // converted here (strictly: unknown fields are refused as OpenAI refuses
 // them); generation itself is app::Chat / app::Complete / app::Embed on the
 // registry's shared LoadedModel, one session per request, on a worker
-// thread holding one of the service's generation slots. stream: true
+// thread holding one of the service's generation slots; the model's
+// app::Engine decodes the running ones together (continuous batching) and
+// reuses cached prompt prefixes. stream: true
 // answers server-sent events as OpenAI sends them; a client that goes away
 // cancels its generation at the next decode step.
 #include <ctime>
@@ -334,6 +336,7 @@ void HandleChat(Service& svc, Exchange& ex) {
   const std::string& ref = g->ref;
   app::GenerateControl ctl;
   ctl.cancel = &ex.cancel_token();
+  ctl.engines = State(svc).engines.get();
   StreamState ss;
   ss.ex = &ex;
   auto chunk = [&](json delta, json logprobs, json finish) {
@@ -433,6 +436,7 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   const std::string& ref = g->ref;
   app::GenerateControl ctl;
   ctl.cancel = &ex.cancel_token();
+  ctl.engines = State(svc).engines.get();
   StreamState ss;
   ss.ex = &ex;
   size_t offset = 0;

@@ -68,6 +68,16 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
   ro.budget = opts_.mem_budget;  // all loaded models together
   ro.allow_paths = false;  // a client never names files on the server
   extra->registry = std::make_unique<app::ModelRegistry>(store_, ro);
+  // The slots bound admission; each model's engine batches what runs on it.
+  app::EngineOptions eo;
+  eo.max_batch = opts_.max_generations;
+  eo.max_queue = opts_.max_generations + opts_.max_queue;
+  eo.prefix_cache_bytes = opts_.prompt_cache_bytes;
+  extra->engines = std::make_unique<app::EngineSet>(eo);
+  metrics_.SetPromptCacheFn([this] {
+    app::PrefixCacheStats s = extra->engines->cache_stats();
+    return PromptCacheCounts{s.hits, s.misses, s.evicted, s.hit_tokens, s.bytes, s.entries};
+  });
   metrics_.SetResidentBytesFn([this] { return ResidentWeightBytes(*this); });
   metrics_.SetModelsFn([this] {
     const app::RegistryStats st = State(*this).registry->Stats();

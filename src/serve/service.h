@@ -4,8 +4,9 @@
 // Dispatch per request: route match (I/O thread) -> auth hook -> handler
 // (worker) -> access log + metrics when the last byte is out.
 // Seams for what comes next: SetAuth() (issue 14: bearer tokens), router()
-// (issue 15: /mcp registers here like any route), GenerationSlots (issue 13:
-// the batcher replaces one slot per session).
+// (issue 15: /mcp registers here like any route). GenerationSlots bound how
+// many generations run (and wait); those running on one model are decoded
+// together by its app::Engine (continuous batching, prompt cache).
 #pragma once
 
 #include <condition_variable>
@@ -27,7 +28,8 @@ struct ServiceOptions {
   ServerOptions http;
   uint64_t max_body = 8ull << 20;     // JSON bodies
   uint64_t max_upload = 16ull << 30;  // POST /api/ingest
-  int max_generations = 2;            // running at once
+  int max_generations = 4;            // running at once: decoded together, one batch per model
+  uint64_t prompt_cache_bytes = 256ull << 20;  // K/V of earlier prompts kept per model (0: none)
   int max_queue = 8;                  // waiting for a slot; then 429
   uint64_t mem_budget = 0;            // resident weights of all loaded models together (0: no limit)
   int64_t sql_max_rows = 10000;

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "app/engine.h"
 #include "app/models.h"
 #include "serve/service.h"
 
@@ -11,6 +12,7 @@ namespace hart::serve {
 
 struct Service::Extra {
   std::unique_ptr<app::ModelRegistry> registry;
+  std::unique_ptr<app::EngineSet> engines;  // one batching engine per loaded model
 };
 
 inline Service::Extra& State(Service& s) { return *s.extra; }

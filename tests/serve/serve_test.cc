@@ -479,6 +479,58 @@ TEST_F(Serve, ChatCompletionWireFormat) {
   EXPECT_EQ(usage["completion_tokens"], j["usage"]["completion_tokens"]);
 }
 
+// Streams running at once are batched by the model's engine: each gets the
+// text it gets alone. A repeated prompt is served from the prompt cache
+// (usage.prompt_tokens_details.cached_tokens, /metrics) with the same text.
+TEST_F(Serve, ConcurrentStreamsGetTheTextOfSequentialOnes) {
+  const std::vector<std::string> prompts = {"Once", "The quick brown fox jumps", "Hello there, how are you today?",
+                                            "A B C D E F G H I J K L M N O P"};
+  auto body = [](const std::string& prompt, bool stream) {
+    return json{{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}, {"stream", stream}}
+        .dump();
+  };
+  double hits_before = Metric(Get("/metrics").body, "hart_prompt_cache_hits_total");
+  std::vector<std::string> want;
+  for (const auto& p : prompts) {
+    HttpResponse r = Post("/v1/completions", body(p, false));
+    ASSERT_EQ(r.status, 200) << r.body;
+    want.push_back(r.Json()["choices"][0]["text"].get<std::string>());
+  }
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    threads.emplace_back([&, i] {
+      HttpResponse s = Post("/v1/completions", body(prompts[i], true));
+      ASSERT_EQ(s.status, 200) << s.body;
+      size_t pos = 0;
+      while ((pos = s.body.find("data: ", pos)) != std::string::npos) {
+        size_t end = s.body.find("\n\n", pos);
+        std::string ev = s.body.substr(pos + 6, end - pos - 6);
+        pos = end;
+        if (ev == "[DONE]") break;
+        json c = json::parse(ev);
+        if (!c["choices"].empty()) got[i] += c["choices"][0].value("text", "");
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], want[i]) << prompts[i];
+
+  // The same chat twice: the second reuses the cached prompt.
+  const std::string chat =
+      R"({"model":"tiny","messages":[{"role":"system","content":"You are terse and exact."},{"role":"user","content":"Count to three"}],"max_tokens":6,"temperature":0})";
+  HttpResponse a = Post("/v1/chat/completions", chat), b = Post("/v1/chat/completions", chat);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(a.Json()["choices"][0]["message"]["content"], b.Json()["choices"][0]["message"]["content"]);
+  const json u = b.Json()["usage"];
+  ASSERT_TRUE(u.contains("prompt_tokens_details")) << u.dump();
+  EXPECT_EQ(u["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), u["prompt_tokens"].get<int64_t>() - 1);
+  const std::string m = Get("/metrics").body;
+  EXPECT_GE(Metric(m, "hart_prompt_cache_hits_total") - hits_before, 1 + static_cast<double>(prompts.size()));
+  EXPECT_GT(Metric(m, "hart_prompt_cache_bytes"), 0);
+  EXPECT_GE(Metric(m, "hart_prompt_cache_misses_total"), 1);
+}
+
 TEST_F(Serve, ClientThatDisconnectsEndsItsGeneration) {
   auto in_flight = [] { return Metric(Get("/metrics").body, "hart_sessions_in_flight"); };
   double tokens_before = Metric(Get("/metrics").body, "hart_tokens_generated_total");
