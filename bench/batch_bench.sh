@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Continuous batching and the prompt cache through the server (issue 13),
+# each figure against its baseline in the same run:
+#  1. aggregate decode tok/s of K = 1, 2, 4, 8 greedy streams at once
+#     (POST /v1/completions, TOKENS tokens each) against one stream;
+#  2. time to first token of a prompt with a ~1,000-token system part on a
+#     prompt-cache miss against a hit (same system part, another question).
+# Model: the llama-3.2-1B shape cut to LAYERS layers, Q8_0 (generated once).
+# Run it alone: flock -x /tmp/bench.lock bench/batch_bench.sh [BUILD] [WORK]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+WORK=${2:-/tmp/hart-batch-bench}
+LAYERS=${LAYERS:-4}
+TOKENS=${TOKENS:-32}
+WORDS=${WORDS:-1000}
+HART="$BUILD/hart"
+mkdir -p "$WORK"
+model="$WORK/m$LAYERS/model.gguf"
+[ -f "$model" ] || /usr/bin/python3 tests/fixtures/make_tiny_llama.py "$WORK/m$LAYERS" --shape llama-3.2-1b \
+  --type q8_0 --layers "$LAYERS" >/dev/null
+store="$WORK/store"
+rm -rf "$store"
+"$HART" --store "$store" init >/dev/null
+"$HART" --store "$store" --no-progress ingest "$model" --model bbm --license mit >/dev/null
+rm -f "$WORK/port"
+"$HART" --store "$store" serve --addr 127.0.0.1:0 --port-file "$WORK/port" --no-access-log \
+  --max-generations 8 2>"$WORK/serve.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+port=$(cat "$WORK/port")
+/usr/bin/python3 bench/batch_client.py streams "$port" bbm 4 1 >/dev/null  # load the model
+echo "## concurrent greedy streams, $TOKENS tokens each (layers=$LAYERS)"
+for k in 1 2 4 8; do /usr/bin/python3 bench/batch_client.py streams "$port" bbm "$TOKENS" "$k"; done
+echo "## time to first token, ~$WORDS-word system prompt: miss vs prompt-cache hit"
+for i in 1 2; do /usr/bin/python3 bench/batch_client.py ttft "$port" bbm "$WORDS"; done
+curl -s "http://127.0.0.1:$port/metrics" | grep -E "^hart_prompt_cache" || true
+kill -TERM $pid
+wait $pid && echo "server drained and exited 0"
