@@ -239,7 +239,10 @@ void Engine::Step(std::vector<std::shared_ptr<Job>>& active) {
   items.reserve(active.size());
   // Decoding sequences first (one token each), then prompt pieces sharing
   // the prefill budget, oldest first.
-  int64_t budget = opts_.prefill_chunk;
+  const bool decoding = std::any_of(active.begin(), active.end(), [](const auto& j) {
+    return !j->ended && !j->seq->prefilling();
+  });
+  int64_t budget = decoding ? opts_.prefill_chunk : std::max(opts_.prefill_chunk, opts_.idle_prefill_chunk);
   for (int pass = 0; pass < 2; ++pass) {
     for (auto& jp : active) {
       Job& j = *jp;

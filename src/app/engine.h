@@ -48,6 +48,7 @@ struct EngineOptions {
   int max_batch = 8;             // sequences stepped together
   int max_queue = 64;            // waiting to join; more: ResourceExhausted
   int64_t prefill_chunk = 128;   // prompt tokens per step, shared by the prefilling sequences
+  int64_t idle_prefill_chunk = 512;  // the same when no sequence is decoding (nobody waits)
   uint64_t prefix_cache_bytes = 256ull << 20;  // 0: no prompt cache
   int64_t min_prefix = 4;        // shorter shared prefixes are not worth a copy
 };

@@ -135,7 +135,7 @@ TEST_F(EngineTest, GreedyOutputUnderBatchingEqualsAlone) {
       for (int i = 0; i < k; ++i) prompts.push_back(Prompt(3 + 7 * i, 10 * k + i));
       const rt::GenerateParams p = Greedy(10);
       for (int i = 0; i < k; ++i) want[i] = Alone(prompts[i], p);
-      Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 16, .prefix_cache_bytes = 0});
+      Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 16, .idle_prefill_chunk = 16, .prefix_cache_bytes = 0});
       std::vector<std::vector<int32_t>> got(k);
       std::vector<std::thread> threads;
       for (int i = 0; i < k; ++i)
@@ -184,7 +184,7 @@ class CancelOnThird : public rt::LogitsProcessor {
 };
 
 TEST_F(EngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
-  Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 8, .prefix_cache_bytes = 0});
+  Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 8, .idle_prefill_chunk = 8, .prefix_cache_bytes = 0});
   const auto good1 = Prompt(20, 1), good2 = Prompt(7, 2), small = Prompt(10, 3);
   const rt::GenerateParams p = Greedy(12);
   const auto want1 = Alone(good1, p), want2 = Alone(good2, p), want_small = Alone(small, p, 14);
