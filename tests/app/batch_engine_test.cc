@@ -20,7 +20,7 @@ namespace {
 
 namespace rt = hart::runtime;
 
-class EngineTest : public ::testing::Test {
+class BatchEngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     gguf_ = new std::string(rt::testing::MakeFixture("engine_q8", "--type q8_0 --layers 3") + "/model.gguf");
@@ -78,9 +78,9 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<rt::Tokenizer> tok_;
   std::unique_ptr<rt::Model> model_;
 };
-std::string* EngineTest::gguf_ = nullptr;
+std::string* BatchEngineTest::gguf_ = nullptr;
 
-TEST_F(EngineTest, ForwardBatchGivesEachSessionItsOwnLogitsBitForBit) {
+TEST_F(BatchEngineTest, ForwardBatchGivesEachSessionItsOwnLogitsBitForBit) {
   for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
     if (budget) Load(model_->min_budget());
     SCOPED_TRACE(budget ? "streamed" : "resident");
@@ -125,7 +125,7 @@ TEST_F(EngineTest, ForwardBatchGivesEachSessionItsOwnLogitsBitForBit) {
 
 // k sequences, prompts of 3..52 tokens, each joining a few steps after the
 // one before, prefill in 16-token pieces beside the decoding ones.
-TEST_F(EngineTest, GreedyOutputUnderBatchingEqualsAlone) {
+TEST_F(BatchEngineTest, GreedyOutputUnderBatchingEqualsAlone) {
   for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
     if (budget) Load(model_->min_budget());
     SCOPED_TRACE(budget ? "streamed" : "resident");
@@ -183,7 +183,7 @@ class CancelOnThird : public rt::LogitsProcessor {
   int n_ = 0;
 };
 
-TEST_F(EngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
+TEST_F(BatchEngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
   Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 8, .idle_prefill_chunk = 8, .prefix_cache_bytes = 0});
   const auto good1 = Prompt(20, 1), good2 = Prompt(7, 2), small = Prompt(10, 3);
   const rt::GenerateParams p = Greedy(12);
@@ -248,7 +248,7 @@ TEST_F(EngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
   EXPECT_EQ(r2->tokens, want2);
 }
 
-TEST_F(EngineTest, PromptCacheHitGivesTheTokensOfAMiss) {
+TEST_F(BatchEngineTest, PromptCacheHitGivesTheTokensOfAMiss) {
   for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
     if (budget) Load(model_->min_budget());
     SCOPED_TRACE(budget ? "streamed" : "resident");
@@ -282,7 +282,7 @@ TEST_F(EngineTest, PromptCacheHitGivesTheTokensOfAMiss) {
   }
 }
 
-TEST_F(EngineTest, PromptCacheEvictsLeastRecentlyUsedWithinItsBound) {
+TEST_F(BatchEngineTest, PromptCacheEvictsLeastRecentlyUsedWithinItsBound) {
   const uint64_t one = model_->KvCacheBytes(20) + 20 * sizeof(int32_t);
   PrefixCache cache(one * 5 / 2);
   std::vector<std::unique_ptr<rt::Session>> s;
