@@ -104,6 +104,11 @@ class Engine {
   const EngineOptions& options() const { return opts_; }
   PrefixCacheStats cache_stats() const { return cache_.Stats(); }
   uint64_t steps() const { return steps_.load(); }
+  // Sequences waiting to join the batch.
+  size_t queued() {
+    std::lock_guard<std::mutex> l(mu_);
+    return queue_.size();
+  }
   // The most sequences one step has run together so far.
   int64_t max_batch_seen() const { return max_seen_.load(); }
 

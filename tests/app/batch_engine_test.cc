@@ -248,6 +248,51 @@ TEST_F(BatchEngineTest, FailingAndCancelledSequencesLeaveTheOthersAlone) {
   EXPECT_EQ(r2->tokens, want2);
 }
 
+// Sleeps 20 ms per draw.
+class Slow : public rt::LogitsProcessor {
+ public:
+  absl::Status Apply(std::span<float>) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return absl::OkStatus();
+  }
+  absl::Status Accept(int32_t) override { return absl::OkStatus(); }
+};
+
+// max_batch running, max_queue waiting, then ResourceExhausted; a queued
+// sequence joins when a running one leaves.
+TEST_F(BatchEngineTest, FullQueueIsResourceExhausted) {
+  Engine engine(model_.get(), EngineOptions{.max_batch = 1, .max_queue = 1, .prefix_cache_bytes = 0});
+  CancelToken stop_first;
+  rt::GenerateParams endless = Greedy(-1);
+  endless.cancel = &stop_first;
+  Slow slow;  // keeps the first running (its context lasts 124 steps, >= 2.5 s) until cancelled
+  endless.processors = {&slow};
+  absl::StatusOr<rt::GenerateResult> first, second;
+  std::thread a([&] {
+    auto s = NewSession();
+    first = engine.Generate(*s, tok_.get(), Prompt(4, 1), endless);
+  });
+  for (int i = 0; i < 1000 && engine.steps() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GT(engine.steps(), 0u);
+  const auto p2 = Prompt(6, 2);
+  std::thread b([&] {
+    auto s = NewSession();
+    second = engine.Generate(*s, tok_.get(), p2, Greedy(5));
+  });
+  for (int i = 0; i < 1000 && engine.queued() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(engine.queued(), 1u);
+  auto s3 = NewSession();
+  auto third = engine.Generate(*s3, tok_.get(), Prompt(5, 3), Greedy(5));
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
+  stop_first.Cancel();
+  a.join();
+  b.join();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->finish_reason, rt::FinishReason::kCancelled);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->tokens, Alone(p2, Greedy(5)));
+}
+
 TEST_F(BatchEngineTest, PromptCacheHitGivesTheTokensOfAMiss) {
   for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
     if (budget) Load(model_->min_budget());
