@@ -1,0 +1,192 @@
+#include "runtime/grammar/token_mask.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "core/status.h"
+
+namespace hart::runtime::grammar {
+
+TokenIndex::TokenIndex(std::vector<std::string> bytes, std::vector<Kind> kinds)
+    : bytes_(std::move(bytes)), kinds_(std::move(kinds)) {
+  kinds_.resize(bytes_.size(), kBanned);
+  std::vector<int32_t> order;
+  for (int32_t i = 0; i < size(); ++i) {
+    if (kinds_[i] == kEog) eog_.push_back(i);
+    if (kinds_[i] == kText && bytes_[i].empty()) kinds_[i] = kBanned;
+    if (kinds_[i] != kText) continue;
+    order.push_back(i);
+    if (bytes_[i][0] == ' ') space_first_.push_back(i);
+    max_len_ = std::max(max_len_, bytes_[i].size());
+  }
+  // Sorted by bytes, the trie comes out in preorder: a stack of the nodes
+  // on the path of the previous token.
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return bytes_[a] < bytes_[b]; });
+  struct Build {
+    std::vector<std::pair<uint8_t, uint32_t>> children;
+    std::vector<int32_t> toks;
+  };
+  std::vector<Build> nodes(1);
+  std::vector<uint32_t> path = {0};  // path[d]: the node at depth d of the previous token
+  std::string prev;
+  for (int32_t id : order) {
+    const std::string& s = bytes_[id];
+    size_t common = 0;
+    while (common < s.size() && common < prev.size() && s[common] == prev[common]) ++common;
+    path.resize(common + 1);
+    for (size_t d = common; d < s.size(); ++d) {
+      const uint32_t child = static_cast<uint32_t>(nodes.size());
+      nodes.emplace_back();
+      nodes[path[d]].children.push_back({static_cast<uint8_t>(s[d]), child});
+      path.push_back(child);
+    }
+    nodes[path[s.size()]].toks.push_back(id);
+    prev = s;
+  }
+  child_begin_.reserve(nodes.size() + 1);
+  tok_begin_.reserve(nodes.size() + 1);
+  for (const Build& n : nodes) {
+    child_begin_.push_back(static_cast<uint32_t>(edge_byte_.size()));
+    tok_begin_.push_back(static_cast<uint32_t>(tok_ids_.size()));
+    for (auto [b, c] : n.children) edge_byte_.push_back(b), edge_node_.push_back(c);
+    tok_ids_.insert(tok_ids_.end(), n.toks.begin(), n.toks.end());
+  }
+  child_begin_.push_back(static_cast<uint32_t>(edge_byte_.size()));
+  tok_begin_.push_back(static_cast<uint32_t>(tok_ids_.size()));
+}
+
+std::shared_ptr<const TokenIndex> TokenIndex::FromTokenizer(const Tokenizer& tok) {
+  std::vector<std::string> bytes(tok.vocab_size());
+  std::vector<Kind> kinds(tok.vocab_size(), kText);
+  for (int32_t i = 0; i < tok.vocab_size(); ++i) {
+    const TokenType t = tok.GetTokenType(i);
+    if (tok.IsEog(i)) {
+      kinds[i] = kEog;
+    } else if (t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUserDefined ||
+               t == TokenType::kUnused) {
+      kinds[i] = kBanned;
+    } else {
+      bytes[i] = std::string(tok.TokenToPiece(i, /*render_special=*/false));
+    }
+  }
+  return std::make_shared<TokenIndex>(std::move(bytes), std::move(kinds));
+}
+
+GrammarProcessor::GrammarProcessor(std::shared_ptr<const JsonGrammar> grammar,
+                                   std::shared_ptr<const TokenIndex> index, bool strip_first_space,
+                                   int64_t budget)
+    : g_(std::move(grammar)), ix_(std::move(index)), strip_pending_(strip_first_space), budget_(budget) {
+  state_ = g_->Start();
+  scratch_.resize(ix_->max_len_ + 2);
+}
+
+void GrammarProcessor::Walk(uint32_t node, size_t depth, const State& st) {
+  const TokenIndex& ix = *ix_;
+  if (ix.tok_begin_[node] != ix.tok_begin_[node + 1]) {
+    const uint64_t need = budget_ >= 0 ? g_->Remaining(st) : 0;
+    for (uint32_t t = ix.tok_begin_[node]; t < ix.tok_begin_[node + 1]; ++t) cand_.push_back({ix.tok_ids_[t], need});
+  }
+  State& next = scratch_[depth + 1];
+  for (uint32_t e = ix.child_begin_[node]; e < ix.child_begin_[node + 1]; ++e) {
+    if (!g_->Advance(st, ix.edge_byte_[e], &next)) continue;
+    Walk(ix.edge_node_[e], depth + 1, next);
+  }
+}
+
+absl::Status GrammarProcessor::Apply(std::span<float> logits) {
+  cand_.clear();
+  if (!ended_ && !g_->Done(state_)) {
+    Walk(0, 0, state_);
+    if (strip_pending_) {
+      // The first piece loses its leading space: judge those tokens by the rest.
+      std::erase_if(cand_, [&](const auto& c) { return ix_->bytes(c.first)[0] == ' '; });
+      State s, tmp;
+      for (int32_t id : ix_->space_first_) {
+        const std::string& b = ix_->bytes(id);
+        if (b.size() < 2) continue;
+        s = state_;
+        if (g_->AdvanceBytes(&s, std::string_view(b).substr(1), &tmp))
+          cand_.push_back({id, budget_ >= 0 ? g_->Remaining(s) : 0});
+      }
+    }
+  }
+  const bool can_end = g_->Done(state_) || g_->CanEnd(state_);
+  if (budget_ >= 0) {
+    // Tokens after this one: each of the bytes still needed has a one-byte
+    // token of its own at worst. Near the budget keep only tokens that leave
+    // the value completable; if none does (the budget was too small from the
+    // start), the output will end cut off, finish_reason "length".
+    const int64_t after = budget_ - accepted_ - 1;
+    const bool any_fits = std::any_of(cand_.begin(), cand_.end(), [&](const auto& c) {
+      return static_cast<int64_t>(c.second) <= after;
+    });
+    if (any_fits)
+      std::erase_if(cand_, [&](const auto& c) { return static_cast<int64_t>(c.second) > after; });
+  }
+  allowed_.assign(logits.size(), 0);
+  size_t n = 0;
+  for (const auto& [id, need] : cand_)
+    if (static_cast<size_t>(id) < logits.size()) allowed_[id] = 1, ++n;
+  if (can_end)
+    for (int32_t id : ix_->eog_)
+      if (static_cast<size_t>(id) < logits.size()) allowed_[id] = 1, ++n;
+  if (n == 0) {
+    const size_t from = text_.size() > 40 ? text_.size() - 40 : 0;
+    return absl::FailedPreconditionError(fmt::format(
+        "structured output: no token of the vocabulary continues the JSON after byte {} (...{})", text_.size(),
+        text_.substr(from)));
+  }
+  constexpr float kNeg = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (!allowed_[i]) logits[i] = kNeg;
+  return absl::OkStatus();
+}
+
+absl::Status GrammarProcessor::Accept(int32_t token) {
+  if (token < 0 || token >= ix_->size()) return absl::InvalidArgumentError(fmt::format("token {} out of range", token));
+  if (ix_->kind(token) == TokenIndex::kEog) {
+    if (!g_->Done(state_) && !g_->CanEnd(state_))
+      return absl::FailedPreconditionError("structured output: end of generation before the JSON is complete");
+    ended_ = true;
+    ++accepted_;
+    return absl::OkStatus();
+  }
+  std::string_view b = ix_->bytes(token);
+  if (ix_->kind(token) != TokenIndex::kText || b.empty())
+    return absl::FailedPreconditionError(fmt::format("structured output: token {} has no text", token));
+  if (strip_pending_ && b[0] == ' ') b.remove_prefix(1);
+  strip_pending_ = false;
+  State tmp;
+  if (!g_->AdvanceBytes(&state_, b, &tmp))
+    return absl::FailedPreconditionError(fmt::format(
+        "structured output: token {} ('{}') does not continue the JSON after byte {}", token, std::string(b),
+        text_.size()));
+  text_.append(b);
+  ++accepted_;
+  return absl::OkStatus();
+}
+
+bool GrammarProcessor::Finished() const { return ended_ || g_->Done(state_); }
+
+std::vector<int32_t> GrammarProcessor::Allowed() const {
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < allowed_.size(); ++i)
+    if (allowed_[i]) out.push_back(static_cast<int32_t>(i));
+  return out;
+}
+
+absl::Status LogitBiasProcessor::Apply(std::span<float> logits) {
+  for (const auto& [id, bias] : bias_) {
+    if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
+    if (bias <= -100) {
+      logits[id] = -std::numeric_limits<float>::infinity();
+    } else {
+      logits[id] += bias;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hart::runtime::grammar
