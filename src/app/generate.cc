@@ -156,7 +156,14 @@ absl::StatusOr<Outcome> Run(rt::Session& session, const rt::Tokenizer& tok, std:
   }
   if (c.grammar) {
     // The tokens it may take: max_tokens, and the context left after the prompt.
-    int64_t budget = std::max<int64_t>(0, session.max_context() - static_cast<int64_t>(ids.size()));
+    // (the prompt as Generate keeps it when truncating).
+    const int64_t room = session.max_context();
+    int64_t prompt = static_cast<int64_t>(ids.size());
+    if (prompt > room && params.truncate) {
+      const int64_t want = params.max_tokens >= 0 ? params.max_tokens : room / 2;
+      prompt = std::max<int64_t>(1, room - std::min<int64_t>(want, room / 2));
+    }
+    int64_t budget = std::max<int64_t>(0, room - prompt);
     if (params.max_tokens >= 0) budget = std::min(budget, params.max_tokens);
     grammar.emplace(c.grammar, c.index, tok.StripsLeadingSpaceAfter(ids), budget);
     rp.processors.push_back(&*grammar);
