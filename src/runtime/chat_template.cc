@@ -281,8 +281,8 @@ std::vector<ChatMessage> HermesFold(std::span<const ChatMessage> messages, const
       std::string c = m.content;
       for (const ToolCallText& call : m.tool_calls) {
         if (!c.empty()) c += "\n";
-        c += "<tool_call>\n" + PyJson({{"name", call.name}, {"arguments", Arguments(call.arguments)}}) +
-             "\n</tool_call>";
+        c += "<tool_call>\n{\"name\": " + PyJson(call.name) + ", \"arguments\": " +
+             PyJson(Arguments(call.arguments)) + "}\n</tool_call>";
       }
       out.push_back({ChatRole::kAssistant, c});
     } else if (m.role == ChatRole::kTool) {
@@ -353,12 +353,16 @@ std::string MistralTools(std::span<const ChatMessage> messages, const json& tool
       if (i == last_user && HasTools(tools)) s += "[AVAILABLE_TOOLS] " + PyJson(tools) + "[/AVAILABLE_TOOLS]";
       s += "[INST] " + m.content + " [/INST]";
     } else if (m.role == ChatRole::kTool) {
-      s += "[TOOL_RESULTS] " + PyJson({{"content", m.content}, {"call_id", m.tool_call_id}}) + "[/TOOL_RESULTS]";
+      s += "[TOOL_RESULTS] {\"content\": " + PyJson(m.content) + ", \"call_id\": " + PyJson(m.tool_call_id) +
+           "}[/TOOL_RESULTS]";
     } else if (!m.tool_calls.empty()) {
-      json calls = json::array();
-      for (const ToolCallText& c : m.tool_calls)
-        calls.push_back({{"name", c.name}, {"arguments", Arguments(c.arguments)}, {"id", c.id}});
-      s += "[TOOL_CALLS] " + PyJson(calls) + "</s>";
+      std::string calls;
+      for (const ToolCallText& c : m.tool_calls) {
+        calls += calls.empty() ? "[" : ", ";
+        calls += "{\"name\": " + PyJson(c.name) + ", \"arguments\": " + PyJson(Arguments(c.arguments)) +
+                 ", \"id\": " + PyJson(c.id) + "}";
+      }
+      s += "[TOOL_CALLS] " + calls + "]</s>";
     } else {
       s += m.content + "</s>";
     }
