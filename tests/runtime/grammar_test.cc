@@ -4,12 +4,14 @@
 // pieces with a leading space. A "model" here picks uniformly at random
 // among the tokens the mask allows (whatever it wants, the constraint must
 // hold); every output must parse and validate (tests/runtime/json_schema_validator.h).
+#include <filesystem>
 #include <random>
 
 #include "gtest/gtest.h"
 #include "runtime/grammar/json_grammar.h"
 #include "runtime/grammar/token_mask.h"
 #include "tests/runtime/json_schema_validator.h"
+#include "tests/runtime/vocab_vectors.h"
 
 namespace hart::runtime::grammar {
 namespace {
@@ -229,6 +231,51 @@ TEST(JsonGrammar, UnsupportedFeaturesNameTheSchemaPath) {
     ASSERT_FALSE(g.ok()) << c.schema;
     EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(std::string(g.status().message()).find(c.want), std::string::npos) << g.status() << " want " << c.want;
+  }
+}
+
+// Real vocabularies (../shared/testdata/llama-vocab): SentencePiece with
+// its U+2581 spaces and <0xXX> byte tokens, byte-level BPE. The text the
+// tokenizer decodes from the sampled ids is exactly what the grammar
+// accepted, and it validates.
+TEST(JsonGrammar, RealTokenizersDecodeToValidJson) {
+  const std::vector<json> schemas = hart::testing::TestSchemas();
+  for (const char* name : {"llama-spm", "gpt-2", "phi-3", "deepseek-llm"}) {
+    const std::string path = testing::VocabDir() + "/ggml-vocab-" + name + ".gguf";
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+    auto tok = Tokenizer::FromGgufFile(path);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    auto ix = TokenIndex::FromTokenizer(**tok);
+    for (size_t k : {0, 3, 7}) {
+      auto g = JsonGrammar::FromSchema(schemas[k]);
+      ASSERT_TRUE(g.ok());
+      for (uint64_t seed = 1; seed <= 1; ++seed) {
+        const bool strip = (*tok)->StripsLeadingSpaceAfter({});
+        GrammarProcessor p(*g, ix, strip, 60);
+        std::mt19937_64 rng(seed * 7919 + k);
+        std::vector<int32_t> ids;
+        std::vector<float> logits(ix->size());
+        while (ids.size() < 60 && !p.Finished()) {
+          for (float& l : logits) l = static_cast<float>(rng() >> 40);
+          ASSERT_TRUE(p.Apply(logits).ok()) << name << ": " << p.text();
+          int32_t best = 0;
+          for (int32_t i = 1; i < ix->size(); ++i)
+            if (logits[i] > logits[best]) best = i;
+          ASSERT_TRUE(p.Accept(best).ok());
+          if (ix->kind(best) == TokenIndex::kEog) break;
+          ids.push_back(best);
+        }
+        ASSERT_TRUE(p.Finished()) << name << ": " << p.text();
+        StreamDecoder dec(**tok);
+        std::string text;
+        for (int32_t id : ids) text += dec.Push(id);
+        text += dec.Flush();
+        EXPECT_EQ(text, p.text()) << name;
+        json v = json::parse(text, nullptr, false);
+        ASSERT_FALSE(v.is_discarded()) << name << ": " << text;
+        EXPECT_EQ(hart::testing::ValidateJson(v, schemas[k], schemas[k]), "") << name << ": " << text;
+      }
+    }
   }
 }
 
