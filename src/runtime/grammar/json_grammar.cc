@@ -780,6 +780,12 @@ uint64_t JsonGrammar::FrameRemaining(const Frame& f) const {
   return 0;
 }
 
+bool JsonGrammar::InStringContent(const State& s) const {
+  if (s.ends.size() != 1 || s.frames.empty()) return false;
+  const Frame& f = s.frames.back();
+  return nodes_[f.node].kind == Node::kString && f.st == 1;
+}
+
 uint64_t JsonGrammar::Remaining(const State& s) const {
   uint64_t best = kInf;
   for (size_t k = 0, begin = 0; k < s.ends.size(); begin = s.ends[k++]) {

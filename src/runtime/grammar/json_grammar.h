@@ -113,6 +113,9 @@ class JsonGrammar {
   bool CanEnd(const State& s) const;
   // Every stack is complete: nothing more can follow.
   bool Done(const State& s) const;
+  // One stack, inside a string between characters: bytes of whole
+  // characters other than '"', '\\' and controls leave `s` as it is.
+  bool InStringContent(const State& s) const;
   // The fewest bytes that complete a value from `s` (0 when CanEnd).
   uint64_t Remaining(const State& s) const;
 

@@ -8,6 +8,26 @@
 #include "core/status.h"
 
 namespace hart::runtime::grammar {
+namespace {
+
+// Whole UTF-8 characters (as the string state checks them), none of them
+// '"', '\\' or a control byte: inside a string such a token changes nothing.
+bool PlainInString(std::string_view s) {
+  static const std::shared_ptr<const JsonGrammar> g = [] {
+    JsonGrammar::Builder bb;
+    auto id = bb.Schema(nlohmann::json{{"type", "string"}});
+    return *bb.Build(*id);
+  }();
+  static const State inside = [] {
+    State st = g->Start(), tmp;
+    g->AdvanceBytes(&st, "\"", &tmp);
+    return st;
+  }();
+  State st = inside, tmp;
+  return g->AdvanceBytes(&st, s, &tmp) && st.frames == inside.frames && st.ends == inside.ends;
+}
+
+}  // namespace
 
 TokenIndex::TokenIndex(std::vector<std::string> bytes, std::vector<Kind> kinds)
     : bytes_(std::move(bytes)), kinds_(std::move(kinds)) {
@@ -21,18 +41,25 @@ TokenIndex::TokenIndex(std::vector<std::string> bytes, std::vector<Kind> kinds)
     if (bytes_[i][0] == ' ') space_first_.push_back(i);
     max_len_ = std::max(max_len_, bytes_[i].size());
   }
+  all_.Build(bytes_, order);
+  std::vector<int32_t> special;
+  for (int32_t id : order) (PlainInString(bytes_[id]) ? plain_ : special).push_back(id);
+  special_.Build(bytes_, std::move(special));
+}
+
+void TokenIndex::Trie::Build(const std::vector<std::string>& bytes, std::vector<int32_t> order) {
   // Sorted by bytes, the trie comes out in preorder: a stack of the nodes
   // on the path of the previous token.
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return bytes_[a] < bytes_[b]; });
-  struct Build {
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return bytes[a] < bytes[b]; });
+  struct Node {
     std::vector<std::pair<uint8_t, uint32_t>> children;
     std::vector<int32_t> toks;
   };
-  std::vector<Build> nodes(1);
+  std::vector<Node> nodes(1);
   std::vector<uint32_t> path = {0};  // path[d]: the node at depth d of the previous token
-  std::string prev;
+  std::string_view prev;
   for (int32_t id : order) {
-    const std::string& s = bytes_[id];
+    const std::string& s = bytes[id];
     size_t common = 0;
     while (common < s.size() && common < prev.size() && s[common] == prev[common]) ++common;
     path.resize(common + 1);
@@ -45,16 +72,16 @@ TokenIndex::TokenIndex(std::vector<std::string> bytes, std::vector<Kind> kinds)
     nodes[path[s.size()]].toks.push_back(id);
     prev = s;
   }
-  child_begin_.reserve(nodes.size() + 1);
-  tok_begin_.reserve(nodes.size() + 1);
-  for (const Build& n : nodes) {
-    child_begin_.push_back(static_cast<uint32_t>(edge_byte_.size()));
-    tok_begin_.push_back(static_cast<uint32_t>(tok_ids_.size()));
-    for (auto [b, c] : n.children) edge_byte_.push_back(b), edge_node_.push_back(c);
-    tok_ids_.insert(tok_ids_.end(), n.toks.begin(), n.toks.end());
+  child_begin.reserve(nodes.size() + 1);
+  tok_begin.reserve(nodes.size() + 1);
+  for (const Node& n : nodes) {
+    child_begin.push_back(static_cast<uint32_t>(edge_byte.size()));
+    tok_begin.push_back(static_cast<uint32_t>(tok_ids.size()));
+    for (auto [b, c] : n.children) edge_byte.push_back(b), edge_node.push_back(c);
+    tok_ids.insert(tok_ids.end(), n.toks.begin(), n.toks.end());
   }
-  child_begin_.push_back(static_cast<uint32_t>(edge_byte_.size()));
-  tok_begin_.push_back(static_cast<uint32_t>(tok_ids_.size()));
+  child_begin.push_back(static_cast<uint32_t>(edge_byte.size()));
+  tok_begin.push_back(static_cast<uint32_t>(tok_ids.size()));
 }
 
 std::shared_ptr<const TokenIndex> TokenIndex::FromTokenizer(const Tokenizer& tok) {
@@ -82,23 +109,28 @@ GrammarProcessor::GrammarProcessor(std::shared_ptr<const JsonGrammar> grammar,
   scratch_.resize(ix_->max_len_ + 2);
 }
 
-void GrammarProcessor::Walk(uint32_t node, size_t depth, const State& st) {
-  const TokenIndex& ix = *ix_;
-  if (ix.tok_begin_[node] != ix.tok_begin_[node + 1]) {
+void GrammarProcessor::Walk(const TokenIndex::Trie& t, uint32_t node, size_t depth, const State& st) {
+  if (t.tok_begin[node] != t.tok_begin[node + 1]) {
     const uint64_t need = budget_ >= 0 ? g_->Remaining(st) : 0;
-    for (uint32_t t = ix.tok_begin_[node]; t < ix.tok_begin_[node + 1]; ++t) cand_.push_back({ix.tok_ids_[t], need});
+    for (uint32_t k = t.tok_begin[node]; k < t.tok_begin[node + 1]; ++k) cand_.push_back({t.tok_ids[k], need});
   }
   State& next = scratch_[depth + 1];
-  for (uint32_t e = ix.child_begin_[node]; e < ix.child_begin_[node + 1]; ++e) {
-    if (!g_->Advance(st, ix.edge_byte_[e], &next)) continue;
-    Walk(ix.edge_node_[e], depth + 1, next);
+  for (uint32_t e = t.child_begin[node]; e < t.child_begin[node + 1]; ++e) {
+    if (!g_->Advance(st, t.edge_byte[e], &next)) continue;
+    Walk(t, t.edge_node[e], depth + 1, next);
   }
 }
 
 absl::Status GrammarProcessor::Apply(std::span<float> logits) {
   cand_.clear();
   if (!ended_ && !g_->Done(state_)) {
-    Walk(0, 0, state_);
+    if (g_->InStringContent(state_)) {
+      const uint64_t need = budget_ >= 0 ? g_->Remaining(state_) : 0;
+      for (int32_t id : ix_->plain_) cand_.push_back({id, need});
+      Walk(ix_->special_, 0, 0, state_);
+    } else {
+      Walk(ix_->all_, 0, 0, state_);
+    }
     if (strip_pending_) {
       // The first piece loses its leading space: judge those tokens by the rest.
       std::erase_if(cand_, [&](const auto& c) { return ix_->bytes(c.first)[0] == ' '; });

@@ -41,16 +41,25 @@ class TokenIndex {
 
  private:
   friend class GrammarProcessor;
+  // A trie, flat: node n's children are edges [child_begin[n], child_begin[n+1]),
+  // its tokens ids [tok_begin[n], tok_begin[n+1]).
+  struct Trie {
+    std::vector<uint32_t> child_begin, tok_begin;
+    std::vector<uint8_t> edge_byte;
+    std::vector<uint32_t> edge_node;
+    std::vector<int32_t> tok_ids;
+    void Build(const std::vector<std::string>& bytes, std::vector<int32_t> ids);
+  };
   std::vector<std::string> bytes_;
   std::vector<Kind> kinds_;
   std::vector<int32_t> eog_;           // end-of-generation tokens
   std::vector<int32_t> space_first_;   // text tokens whose bytes start with ' '
-  // The trie, flat: node n's children are edges [child_begin[n], child_begin[n+1]),
-  // its tokens ids [tok_begin[n], tok_begin[n+1]).
-  std::vector<uint32_t> child_begin_, tok_begin_;
-  std::vector<uint8_t> edge_byte_;
-  std::vector<uint32_t> edge_node_;
-  std::vector<int32_t> tok_ids_;
+  Trie all_;                           // every text token
+  // Inside a string, tokens of whole UTF-8 characters without '"', '\\' or
+  // control bytes leave the state as it was: they are allowed as a block,
+  // and only the rest (`special_`) is walked.
+  std::vector<int32_t> plain_;
+  Trie special_;
   size_t max_len_ = 0;
 };
 
@@ -72,7 +81,7 @@ class GrammarProcessor : public LogitsProcessor {
   std::vector<int32_t> Allowed() const;
 
  private:
-  void Walk(uint32_t node, size_t depth, const State& st);
+  void Walk(const TokenIndex::Trie& t, uint32_t node, size_t depth, const State& st);
   std::shared_ptr<const JsonGrammar> g_;
   std::shared_ptr<const TokenIndex> ix_;
   bool strip_pending_;
