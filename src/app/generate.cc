@@ -138,6 +138,9 @@ struct Outcome {
 struct Constraint {
   std::shared_ptr<const rt::grammar::JsonGrammar> grammar;
   std::shared_ptr<const rt::grammar::TokenIndex> index;
+  // tool_choice auto: this grammar applies after `trigger` ("<tool_call>").
+  std::shared_ptr<const rt::grammar::JsonGrammar> triggered;
+  std::string trigger;
 };
 
 // Generates on `session` after `ids`, streaming deltas to ctl.on_delta (as
@@ -154,19 +157,26 @@ absl::StatusOr<Outcome> Run(rt::Session& session, const rt::Tokenizer& tok, std:
     bias.emplace(params.logit_bias);
     rp.processors.push_back(&*bias);
   }
+  // The tokens the generation may take: max_tokens, and the context left
+  // after the prompt (the prompt as Generate keeps it when truncating).
+  const int64_t room = session.max_context();
+  int64_t prompt = static_cast<int64_t>(ids.size());
+  if (prompt > room && params.truncate) {
+    const int64_t want = params.max_tokens >= 0 ? params.max_tokens : room / 2;
+    prompt = std::max<int64_t>(1, room - std::min<int64_t>(want, room / 2));
+  }
+  int64_t budget = std::max<int64_t>(0, room - prompt);
+  if (params.max_tokens >= 0) budget = std::min(budget, params.max_tokens);
   if (c.grammar) {
-    // The tokens it may take: max_tokens, and the context left after the prompt.
-    // (the prompt as Generate keeps it when truncating).
-    const int64_t room = session.max_context();
-    int64_t prompt = static_cast<int64_t>(ids.size());
-    if (prompt > room && params.truncate) {
-      const int64_t want = params.max_tokens >= 0 ? params.max_tokens : room / 2;
-      prompt = std::max<int64_t>(1, room - std::min<int64_t>(want, room / 2));
-    }
-    int64_t budget = std::max<int64_t>(0, room - prompt);
-    if (params.max_tokens >= 0) budget = std::min(budget, params.max_tokens);
     grammar.emplace(c.grammar, c.index, tok.StripsLeadingSpaceAfter(ids), budget);
     rp.processors.push_back(&*grammar);
+  }
+  std::optional<rt::grammar::TriggeredGrammarProcessor> triggered;
+  if (c.triggered) {
+    triggered.emplace(
+        c.triggered, c.index, c.trigger, [&tok](int32_t id) { return std::string(tok.TokenToPiece(id, true)); },
+        tok.add_space_prefix(), budget);
+    rp.processors.push_back(&*triggered);
   }
   const bool want_lp = params.logprobs;
   auto on_event = [&](const rt::GenerateEvent& e) {
@@ -202,6 +212,17 @@ absl::StatusOr<Constraint> ConstraintFor(const std::shared_ptr<const LoadedModel
   }
   if (c.grammar) c.index = TokenIndexFor(model);
   return c;
+}
+
+// tool_choice auto in a family whose calls open with a marker: the call's
+// arguments are constrained once the model opens one.
+absl::Status AddTrigger(const std::shared_ptr<const LoadedModel>& model, rt::ChatFormat f,
+                        std::span<const ToolFunction> tools, Constraint* c) {
+  ASSIGN_OR_RETURN(c->triggered, TriggeredToolGrammar(f, tools));
+  if (!c->triggered) return absl::OkStatus();
+  c->trigger = rt::ToolSyntax(f).opener;
+  if (!c->index) c->index = TokenIndexFor(model);
+  return absl::OkStatus();
 }
 
 Usage UsageOf(const rt::GenerateStats& s) {
@@ -607,6 +628,7 @@ absl::StatusOr<ChatResponse> Chat(const std::shared_ptr<const LoadedModel>& mode
   if (forced) text += syntax.forced_prefix;
   std::vector<int32_t> ids = tok.Encode(text, tok.add_bos_default(), /*parse_special=*/true);
   ASSIGN_OR_RETURN(Constraint c, ConstraintFor(model, req.params, forced));
+  if (tools && !forced && !c.grammar) RETURN_IF_ERROR(AddTrigger(model, format, req.tools, &c));
   ChatResponse r;
   r.model = model->ref;
   for (int i = 0; i < req.params.n; ++i) {

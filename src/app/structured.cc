@@ -176,13 +176,9 @@ absl::Status ValidateTools(std::span<const ToolFunction> tools, const ToolChoice
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> ForcedToolGrammar(runtime::ChatFormat f,
-                                                                         std::span<const ToolFunction> tools,
-                                                                         const ToolChoice& choice) {
-  if (choice.mode != ToolChoice::kRequired && choice.mode != ToolChoice::kFunction)
-    return std::shared_ptr<const g::JsonGrammar>();
-  const runtime::ToolCallSyntax syn = runtime::ToolSyntax(f);
-  g::JsonGrammar::Builder b;
+namespace {
+absl::StatusOr<std::vector<uint32_t>> CallNodes(g::JsonGrammar::Builder& b, const runtime::ToolCallSyntax& syn,
+                                                std::span<const ToolFunction> tools, const ToolChoice& choice) {
   std::vector<uint32_t> calls;
   for (size_t i = 0; i < tools.size(); ++i) {
     const ToolFunction& t = tools[i];
@@ -197,9 +193,34 @@ absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> ForcedToolGrammar(runtime:
     }
     calls.push_back(b.Object({{"name", b.Literal(json(t.name).dump())}, {syn.args_key, args}}));
   }
+  return calls;
+}
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> ForcedToolGrammar(runtime::ChatFormat f,
+                                                                         std::span<const ToolFunction> tools,
+                                                                         const ToolChoice& choice) {
+  if (choice.mode != ToolChoice::kRequired && choice.mode != ToolChoice::kFunction)
+    return std::shared_ptr<const g::JsonGrammar>();
+  const runtime::ToolCallSyntax syn = runtime::ToolSyntax(f);
+  g::JsonGrammar::Builder b;
+  ASSIGN_OR_RETURN(std::vector<uint32_t> calls, CallNodes(b, syn, tools, choice));
   uint32_t root = calls.size() == 1 ? calls[0] : b.Union(calls);
   if (syn.array) root = b.Array(root, 1, -1);
   auto gr = b.Build(root);
+  if (!gr.ok()) return Bad("tools", std::string(gr.status().message()));
+  return gr;
+}
+
+
+absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> TriggeredToolGrammar(runtime::ChatFormat f,
+                                                                            std::span<const ToolFunction> tools) {
+  const runtime::ToolCallSyntax syn = runtime::ToolSyntax(f);
+  if (syn.opener != "<tool_call>" || tools.empty()) return std::shared_ptr<const g::JsonGrammar>();
+  g::JsonGrammar::Builder b;
+  ASSIGN_OR_RETURN(std::vector<uint32_t> calls, CallNodes(b, syn, tools, ToolChoice{}));
+  const uint32_t call = calls.size() == 1 ? calls[0] : b.Union(calls);
+  auto gr = b.Build(b.Union({b.Sequence({b.Literal("\n"), call}), call}));
   if (!gr.ok()) return Bad("tools", std::string(gr.status().message()));
   return gr;
 }

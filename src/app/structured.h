@@ -81,6 +81,12 @@ absl::Status ValidateTools(std::span<const ToolFunction> tools, const ToolChoice
 absl::StatusOr<std::shared_ptr<const runtime::grammar::JsonGrammar>> ForcedToolGrammar(
     runtime::ChatFormat f, std::span<const ToolFunction> tools, const ToolChoice& choice);
 
+// For "auto" in a family whose calls open with a text marker (Hermes
+// "<tool_call>"): the grammar of what follows the marker (an optional
+// newline and a call object). Null for other families.
+absl::StatusOr<std::shared_ptr<const runtime::grammar::JsonGrammar>> TriggeredToolGrammar(
+    runtime::ChatFormat f, std::span<const ToolFunction> tools);
+
 // The tools as the chat template takes them ([{"type":"function",...}]).
 nlohmann::json ToolsJson(std::span<const ToolFunction> tools);
 

@@ -246,6 +246,26 @@ TEST_F(Structured, BadInputNamesTheField) {
       << parsed.status();
 }
 
+TEST(ToolCallStreamFilter, HoldsBackWhatMayBeACall) {
+  ToolCallStreamFilter hermes(rt::ChatFormat::kChatml, false);
+  EXPECT_EQ(hermes.Push("Let me check <to"), "Let me check ");
+  EXPECT_EQ(hermes.Push("x"), "<tox");  // not a call after all
+  EXPECT_EQ(hermes.Push(" <tool_"), " ");
+  EXPECT_EQ(hermes.Push("call>\n{\"name\""), "");
+  EXPECT_EQ(hermes.Push("more"), "");
+  EXPECT_TRUE(hermes.held());
+  ToolCallStreamFilter llama(rt::ChatFormat::kLlama3, false);
+  EXPECT_EQ(llama.Push("  "), "");
+  EXPECT_EQ(llama.Push("{\"name\""), "");
+  EXPECT_TRUE(llama.held());
+  ToolCallStreamFilter text(rt::ChatFormat::kLlama3, false);
+  EXPECT_EQ(text.Push(" Hi"), " Hi");
+  EXPECT_EQ(text.Push(" {x}"), " {x}");
+  EXPECT_FALSE(text.held());
+  ToolCallStreamFilter forced(rt::ChatFormat::kMistral, true);
+  EXPECT_EQ(forced.Push("[{"), "");
+}
+
 TEST_F(Structured, RequestJsonRoundTripsTheNewFields) {
   ChatRequest req = Ask("hi", 3);
   req.params.n = 2;

@@ -279,6 +279,48 @@ TEST(JsonGrammar, RealTokenizersDecodeToValidJson) {
   }
 }
 
+// tool_choice auto: free text until "<tool_call>", then only a call of the
+// grammar until it is complete, then free text again.
+TEST(JsonGrammar, TriggeredGrammarConstrainsOnlyWhatFollowsTheTrigger) {
+  JsonGrammar::Builder b;
+  auto args = b.Schema(json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})"));
+  ASSERT_TRUE(args.ok());
+  const uint32_t call = b.Object({{"name", b.Literal("\"f\"")}, {"arguments", *args}});
+  auto g = b.Build(b.Union({b.Sequence({b.Literal("\n"), call}), call}));
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto ix = MergedVocab();
+  TriggeredGrammarProcessor p(*g, ix, "<tool_call>", [&](int32_t id) { return ix->bytes(id); }, false, -1);
+  std::vector<float> logits(ix->size(), 0);
+  auto free = [&]() {
+    std::fill(logits.begin(), logits.end(), 0.f);
+    EXPECT_TRUE(p.Apply(logits).ok());
+    return std::none_of(logits.begin(), logits.end(), [](float l) { return std::isinf(l); });
+  };
+  for (char c : std::string("ok <tool_call")) {
+    EXPECT_TRUE(free());
+    ASSERT_TRUE(p.Accept(static_cast<uint8_t>(c)).ok());
+  }
+  ASSERT_TRUE(p.Accept('>').ok());
+  ASSERT_TRUE(p.active());
+  std::mt19937_64 rng(3);
+  std::string after;
+  while (p.active()) {
+    for (float& l : logits) l = static_cast<float>(rng() >> 40);
+    ASSERT_TRUE(p.Apply(logits).ok());
+    int32_t best = 0;
+    for (int32_t i = 1; i < ix->size(); ++i)
+      if (logits[i] > logits[best]) best = i;
+    ASSERT_TRUE(p.Accept(best).ok());
+    after += ix->bytes(best);
+    ASSERT_LT(after.size(), 400u);
+  }
+  json v = json::parse(after, nullptr, false);
+  ASSERT_TRUE(v.is_object()) << after;
+  EXPECT_EQ(v["name"], "f");
+  EXPECT_TRUE(v["arguments"]["a"].is_number_integer()) << after;
+  EXPECT_TRUE(free());  // the model closes the call itself
+}
+
 TEST(LogitBias, BansAndBoosts) {
   LogitBiasProcessor p({{1, -100.f}, {2, 5.f}, {99, 3.f}});
   std::vector<float> l = {0, 0, 0};

@@ -209,6 +209,41 @@ std::vector<int32_t> GrammarProcessor::Allowed() const {
   return out;
 }
 
+TriggeredGrammarProcessor::TriggeredGrammarProcessor(std::shared_ptr<const JsonGrammar> grammar,
+                                                     std::shared_ptr<const TokenIndex> index, std::string trigger,
+                                                     std::function<std::string(int32_t)> piece,
+                                                     bool strip_after_special, int64_t budget)
+    : g_(std::move(grammar)),
+      ix_(std::move(index)),
+      trigger_(std::move(trigger)),
+      piece_(std::move(piece)),
+      strip_after_special_(strip_after_special),
+      budget_(budget) {}
+
+absl::Status TriggeredGrammarProcessor::Apply(std::span<float> logits) {
+  return active_ ? active_->Apply(logits) : absl::OkStatus();
+}
+
+absl::Status TriggeredGrammarProcessor::Accept(int32_t token) {
+  ++accepted_;
+  if (active_) {
+    RETURN_IF_ERROR(active_->Accept(token));
+    if (active_->Finished()) active_.reset();
+    return absl::OkStatus();
+  }
+  const TokenIndex::Kind kind = token >= 0 && token < ix_->size() ? ix_->kind(token) : TokenIndex::kBanned;
+  tail_ += piece_(token);
+  if (tail_.size() > 4 * trigger_.size()) tail_.erase(0, tail_.size() - 2 * trigger_.size());
+  if (!trigger_.empty() && tail_.ends_with(trigger_)) {
+    tail_.clear();
+    // After a special token a SentencePiece text loses its leading space.
+    const bool strip = strip_after_special_ && kind == TokenIndex::kBanned;
+    const int64_t left = budget_ < 0 ? -1 : std::max<int64_t>(0, budget_ - accepted_);
+    active_ = std::make_unique<GrammarProcessor>(g_, ix_, strip, left);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LogitBiasProcessor::Apply(std::span<float> logits) {
   for (const auto& [id, bias] : bias_) {
     if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -93,6 +94,35 @@ class GrammarProcessor : public LogitsProcessor {
   std::vector<State> scratch_;  // one per trie depth
   std::vector<std::pair<int32_t, uint64_t>> cand_;  // allowed token, bytes still needed after it
   std::vector<uint8_t> allowed_;
+};
+
+// A grammar that applies only after a trigger: free text until the output
+// ends with `trigger` (tool_choice "auto": "<tool_call>"), then the grammar
+// (the call object) until it is complete, then free again (the model closes
+// the call and may open another). `piece(id)` is a token's text as the
+// output shows it (special tokens included, e.g. an added <tool_call>);
+// strip_after_trigger: the text after it drops a leading space (a
+// SentencePiece vocabulary after a special token).
+class TriggeredGrammarProcessor : public LogitsProcessor {
+ public:
+  TriggeredGrammarProcessor(std::shared_ptr<const JsonGrammar> grammar, std::shared_ptr<const TokenIndex> index,
+                            std::string trigger, std::function<std::string(int32_t)> piece,
+                            bool strip_after_special, int64_t budget);
+  absl::Status Apply(std::span<float> logits) override;
+  absl::Status Accept(int32_t token) override;
+  bool Finished() const override { return false; }
+  bool active() const { return active_ != nullptr; }
+
+ private:
+  std::shared_ptr<const JsonGrammar> g_;
+  std::shared_ptr<const TokenIndex> ix_;
+  std::string trigger_;
+  std::function<std::string(int32_t)> piece_;
+  bool strip_after_special_;
+  int64_t budget_;
+  int64_t accepted_ = 0;
+  std::string tail_;  // the end of the free text, to find the trigger
+  std::unique_ptr<GrammarProcessor> active_;
 };
 
 // OpenAI's logit_bias: added to the token's logit; -100 bans it, +100
