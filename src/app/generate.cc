@@ -1,11 +1,14 @@
 #include "app/generate.h"
 
+#include <charconv>
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "app/engine.h"
 #include "core/status.h"
 #include "runtime/chat_template.h"
+#include "runtime/grammar/token_mask.h"
 
 namespace hart::app {
 namespace {
@@ -65,6 +68,26 @@ absl::Status GetRequired(const json& j, std::string_view what, std::string_view 
   return Get(j, what, key, out);
 }
 
+absl::StatusOr<std::map<int32_t, float>> LogitBiasFromJson(const json& j, const std::string& field) {
+  std::map<int32_t, float> out;
+  const std::string key = field.substr(field.rfind('.') + 1);
+  if (!j.contains(key) || j[key].is_null()) return out;
+  const json& b = j[key];
+  if (!b.is_object()) return absl::InvalidArgumentError(fmt::format("{}: expected an object of token id: bias", field));
+  for (const auto& [k, v] : b.items()) {
+    int64_t id = -1;
+    auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), id);
+    if (ec != std::errc() || end != k.data() + k.size() || k.empty() || id < 0 || id > INT32_MAX)
+      return absl::InvalidArgumentError(fmt::format("{}: '{}' is not a token id", field, k));
+    if (!v.is_number()) return absl::InvalidArgumentError(fmt::format("{}.{}: expected a number", field, k));
+    const double d = v.get<double>();
+    if (!(d >= -100 && d <= 100))
+      return absl::InvalidArgumentError(fmt::format("{}.{}: {} is not in -100..100", field, k, d));
+    out[static_cast<int32_t>(id)] = static_cast<float>(d);
+  }
+  return out;
+}
+
 // --- Generation. ---
 
 rt::SamplerOptions SamplerFor(const GenerationParams& p) {
@@ -108,30 +131,106 @@ TokenLogprob MakeLogprob(const rt::Tokenizer& tok, const rt::StepLogprobs& s) {
 struct Outcome {
   rt::GenerateResult result;
   std::vector<TokenLogprob> logprobs;
+  size_t streamed = 0;  // bytes of the text given to on_delta
 };
 
-// Generates on `session` after `ids`, streaming deltas to ctl.on_delta.
+// What constrains the sampling beyond the params: a grammar (structured
+// output, a forced tool call) over the model's token index.
+struct Constraint {
+  std::shared_ptr<const rt::grammar::JsonGrammar> grammar;
+  std::shared_ptr<const rt::grammar::TokenIndex> index;
+  // tool_choice auto: this grammar applies after `trigger` ("<tool_call>").
+  std::shared_ptr<const rt::grammar::JsonGrammar> triggered;
+  std::string trigger;
+};
+
+// Generates on `session` after `ids`, streaming deltas to ctl.on_delta (as
+// choice `index`, through `filter` when tool calls may be held back).
 // End-of-generation tokens get no logprobs entry (they have no text).
 absl::StatusOr<Outcome> Run(const std::shared_ptr<const LoadedModel>& model, rt::Session& session,
                             const rt::Tokenizer& tok, std::span<const int32_t> ids,
-                            const GenerationParams& params, const GenerateControl& ctl) {
+                            const GenerationParams& params, const GenerateControl& ctl, const Constraint& c = {},
+                            int index = 0, ToolCallStreamFilter* filter = nullptr) {
   Outcome out;
+  rt::GenerateParams rp = RuntimeParams(params, ctl.cancel);
+  std::optional<rt::grammar::LogitBiasProcessor> bias;
+  std::optional<rt::grammar::GrammarProcessor> grammar;
+  if (!params.logit_bias.empty()) {
+    bias.emplace(params.logit_bias);
+    rp.processors.push_back(&*bias);
+  }
+  // The tokens the generation may take: max_tokens, and the context left
+  // after the prompt (the prompt as Generate keeps it when truncating).
+  const int64_t room = session.max_context();
+  int64_t prompt = static_cast<int64_t>(ids.size());
+  if (prompt > room && params.truncate) {
+    const int64_t want = params.max_tokens >= 0 ? params.max_tokens : room / 2;
+    prompt = std::max<int64_t>(1, room - std::min<int64_t>(want, room / 2));
+  }
+  int64_t budget = std::max<int64_t>(0, room - prompt);
+  if (params.max_tokens >= 0) budget = std::min(budget, params.max_tokens);
+  if (c.grammar) {
+    grammar.emplace(c.grammar, c.index, tok.StripsLeadingSpaceAfter(ids), budget);
+    rp.processors.push_back(&*grammar);
+  }
+  std::optional<rt::grammar::TriggeredGrammarProcessor> triggered;
+  if (c.triggered) {
+    triggered.emplace(
+        c.triggered, c.index, c.trigger, [&tok](int32_t id) { return std::string(tok.TokenToPiece(id, true)); },
+        tok.add_space_prefix(), budget);
+    rp.processors.push_back(&*triggered);
+  }
   const bool want_lp = params.logprobs;
   auto on_event = [&](const rt::GenerateEvent& e) {
     size_t first = out.logprobs.size();
     if (want_lp && e.logprobs != nullptr && !tok.IsEog(e.id)) out.logprobs.push_back(MakeLogprob(tok, *e.logprobs));
     if (!ctl.on_delta) return true;
     std::span<const TokenLogprob> lps(out.logprobs.data() + first, out.logprobs.size() - first);
-    if (e.text.empty() && lps.empty()) return true;
-    return ctl.on_delta(StreamDelta{e.text, lps});
+    std::string shown = filter ? filter->Push(e.text) : std::string(e.text);
+    if (filter && filter->held()) lps = {};
+    if (shown.empty() && lps.empty()) return true;
+    out.streamed += shown.size();
+    return ctl.on_delta(StreamDelta{shown, lps, index});
   };
-  const rt::GenerateParams gp = RuntimeParams(params, ctl.cancel);
+  // Through the model's batching engine where the caller has one (the
+  // server), else alone on this thread.
   if (ctl.engines != nullptr && model != nullptr) {
-    ASSIGN_OR_RETURN(out.result, ctl.engines->For(model)->Generate(session, &tok, ids, gp, on_event));
+    ASSIGN_OR_RETURN(out.result, ctl.engines->For(model)->Generate(session, &tok, ids, rp, on_event));
   } else {
-    ASSIGN_OR_RETURN(out.result, rt::Generate(session, &tok, ids, gp, on_event));
+    ASSIGN_OR_RETURN(out.result, rt::Generate(session, &tok, ids, rp, on_event));
   }
   return out;
+}
+
+// The parameters of choice i: its own seed stream.
+GenerationParams ChoiceParams(const GenerationParams& p, int i) {
+  GenerationParams q = p;
+  if (q.seed && i > 0) q.seed = *q.seed + static_cast<uint64_t>(i);
+  return q;
+}
+
+absl::StatusOr<Constraint> ConstraintFor(const std::shared_ptr<const LoadedModel>& model, const GenerationParams& p,
+                                         std::shared_ptr<const rt::grammar::JsonGrammar> forced = nullptr) {
+  RETURN_IF_ERROR(CheckLogitBias(p.logit_bias, model->tokenizer->vocab_size()));
+  Constraint c;
+  if (forced) {
+    c.grammar = std::move(forced);
+  } else {
+    ASSIGN_OR_RETURN(c.grammar, GrammarFor(p.response_format));
+  }
+  if (c.grammar) c.index = TokenIndexFor(model);
+  return c;
+}
+
+// tool_choice auto in a family whose calls open with a marker: the call's
+// arguments are constrained once the model opens one.
+absl::Status AddTrigger(const std::shared_ptr<const LoadedModel>& model, rt::ChatFormat f,
+                        std::span<const ToolFunction> tools, Constraint* c) {
+  ASSIGN_OR_RETURN(c->triggered, TriggeredToolGrammar(f, tools));
+  if (!c->triggered) return absl::OkStatus();
+  c->trigger = rt::ToolSyntax(f).opener;
+  if (!c->index) c->index = TokenIndexFor(model);
+  return absl::OkStatus();
 }
 
 Usage UsageOf(const rt::GenerateStats& s) {
@@ -166,8 +265,14 @@ absl::StatusOr<std::vector<rt::ChatMessage>> ToRuntime(std::span<const ChatMessa
     auto role = rt::ChatRoleFromName(messages[i].role);
     if (!role.ok())
       return absl::InvalidArgumentError(
-          fmt::format("messages[{}].role: '{}' is not system, user or assistant", i, messages[i].role));
-    out.push_back({*role, messages[i].content});
+          fmt::format("messages[{}].role: '{}' is not system, user, assistant or tool", i, messages[i].role));
+    if (!messages[i].tool_calls.empty() && *role != rt::ChatRole::kAssistant)
+      return absl::InvalidArgumentError(fmt::format("messages[{}].tool_calls: only assistant messages make calls", i));
+    rt::ChatMessage m{*role, messages[i].content};
+    for (const ToolCall& c : messages[i].tool_calls) m.tool_calls.push_back({c.id, c.name, c.arguments});
+    m.tool_call_id = messages[i].tool_call_id;
+    m.name = messages[i].name;
+    out.push_back(std::move(m));
   }
   return out;
 }
@@ -185,6 +290,7 @@ ChatResponse ChatResponseOf(const LoadedModel& m, Outcome o) {
   r.usage = UsageOf(o.result.stats);
   r.logprobs = std::move(o.logprobs);
   r.stats = o.result.stats;
+  r.choices.push_back({r.message, r.finish_reason, r.logprobs});
   return r;
 }
 
@@ -232,6 +338,12 @@ absl::Status Validate(const GenerationParams& p) {
     if (p.stop[i].empty() || p.stop[i].size() > 256)
       return bad(fmt::format("stop[{}]", i), "must be 1 to 256 bytes");
   if (p.max_context < 0) return bad("max_context", "must be >= 0");
+  if (p.n < 1 || p.n > 8) return bad("n", fmt::format("must be in 1..8, got {}", p.n));
+  RETURN_IF_ERROR(CheckLogitBias(p.logit_bias, std::numeric_limits<int32_t>::max()));
+  const std::string& t = p.response_format.type;
+  if (t != "text" && t != "json_object" && t != "json_schema")
+    return bad("response_format.type", fmt::format("'{}' is not text, json_object or json_schema", t));
+  RETURN_IF_ERROR(GrammarFor(p.response_format).status());
   return absl::OkStatus();
 }
 
@@ -244,6 +356,11 @@ json ToJson(const GenerationParams& p) {
             {"seed", p.seed ? json(*p.seed) : json()}, {"stop", p.stop},
             {"logprobs", p.logprobs},             {"top_logprobs", p.top_logprobs},
             {"truncate", p.truncate},             {"max_context", p.max_context}};
+  j["n"] = p.n;
+  json bias = json::object();
+  for (const auto& [id, v] : p.logit_bias) bias[std::to_string(id)] = v;
+  j["logit_bias"] = bias;
+  j["response_format"] = ToJson(p.response_format);
   return j;
 }
 
@@ -278,33 +395,58 @@ json ToJson(const TokenLogprob& l) {
   return j;
 }
 
-json ToJson(const ChatMessage& m) { return {{"role", m.role}, {"content", ValidUtf8(m.content)}}; }
+json ToJson(const ChatMessage& m) {
+  json j = {{"role", m.role}, {"content", ValidUtf8(m.content)}};
+  if (!m.tool_calls.empty()) {
+    json calls = json::array();
+    for (const ToolCall& c : m.tool_calls) calls.push_back(ToJson(c));
+    j["tool_calls"] = calls;
+  }
+  if (!m.tool_call_id.empty()) j["tool_call_id"] = m.tool_call_id;
+  if (!m.name.empty()) j["name"] = m.name;
+  return j;
+}
 
 json ToJson(const CompletionRequest& r) {
   return {{"model", r.model}, {"prompt", ValidUtf8(r.prompt)}, {"params", ToJson(r.params)}};
 }
 
 json ToJson(const CompletionResponse& r) {
+  json choices = json::array();
+  for (const CompletionChoice& c : r.choices)
+    choices.push_back({{"text", ValidUtf8(c.text)},
+                       {"finish_reason", rt::FinishReasonName(c.finish_reason)},
+                       {"logprobs", LogprobsJson(c.logprobs)}});
   return {{"model", r.model},
           {"text", ValidUtf8(r.text)},
           {"finish_reason", rt::FinishReasonName(r.finish_reason)},
           {"usage", ToJson(r.usage)},
           {"logprobs", LogprobsJson(r.logprobs)},
+          {"choices", choices},
           {"timings", StatsJson(r.stats)}};
 }
 
 json ToJson(const ChatRequest& r) {
   json msgs = json::array();
   for (const auto& m : r.messages) msgs.push_back(ToJson(m));
-  return {{"model", r.model}, {"messages", msgs}, {"params", ToJson(r.params)}, {"chat_format", r.chat_format}};
+  json j = {{"model", r.model}, {"messages", msgs}, {"params", ToJson(r.params)}, {"chat_format", r.chat_format}};
+  j["tools"] = ToolsJson(r.tools);
+  j["tool_choice"] = ToJson(r.tool_choice);
+  return j;
 }
 
 json ToJson(const ChatResponse& r) {
+  json choices = json::array();
+  for (const ChatChoice& c : r.choices)
+    choices.push_back({{"message", ToJson(c.message)},
+                       {"finish_reason", rt::FinishReasonName(c.finish_reason)},
+                       {"logprobs", LogprobsJson(c.logprobs)}});
   return {{"model", r.model},
           {"message", ToJson(r.message)},
           {"finish_reason", rt::FinishReasonName(r.finish_reason)},
           {"usage", ToJson(r.usage)},
           {"logprobs", LogprobsJson(r.logprobs)},
+          {"choices", choices},
           {"timings", StatsJson(r.stats)}};
 }
 
@@ -322,7 +464,8 @@ absl::StatusOr<GenerationParams> GenerationParamsFromJson(const json& j) {
   GenerationParams p;
   constexpr std::string_view w = "params";
   RETURN_IF_ERROR(CheckFields(j, w, {"max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
-                                     "seed", "stop", "logprobs", "top_logprobs", "truncate", "max_context"}));
+                                     "seed", "stop", "logprobs", "top_logprobs", "truncate", "max_context", "n",
+                                     "logit_bias", "response_format"}));
   RETURN_IF_ERROR(Get(j, w, "max_tokens", &p.max_tokens));
   RETURN_IF_ERROR(Get(j, w, "temperature", &p.temperature));
   RETURN_IF_ERROR(Get(j, w, "top_p", &p.top_p));
@@ -351,6 +494,11 @@ absl::StatusOr<GenerationParams> GenerationParamsFromJson(const json& j) {
   RETURN_IF_ERROR(Get(j, w, "top_logprobs", &p.top_logprobs));
   RETURN_IF_ERROR(Get(j, w, "truncate", &p.truncate));
   RETURN_IF_ERROR(Get(j, w, "max_context", &p.max_context));
+  RETURN_IF_ERROR(Get(j, w, "n", &p.n));
+  ASSIGN_OR_RETURN(p.logit_bias, LogitBiasFromJson(j, "params.logit_bias"));
+  if (j.contains("response_format") && !j["response_format"].is_null()) {
+    ASSIGN_OR_RETURN(p.response_format, ResponseFormatFromJson(j["response_format"], "params.response_format"));
+  }
   RETURN_IF_ERROR(Validate(p));
   return p;
 }
@@ -368,7 +516,7 @@ absl::StatusOr<CompletionRequest> CompletionRequestFromJson(const json& j) {
 
 absl::StatusOr<ChatRequest> ChatRequestFromJson(const json& j) {
   ChatRequest r;
-  RETURN_IF_ERROR(CheckFields(j, "request", {"model", "messages", "params", "chat_format"}));
+  RETURN_IF_ERROR(CheckFields(j, "request", {"model", "messages", "params", "chat_format", "tools", "tool_choice"}));
   RETURN_IF_ERROR(GetRequired(j, "", "model", &r.model));
   RETURN_IF_ERROR(Get(j, "", "chat_format", &r.chat_format));
   if (!j.contains("messages") || !j["messages"].is_array())
@@ -376,16 +524,38 @@ absl::StatusOr<ChatRequest> ChatRequestFromJson(const json& j) {
   for (size_t i = 0; i < j["messages"].size(); ++i) {
     const json& m = j["messages"][i];
     const std::string w = fmt::format("messages[{}]", i);
-    RETURN_IF_ERROR(CheckFields(m, w, {"role", "content"}));
+    RETURN_IF_ERROR(CheckFields(m, w, {"role", "content", "tool_calls", "tool_call_id", "name"}));
     ChatMessage msg;
     RETURN_IF_ERROR(GetRequired(m, w, "role", &msg.role));
-    RETURN_IF_ERROR(GetRequired(m, w, "content", &msg.content));
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (!m["tool_calls"].is_array()) return absl::InvalidArgumentError(w + ".tool_calls: expected an array");
+      for (size_t k = 0; k < m["tool_calls"].size(); ++k) {
+        ASSIGN_OR_RETURN(ToolCall c, ToolCallFromJson(m["tool_calls"][k], fmt::format("{}.tool_calls[{}]", w, k)));
+        msg.tool_calls.push_back(std::move(c));
+      }
+      RETURN_IF_ERROR(Get(m, w, "content", &msg.content));
+    } else {
+      RETURN_IF_ERROR(GetRequired(m, w, "content", &msg.content));
+    }
+    RETURN_IF_ERROR(Get(m, w, "tool_call_id", &msg.tool_call_id));
+    RETURN_IF_ERROR(Get(m, w, "name", &msg.name));
     r.messages.push_back(std::move(msg));
   }
   RETURN_IF_ERROR(ToRuntime(r.messages).status());
   if (j.contains("params")) {
     ASSIGN_OR_RETURN(r.params, GenerationParamsFromJson(j["params"]));
   }
+  if (j.contains("tools") && !j["tools"].is_null()) {
+    if (!j["tools"].is_array()) return absl::InvalidArgumentError("tools: expected an array");
+    for (size_t i = 0; i < j["tools"].size(); ++i) {
+      ASSIGN_OR_RETURN(ToolFunction t, ToolFromJson(j["tools"][i], fmt::format("tools[{}]", i)));
+      r.tools.push_back(std::move(t));
+    }
+  }
+  if (j.contains("tool_choice") && !j["tool_choice"].is_null()) {
+    ASSIGN_OR_RETURN(r.tool_choice, ToolChoiceFromJson(j["tool_choice"], "tool_choice"));
+  }
+  RETURN_IF_ERROR(ValidateTools(r.tools, r.tool_choice));
   return r;
 }
 
@@ -422,30 +592,90 @@ absl::StatusOr<CompletionResponse> Complete(const std::shared_ptr<const LoadedMo
   const rt::Tokenizer& tok = *model->tokenizer;
   std::vector<int32_t> ids = tok.Encode(req.prompt, tok.add_bos_default(), /*parse_special=*/true);
   if (ids.empty()) return absl::InvalidArgumentError("prompt: no tokens (an empty prompt, and the model adds no BOS)");
-  auto session = model->model->NewSession(
-      {.max_context = SessionContext(*model->model, req.params, ids.size()), .sampler = SamplerFor(req.params)});
-  ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, req.params, ctl));
+  ASSIGN_OR_RETURN(Constraint c, ConstraintFor(model, req.params));
   CompletionResponse r;
   r.model = model->ref;
-  r.text = std::move(o.result.text);
-  r.finish_reason = o.result.finish_reason;
-  r.usage = UsageOf(o.result.stats);
-  r.logprobs = std::move(o.logprobs);
-  r.stats = o.result.stats;
+  // Each choice its own sequence and seed stream; the prompt counts once.
+  for (int i = 0; i < req.params.n; ++i) {
+    const GenerationParams p = ChoiceParams(req.params, i);
+    auto session = model->model->NewSession(
+        {.max_context = SessionContext(*model->model, p, ids.size()), .sampler = SamplerFor(p)});
+    ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, p, ctl, c, i));
+    if (i == 0) {
+      r.usage = UsageOf(o.result.stats);
+      r.stats = o.result.stats;
+    } else {
+      r.usage.completion_tokens += o.result.stats.generated_tokens;
+    }
+    r.choices.push_back({std::move(o.result.text), o.result.finish_reason, std::move(o.logprobs)});
+    if (r.choices.back().finish_reason == FinishReason::kCancelled) break;
+  }
+  r.text = r.choices[0].text;
+  r.finish_reason = r.choices[0].finish_reason;
+  r.logprobs = r.choices[0].logprobs;
   return r;
 }
 
 absl::StatusOr<ChatResponse> Chat(const std::shared_ptr<const LoadedModel>& model, const ChatRequest& req,
                                   const GenerateControl& ctl) {
   RETURN_IF_ERROR(Validate(req.params));
+  RETURN_IF_ERROR(ValidateTools(req.tools, req.tool_choice));
   ASSIGN_OR_RETURN(auto format, FormatFor(*model, req.chat_format));
   ASSIGN_OR_RETURN(auto msgs, ToRuntime(req.messages));
   const rt::Tokenizer& tok = *model->tokenizer;
-  std::vector<int32_t> ids = ChatPrompt(tok, format, msgs);
-  auto session = model->model->NewSession(
-      {.max_context = SessionContext(*model->model, req.params, ids.size()), .sampler = SamplerFor(req.params)});
-  ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, req.params, ctl));
-  return ChatResponseOf(*model, std::move(o));
+  // Tools in the family's own template; a forced call continues a prompt
+  // that already opened it, under a grammar of the call.
+  const bool tools = !req.tools.empty() && req.tool_choice.mode != ToolChoice::kNone;
+  const rt::ToolCallSyntax syntax = rt::ToolSyntax(format);
+  std::shared_ptr<const rt::grammar::JsonGrammar> forced;
+  if (tools) {
+    ASSIGN_OR_RETURN(forced, ForcedToolGrammar(format, req.tools, req.tool_choice));
+  }
+  std::string text = rt::ApplyChatTemplate(format, msgs, /*add_generation_prompt=*/true,
+                                           tools ? ToolsJson(req.tools) : json());
+  if (forced) text += syntax.forced_prefix;
+  std::vector<int32_t> ids = tok.Encode(text, tok.add_bos_default(), /*parse_special=*/true);
+  ASSIGN_OR_RETURN(Constraint c, ConstraintFor(model, req.params, forced));
+  if (tools && !forced && !c.grammar) RETURN_IF_ERROR(AddTrigger(model, format, req.tools, &c));
+  ChatResponse r;
+  r.model = model->ref;
+  for (int i = 0; i < req.params.n; ++i) {
+    const GenerationParams p = ChoiceParams(req.params, i);
+    auto session = model->model->NewSession(
+        {.max_context = SessionContext(*model->model, p, ids.size()), .sampler = SamplerFor(p)});
+    std::optional<ToolCallStreamFilter> filter;
+    if (tools) filter.emplace(format, forced != nullptr);
+    ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, p, ctl, c, i, filter ? &*filter : nullptr));
+    if (i == 0) {
+      r.usage = UsageOf(o.result.stats);
+      r.stats = o.result.stats;
+    } else {
+      r.usage.completion_tokens += o.result.stats.generated_tokens;
+    }
+    ChatChoice choice{{"assistant", o.result.text}, o.result.finish_reason, std::move(o.logprobs)};
+    if (tools) {
+      std::string out = o.result.text;
+      if (forced) out = syntax.forced_prefix + out + (syntax.opener == "<tool_call>" ? "\n</tool_call>" : "");
+      std::string content;
+      std::vector<rt::ToolCallText> calls = rt::ParseToolCalls(format, out, &content);
+      if (!calls.empty()) {
+        choice.message.content = content;
+        for (auto& k : calls)
+          choice.message.tool_calls.push_back({k.id.empty() ? NewToolCallId() : k.id, k.name, k.arguments});
+      } else if (ctl.on_delta && o.streamed < o.result.text.size() &&
+                 o.result.finish_reason != FinishReason::kCancelled) {
+        // Held back as a possible call, and it was not one: the rest now.
+        std::string rest = o.result.text.substr(o.streamed);
+        if (!ctl.on_delta(StreamDelta{rest, {}, i})) choice.finish_reason = FinishReason::kCancelled;
+      }
+    }
+    r.choices.push_back(std::move(choice));
+    if (r.choices.back().finish_reason == FinishReason::kCancelled) break;
+  }
+  r.message = r.choices[0].message;
+  r.finish_reason = r.choices[0].finish_reason;
+  r.logprobs = r.choices[0].logprobs;
+  return r;
 }
 
 absl::StatusOr<EmbeddingResponse> Embed(const std::shared_ptr<const LoadedModel>& model,
@@ -514,7 +744,8 @@ absl::StatusOr<ChatResponse> ChatSession::Reply(std::vector<ChatMessage> message
   ASSIGN_OR_RETURN(auto msgs, ToRuntime(messages));
   const rt::Tokenizer& tok = *model_->tokenizer;
   std::vector<int32_t> ids = ChatPrompt(tok, format_, msgs);
-  ASSIGN_OR_RETURN(Outcome o, Run(nullptr, *session_, tok, ids, opts_.params, ctl));
+  ASSIGN_OR_RETURN(Constraint c, ConstraintFor(model_, opts_.params));
+  ASSIGN_OR_RETURN(Outcome o, Run(nullptr, *session_, tok, ids, opts_.params, ctl, c));
   ChatResponse r = ChatResponseOf(*model_, std::move(o));
   messages.push_back(r.message);
   messages_ = std::move(messages);

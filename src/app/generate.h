@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -24,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "app/models.h"
+#include "app/structured.h"
 #include "core/cancel.h"
 #include "nlohmann/json.hpp"
 #include "runtime/generate.h"
@@ -48,6 +50,9 @@ struct GenerationParams {
   int top_logprobs = 0;   // with logprobs: also the N most likely per step (0..20)
   bool truncate = false;  // drop the prompt's oldest tokens rather than fail when it does not fit
   int64_t max_context = 0;  // the session's KV length; 0: prompt + max_tokens, at most the model's
+  int n = 1;  // choices (1..8), each its own sequence; with a seed, choice i uses seed + i
+  std::map<int32_t, float> logit_bias;  // token id -> -100..100 added to its logit (-100 bans it)
+  ResponseFormat response_format;       // json_object / json_schema constrain the output
 };
 
 struct Usage {
@@ -72,6 +77,7 @@ struct TokenLogprob : TopLogprob {
 struct StreamDelta {
   std::string_view text;
   std::span<const TokenLogprob> logprobs;
+  int index = 0;  // the choice (n > 1)
 };
 // Returns false to stop (e.g. the client went away): finish_reason "cancelled".
 using DeltaFn = std::function<bool(const StreamDelta&)>;
@@ -92,8 +98,15 @@ struct CompletionRequest {
   GenerationParams params;
 };
 
+struct CompletionChoice {
+  std::string text;
+  FinishReason finish_reason = FinishReason::kLength;
+  std::vector<TokenLogprob> logprobs;
+};
+
 struct CompletionResponse {
   std::string model;  // the resolved ref ("name@3")
+  std::vector<CompletionChoice> choices;  // n of them; text, finish_reason, logprobs repeat choice 0
   std::string text;
   FinishReason finish_reason = FinishReason::kLength;
   Usage usage;
@@ -101,10 +114,13 @@ struct CompletionResponse {
   runtime::GenerateStats stats;        // timings, memory (CLI --stats, metrics)
 };
 
-// role: "system", "user" or "assistant".
+// role: "system", "user", "assistant" or "tool".
 struct ChatMessage {
   std::string role;
   std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made (content may be "")
+  std::string tool_call_id;          // tool: the call this result answers
+  std::string name;                  // tool: the function's name (optional)
 };
 
 struct ChatRequest {
@@ -112,10 +128,19 @@ struct ChatRequest {
   std::vector<ChatMessage> messages;
   GenerationParams params;
   std::string chat_format;  // "" = from the model's metadata; else llama3, chatml, ...
+  std::vector<ToolFunction> tools;  // rendered with the model family's own tool-calling template
+  ToolChoice tool_choice;           // required / a named function: the grammar forces that call
+};
+
+struct ChatChoice {
+  ChatMessage message;  // tool calls parsed from the output are in message.tool_calls
+  FinishReason finish_reason = FinishReason::kLength;
+  std::vector<TokenLogprob> logprobs;
 };
 
 struct ChatResponse {
   std::string model;
+  std::vector<ChatChoice> choices;  // n of them; message, finish_reason, logprobs repeat choice 0
   ChatMessage message;  // role "assistant"
   FinishReason finish_reason = FinishReason::kLength;
   Usage usage;

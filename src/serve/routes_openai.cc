@@ -95,7 +95,26 @@ absl::Status ReadSampling(const json& b, app::GenerationParams* p, bool chat) {
     }
   }
   if (b.contains("n") && !b["n"].is_null()) {
-    if (!b["n"].is_number_integer() || b["n"].get<int64_t>() != 1) return Bad("n", "only n = 1 is supported");
+    if (!b["n"].is_number_integer()) return Bad("n", "expected an integer");
+    const int64_t n = b["n"].get<int64_t>();
+    if (n < 1 || n > 8) return Bad("n", absl::StrFormat("must be between 1 and 8, got %d", n));
+    p->n = static_cast<int>(n);
+  }
+  if (b.contains("logit_bias") && !b["logit_bias"].is_null()) {
+    const json& lb = b["logit_bias"];
+    if (!lb.is_object()) return Bad("logit_bias", "expected an object mapping token ids to -100..100");
+    for (auto it = lb.begin(); it != lb.end(); ++it) {
+      const std::string& k = it.key();
+      int64_t id = -1;
+      if (k.empty() || k.size() > 10 || k.find_first_not_of("0123456789") != std::string::npos ||
+          (id = std::stoll(k)) > INT32_MAX) {
+        return Bad("logit_bias", "'" + k + "' is not a token id");
+      }
+      if (!it.value().is_number()) return Bad("logit_bias", "the bias of token " + k + " must be a number");
+      const double v = it.value().get<double>();
+      if (!(v >= -100 && v <= 100)) return Bad("logit_bias", absl::StrFormat("the bias of token %s must be in -100..100, got %g", k, v));
+      p->logit_bias[static_cast<int32_t>(id)] = static_cast<float>(v);
+    }
   }
   if (chat) {
     if (b.contains("logprobs") && !b["logprobs"].is_null()) {
@@ -268,7 +287,7 @@ void HandleChat(Service& svc, Exchange& ex) {
   absl::Status st =
       CheckKnown(b, {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
                      "stop", "stream", "stream_options", "logprobs", "top_logprobs", "n", "frequency_penalty",
-                     "presence_penalty", "response_format", "tools", "tool_choice"});
+                     "presence_penalty", "response_format", "tools", "tool_choice", "logit_bias"});
   if (!st.ok()) return RespondError(ex, st);
   app::ChatRequest req;
   auto model = GetModel(b);
@@ -286,15 +305,36 @@ void HandleChat(Service& svc, Exchange& ex) {
     }
     std::string role = m["role"].get<std::string>();
     if (role == "developer") role = "system";
-    if (role != "system" && role != "user" && role != "assistant") {
-      return RespondError(ex, Bad(where + ".role", "must be system, developer, user or assistant; got \"" + role + "\""),
-                          where + ".role");
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      return RespondError(
+          ex, Bad(where + ".role", "must be system, developer, user, assistant or tool; got \"" + role + "\""),
+          where + ".role");
     }
     for (auto it = m.begin(); it != m.end(); ++it) {
-      if (it.key() != "role" && it.key() != "content" && it.key() != "name") {
+      if (it.key() != "role" && it.key() != "content" && it.key() != "name" && it.key() != "tool_calls" &&
+          it.key() != "tool_call_id" && it.key() != "refusal") {
         return RespondError(ex, Bad(where + "." + it.key(), "Unrecognized argument"), where + "." + it.key());
       }
     }
+    app::ChatMessage msg;
+    msg.role = role;
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (role != "assistant" || !m["tool_calls"].is_array()) {
+        return RespondError(ex, Bad(where + ".tool_calls", "an array, on assistant messages only"), where + ".tool_calls");
+      }
+      for (size_t k = 0; k < m["tool_calls"].size(); ++k) {
+        auto call = app::ToolCallFromJson(m["tool_calls"][k], absl::StrFormat("%s.tool_calls[%d]", where, k));
+        if (!call.ok()) return RespondError(ex, call.status(), where + ".tool_calls");
+        msg.tool_calls.push_back(*call);
+      }
+    }
+    if (role == "tool") {
+      if (!m.contains("tool_call_id") || !m["tool_call_id"].is_string()) {
+        return RespondError(ex, Bad(where + ".tool_call_id", "is required on tool messages"), where + ".tool_call_id");
+      }
+      msg.tool_call_id = m["tool_call_id"].get<std::string>();
+    }
+    if (m.contains("name") && m["name"].is_string()) msg.name = m["name"].get<std::string>();
     std::string content;
     if (!m.contains("content") || m["content"].is_null()) {
       if (role != "assistant") return RespondError(ex, Bad(where + ".content", "is required"), where + ".content");
@@ -313,16 +353,34 @@ void HandleChat(Service& svc, Exchange& ex) {
       return RespondError(ex, Bad(where + ".content", "expected a string or an array of text parts"),
                           where + ".content");
     }
-    req.messages.push_back({role, content});
+    msg.content = content;
+    req.messages.push_back(std::move(msg));
   }
   if (b.contains("response_format") && !b["response_format"].is_null()) {
-    const json& rf = b["response_format"];
-    if (!rf.is_object() || rf.value("type", "") != "text") {
-      return RespondError(ex, Bad("response_format", "only {\"type\": \"text\"} is supported"), "response_format");
+    auto rf = app::ResponseFormatFromJson(b["response_format"], "response_format");
+    if (!rf.ok()) return RespondError(ex, rf.status(), "response_format");
+    req.params.response_format = *rf;
+  }
+  if (b.contains("tools") && !b["tools"].is_null()) {
+    if (!b["tools"].is_array() || b["tools"].size() > 128) {
+      return RespondError(ex, Bad("tools", "expected an array of at most 128 tools"), "tools");
+    }
+    for (size_t i = 0; i < b["tools"].size(); ++i) {
+      auto t = app::ToolFromJson(b["tools"][i], absl::StrFormat("tools[%d]", i));
+      if (!t.ok()) return RespondError(ex, t.status(), "tools");
+      req.tools.push_back(*t);
     }
   }
-  if ((b.contains("tools") && !b["tools"].is_null()) || (b.contains("tool_choice") && !b["tool_choice"].is_null())) {
-    return RespondError(ex, Bad("tools", "tool calls are not supported yet"), "tools");
+  if (b.contains("tool_choice") && !b["tool_choice"].is_null()) {
+    auto c = app::ToolChoiceFromJson(b["tool_choice"], "tool_choice");
+    if (!c.ok()) return RespondError(ex, c.status(), "tool_choice");
+    if (req.tools.empty() && c->mode != app::ToolChoice::kNone && c->mode != app::ToolChoice::kAuto) {
+      return RespondError(ex, Bad("tool_choice", "names a tool, but the request has no tools"), "tool_choice");
+    }
+    req.tool_choice = *c;
+  }
+  if (absl::Status ts = app::ValidateTools(req.tools, req.tool_choice); !ts.ok()) {
+    return RespondError(ex, ts, "tool_choice");
   }
   StreamOpts so;
   st = ReadSampling(b, &req.params, true);
@@ -339,22 +397,26 @@ void HandleChat(Service& svc, Exchange& ex) {
   ctl.engines = State(svc).engines.get();
   StreamState ss;
   ss.ex = &ex;
-  auto chunk = [&](json delta, json logprobs, json finish) {
+  auto chunk = [&](int index, json delta, json logprobs, json finish) {
     json c = {{"id", id},
               {"object", "chat.completion.chunk"},
               {"created", created},
               {"model", ref},
               {"system_fingerprint", nullptr},
-              {"choices", {{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
+              {"choices", {{{"index", index}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
     if (so.include_usage) c["usage"] = nullptr;
     return c;
   };
   if (so.stream) {
-    if (!EmitSse(ss, chunk({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr, nullptr))) return;
+    for (int i = 0; i < req.params.n; ++i) {
+      if (!EmitSse(ss, chunk(i, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr, nullptr))) {
+        return;
+      }
+    }
     ctl.on_delta = [&](const app::StreamDelta& d) {
       if (d.text.empty() && d.logprobs.empty()) return !ex.Cancelled();
       json lp = req.params.logprobs ? ChatLogprobs(d.logprobs) : json(nullptr);
-      return EmitSse(ss, chunk({{"content", std::string(d.text)}}, lp, nullptr));
+      return EmitSse(ss, chunk(d.index, {{"content", std::string(d.text)}}, lp, nullptr));
     };
   }
   auto resp = app::Chat(g->model, req, ctl);
@@ -367,12 +429,31 @@ void HandleChat(Service& svc, Exchange& ex) {
     return;
   }
   Account(svc, resp->usage, resp->stats);
+  auto finish = [](const app::ChatChoice& c) {
+    return c.message.tool_calls.empty() ? Finish(c.finish_reason) : std::string("tool_calls");
+  };
+  auto calls_json = [](const app::ChatChoice& c, bool with_index) {
+    json a = json::array();
+    for (size_t k = 0; k < c.message.tool_calls.size(); ++k) {
+      json t = app::ToJson(c.message.tool_calls[k]);
+      if (with_index) t["index"] = k;
+      a.push_back(t);
+    }
+    return a;
+  };
   if (so.stream) {
     if (resp->finish_reason == app::FinishReason::kCancelled || ex.Cancelled()) {
       ex.End();
       return;
     }
-    EmitSse(ss, chunk(json::object(), nullptr, Finish(resp->finish_reason)));
+    for (size_t i = 0; i < resp->choices.size(); ++i) {
+      const app::ChatChoice& c = resp->choices[i];
+      if (!c.message.tool_calls.empty()) {
+        // The calls whole in one delta (clients join argument fragments; one is a valid split).
+        EmitSse(ss, chunk(static_cast<int>(i), {{"tool_calls", calls_json(c, true)}}, nullptr, nullptr));
+      }
+      EmitSse(ss, chunk(static_cast<int>(i), json::object(), nullptr, finish(c)));
+    }
     if (so.include_usage) {
       json u = {{"id", id},         {"object", "chat.completion.chunk"}, {"created", created},
                 {"model", ref},     {"system_fingerprint", nullptr},     {"choices", json::array()},
@@ -383,16 +464,25 @@ void HandleChat(Service& svc, Exchange& ex) {
     ex.End();
     return;
   }
+  json choices = json::array();
+  for (size_t i = 0; i < resp->choices.size(); ++i) {
+    const app::ChatChoice& c = resp->choices[i];
+    json msg = {{"role", "assistant"}, {"content", c.message.content}, {"refusal", nullptr}};
+    if (!c.message.tool_calls.empty()) {
+      msg["tool_calls"] = calls_json(c, false);
+      if (c.message.content.empty()) msg["content"] = nullptr;
+    }
+    choices.push_back({{"index", i},
+                       {"message", msg},
+                       {"logprobs", req.params.logprobs ? ChatLogprobs(c.logprobs) : json(nullptr)},
+                       {"finish_reason", finish(c)}});
+  }
   json out = {{"id", id},
               {"object", "chat.completion"},
               {"created", created},
               {"model", ref},
               {"system_fingerprint", nullptr},
-              {"choices",
-               {{{"index", 0},
-                 {"message", {{"role", "assistant"}, {"content", resp->message.content}, {"refusal", nullptr}}},
-                 {"logprobs", req.params.logprobs ? ChatLogprobs(resp->logprobs) : json(nullptr)},
-                 {"finish_reason", Finish(resp->finish_reason)}}}},
+              {"choices", choices},
               {"usage", UsageJson(resp->usage)}};
   RespondJson(ex, out);
 }
@@ -403,7 +493,7 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   const json& b = *body;
   absl::Status st = CheckKnown(b, {"model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream",
                                    "stream_options", "logprobs", "n", "frequency_penalty", "presence_penalty",
-                                   "echo", "suffix", "best_of"});
+                                   "echo", "suffix", "best_of", "logit_bias"});
   if (!st.ok()) return RespondError(ex, st);
   app::CompletionRequest req;
   auto model = GetModel(b);
@@ -439,23 +529,23 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   ctl.engines = State(svc).engines.get();
   StreamState ss;
   ss.ex = &ex;
-  size_t offset = 0;
-  auto chunk = [&](const std::string& text, json logprobs, json finish) {
+  std::vector<size_t> offset(req.params.n, 0);
+  auto chunk = [&](int index, const std::string& text, json logprobs, json finish) {
     json c = {{"id", id},
               {"object", "text_completion"},
               {"created", created},
               {"model", ref},
               {"system_fingerprint", nullptr},
-              {"choices", {{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
+              {"choices", {{{"index", index}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}}}};
     if (so.include_usage) c["usage"] = nullptr;
     return c;
   };
   if (so.stream) {
     ctl.on_delta = [&](const app::StreamDelta& d) {
       if (d.text.empty() && d.logprobs.empty()) return !ex.Cancelled();
-      json lp = req.params.logprobs ? TextLogprobs(d.logprobs, offset) : json(nullptr);
-      offset += d.text.size();
-      return EmitSse(ss, chunk(std::string(d.text), lp, nullptr));
+      json lp = req.params.logprobs ? TextLogprobs(d.logprobs, offset[d.index]) : json(nullptr);
+      offset[d.index] += d.text.size();
+      return EmitSse(ss, chunk(d.index, std::string(d.text), lp, nullptr));
     };
   }
   auto resp = app::Complete(g->model, req, ctl);
@@ -472,7 +562,9 @@ void HandleCompletion(Service& svc, Exchange& ex) {
       ex.End();
       return;
     }
-    EmitSse(ss, chunk("", nullptr, Finish(resp->finish_reason)));
+    for (size_t i = 0; i < resp->choices.size(); ++i) {
+      EmitSse(ss, chunk(static_cast<int>(i), "", nullptr, Finish(resp->choices[i].finish_reason)));
+    }
     if (so.include_usage) {
       json u = {{"id", id},     {"object", "text_completion"},   {"created", created},
                 {"model", ref}, {"system_fingerprint", nullptr}, {"choices", json::array()},
@@ -488,12 +580,15 @@ void HandleCompletion(Service& svc, Exchange& ex) {
               {"created", created},
               {"model", ref},
               {"system_fingerprint", nullptr},
-              {"choices",
-               {{{"index", 0},
-                 {"text", resp->text},
-                 {"logprobs", req.params.logprobs ? TextLogprobs(resp->logprobs, 0) : json(nullptr)},
-                 {"finish_reason", Finish(resp->finish_reason)}}}},
+              {"choices", json::array()},
               {"usage", UsageJson(resp->usage)}};
+  for (size_t i = 0; i < resp->choices.size(); ++i) {
+    const app::CompletionChoice& c = resp->choices[i];
+    out["choices"].push_back({{"index", i},
+                              {"text", c.text},
+                              {"logprobs", req.params.logprobs ? TextLogprobs(c.logprobs, 0) : json(nullptr)},
+                              {"finish_reason", Finish(c.finish_reason)}});
+  }
   RespondJson(ex, out);
 }
 
@@ -636,14 +731,22 @@ json GenSchema(bool chat) {
                 {"stop", {{"oneOf", {{{"type", "string"}}, {{"type", "array"}, {"items", {{"type", "string"}}}}}}}},
                 {"stream", {{"type", "boolean"}}},
                 {"stream_options", {{"type", "object"}, {"properties", {{"include_usage", {{"type", "boolean"}}}}}}}};
+  props["n"] = {{"type", "integer"}, {"minimum", 1}, {"maximum", 8}};
+  props["logit_bias"] = {{"type", "object"}, {"additionalProperties", {{"type", "number"}, {"minimum", -100}, {"maximum", 100}}}};
   json req = {"model"};
   if (chat) {
+    props["response_format"] = {{"type", "object"},
+                                {"properties",
+                                 {{"type", {{"type", "string"}, {"enum", {"text", "json_object", "json_schema"}}}},
+                                  {"json_schema", {{"type", "object"}}}}}};
+    props["tools"] = {{"type", "array"}, {"items", {{"type", "object"}}}};
+    props["tool_choice"] = {{"oneOf", {{{"type", "string"}, {"enum", {"auto", "none", "required"}}}, {{"type", "object"}}}}};
     props["messages"] = {{"type", "array"},
                          {"items",
                           {{"type", "object"},
                            {"required", {"role"}},
                            {"properties",
-                            {{"role", {{"type", "string"}, {"enum", {"system", "developer", "user", "assistant"}}}},
+                            {{"role", {{"type", "string"}, {"enum", {"system", "developer", "user", "assistant", "tool"}}}},
                              {"content", {{"type", "string"}}}}}}}};
     props["max_completion_tokens"] = {{"type", "integer"}, {"minimum", 1}};
     props["logprobs"] = {{"type", "boolean"}};

@@ -125,7 +125,87 @@ TEST(ChatTemplate, NamesRoundTrip) {
   }
   EXPECT_FALSE(ChatFormatFromName("jinja").ok());
   EXPECT_EQ(*ChatRoleFromName("assistant"), ChatRole::kAssistant);
-  EXPECT_FALSE(ChatRoleFromName("tool").ok());
+  EXPECT_EQ(*ChatRoleFromName("tool"), ChatRole::kTool);
+  EXPECT_FALSE(ChatRoleFromName("function").ok());
+}
+
+// A conversation with a tool: definitions, the assistant's call, the result.
+const nlohmann::json kTools = nlohmann::json::parse(
+    R"([{"type":"function","function":{"name":"add","description":"Adds","parameters":{"type":"object",
+        "properties":{"a":{"type":"integer"}},"required":["a"]}}}])");
+std::vector<ChatMessage> ToolConversation() {
+  ChatMessage call{ChatRole::kAssistant, ""};
+  call.tool_calls = {{"call_1", "add", R"({"a":2})"}};
+  ChatMessage result{ChatRole::kTool, "5"};
+  result.tool_call_id = "call_1";
+  return {{ChatRole::kSystem, "Be exact."}, {ChatRole::kUser, "2+3?"}, call, result};
+}
+
+TEST(ChatTemplate, QwenHermesToolsCallsAndResults) {
+  EXPECT_EQ(ApplyChatTemplate(ChatFormat::kChatml, ToolConversation(), true, kTools),
+            "<|im_start|>system\nBe exact.\n\n# Tools\n\nYou may call one or more functions to assist with the "
+            "user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+            "{\"function\": {\"description\": \"Adds\", \"name\": \"add\", \"parameters\": {\"properties\": "
+            "{\"a\": {\"type\": \"integer\"}}, \"required\": [\"a\"], \"type\": \"object\"}}, \"type\": "
+            "\"function\"}\n</tools>\n\nFor each function call, return a json object with function name and "
+            "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, "
+            "\"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+            "<|im_start|>user\n2+3?<|im_end|>\n"
+            "<|im_start|>assistant\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2}}\n</tool_call>"
+            "<|im_end|>\n"
+            "<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, Llama31JsonToolCalling) {
+  const std::string s = ApplyChatTemplate(ChatFormat::kLlama3, ToolConversation(), true, kTools);
+  EXPECT_TRUE(s.starts_with("<|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\n"
+                            "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe exact.<|eot_id|>"))
+      << s;
+  EXPECT_NE(s.find("<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions"), std::string::npos);
+  EXPECT_NE(s.find("\"name\": \"add\""), std::string::npos);  // the definition, indented JSON
+  EXPECT_NE(s.find("}\n\n2+3?<|eot_id|>"), std::string::npos);
+  EXPECT_NE(s.find("<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"add\", \"parameters\": "
+                   "{\"a\": 2}}<|eot_id|>"),
+            std::string::npos);
+  EXPECT_TRUE(s.ends_with("<|start_header_id|>ipython<|end_header_id|>\n\n5<|eot_id|>"
+                          "<|start_header_id|>assistant<|end_header_id|>\n\n"))
+      << s;
+}
+
+TEST(ChatTemplate, MistralAvailableToolsCallsAndResults) {
+  std::vector<ChatMessage> conv = ToolConversation();
+  EXPECT_EQ(ApplyChatTemplate(ChatFormat::kMistral, conv, true, kTools),
+            "[AVAILABLE_TOOLS] [{\"function\": {\"description\": \"Adds\", \"name\": \"add\", \"parameters\": "
+            "{\"properties\": {\"a\": {\"type\": \"integer\"}}, \"required\": [\"a\"], \"type\": \"object\"}}, "
+            "\"type\": \"function\"}][/AVAILABLE_TOOLS][INST] Be exact.\n\n2+3? [/INST]"
+            "[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {\"a\": 2}, \"id\": \"call_1\"}]</s>"
+            "[TOOL_RESULTS] {\"content\": \"5\", \"call_id\": \"call_1\"}[/TOOL_RESULTS]");
+}
+
+TEST(ChatTemplate, ParsesToolCallsInEachSyntax) {
+  std::string content;
+  auto q = ParseToolCalls(ChatFormat::kChatml,
+                          "Let me add.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2}}\n</tool_call>\n"
+                          "<tool_call>\n{\"name\": \"mul\", \"arguments\": \"{\\\"b\\\": 1}\"}\n</tool_call>",
+                          &content);
+  ASSERT_EQ(q.size(), 2u);
+  EXPECT_EQ(content, "Let me add.");
+  EXPECT_EQ(q[0].name, "add");
+  EXPECT_EQ(q[0].arguments, "{\"a\":2}");
+  EXPECT_EQ(q[1].arguments, "{\"b\":1}");
+  auto l = ParseToolCalls(ChatFormat::kLlama3, " {\"name\": \"add\", \"parameters\": {\"a\": 1}}", &content);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].arguments, "{\"a\":1}");
+  auto m = ParseToolCalls(ChatFormat::kMistral, "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {}, \"id\": \"x1\"}]",
+                          &content);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].id, "x1");
+  // Not calls: plain text, a broken call, an object without a name.
+  EXPECT_TRUE(ParseToolCalls(ChatFormat::kChatml, "no calls here", &content).empty());
+  EXPECT_TRUE(ParseToolCalls(ChatFormat::kChatml, "<tool_call>{\"name\": \"a\", \"argu", &content).empty());
+  EXPECT_TRUE(ParseToolCalls(ChatFormat::kLlama3, "{\"x\": 1}", &content).empty());
+  EXPECT_TRUE(ParseToolCalls(ChatFormat::kMistral, "[1, 2]", &content).empty());
 }
 
 }  // namespace
