@@ -1,3 +1,4 @@
+#include "app/access.h"
 #include "app/transfer.h"
 
 #include <sys/stat.h>
@@ -64,11 +65,35 @@ absl::StatusOr<IngestResponse> Ingest(const Context& ctx, const IngestRequest& r
   opts.progress_sink = ctx.progress;
   opts.cancel = ctx.cancel;
   opts.actor = ctx.actor;
+  // A new version of an existing model: its owner (Contributor) or an Admin;
+  // a new model: any Contributor, who then owns it.
+  bool new_model = false;
+  if (ctx.caller.role != AccessRole::kAdmin || ctx.caller.authenticated) {
+    if (req.model.empty() && ctx.caller.role != AccessRole::kAdmin)
+      return absl::InvalidArgumentError("ingest: give the model name (model)");
+    auto existing = req.model.empty() ? absl::NotFoundError("") : ctx.st().GetModelAccess(req.model).status();
+    if (existing.ok()) {
+      RETURN_IF_ERROR(CheckWrite(ctx, req.model));
+    } else if (absl::IsNotFound(existing)) {
+      RETURN_IF_ERROR(CheckCreate(ctx));
+      new_model = true;
+    } else {
+      return existing;
+    }
+    if (opts.parent) RETURN_IF_ERROR(CheckRead(ctx, opts.parent->model));
+  }
   RETURN_IF_ERROR(ctx.CheckCancel("ingest"));
   ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(req.path, {.tokenizer = req.tokenizer}));
   IngestResponse r;
   r.path = req.path;
   ASSIGN_OR_RETURN(r.result, ctx.st().Ingest(src, opts));
+  if (new_model || (ctx.caller.authenticated && r.result.number == 1)) {
+    // The caller owns what it created, private until it says otherwise. (Not in
+    // the ingest's transaction: a crash between leaves it the local user's and
+    // private, which hides it rather than exposing it.)
+    store::ModelAccess a{ctx.caller.owner, ctx.caller.tenant, "private"};
+    RETURN_IF_ERROR(ctx.st().SetModelAccess(r.result.model, a, ctx.actor));
+  }
   return r;
 }
 
