@@ -13,7 +13,7 @@
 #include "core/progress.h"
 #include "mcp/http.h"
 #include "auth/authenticator.h"
-#include "cli/cmd_auth.h"
+#include "serve/auth_hook.h"
 #include "serve/service.h"
 
 namespace hart::cli {
@@ -115,13 +115,13 @@ int RunServe(Cli& cli, const ServeArgs& a) {
     if (!cfg.ok()) return Fail(cfg.status());
     o.auth = {cfg->issuer, cfg->client_id, cfg->scopes, cfg->discovery};
     authn = std::make_shared<auth::Authenticator>(*cfg, std::make_shared<auth::OidcKeySource>(*cfg),
-                                                  ApiKeyLookupFor(shared));
+                                                  serve::ApiKeyLookupFor(shared));
   }
   o.public_url = a.public_url;
   serve::Service svc(o, shared);
   mcp::AddMcpRoutes(svc, mcp::HttpOptions{.enable_writes = a.mcp_enable_writes});
   if (authn) {
-    svc.SetAuth([authn](const serve::Request& r) { return authn->Authenticate(r.Header("authorization")); });
+    serve::EnableAuth(svc, authn);
   }
   st = svc.Listen();
   if (!st.ok()) return Fail(st);
