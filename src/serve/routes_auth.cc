@@ -5,7 +5,10 @@
 //   GET /auth/config  what the web UI needs to run the authorization code
 //       flow with PKCE itself (issuer, discovery URL, client id, scopes).
 //   GET /auth/me      who the server thinks the caller is (owner, tenant, role).
+//   PUT /api/models/{model}/visibility  {"visibility": "private"|"tenant"|"public"}:
+//       the owner (Contributor) or an Admin decides who else reads a model.
 // The first two answer without sign-in; with sign-in off they say so.
+#include "app/access.h"
 #include "auth/authenticator.h"
 #include "serve/service.h"
 
@@ -68,6 +71,28 @@ void AddAuthRoutes(Service& svc) {
                                 {"role", std::string(auth::RoleName(c.role))},
                                 {"authenticated", c.authenticated}});
              }});
+  r.Add({.method = "PUT",
+         .path = "/api/models/{model}/visibility",
+         .operation_id = "setVisibility",
+         .summary = "Who may read a model: private (its owner), tenant (its owner's tenant) or public.",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               auto body = ParseJsonBody(ex.request());
+               if (!body.ok()) return RespondError(ex, body.status());
+               if (body->size() != 1 || !body->contains("visibility") || !(*body)["visibility"].is_string())
+                 return RespondError(ex, absl::InvalidArgumentError("expected {\"visibility\": \"private\"|\"tenant\"|\"public\"}"),
+                                     "visibility");
+               auto a = app::SetVisibility(svc.ContextFor(ex, c), {ex.request().params.at("model"), (*body)["visibility"]});
+               if (!a.ok()) return RespondError(ex, a.status());
+               RespondJson(ex, {{"model", ex.request().params.at("model")},
+                                {"owner", a->owner},
+                                {"tenant", a->tenant},
+                                {"visibility", a->visibility}});
+             },
+         .request_schema = {{"type", "object"},
+                            {"required", {"visibility"}},
+                            {"properties", {{"visibility", {{"type", "string"}, {"enum", {"private", "tenant", "public"}}}}}}}});
 }
 
 }  // namespace hart::serve

@@ -274,6 +274,18 @@ TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   EXPECT_EQ(a->owner, Owner("carol"));
   EXPECT_EQ(a->visibility, "private");
   EXPECT_EQ(Call(alice, "GET", "/api/models/carol-new").status, 404);
+  // The owner publishes its model; others may then read it, but not change it.
+  auto vis = [&](const Who& w, const std::string& m, const std::string& v) {
+    return Call(w, "PUT", "/api/models/" + m + "/visibility", json{{"visibility", v}}.dump()).status;
+  };
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 404);
+  EXPECT_EQ(vis(reader, "alice-private", "public"), 404);
+  EXPECT_EQ(vis(alice, "alice-private", "public"), 200);
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 200);
+  EXPECT_EQ(vis(reader, "alice-private", "private"), 403);
+  EXPECT_EQ(vis(alice, "alice-private", "secret"), 400);
+  EXPECT_EQ(vis(alice, "alice-private", "private"), 200);
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 404);
   // The owner deletes its own version.
   HttpResponse d = Call(alice, "DELETE", "/api/versions/alice-public@1");
   EXPECT_EQ(d.status, 200) << d.body;
