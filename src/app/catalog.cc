@@ -187,7 +187,7 @@ json RemoveRequest::ToJson() const { return {{"version", version}, {"force", for
 json RemoveResponse::ToJson() const {
   return {{"deleted", report.ref},
           {"tensors", report.tensors},
-          {"exclusive_bytes", report.exclusive_bytes},
+          {"exclusive_bytes", hide_sharing ? json(nullptr) : json(report.exclusive_bytes)},
           {"children_relinked", report.children}};
 }
 
@@ -196,6 +196,7 @@ absl::StatusOr<RemoveResponse> Remove(const Context& ctx, const RemoveRequest& r
   RETURN_IF_ERROR(CheckWrite(ctx, ref.model));
   RemoveResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().DeleteVersion(ref, req.force, ctx.actor));
+  r.hide_sharing = ctx.caller.role != AccessRole::kAdmin;
   return r;
 }
 

@@ -47,6 +47,12 @@ json IngestRequest::ToJson() const {
 json IngestResponse::ToJson() const {
   json j = app::ToJson(result);
   j["path"] = path;
+  if (hide_sharing) {
+    j["new_bytes"] = nullptr;
+    j["new_chunks"] = nullptr;
+    j["suggested_parent"] = nullptr;
+    j.erase("suggested_shared");
+  }
   return j;
 }
 
@@ -87,6 +93,7 @@ absl::StatusOr<IngestResponse> Ingest(const Context& ctx, const IngestRequest& r
   IngestResponse r;
   r.path = req.path;
   ASSIGN_OR_RETURN(r.result, ctx.st().Ingest(src, opts));
+  r.hide_sharing = ctx.caller.role != AccessRole::kAdmin;
   if (new_model || (ctx.caller.authenticated && r.result.number == 1)) {
     // The caller owns what it created, private until it says otherwise. (Not in
     // the ingest's transaction: a crash between leaves it the local user's and

@@ -269,6 +269,10 @@ TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   EXPECT_EQ(Call(reader, "POST", "/api/ingest?filename=x.safetensors&model=dave-new", ss.str()).status, 403);
   HttpResponse c = Call(carol, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=carol-new", ss.str());
   ASSERT_EQ(c.status, 201) << c.body;
+  // The same bytes as alice's private models: nothing says they were shared.
+  EXPECT_TRUE(c.Json()["new_bytes"].is_null()) << c.body;
+  EXPECT_TRUE(c.Json()["new_chunks"].is_null()) << c.body;
+  EXPECT_TRUE(c.Json()["suggested_parent"].is_null()) << c.body;
   auto a = store_->GetModelAccess("carol-new");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->owner, Owner("carol"));
@@ -289,6 +293,15 @@ TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   // The owner deletes its own version.
   HttpResponse d = Call(alice, "DELETE", "/api/versions/alice-public@1");
   EXPECT_EQ(d.status, 200) << d.body;
+  EXPECT_TRUE(d.Json()["exclusive_bytes"].is_null()) << d.body;
+  // gc after one owner's delete keeps every chunk another owner's versions use.
+  ASSERT_TRUE(store_->Gc("setup").ok());
+  for (const std::string m : {"alice-private", "bob-private", "carol-new"}) {
+    HttpResponse dl = Call({"root", "", "Admin"}, "GET", "/api/versions/" + m + "@1/download");
+    EXPECT_EQ(dl.status, 200) << m;
+    EXPECT_EQ(dl.body, ss.str()) << m;
+  }
+  EXPECT_TRUE(store_->Verify(false).ok());
   // The audit trail names the callers (read by an Admin over SQL).
   HttpResponse sql = Call({"root", "", "Admin"}, "POST", "/api/sql",
                           json{{"sql", "SELECT actor, action FROM audit ORDER BY id"}}.dump());
