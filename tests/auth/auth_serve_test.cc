@@ -224,6 +224,7 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
       for (const auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
                {"GET", "/api/similar?target=" + ref, ""},
                {"POST", "/api/plan", json{{"version", ref}}.dump()},
+               {"POST", "/api/load", json{{"version", ref}, {"names", {"model.embed_tokens.weight"}}}.dump()},
                {"POST", "/v1/embeddings", json{{"model", m}, {"input", "hi"}}.dump()},
                {"POST", "/v1/completions", json{{"model", ref}, {"prompt", "hi"}, {"max_tokens", 1}}.dump()},
                {"POST", "/v1/chat/completions",
