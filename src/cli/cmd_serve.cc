@@ -2,6 +2,7 @@
 // REST over the store, the OpenAI-compatible API, /metrics, /openapi.json.
 // Only argument parsing lives here. Without sign-in (issue 14) it listens
 // on loopback only.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -114,6 +115,16 @@ int RunServe(Cli& cli, const ServeArgs& a) {
     auto cfg = auth::LoadAuthConfig(a.auth_file);
     if (!cfg.ok()) return Fail(cfg.status());
     o.auth = {cfg->issuer, cfg->client_id, cfg->scopes, cfg->discovery};
+    // The web UI fetches the provider's discovery document and token endpoint
+    // itself (PKCE): let its CSP reach the provider's origins.
+    for (const std::string& url : {cfg->issuer, cfg->discovery}) {
+      size_t scheme = url.find("://");
+      size_t end = scheme == std::string::npos ? std::string::npos : url.find('/', scheme + 3);
+      std::string origin = url.substr(0, end);
+      if (scheme != std::string::npos &&
+          std::find(o.ui_connect_src.begin(), o.ui_connect_src.end(), origin) == o.ui_connect_src.end())
+        o.ui_connect_src.push_back(origin);
+    }
     authn = std::make_shared<auth::Authenticator>(*cfg, std::make_shared<auth::OidcKeySource>(*cfg),
                                                   serve::ApiKeyLookupFor(shared));
   }
