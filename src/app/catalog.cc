@@ -7,6 +7,7 @@
 #include "app/json_io.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "app/access.h"
 #include "query/engine.h"
 #include "store/db.h"
 #include "store/structure.h"
@@ -17,6 +18,7 @@ using nlohmann::json;
 
 absl::StatusOr<store::VersionRow> ResolveVersion(const Context& ctx, std::string_view ref) {
   ASSIGN_OR_RETURN(store::VersionRef r, store::ParseVersionRef(ref));
+  RETURN_IF_ERROR(CheckRead(ctx, r.model));
   return ctx.st().Resolve(r);
 }
 
@@ -42,8 +44,11 @@ absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req) {
   ListResponse r;
   if (req.model.empty()) {
     ASSIGN_OR_RETURN(r.models, ctx.st().ListModels());
+    ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+    std::erase_if(r.models, [&](const store::ModelRow& m) { return !readable(m.name); });
     return r;
   }
+  RETURN_IF_ERROR(CheckRead(ctx, req.model));
   r.versions_of_model = true;
   ASSIGN_OR_RETURN(r.versions, ctx.st().ListVersions(req.model));
   if (r.versions.empty())
@@ -131,6 +136,8 @@ json StatsRequest::ToJson() const { return json::object(); }
 json StatsResponse::ToJson() const { return app::ToJson(report); }
 
 absl::StatusOr<StatsResponse> Stats(const Context& ctx, const StatsRequest&) {
+  // Physical bytes per model would tell who shares chunks with whom.
+  RETURN_IF_ERROR(CheckAdmin(ctx, "stats"));
   StatsResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().Stats());
   return r;
@@ -144,6 +151,7 @@ json VerifyRequest::ToJson() const { return json::object(); }
 json VerifyResponse::ToJson() const { return app::ToJson(report); }
 
 absl::StatusOr<VerifyResponse> Verify(const Context& ctx, const VerifyRequest&) {
+  RETURN_IF_ERROR(CheckAdmin(ctx, "verify"));
   RETURN_IF_ERROR(ctx.CheckCancel("verify"));
   VerifyResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().Verify(ctx.tty_progress));
@@ -158,6 +166,7 @@ json GcRequest::ToJson() const { return json::object(); }
 json GcResponse::ToJson() const { return app::ToJson(report); }
 
 absl::StatusOr<GcResponse> Gc(const Context& ctx, const GcRequest&) {
+  RETURN_IF_ERROR(CheckAdmin(ctx, "gc"));
   GcResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().Gc(ctx.actor));
   return r;
@@ -178,14 +187,16 @@ json RemoveRequest::ToJson() const { return {{"version", version}, {"force", for
 json RemoveResponse::ToJson() const {
   return {{"deleted", report.ref},
           {"tensors", report.tensors},
-          {"exclusive_bytes", report.exclusive_bytes},
+          {"exclusive_bytes", hide_sharing ? json(nullptr) : json(report.exclusive_bytes)},
           {"children_relinked", report.children}};
 }
 
 absl::StatusOr<RemoveResponse> Remove(const Context& ctx, const RemoveRequest& req) {
   ASSIGN_OR_RETURN(store::VersionRef ref, store::ParseVersionRef(req.version));
+  RETURN_IF_ERROR(CheckWrite(ctx, ref.model));
   RemoveResponse r;
   ASSIGN_OR_RETURN(r.report, ctx.st().DeleteVersion(ref, req.force, ctx.actor));
+  r.hide_sharing = ctx.caller.role != AccessRole::kAdmin;
   return r;
 }
 

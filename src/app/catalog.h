@@ -168,6 +168,9 @@ struct RemoveRequest {
 };
 struct RemoveResponse {
   store::DeleteReport report;
+  // Not an Admin: exclusive_bytes is null (it would tell how much of the
+  // version other owners' models share).
+  bool hide_sharing = false;
   // {"deleted", "tensors", "exclusive_bytes", "children_relinked"}
   nlohmann::json ToJson() const;
 };

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "app/access.h"
 #include "app/json_io.h"
 #include "core/status.h"
 
@@ -25,13 +26,31 @@ json EventsResponse::ToJson() const {
   return j;
 }
 
+// An event about a model is seen by whoever may read the model; store-wide
+// events (gc) by Admins only.
+absl::StatusOr<std::function<bool(const store::Event&)>> VisibleEvent(const Context& ctx) {
+  ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+  bool admin = ctx.caller.role == AccessRole::kAdmin;
+  return std::function<bool(const store::Event&)>([readable, admin](const store::Event& e) {
+    if (admin) return true;
+    for (const char* k : {"model", "ref", "version", "deleted"}) {
+      auto it = e.payload.find(k);
+      if (it != e.payload.end() && it->is_string()) return readable(ModelOfRef(it->get<std::string>()));
+    }
+    return false;
+  });
+}
+
 absl::StatusOr<EventsResponse> Events(const Context& ctx, const EventsRequest& req) {
   if (req.after < 0) return absl::InvalidArgumentError("events: after must be >= 0");
   if (req.limit < 1 || req.limit > 10000)
     return absl::InvalidArgumentError("events: limit must be in [1, 10000]");
   EventsResponse r;
   ASSIGN_OR_RETURN(r.events, ctx.st().Events(req.after, req.limit));
-  r.last_id = r.events.empty() ? req.after : r.events.back().id;
+  const int64_t last = r.events.empty() ? req.after : r.events.back().id;
+  ASSIGN_OR_RETURN(auto visible, VisibleEvent(ctx));
+  std::erase_if(r.events, [&](const store::Event& e) { return !visible(e); });
+  r.last_id = last;  // past the hidden ones too, so a client does not ask again
   return r;
 }
 
@@ -42,7 +61,12 @@ absl::Status FollowEvents(const Context& ctx, int64_t after,
   for (;;) {
     if (ctx.cancel && ctx.cancel->cancelled()) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto events, ctx.st().Events(after, kBatch));
+    ASSIGN_OR_RETURN(auto visible, VisibleEvent(ctx));
     for (const auto& e : events) {
+      if (!visible(e)) {
+        after = e.id;
+        continue;
+      }
       if (!on_event(e)) return absl::OkStatus();
       after = e.id;
     }

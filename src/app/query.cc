@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "app/catalog.h"
+#include "app/access.h"
 #include "app/json_io.h"
 #include "core/status.h"
 #include "fmt/format.h"
@@ -122,6 +123,9 @@ absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::R
 }
 
 absl::StatusOr<SqlResponse> Sql(const Context& ctx, const SqlRequest& req) {
+  // The MQE's views are not yet filtered per caller, and SQL reaches the base
+  // tables: only an Admin (the local CLI user is one) may run it.
+  RETURN_IF_ERROR(CheckAdmin(ctx, "SQL"));
   SqlResponse out;
   query::RowSink sink;
   sink.on_columns = [&](const std::vector<std::string>& c) {
@@ -178,6 +182,7 @@ absl::StatusOr<SearchResponse> Search(const Context& ctx, const SearchRequest& r
                                         "FROM search_text(?, ?)"));
   st.Bind(1, req.query).Bind(2, int64_t{req.k});
   SearchResponse out;
+  ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
   for (;;) {
     auto row = st.Step();
     if (!row.ok())
@@ -190,6 +195,7 @@ absl::StatusOr<SearchResponse> Search(const Context& ctx, const SearchRequest& r
     if (!st.IsNull(3)) h.component_id = st.Int(3);
     h.name = st.Text(4);
     h.snippet = st.Text(5);
+    if (!readable(ModelOfRef(h.ref))) continue;
     out.hits.push_back(std::move(h));
   }
   return out;
@@ -226,16 +232,22 @@ absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest
   int64_t tensor_id = 0;
   bool numeric = absl::SimpleAtoi(req.target, &tensor_id);
   out.by_tensor = numeric || req.target.find(':') != std::string::npos;
+  ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
   if (out.by_tensor) {
+    if (numeric && ctx.caller.role != AccessRole::kAdmin)
+      return absl::PermissionDeniedError("similar: name the tensor as model@N:tensor (numeric ids need the Admin role)");
     if (!numeric) {
+      RETURN_IF_ERROR(CheckRead(ctx, ModelOfRef(req.target)));
       ASSIGN_OR_RETURN(store::Store::Connection conn, ctx.st().OpenConnection());
       ASSIGN_OR_RETURN(tensor_id, query::ResolveComponent(conn.get(), req.target));
     }
     ASSIGN_OR_RETURN(out.tensors, sim.NearestTensors(tensor_id, req.k));
+    std::erase_if(out.tensors, [&](const auto& h) { return !readable(ModelOfRef(h.ref)); });
     return out;
   }
   ASSIGN_OR_RETURN(out.version, ResolveVersion(ctx, req.target));
   ASSIGN_OR_RETURN(out.versions, sim.NearestVersions(out.version.id, req.k));
+  std::erase_if(out.versions, [&](const auto& h) { return !readable(ModelOfRef(h.ref)); });
   return out;
 }
 
@@ -265,6 +277,9 @@ json PlanRequest::ToJson() const {
 json PlanResponse::ToJson() const { return plan.ToJson(); }
 
 absl::StatusOr<PlanResponse> Plan(const Context& ctx, const PlanRequest& req) {
+  // A plan may carry SQL over the MQE views: Admin only, like Sql().
+  if (!req.plan.sql.empty()) RETURN_IF_ERROR(CheckAdmin(ctx, "a plan with SQL"));
+  RETURN_IF_ERROR(CheckRead(ctx, ModelOfRef(req.plan.version)));
   ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
   PlanResponse out;
   ASSIGN_OR_RETURN(out.plan, query::MakePlan(*engine, req.plan));

@@ -1,3 +1,4 @@
+#include "app/access.h"
 #include "app/transfer.h"
 
 #include <sys/stat.h>
@@ -46,6 +47,12 @@ json IngestRequest::ToJson() const {
 json IngestResponse::ToJson() const {
   json j = app::ToJson(result);
   j["path"] = path;
+  if (hide_sharing) {
+    j["new_bytes"] = nullptr;
+    j["new_chunks"] = nullptr;
+    j["suggested_parent"] = nullptr;
+    j.erase("suggested_shared");
+  }
   return j;
 }
 
@@ -64,11 +71,36 @@ absl::StatusOr<IngestResponse> Ingest(const Context& ctx, const IngestRequest& r
   opts.progress_sink = ctx.progress;
   opts.cancel = ctx.cancel;
   opts.actor = ctx.actor;
+  // A new version of an existing model: its owner (Contributor) or an Admin;
+  // a new model: any Contributor, who then owns it.
+  bool new_model = false;
+  if (ctx.caller.role != AccessRole::kAdmin || ctx.caller.authenticated) {
+    if (req.model.empty() && ctx.caller.role != AccessRole::kAdmin)
+      return absl::InvalidArgumentError("ingest: give the model name (model)");
+    auto existing = req.model.empty() ? absl::NotFoundError("") : ctx.st().GetModelAccess(req.model).status();
+    if (existing.ok()) {
+      RETURN_IF_ERROR(CheckWrite(ctx, req.model));
+    } else if (absl::IsNotFound(existing)) {
+      RETURN_IF_ERROR(CheckCreate(ctx));
+      new_model = true;
+    } else {
+      return existing;
+    }
+    if (opts.parent) RETURN_IF_ERROR(CheckRead(ctx, opts.parent->model));
+  }
   RETURN_IF_ERROR(ctx.CheckCancel("ingest"));
   ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(req.path, {.tokenizer = req.tokenizer}));
   IngestResponse r;
   r.path = req.path;
   ASSIGN_OR_RETURN(r.result, ctx.st().Ingest(src, opts));
+  r.hide_sharing = ctx.caller.role != AccessRole::kAdmin;
+  if (new_model || (ctx.caller.authenticated && r.result.number == 1)) {
+    // The caller owns what it created, private until it says otherwise. (Not in
+    // the ingest's transaction: a crash between leaves it the local user's and
+    // private, which hides it rather than exposing it.)
+    store::ModelAccess a{ctx.caller.owner, ctx.caller.tenant, "private"};
+    RETURN_IF_ERROR(ctx.st().SetModelAccess(r.result.model, a, ctx.actor));
+  }
   return r;
 }
 
@@ -276,6 +308,9 @@ absl::StatusOr<LoadResponse> Load(const Context& ctx, const LoadRequest& req,
   else
     return absl::InvalidArgumentError(
         fmt::format("load format '{}': expected auto, safetensors or gguf", req.format));
+  // The access rule, as for a plan: the version must be readable; SQL is Admin's.
+  if (!req.plan.plan.sql.empty()) RETURN_IF_ERROR(CheckAdmin(ctx, "a plan with SQL"));
+  RETURN_IF_ERROR(CheckRead(ctx, ModelOfRef(req.plan.plan.version)));
   ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
   LoadResponse r;
   ASSIGN_OR_RETURN(r.plan, query::MakePlan(*engine, req.plan.plan));

@@ -44,6 +44,10 @@ struct IngestRequest {
 struct IngestResponse {
   std::string path;
   store::IngestResult result;
+  // For callers that are not Admins: new_bytes, new_chunks and the suggested
+  // parent would tell which chunks other owners' models hold, so they are
+  // null in the JSON (issue 14: dedup across owners stays invisible).
+  bool hide_sharing = false;
   // One element of `hart ingest --json`'s array: the result plus "path".
   nlohmann::json ToJson() const;
 };

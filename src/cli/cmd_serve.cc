@@ -2,6 +2,7 @@
 // REST over the store, the OpenAI-compatible API, /metrics, /openapi.json.
 // Only argument parsing lives here. Without sign-in (issue 14) it listens
 // on loopback only.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -12,6 +13,8 @@
 #include "cli/output.h"
 #include "core/progress.h"
 #include "mcp/http.h"
+#include "auth/authenticator.h"
+#include "serve/auth_hook.h"
 #include "serve/service.h"
 
 namespace hart::cli {
@@ -37,10 +40,12 @@ struct ServeArgs {
   std::vector<std::string> ui_connect_src;
   bool no_access_log = false;
   bool mcp_enable_writes = false;
+  std::string auth_file;
+  std::string public_url;
 };
 
 // "host:port", "[v6]:port", ":port" (loopback). Only loopback is allowed.
-absl::Status ParseAddr(const std::string& addr, std::string* host, uint16_t* port) {
+absl::Status ParseAddr(const std::string& addr, std::string* host, uint16_t* port, bool signin) {
   std::string h, p;
   if (!addr.empty() && addr[0] == '[') {
     size_t close = addr.find(']');
@@ -61,7 +66,7 @@ absl::Status ParseAddr(const std::string& addr, std::string* host, uint16_t* por
     return absl::InvalidArgumentError("--addr \"" + addr + "\": port must be 0..65535");
   }
   bool loopback = h == "::1" || h.rfind("127.", 0) == 0;
-  if (!loopback) {
+  if (!loopback && !signin) {
     return absl::InvalidArgumentError("--addr \"" + addr +
                                       "\": without sign-in the server listens on loopback only "
                                       "(127.0.0.0/8 or [::1]); put a reverse proxy with authentication in front "
@@ -74,7 +79,7 @@ absl::Status ParseAddr(const std::string& addr, std::string* host, uint16_t* por
 
 int RunServe(Cli& cli, const ServeArgs& a) {
   serve::ServiceOptions o;
-  absl::Status st = ParseAddr(a.addr, &o.http.host, &o.http.port);
+  absl::Status st = ParseAddr(a.addr, &o.http.host, &o.http.port, !a.auth_file.empty());
   if (!st.ok()) return Fail(st);
   for (auto [flag, text, out] : {std::tuple{"--max-body", &a.max_body, &o.max_body},
                                  std::tuple{"--max-upload", &a.max_upload, &o.max_upload}}) {
@@ -105,8 +110,30 @@ int RunServe(Cli& cli, const ServeArgs& a) {
   if (!store.ok()) return Fail(store.status());
   std::shared_ptr<store::Store> shared(std::move(*store));
   o.http.upload_dir = shared->dir();
+  std::shared_ptr<auth::Authenticator> authn;
+  if (!a.auth_file.empty()) {
+    auto cfg = auth::LoadAuthConfig(a.auth_file);
+    if (!cfg.ok()) return Fail(cfg.status());
+    o.auth = {cfg->issuer, cfg->client_id, cfg->scopes, cfg->discovery};
+    // The web UI fetches the provider's discovery document and token endpoint
+    // itself (PKCE): let its CSP reach the provider's origins.
+    for (const std::string& url : {cfg->issuer, cfg->discovery}) {
+      size_t scheme = url.find("://");
+      size_t end = scheme == std::string::npos ? std::string::npos : url.find('/', scheme + 3);
+      std::string origin = url.substr(0, end);
+      if (scheme != std::string::npos &&
+          std::find(o.ui_connect_src.begin(), o.ui_connect_src.end(), origin) == o.ui_connect_src.end())
+        o.ui_connect_src.push_back(origin);
+    }
+    authn = std::make_shared<auth::Authenticator>(*cfg, std::make_shared<auth::OidcKeySource>(*cfg),
+                                                  serve::ApiKeyLookupFor(shared));
+  }
+  o.public_url = a.public_url;
   serve::Service svc(o, shared);
   mcp::AddMcpRoutes(svc, mcp::HttpOptions{.enable_writes = a.mcp_enable_writes});
+  if (authn) {
+    serve::EnableAuth(svc, authn);
+  }
   st = svc.Listen();
   if (!st.ok()) return Fail(st);
   std::string where = (o.http.host.find(':') != std::string::npos ? "[" + o.http.host + "]" : o.http.host) + ":" +
@@ -156,6 +183,10 @@ void RegisterServe(Cli& cli) {
   c->add_flag("--no-access-log", args->no_access_log, "Do not log one JSON line per request on stderr");
   c->add_flag("--mcp-enable-writes", args->mcp_enable_writes,
               "Offer the MCP write tools (ingest, delete_version) at /mcp to callers whose role allows");
+  c->add_option("--auth", args->auth_file,
+                "Sign-in settings (JSON: issuer, audience, ...; docs/AUTH.md): every request then needs a bearer "
+                "token or API key, and --addr may be any address");
+  c->add_option("--public-url", args->public_url, "The base URL clients reach this server at (for sign-in metadata)");
 }
 
 }  // namespace hart::cli

@@ -39,6 +39,9 @@ struct Route {
   bool upload = false;
   // Left out of /openapi.json (the Swagger UI's own asset files).
   bool hidden = false;
+  // Answered without sign-in (health, the sign-in metadata): the handler
+  // gets an unauthenticated Reader that owns nothing.
+  bool anonymous = false;
 };
 
 struct RouteMatch {

@@ -20,6 +20,7 @@
 #include "app/models.h"
 #include "core/status.h"
 #include "serve/errors.h"
+#include "app/access.h"
 #include "serve/service.h"
 #include "serve/service_state.h"
 
@@ -242,7 +243,14 @@ struct Started {
   std::string ref;
 };
 
-std::optional<Started> Start(Service& svc, Exchange& ex, const std::string& model, const std::string& id_prefix) {
+std::optional<Started> Start(Service& svc, Exchange& ex, const Caller& caller, const std::string& model,
+                             const std::string& id_prefix) {
+  // The access rule (app/access.h) before anything is loaded: a model the
+  // caller may not read is as unknown as one that does not exist.
+  if (absl::Status a = app::CheckRead(svc.ContextFor(ex, caller), app::ModelOfRef(model)); !a.ok()) {
+    RespondError(ex, absl::IsNotFound(a) ? absl::NotFoundError("The model '" + model + "' does not exist; GET /v1/models lists them") : a, "model");
+    return std::nullopt;
+  }
   auto slot = svc.slots().Acquire(ex.cancel_token());
   if (!slot.ok()) {
     RespondError(ex, slot.status());
@@ -280,7 +288,7 @@ bool EmitSse(StreamState& s, const json& j) {
   return s.ok;
 }
 
-void HandleChat(Service& svc, Exchange& ex) {
+void HandleChat(Service& svc, Exchange& ex, const Caller& caller) {
   auto body = ParseJsonBody(ex.request());
   if (!body.ok()) return RespondError(ex, body.status());
   const json& b = *body;
@@ -387,7 +395,7 @@ void HandleChat(Service& svc, Exchange& ex) {
   if (st.ok()) st = ReadStream(b, &so);
   if (!st.ok()) return RespondError(ex, st);
 
-  auto g = Start(svc, ex, req.model, "chatcmpl-");
+  auto g = Start(svc, ex, caller, req.model, "chatcmpl-");
   if (!g) return;
   const std::string& id = g->id;
   const int64_t created = g->created;
@@ -487,7 +495,7 @@ void HandleChat(Service& svc, Exchange& ex) {
   RespondJson(ex, out);
 }
 
-void HandleCompletion(Service& svc, Exchange& ex) {
+void HandleCompletion(Service& svc, Exchange& ex, const Caller& caller) {
   auto body = ParseJsonBody(ex.request());
   if (!body.ok()) return RespondError(ex, body.status());
   const json& b = *body;
@@ -519,7 +527,7 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   if (st.ok()) st = ReadStream(b, &so);
   if (!st.ok()) return RespondError(ex, st);
 
-  auto g = Start(svc, ex, req.model, "cmpl-");
+  auto g = Start(svc, ex, caller, req.model, "cmpl-");
   if (!g) return;
   const std::string& id = g->id;
   const int64_t created = g->created;
@@ -592,7 +600,7 @@ void HandleCompletion(Service& svc, Exchange& ex) {
   RespondJson(ex, out);
 }
 
-void HandleEmbeddings(Service& svc, Exchange& ex) {
+void HandleEmbeddings(Service& svc, Exchange& ex, const Caller& caller) {
   auto body = ParseJsonBody(ex.request());
   if (!body.ok()) return RespondError(ex, body.status());
   const json& b = *body;
@@ -632,7 +640,7 @@ void HandleEmbeddings(Service& svc, Exchange& ex) {
     return RespondError(ex, Bad("dimensions", "not supported: the embedding has the model's hidden size"),
                         "dimensions");
   }
-  auto g = Start(svc, ex, req.model, "");
+  auto g = Start(svc, ex, caller, req.model, "");
   if (!g) return;
   auto resp = app::Embed(g->model, req, &ex.cancel_token());
   if (!resp.ok()) return RespondError(ex, resp.status());
@@ -675,10 +683,17 @@ void HandleModels(Service& svc, Exchange& ex, const Caller& caller) {
   app::Context ctx = svc.ContextFor(ex, caller);
   auto versions = ctx.st().ListVersions();
   if (!versions.ok()) return RespondError(ex, versions.status());
+  auto readable = app::ReadableFilter(ctx);  // only what the caller may read
+  if (!readable.ok()) return RespondError(ex, readable.status());
+  std::erase_if(*versions, [&](const store::VersionRow& v) { return !(*readable)(v.model); });
   const app::RegistryStats st = State(svc).registry->Stats();
   std::map<std::string, const app::LoadedModelInfo*> loaded;
   for (const auto& m : st.models) loaded[m.ref] = &m;
-  auto find = [&](const std::string& ref) {
+  // Residency (resident and shared bytes) would tell a caller what its models
+  // share with others' private ones: Admins only (app/access.h).
+  const bool admin = caller.role == app::AccessRole::kAdmin;
+  auto find = [&](const std::string& ref) -> const app::LoadedModelInfo* {
+    if (!admin) return nullptr;
     auto it = loaded.find(ref);
     return it == loaded.end() ? nullptr : it->second;
   };
@@ -781,7 +796,7 @@ void AddOpenAiRoutes(Service& svc) {
          .operation_id = "createChatCompletion",
          .summary = "Chat completion with the model's own chat template; stream: true answers server-sent events.",
          .tag = "openai",
-         .handler = [&svc](Exchange& ex, const Caller&) { HandleChat(svc, ex); },
+         .handler = [&svc](Exchange& ex, const Caller& c) { HandleChat(svc, ex, c); },
          .request_schema = GenSchema(true),
          .response_types = {"application/json", "text/event-stream"}});
   r.Add({.method = "POST",
@@ -789,7 +804,7 @@ void AddOpenAiRoutes(Service& svc) {
          .operation_id = "createCompletion",
          .summary = "Text completion of a prompt; stream: true answers server-sent events.",
          .tag = "openai",
-         .handler = [&svc](Exchange& ex, const Caller&) { HandleCompletion(svc, ex); },
+         .handler = [&svc](Exchange& ex, const Caller& c) { HandleCompletion(svc, ex, c); },
          .request_schema = GenSchema(false),
          .response_types = {"application/json", "text/event-stream"}});
   r.Add({.method = "POST",
@@ -797,7 +812,7 @@ void AddOpenAiRoutes(Service& svc) {
          .operation_id = "createEmbedding",
          .summary = "Embeddings: the mean-pooled final hidden states, unit length.",
          .tag = "openai",
-         .handler = [&svc](Exchange& ex, const Caller&) { HandleEmbeddings(svc, ex); },
+         .handler = [&svc](Exchange& ex, const Caller& c) { HandleEmbeddings(svc, ex, c); },
          .request_schema = {{"type", "object"},
                             {"required", {"model", "input"}},
                             {"properties",

@@ -19,6 +19,7 @@
 #include "app/tensor_view.h"
 #include "app/transfer.h"
 #include "serve/errors.h"
+#include "app/access.h"
 #include "serve/service.h"
 #include "serve/service_state.h"
 
@@ -327,7 +328,12 @@ void AddRestRoutes(Service& svc) {
                     "the memory budget, loads and evictions.",
          .tag = "runtime",
          .handler =
-             [&svc](Exchange& ex, const Caller&) { RespondJson(ex, State(svc).registry->Stats().ToJson()); }});
+             [&svc](Exchange& ex, const Caller& c) {
+               // Every loaded model and what it shares with the others: Admin only (app/access.h).
+               if (auto a = app::CheckAdmin(svc.ContextFor(ex, c), "the runtime's model list"); !a.ok())
+                 return RespondError(ex, a);
+               RespondJson(ex, State(svc).registry->Stats().ToJson());
+             }});
   r.Add({.method = "GET",
          .path = "/api/search",
          .operation_id = "search",

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
@@ -95,6 +96,7 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
   AddOpsRoutes(*this);
   AddRestRoutes(*this);
   AddOpenAiRoutes(*this);
+  AddAuthRoutes(*this);
   AddUiRoutes(*this);
 }
 
@@ -155,10 +157,19 @@ void Service::Dispatch(Exchange& ex) {
     return;
   }
   const Route& route = *static_cast<const Route*>(r.route_ptr);
-  absl::StatusOr<Caller> caller = auth_(r);
+  absl::StatusOr<Caller> caller;
+  // Probes and the API description answer without sign-in; so do the routes
+  // marked anonymous (the sign-in metadata itself).
+  static const std::set<std::string> kOpenPaths = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{file}",
+                                                  "/", "/assets/{file}", "/favicon.svg"};  // the web UI signs in itself
+  if (route.anonymous || kOpenPaths.count(route.path)) {
+    caller = Caller{.actor = "anonymous", .owner = "", .role = app::AccessRole::kReader};
+  } else {
+    caller = auth_(r);
+  }
   if (!caller.ok()) {
     Response resp = ErrorResponse(caller.status());
-    if (resp.status == 401) resp.headers["www-authenticate"] = "Bearer";
+    if (resp.status == 401) resp.headers["www-authenticate"] = BearerChallenge(r, caller.status());
     ex.Respond(std::move(resp));
     return;
   }
@@ -168,6 +179,36 @@ void Service::Dispatch(Exchange& ex) {
     // A JSON type error that slipped past a reader is the client's input.
     if (!ex.Responded()) RespondError(ex, absl::InvalidArgumentError(std::string("bad JSON value: ") + e.what()));
   }
+}
+
+std::string Service::BaseUrl(const Request& r) const {
+  if (!opts_.public_url.empty()) {
+    std::string u = opts_.public_url;
+    while (!u.empty() && u.back() == '/') u.pop_back();
+    return u;
+  }
+  std::string host = r.Header("host");
+  // Only what a Host header may hold; anything else falls back to our address.
+  bool ok = !host.empty() && host.size() < 256;
+  for (char c : host) ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']');
+  if (!ok) host = opts_.http.host + ":" + std::to_string(port());
+  return "http://" + host;
+}
+
+// RFC 6750 section 3 + RFC 9728 section 5.1: the scheme, the error when a
+// credential was sent and failed (none when it was missing), and where the
+// protected-resource metadata lives, so an MCP client or an SPA can find
+// the authorization server from a bare 401.
+std::string Service::BearerChallenge(const Request& r, const absl::Status& s) const {
+  std::string c = "Bearer realm=\"hart\"";
+  if (!r.Header("authorization").empty()) {
+    std::string desc;
+    for (char ch : std::string(s.message().substr(0, 200)))
+      if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') desc.push_back(ch);
+    c += ", error=\"invalid_token\", error_description=\"" + desc + "\"";
+  }
+  c += ", resource_metadata=\"" + BaseUrl(r) + "/.well-known/oauth-protected-resource\"";
+  return c;
 }
 
 void Service::Log(const Request& r, int status, uint64_t bytes, double secs, bool cancelled) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "app/context.h"
@@ -40,6 +41,18 @@ struct ServiceOptions {
   // provider's discovery and token endpoints when auth is on.
   std::vector<std::string> ui_connect_src;
   bool access_log = true;
+  // Sign-in (issue 14): set with SetAuth(). The public values the
+  // protected-resource metadata (RFC 9728) and GET /auth/config publish.
+  struct AuthInfo {
+    std::string issuer;     // "" : sign-in off (the local caller on loopback)
+    std::string client_id;  // the web UI's OIDC client (PKCE), may be ""
+    std::vector<std::string> scopes;
+    std::string discovery;
+  };
+  AuthInfo auth;
+  // The server's own base URL as clients reach it ("https://hart.example");
+  // "" : http://<Host header>.
+  std::string public_url;
 };
 
 // Bounded concurrency for generation: max running, max waiting, then 429.
@@ -88,6 +101,8 @@ class Service {
   // Replaces the default caller (the local user) with a real check; an error
   // answers the request with its status (401 for Unauthenticated).
   void SetAuth(AuthHook hook) { auth_ = std::move(hook); }
+  // The base URL clients use, for links in answers (public_url or the Host).
+  std::string BaseUrl(const Request& r) const;
 
   Router& router() { return router_; }
   Metrics& metrics() { return metrics_; }
@@ -107,6 +122,7 @@ class Service {
  private:
   ServerHooks Hooks();
   void Dispatch(Exchange& ex);
+  std::string BearerChallenge(const Request& r, const absl::Status& s) const;
   void Log(const Request& r, int status, uint64_t bytes, double seconds, bool cancelled);
 
   ServiceOptions opts_;
@@ -131,6 +147,7 @@ void AddOpsRoutes(Service& svc);
 void AddRestRoutes(Service& svc);
 void AddOpenAiRoutes(Service& svc);
 void AddUiRoutes(Service& svc);
+void AddAuthRoutes(Service& svc);
 
 // Answers `s` as the OpenAI error object (serve/errors.h).
 void RespondError(Exchange& ex, const absl::Status& s, const std::string& param = "");

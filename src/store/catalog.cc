@@ -190,6 +190,31 @@ constexpr const char* kV6 = R"sql(
 ALTER TABLE file ADD COLUMN digest TEXT;
 )sql";
 
+// v7: sign-in (issue 14). API keys for scripts, stored as the SHA-256 of
+// the secret (never the secret), each bound to an owner and a role; a
+// revoked key keeps its row (the audit names it) and frees its name. Every
+// model gets an owner, the owner's tenant and a visibility. Models that
+// existed before are the local user's and private: a store that was only
+// ever reachable by its local user must not become readable by every
+// signed-in caller the day sign-in is turned on; an Admin publishes what
+// should be shared (hart visibility MODEL public).
+constexpr const char* kV7 = R"sql(
+CREATE TABLE api_key(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  owner TEXT NOT NULL,
+  role TEXT NOT NULL CHECK(role IN ('Reader', 'Contributor', 'Admin')),
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  revoked_at INTEGER);
+CREATE UNIQUE INDEX api_key_live_name ON api_key(name) WHERE revoked_at IS NULL;
+ALTER TABLE model ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE model ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE model ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private'
+  CHECK(visibility IN ('private', 'tenant', 'public'));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
@@ -197,6 +222,7 @@ constexpr Migration kMigrations[] = {
     {4, "component name and role indexes", kV4},
     {5, "tombstones of deleted versions", kV5},
     {6, "file digests", kV6},
+    {7, "API keys; model owner, tenant and visibility", kV7},
 };
 
 }  // namespace

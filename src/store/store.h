@@ -45,6 +45,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -245,6 +246,23 @@ struct StoreOptions {
   Env* env = nullptr;
 };
 
+// An API key (issue 14): only the SHA-256 of its secret is stored.
+struct ApiKeyRow {
+  std::string name;
+  std::string owner;  // the owner identity it acts as
+  std::string role;   // "Reader", "Contributor", "Admin"
+  int64_t created_at = 0;
+  std::string created_by;
+  std::optional<int64_t> revoked_at;
+};
+
+// Who owns a model and who else may read it (issue 14; app/access.h has the rule).
+struct ModelAccess {
+  std::string owner = "local";
+  std::string tenant;
+  std::string visibility = "private";  // "private", "tenant", "public"
+};
+
 class Store {
  public:
   // $HART_HOME, else ~/.hartonomous.
@@ -337,6 +355,20 @@ class Store {
   // How long Gc() waits for other users of the store to finish (default 10 s).
   void set_gc_wait(std::chrono::milliseconds wait);
   absl::StatusOr<StatsReport> Stats();
+  // API keys. Create: AlreadyExists when a live key has the name. Find: the
+  // live key with this hash, NotFound otherwise. Revoke: NotFound when no
+  // live key has the name. Creating and revoking are audited as `actor`.
+  absl::Status CreateApiKey(const ApiKeyRow& key, std::string_view hash, std::string_view actor);
+  absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys();
+  absl::StatusOr<ApiKeyRow> FindApiKey(std::string_view hash);
+  absl::Status RevokeApiKey(std::string_view name, std::string_view actor);
+
+  // A model's owner and visibility (NotFound for an unknown model), every
+  // model's, and changing them (audited as `actor`).
+  absl::StatusOr<ModelAccess> GetModelAccess(std::string_view model);
+  absl::StatusOr<std::map<std::string, ModelAccess>> ListModelAccess();
+  absl::Status SetModelAccess(std::string_view model, const ModelAccess& access, std::string_view actor);
+
   // Events with id > after_id, oldest first, at most limit.
   absl::StatusOr<std::vector<Event>> Events(int64_t after_id, int64_t limit = 1000);
 

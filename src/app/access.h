@@ -1,0 +1,47 @@
+// The one access rule (issue 14), used by every use case of src/app/ so the
+// REST API, the OpenAI API, MCP and the web UI cannot disagree:
+//   Admin          reads and changes everything;
+//   the owner      reads its models; changes them when Contributor or Admin;
+//   anyone         reads public models; callers of the model's tenant read
+//                  tenant-visible ones;
+//   creating a model needs Contributor.
+// A model the caller may not read does not exist for it: NotFound, the same
+// message as for a model that is really absent (no existence leak). A model
+// it may read but not change: PermissionDenied (403).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "app/context.h"
+#include "store/store.h"
+
+namespace hart::app {
+
+bool MayRead(const Caller& c, const store::ModelAccess& m);
+bool MayWrite(const Caller& c, const store::ModelAccess& m);
+
+// NotFound "no model named 'X'" (the store's own words) unless the caller may read `model`.
+absl::Status CheckRead(const Context& ctx, std::string_view model);
+// CheckRead, then PermissionDenied unless the caller may change it.
+absl::Status CheckWrite(const Context& ctx, std::string_view model);
+// Creating a new model (ingest of a name not yet in the store): Contributor.
+absl::Status CheckCreate(const Context& ctx);
+// Store-wide work (gc, verify, raw SQL, the audit trail): Admin only.
+absl::Status CheckAdmin(const Context& ctx, std::string_view what);
+
+// `hart visibility MODEL private|tenant|public` and PUT /api/models/{model}/visibility.
+struct VisibilityRequest {
+  std::string model;
+  std::string visibility;
+};
+absl::StatusOr<store::ModelAccess> SetVisibility(const Context& ctx, const VisibilityRequest& req);
+
+// The model name of "model", "model@N" or "model@N:tensor".
+std::string ModelOfRef(std::string_view ref);
+// Keeps the items whose model the caller may read (one catalog read for all).
+absl::StatusOr<std::function<bool(std::string_view model)>> ReadableFilter(const Context& ctx);
+
+}  // namespace hart::app

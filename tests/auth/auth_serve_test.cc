@@ -1,0 +1,315 @@
+// Sign-in through the real server (serve::Service on 127.0.0.1, in this
+// process) over a real store: 401 with WWW-Authenticate for missing and bad
+// credentials, the RFC 9728 metadata without sign-in, API keys, and the
+// access matrix: owners x visibilities x roles x the REST and OpenAI routes,
+// with zero reads or writes that app/access.h forbids.
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "app/access.h"
+#include "app/transfer.h"
+#include "auth/authenticator.h"
+#include "serve/auth_hook.h"
+#include "serve/service.h"
+#include "tests/app/app_test_util.h"
+#include "tests/auth/oidc_provider.h"
+#include "tests/serve/http_client.h"
+
+namespace hart::auth_test {
+namespace {
+
+using serve_test::Http;
+using serve_test::HttpResponse;
+
+struct Who {
+  std::string name;  // oid
+  std::string tenant;
+  std::string role;  // "" : no roles claim
+};
+
+class AuthServe : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Progress::SetEnabled(false);
+    rsa_ = new TestKey(MakeRsaKey("k1"));
+  }
+  void SetUp() override {
+    provider_ = std::make_unique<OidcProvider>();
+    provider_->Publish(*rsa_);
+    root_ = cli_test::MakeTempDir("hart_auth_serve_");
+    ASSERT_TRUE(store::Store::Init(root_ + "/store").ok());
+    auto s = store::Store::Open(root_ + "/store");
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::shared_ptr<store::Store>(std::move(*s));
+    // The models, ingested by the local user, then given owners.
+    app::Context local;
+    local.store = store_;
+    local.actor = "setup";
+    for (const auto& [model, owner, vis] : kModels) {
+      app::IngestRequest req;
+      req.path = app::testing::Fixture("base.safetensors");
+      req.model = model;
+      req.license = "mit";
+      auto r = app::Ingest(local, req);
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_TRUE(store_->SetModelAccess(model, {Owner(owner), "t1", vis}, "setup").ok());
+    }
+    auth::AuthConfig cfg;
+    cfg.issuer = provider_->issuer();
+    cfg.audience = {"api://hart"};
+    cfg.discovery = cfg.issuer + "/.well-known/openid-configuration";
+    cfg.http_timeout_seconds = 1;
+    serve::ServiceOptions o;
+    o.http.host = "127.0.0.1";
+    o.http.port = 0;
+    o.access_log = false;
+    o.auth = {cfg.issuer, "hart-web", {"openid", "profile"}, cfg.discovery};
+    svc_ = std::make_unique<serve::Service>(o, store_);
+    serve::EnableAuth(*svc_, std::make_shared<auth::Authenticator>(cfg, std::make_shared<auth::OidcKeySource>(cfg),
+                                                                   serve::ApiKeyLookupFor(store_)));
+    ASSERT_TRUE(svc_->Listen().ok());
+    thread_ = std::thread([this] { svc_->Run(false); });
+  }
+  void TearDown() override {
+    svc_->Drain();
+    thread_.join();
+    svc_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+  std::string Owner(const std::string& oid) const { return provider_->issuer() + "|" + oid; }
+  std::string Token(const Who& w) const {
+    int64_t now = std::time(nullptr);
+    json c = {{"iss", provider_->issuer()}, {"aud", "api://hart"}, {"exp", now + 600}, {"iat", now},
+              {"oid", w.name}, {"sub", "s-" + w.name}, {"tid", w.tenant}};
+    if (!w.role.empty()) c["roles"] = {w.role};
+    return Mint("RS256", *rsa_, c);
+  }
+  HttpResponse Call(const Who& w, const std::string& method, const std::string& target, const std::string& body = "") {
+    return Http(svc_->port(), method, target, body, {{"authorization", "Bearer " + Token(w)}});
+  }
+  // The rule in words, written independently of app/access.cc.
+  static bool ShouldRead(const Who& w, const std::string& owner, const std::string& vis) {
+    return w.role == "Admin" || w.name == owner || vis == "public" || (vis == "tenant" && w.tenant == "t1");
+  }
+  static bool ShouldWrite(const Who& w, const std::string& owner) {
+    return w.role == "Admin" || (w.role == "Contributor" && w.name == owner);
+  }
+
+  static inline const std::vector<std::tuple<std::string, std::string, std::string>> kModels = {
+      {"alice-private", "alice", "private"},
+      {"alice-tenant", "alice", "tenant"},
+      {"alice-public", "alice", "public"},
+      {"bob-private", "bob", "private"},
+  };
+  static inline const std::vector<Who> kCallers = {
+      {"alice", "t1", ""},  {"alice", "t1", "Contributor"}, {"bob", "t1", "Reader"},
+      {"carol", "t2", "Contributor"}, {"dave", "", ""},     {"root", "t9", "Admin"},
+  };
+
+  static TestKey* rsa_;
+  std::unique_ptr<OidcProvider> provider_;
+  std::string root_;
+  std::shared_ptr<store::Store> store_;
+  std::unique_ptr<serve::Service> svc_;
+  std::thread thread_;
+};
+TestKey* AuthServe::rsa_ = nullptr;
+
+TEST_F(AuthServe, MissingOrBadCredentialsGet401WithAChallenge) {
+  HttpResponse r = Http(svc_->port(), "GET", "/api/models");
+  EXPECT_EQ(r.status, 401);
+  std::string ch = r.Header("www-authenticate");
+  EXPECT_EQ(ch.rfind("Bearer ", 0), 0u) << ch;
+  EXPECT_NE(ch.find("resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource\""), std::string::npos) << ch;
+  EXPECT_EQ(ch.find("error="), std::string::npos) << "no error code when no credential was sent (RFC 6750 3.1)";
+  EXPECT_EQ(r.Json()["error"]["type"], "authentication_error") << r.body;
+  int64_t now = std::time(nullptr);
+  std::vector<std::string> bad = {
+      "Bearer garbage", "Basic YTpi", "Bearer " + std::string(7000, 'x'), "Bearer hart_" + std::string(43, 'A'),
+      "Bearer " + Mint("RS256", *rsa_, {{"iss", provider_->issuer()}, {"aud", "api://hart"}, {"exp", now - 3600}, {"oid", "alice"}}),
+      "Bearer " + MintHs256WithPublicKey(*rsa_, {{"iss", provider_->issuer()}, {"aud", "api://hart"}, {"exp", now + 600}, {"oid", "alice"}}),
+  };
+  // Bigger than the server takes in a header: refused before any parsing.
+  EXPECT_EQ(Http(svc_->port(), "GET", "/api/models", "", {{"authorization", "Bearer " + std::string(20000, 'x')}}).status, 431);
+  for (const auto& h : bad) {
+    for (const char* path : {"/api/models", "/v1/models", "/auth/me", "/api/versions/alice-public@1", "/metrics"}) {
+      HttpResponse b = Http(svc_->port(), "GET", path, "", {{"authorization", h}});
+      EXPECT_EQ(b.status, 401) << path << " " << h.substr(0, 30);
+      EXPECT_NE(b.Header("www-authenticate").find("error=\"invalid_token\""), std::string::npos) << b.Header("www-authenticate");
+      EXPECT_EQ(b.body.find("alice-public"), std::string::npos) << "nothing else in the answer";
+    }
+  }
+}
+
+TEST_F(AuthServe, MetadataAndProbesAnswerWithoutSignIn) {
+  HttpResponse m = Http(svc_->port(), "GET", "/.well-known/oauth-protected-resource");
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(m.Json()["authorization_servers"], json::array({provider_->issuer()}));
+  EXPECT_EQ(m.Json()["resource"], "http://127.0.0.1");
+  HttpResponse c = Http(svc_->port(), "GET", "/auth/config");
+  ASSERT_EQ(c.status, 200);
+  EXPECT_EQ(c.Json()["client_id"], "hart-web");
+  EXPECT_EQ(c.Json()["code_challenge_method"], "S256");
+  EXPECT_EQ(Http(svc_->port(), "GET", "/healthz").status, 200);
+  HttpResponse me = Call({"alice", "t1", "Contributor"}, "GET", "/auth/me");
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(me.Json()["owner"], Owner("alice"));
+  EXPECT_EQ(me.Json()["role"], "Contributor");
+  EXPECT_EQ(me.Json()["tenant"], "t1");
+}
+
+TEST_F(AuthServe, ApiKeysActAsTheirOwnerUntilRevoked) {
+  std::string secret = auth::NewApiKeySecret();
+  ASSERT_TRUE(store_->CreateApiKey({.name = "ci", .owner = Owner("alice"), .role = "Reader"}, auth::ApiKeyHash(secret), "setup").ok());
+  auto get = [&](const std::string& path) {
+    return Http(svc_->port(), "GET", path, "", {{"authorization", "Bearer " + secret}});
+  };
+  HttpResponse me = get("/auth/me");
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(me.Json()["actor"], "apikey:ci");
+  EXPECT_EQ(get("/api/models/alice-private").status, 200);  // its owner's private model
+  EXPECT_EQ(get("/api/models/bob-private").status, 404);
+  ASSERT_TRUE(store_->RevokeApiKey("ci", "setup").ok());
+  EXPECT_EQ(get("/auth/me").status, 401);
+}
+
+TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
+  auto models_in = [](const json& list, const char* field) {
+    std::set<std::string> out;
+    for (const auto& e : list) out.insert(e[field].get<std::string>());
+    return out;
+  };
+  for (const Who& w : kCallers) {
+    SCOPED_TRACE(w.name + "/" + w.tenant + "/" + (w.role.empty() ? "none" : w.role));
+    std::set<std::string> want;
+    for (const auto& [m, owner, vis] : kModels)
+      if (ShouldRead(w, owner, vis)) want.insert(m);
+    // Lists show exactly what may be read.
+    HttpResponse l = Call(w, "GET", "/api/models");
+    ASSERT_EQ(l.status, 200) << l.body;
+    EXPECT_EQ(models_in(l.Json(), "name"), want);
+    HttpResponse v1 = Call(w, "GET", "/v1/models");
+    ASSERT_EQ(v1.status, 200);
+    std::set<std::string> ids = models_in(v1.Json()["data"], "id"), want_ids;
+    for (const auto& m : want) want_ids.insert({m, m + "@1"});
+    EXPECT_EQ(ids, want_ids);
+    for (const auto& [m, owner, vis] : kModels) {
+      SCOPED_TRACE(m);
+      const bool read = ShouldRead(w, owner, vis);
+      const std::string ref = m + "@1";
+      for (const std::string& path :
+           {"/api/models/" + m, "/api/versions/" + ref, "/api/versions/" + ref + "/tensors",
+            "/api/versions/" + ref + "/components", "/api/versions/" + ref + "/download",
+            "/api/diff?a=" + ref + "&b=alice-public@1", "/api/diff?a=alice-public@1&b=" + ref, "/v1/models/" + m}) {
+        HttpResponse r = Call(w, "GET", path);
+        EXPECT_EQ(r.status, read ? 200 : 404) << path << ": " << r.body.substr(0, 200);
+        if (!read) {
+          // Word for word the answer for a model that does not exist.
+          std::string ghost = path;
+          ghost.replace(ghost.find(m), m.size(), std::string(m.size(), 'z'));
+          HttpResponse g = Call(w, "GET", ghost);
+          std::string body = r.body;
+          body.replace(body.find(m), m.size(), std::string(m.size(), 'z'));
+          EXPECT_EQ(g.status, 404);
+          EXPECT_EQ(body, g.body) << path;
+        }
+      }
+      for (const auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
+               {"GET", "/api/similar?target=" + ref, ""},
+               {"POST", "/api/plan", json{{"version", ref}}.dump()},
+               {"POST", "/api/load", json{{"version", ref}, {"names", {"model.embed_tokens.weight"}}}.dump()},
+               {"POST", "/v1/embeddings", json{{"model", m}, {"input", "hi"}}.dump()},
+               {"POST", "/v1/completions", json{{"model", ref}, {"prompt", "hi"}, {"max_tokens", 1}}.dump()},
+               {"POST", "/v1/chat/completions",
+                json{{"model", m}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 1}}.dump()}}) {
+        HttpResponse r = Call(w, method, path, body);
+        if (read) EXPECT_NE(r.status, 404) << path << ": " << r.body.substr(0, 200);
+        else EXPECT_EQ(r.status, 404) << path << ": " << r.body.substr(0, 200);
+      }
+      // Writes the rule forbids change nothing: 404 when unreadable, 403 when readable.
+      if (!ShouldWrite(w, owner)) {
+        HttpResponse d = Call(w, "DELETE", "/api/versions/" + ref);
+        EXPECT_EQ(d.status, read ? 403 : 404) << d.body;
+        HttpResponse i = Call(w, "POST", "/api/ingest?filename=x.safetensors&model=" + m, "not a model");
+        EXPECT_EQ(i.status, read ? 403 : 404) << i.body;
+        EXPECT_TRUE(store_->Resolve({m, 1}).ok());
+      }
+    }
+    // Search and events mention only readable models.
+    HttpResponse s = Call(w, "GET", "/api/search?q=alice%20OR%20bob%20OR%20private&k=100");
+    ASSERT_EQ(s.status, 200) << s.body;
+    for (const auto& h : s.Json()) EXPECT_TRUE(want.count(app::ModelOfRef(h["ref"].get<std::string>()))) << h.dump();
+    HttpResponse e = Call(w, "GET", "/api/events");
+    ASSERT_EQ(e.status, 200) << e.body;
+    json evs = e.Json();
+    ASSERT_TRUE(evs.is_array()) << e.body;
+    if (w.role == "Admin") EXPECT_GE(evs.size(), kModels.size());
+    for (const auto& ev : evs)
+      EXPECT_TRUE(want.count(ev["payload"].value("model", std::string("?")))) << ev.dump();
+    // Store-wide work is the Admin's.
+    const int admin = w.role == "Admin" ? 200 : 403;
+    EXPECT_EQ(Call(w, "GET", "/api/stats").status, admin);
+    EXPECT_EQ(Call(w, "POST", "/api/sql", json{{"sql", "SELECT actor FROM audit"}}.dump()).status, admin);
+    EXPECT_EQ(Call(w, "POST", "/api/verify", "{}").status, admin);
+  }
+}
+
+TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
+  Who alice{"alice", "t1", "Contributor"}, reader{"dave", "", ""}, carol{"carol", "t2", "Contributor"};
+  std::ifstream f(app::testing::Fixture("base.safetensors"), std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  // A Reader creates nothing; a Contributor creates a model it then owns, private.
+  EXPECT_EQ(Call(reader, "POST", "/api/ingest?filename=x.safetensors&model=dave-new", ss.str()).status, 403);
+  HttpResponse c = Call(carol, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=carol-new", ss.str());
+  ASSERT_EQ(c.status, 201) << c.body;
+  // The same bytes as alice's private models: nothing says they were shared.
+  EXPECT_TRUE(c.Json()["new_bytes"].is_null()) << c.body;
+  EXPECT_TRUE(c.Json()["new_chunks"].is_null()) << c.body;
+  EXPECT_TRUE(c.Json()["suggested_parent"].is_null()) << c.body;
+  auto a = store_->GetModelAccess("carol-new");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->owner, Owner("carol"));
+  EXPECT_EQ(a->visibility, "private");
+  EXPECT_EQ(Call(alice, "GET", "/api/models/carol-new").status, 404);
+  // The owner publishes its model; others may then read it, but not change it.
+  auto vis = [&](const Who& w, const std::string& m, const std::string& v) {
+    return Call(w, "PUT", "/api/models/" + m + "/visibility", json{{"visibility", v}}.dump()).status;
+  };
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 404);
+  EXPECT_EQ(vis(reader, "alice-private", "public"), 404);
+  EXPECT_EQ(vis(alice, "alice-private", "public"), 200);
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 200);
+  EXPECT_EQ(vis(reader, "alice-private", "private"), 403);
+  EXPECT_EQ(vis(alice, "alice-private", "secret"), 400);
+  EXPECT_EQ(vis(alice, "alice-private", "private"), 200);
+  EXPECT_EQ(Call(reader, "GET", "/api/models/alice-private").status, 404);
+  // The owner deletes its own version.
+  HttpResponse d = Call(alice, "DELETE", "/api/versions/alice-public@1");
+  EXPECT_EQ(d.status, 200) << d.body;
+  EXPECT_TRUE(d.Json()["exclusive_bytes"].is_null()) << d.body;
+  // gc after one owner's delete keeps every chunk another owner's versions use.
+  ASSERT_TRUE(store_->Gc("setup").ok());
+  for (const std::string m : {"alice-private", "bob-private", "carol-new"}) {
+    HttpResponse dl = Call({"root", "", "Admin"}, "GET", "/api/versions/" + m + "@1/download");
+    EXPECT_EQ(dl.status, 200) << m;
+    EXPECT_EQ(dl.body, ss.str()) << m;
+  }
+  EXPECT_TRUE(store_->Verify(false).ok());
+  // The audit trail names the callers (read by an Admin over SQL).
+  HttpResponse sql = Call({"root", "", "Admin"}, "POST", "/api/sql",
+                          json{{"sql", "SELECT actor, action FROM audit ORDER BY id"}}.dump());
+  ASSERT_EQ(sql.status, 200) << sql.body;
+  EXPECT_NE(sql.body.find(Owner("carol")), std::string::npos) << sql.body;
+  EXPECT_NE(sql.body.find(Owner("alice")), std::string::npos) << sql.body;
+}
+
+}  // namespace
+}  // namespace hart::auth_test
