@@ -15,7 +15,8 @@
   X(Sql)     /* sql */ \
   X(Plan)    /* plan, load */ \
   X(Serve)   /* serve */ \
-  X(Mcp)     /* mcp */
+  X(Mcp)     /* mcp */ \
+  X(Workshop) /* quantize, compose, rebuild */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);
