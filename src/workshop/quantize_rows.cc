@@ -430,6 +430,12 @@ void QuantizeQ4_0(const float* x, uint8_t* out, int64_t n) {
   if (Cpu().avx2) Q4_0Avx2(x, y, n / kQK);
   else Q4_0Scalar(x, y, n / kQK);
 }
+void QuantizeQ8_0Portable(const float* x, uint8_t* out, int64_t n) {
+  Q8_0Scalar(x, reinterpret_cast<BlockQ8_0*>(out), n / kQK);
+}
+void QuantizeQ4_0Portable(const float* x, uint8_t* out, int64_t n) {
+  Q4_0Scalar(x, reinterpret_cast<BlockQ4_0*>(out), n / kQK);
+}
 void QuantizeQ4_1(const float* x, uint8_t* out, int64_t n) {
   Q4_1Scalar(x, reinterpret_cast<BlockQ4_1*>(out), n / kQK);
 }

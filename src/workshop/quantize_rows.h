@@ -36,5 +36,9 @@ void QuantizeQ5_1(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ4_K(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ5_K(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ6_K(const float* x, uint8_t* out, int64_t n);
+// The portable paths of the two types that have AVX2 ones (tests compare
+// both with the reference).
+void QuantizeQ8_0Portable(const float* x, uint8_t* out, int64_t n);
+void QuantizeQ4_0Portable(const float* x, uint8_t* out, int64_t n);
 
 }  // namespace hart::workshop

@@ -83,6 +83,19 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"q5_k", DType::kQ5_K, 176, 256}, Case{"q6_k", DType::kQ6_K, 210, 256}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// The AVX2 paths (taken above where the CPU has AVX2) and the portable
+// ones give the reference's bytes alike.
+TEST_F(QuantizeRowsTest, PortablePathsEqualTheReferenceToo) {
+  std::vector<float> x = Input();
+  for (auto [name, fn, bytes] : {std::tuple{"q8_0", &QuantizeQ8_0Portable, size_t{34}},
+                                 std::tuple{"q4_0", &QuantizeQ4_0Portable, size_t{18}}}) {
+    std::vector<uint8_t> want = ReadAll(*dir_ / (std::string(name) + ".bin"));
+    std::vector<uint8_t> got(x.size() / 32 * bytes);
+    fn(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_TRUE(got == want) << name;
+  }
+}
+
 TEST(QuantizeRows, RefusesNaNAndInfinityNamingTheElement) {
   std::vector<float> x(256, 0.5f);
   x[77] = std::numeric_limits<float>::quiet_NaN();
