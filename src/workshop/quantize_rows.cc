@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -50,6 +51,9 @@ struct __attribute__((packed)) BlockQ5_1 {
 static_assert(sizeof(BlockQ5_1) == 24);
 
 constexpr float kGroupMaxEps = 1e-15f;
+
+std::atomic<bool> g_portable{false};
+bool UseAvx2() { return Cpu().avx2 && !g_portable.load(std::memory_order_relaxed); }
 
 inline uint16_t ToF16(float f) { return runtime::F32ToF16(f); }
 inline float FromF16(uint16_t h) { return F16ToF32(h); }
@@ -386,18 +390,119 @@ void PackScalesK4(const float* scales, const float* mins, float max_scale, float
 }
 
 // Q4_K and Q5_K share everything but the level count and search range.
-template <int kMax>
-void QuantizeKx(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales_out, uint8_t* L,
-                float rmin, int nstep) {
-  float mins[kQKK / 32], scales[kQKK / 32], weights[32];
+// The eight sub-blocks' searches of one Q4_K/Q5_K super-block, portable.
+void SubBlocksPortable(const float* x, int nmax, float rmin, int nstep, float* scales, float* mins,
+                       uint8_t* L) {
+  float weights[32];
   uint8_t Laux[32];
-  float max_scale = 0, max_min = 0;
   for (int j = 0; j < kQKK / 32; ++j) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = MakeQkx2(32, kMax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+    scales[j] = MakeQkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+  }
+}
+
+// The same with the eight sub-blocks in the eight lanes of AVX2 registers:
+// each lane does exactly the scalar search's operations in the same order
+// (sums run over a sub-block's elements one by one), so the results are
+// the same bits; only the sub-blocks run side by side.
+__attribute__((target("avx2"))) inline __m256i NearestInt8(__m256 f) {
+  const __m256i i = _mm256_castps_si256(_mm256_add_ps(f, _mm256_set1_ps(12582912.f)));
+  return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)),
+                          _mm256_set1_epi32(0x00400000));
+}
+
+__attribute__((target("avx2"))) void SubBlocksAvx2(const float* x, int nmax, float rmin, int nstep,
+                                                   float* scales, float* mins, uint8_t* Lout) {
+  const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+  const __m256 zero = _mm256_setzero_ps(), absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i vmax = _mm256_set1_epi32(nmax), izero = _mm256_setzero_si256();
+  __m256 X[32], W[32];
+  __m256 sx2 = zero;
+  for (int i = 0; i < 32; ++i) {
+    X[i] = _mm256_i32gather_ps(x + i, idx, 4);
+    sx2 = _mm256_add_ps(sx2, _mm256_mul_ps(X[i], X[i]));
+  }
+  const __m256 av = _mm256_sqrt_ps(_mm256_div_ps(sx2, _mm256_set1_ps(32.f)));
+  for (int i = 0; i < 32; ++i) W[i] = _mm256_add_ps(av, _mm256_and_ps(X[i], absmask));
+
+  __m256 mn = X[0], mx = X[0], sum_w = W[0];
+  __m256 sum_x = _mm256_mul_ps(sum_w, X[0]);
+  for (int i = 1; i < 32; ++i) {
+    mn = _mm256_blendv_ps(mn, X[i], _mm256_cmp_ps(X[i], mn, _CMP_LT_OQ));
+    mx = _mm256_blendv_ps(mx, X[i], _mm256_cmp_ps(X[i], mx, _CMP_GT_OQ));
+    sum_w = _mm256_add_ps(sum_w, W[i]);
+    sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(W[i], X[i]));
+  }
+  mn = _mm256_blendv_ps(mn, zero, _mm256_cmp_ps(mn, zero, _CMP_GT_OQ));
+  const __m256 flat = _mm256_cmp_ps(mx, mn, _CMP_EQ_OQ);
+  const __m256 mn0 = mn;
+  __m256 iscale = _mm256_div_ps(_mm256_set1_ps(static_cast<float>(nmax)), _mm256_sub_ps(mx, mn));
+  __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
+  __m256i L[32], La[32];
+  __m256 best = zero;
+  for (int i = 0; i < 32; ++i) {
+    __m256i l = NearestInt8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], mn)));
+    L[i] = _mm256_max_epi32(izero, _mm256_min_epi32(vmax, l));
+    __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(L[i])), mn), X[i]);
+    diff = _mm256_mul_ps(diff, diff);
+    best = _mm256_add_ps(best, _mm256_mul_ps(W[i], diff));
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    const float c = rmin + 0.1f * is + nmax;  // as the scalar search rounds it
+    iscale = _mm256_div_ps(_mm256_set1_ps(c), _mm256_sub_ps(mx, mn));
+    __m256 sl = zero, sl2 = zero, sxl = zero;
+    for (int i = 0; i < 32; ++i) {
+      __m256i l = NearestInt8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], mn)));
+      La[i] = _mm256_max_epi32(izero, _mm256_min_epi32(vmax, l));
+      const __m256 lf = _mm256_cvtepi32_ps(La[i]);
+      const __m256 wl = _mm256_mul_ps(W[i], lf);
+      sl = _mm256_add_ps(sl, wl);
+      sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(wl, lf));
+      sxl = _mm256_add_ps(sxl, _mm256_mul_ps(wl, X[i]));
+    }
+    const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sl2), _mm256_mul_ps(sl, sl));
+    __m256 ts = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sxl), _mm256_mul_ps(sum_x, sl)), D);
+    __m256 tm = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sl2, sum_x), _mm256_mul_ps(sl, sxl)), D);
+    const __m256 pos = _mm256_cmp_ps(tm, zero, _CMP_GT_OQ);
+    tm = _mm256_blendv_ps(tm, zero, pos);
+    ts = _mm256_blendv_ps(ts, _mm256_div_ps(sxl, sl2), pos);
+    __m256 cur = zero;
+    for (int i = 0; i < 32; ++i) {
+      __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(ts, _mm256_cvtepi32_ps(La[i])), tm), X[i]);
+      diff = _mm256_mul_ps(diff, diff);
+      cur = _mm256_add_ps(cur, _mm256_mul_ps(W[i], diff));
+    }
+    const __m256 upd = _mm256_and_ps(_mm256_cmp_ps(D, zero, _CMP_GT_OQ), _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
+    if (_mm256_movemask_ps(upd) == 0) continue;
+    const __m256i updi = _mm256_castps_si256(upd);
+    for (int i = 0; i < 32; ++i) L[i] = _mm256_blendv_epi8(L[i], La[i], updi);
+    best = _mm256_blendv_ps(best, cur, upd);
+    scale = _mm256_blendv_ps(scale, ts, upd);
+    mn = _mm256_blendv_ps(mn, tm, upd);
+  }
+  scale = _mm256_blendv_ps(scale, zero, flat);
+  mn = _mm256_blendv_ps(mn, mn0, flat);
+  const __m256i flati = _mm256_castps_si256(flat);
+  _mm256_storeu_ps(scales, scale);
+  _mm256_storeu_ps(mins, _mm256_xor_ps(mn, _mm256_set1_ps(-0.0f)));  // -min, as the scalar negates
+  alignas(32) int32_t lanes[8];
+  for (int i = 0; i < 32; ++i) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_blendv_epi8(L[i], izero, flati));
+    for (int j = 0; j < 8; ++j) Lout[32 * j + i] = static_cast<uint8_t>(lanes[j]);
+  }
+}
+
+template <int kMax>
+void QuantizeKx(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales_out, uint8_t* L,
+                float rmin, int nstep) {
+  float mins[kQKK / 32], scales[kQKK / 32];
+  if (UseAvx2()) SubBlocksAvx2(x, kMax, rmin, nstep, scales, mins, L);
+  else SubBlocksPortable(x, kMax, rmin, nstep, scales, mins, L);
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < kQKK / 32; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -422,12 +527,12 @@ void QuantizeKx(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint8_t* sc
 
 void QuantizeQ8_0(const float* x, uint8_t* out, int64_t n) {
   auto* y = reinterpret_cast<BlockQ8_0*>(out);
-  if (Cpu().avx2) Q8_0Avx2(x, y, n / kQK);
+  if (UseAvx2()) Q8_0Avx2(x, y, n / kQK);
   else Q8_0Scalar(x, y, n / kQK);
 }
 void QuantizeQ4_0(const float* x, uint8_t* out, int64_t n) {
   auto* y = reinterpret_cast<BlockQ4_0*>(out);
-  if (Cpu().avx2) Q4_0Avx2(x, y, n / kQK);
+  if (UseAvx2()) Q4_0Avx2(x, y, n / kQK);
   else Q4_0Scalar(x, y, n / kQK);
 }
 void QuantizeQ8_0Portable(const float* x, uint8_t* out, int64_t n) {
@@ -533,6 +638,8 @@ void QuantizeQ6_K(const float* x, uint8_t* out, int64_t n) {
     }
   }
 }
+
+void UsePortableQuantizers(bool on) { g_portable.store(on); }
 
 bool CanQuantizeTo(DType t) {
   switch (t) {

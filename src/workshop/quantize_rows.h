@@ -36,6 +36,10 @@ void QuantizeQ5_1(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ4_K(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ5_K(const float* x, uint8_t* out, int64_t n);
 void QuantizeQ6_K(const float* x, uint8_t* out, int64_t n);
+// Tests and benchmarks: the portable paths even where the CPU has AVX2
+// (the AVX2 paths give the same bytes; this checks both).
+void UsePortableQuantizers(bool on);
+
 // The portable paths of the two types that have AVX2 ones (tests compare
 // both with the reference).
 void QuantizeQ8_0Portable(const float* x, uint8_t* out, int64_t n);

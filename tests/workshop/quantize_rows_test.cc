@@ -75,6 +75,18 @@ TEST_P(QuantizeTypeTest, BytesEqualTheNumpyReference) {
   }
 }
 
+TEST_P(QuantizeTypeTest, PortablePathGivesTheSameBytes) {
+  const Case& c = GetParam();
+  std::vector<float> x = Input();
+  std::vector<uint8_t> want = ReadAll(*dir_ / (std::string(c.name) + ".bin"));
+  std::vector<uint8_t> got(want.size());
+  UsePortableQuantizers(true);
+  absl::Status s = QuantizeRows(c.type, x, got);
+  UsePortableQuantizers(false);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(got == want) << c.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Types, QuantizeTypeTest,
     ::testing::Values(Case{"q8_0", DType::kQ8_0, 34, 32}, Case{"q4_0", DType::kQ4_0, 18, 32},
