@@ -495,6 +495,66 @@ __attribute__((target("avx2"))) void SubBlocksAvx2(const float* x, int nmax, flo
   }
 }
 
+// MakeQx(16, 32, ...) for Q6_K's sixteen sub-blocks, eight at a time in
+// AVX2 lanes: per lane the scalar search's operations in the same order.
+__attribute__((target("avx2"))) inline void Q6Sums(const __m256* X, const __m256* W, __m256 iscale,
+                                                   __m256i* l, __m256* slx, __m256* sl2) {
+  const __m256i lo = _mm256_set1_epi32(-32), hi = _mm256_set1_epi32(31);
+  *slx = _mm256_setzero_ps();
+  *sl2 = _mm256_setzero_ps();
+  for (int i = 0; i < 16; ++i) {
+    l[i] = _mm256_max_epi32(lo, _mm256_min_epi32(hi, NearestInt8(_mm256_mul_ps(iscale, X[i]))));
+    const __m256 lf = _mm256_cvtepi32_ps(l[i]);
+    *slx = _mm256_add_ps(*slx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
+    *sl2 = _mm256_add_ps(*sl2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+  }
+}
+
+__attribute__((target("avx2"))) void SubBlocksQ6Avx2(const float* x, float* scales, int8_t* Lout) {
+  const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+  const __m256 zero = _mm256_setzero_ps(), absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i off = _mm256_set1_epi32(32);
+  for (int g = 0; g < 2; ++g) {
+    __m256 X[16], W[16];
+    __m256 amax = zero, max = zero;
+    for (int i = 0; i < 16; ++i) {
+      X[i] = _mm256_i32gather_ps(x + 128 * g + i, idx, 4);
+      W[i] = _mm256_mul_ps(X[i], X[i]);
+      const __m256 ax = _mm256_and_ps(X[i], absmask);
+      const __m256 upd = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+      amax = _mm256_blendv_ps(amax, ax, upd);
+      max = _mm256_blendv_ps(max, X[i], upd);
+    }
+    const __m256 all_zero = _mm256_cmp_ps(amax, _mm256_set1_ps(kGroupMaxEps), _CMP_LT_OQ);
+    __m256i l[16], L[16];
+    __m256 slx, sl2;
+    Q6Sums(X, W, _mm256_div_ps(_mm256_set1_ps(-32.f), max), l, &slx, &sl2);
+    for (int i = 0; i < 16; ++i) L[i] = _mm256_add_epi32(l[i], off);
+    __m256 scale = _mm256_and_ps(_mm256_cmp_ps(sl2, zero, _CMP_NEQ_UQ), _mm256_div_ps(slx, sl2));
+    __m256 best = _mm256_mul_ps(scale, slx);
+    for (int is = -9; is <= 9; ++is) {
+      if (is == 0) continue;
+      const float c = -(32 + 0.1f * is);
+      Q6Sums(X, W, _mm256_div_ps(_mm256_set1_ps(c), max), l, &slx, &sl2);
+      const __m256 cond = _mm256_and_ps(_mm256_cmp_ps(sl2, zero, _CMP_GT_OQ),
+                                        _mm256_cmp_ps(_mm256_mul_ps(slx, slx), _mm256_mul_ps(best, sl2), _CMP_GT_OQ));
+      if (_mm256_movemask_ps(cond) == 0) continue;
+      const __m256i ci = _mm256_castps_si256(cond);
+      for (int i = 0; i < 16; ++i) L[i] = _mm256_blendv_epi8(L[i], _mm256_add_epi32(l[i], off), ci);
+      scale = _mm256_blendv_ps(scale, _mm256_div_ps(slx, sl2), cond);
+      best = _mm256_blendv_ps(best, _mm256_mul_ps(scale, slx), cond);
+    }
+    scale = _mm256_blendv_ps(scale, zero, all_zero);
+    _mm256_storeu_ps(scales + 8 * g, scale);
+    const __m256i zi = _mm256_castps_si256(all_zero);
+    alignas(32) int32_t lanes[8];
+    for (int i = 0; i < 16; ++i) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_blendv_epi8(L[i], _mm256_setzero_si256(), zi));
+      for (int j = 0; j < 8; ++j) Lout[128 * g + 16 * j + i] = static_cast<int8_t>(lanes[j]);
+    }
+  }
+}
+
 template <int kMax>
 void QuantizeKx(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales_out, uint8_t* L,
                 float rmin, int nstep) {
@@ -597,9 +657,11 @@ void QuantizeQ6_K(const float* x, uint8_t* out, int64_t n) {
   float scales[kQKK / 16];
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     float max_scale = 0, max_abs_scale = 0;
+    if (UseAvx2()) SubBlocksQ6Avx2(x, scales, L);
+    else
+      for (int ib = 0; ib < kQKK / 16; ++ib) scales[ib] = MakeQx(16, 32, x + 16 * ib, L + 16 * ib);
     for (int ib = 0; ib < kQKK / 16; ++ib) {
-      const float scale = MakeQx(16, 32, x + 16 * ib, L + 16 * ib);
-      scales[ib] = scale;
+      const float scale = scales[ib];
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
         max_abs_scale = abs_scale;
