@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "app/query.h"
 
 #include <sqlite3.h>
@@ -219,8 +220,15 @@ json SimilarResponse::ToJson() const {
     for (const auto& h : tensors)
       j.push_back({{"id", h.id}, {"ref", h.ref}, {"name", h.name}, {"distance", h.distance}});
   } else {
-    for (const auto& h : versions)
-      j.push_back({{"version", h.ref}, {"similarity", h.similarity}, {"matched_tensors", h.matched}});
+    for (const auto& h : versions) {
+      json lineage = nullptr;
+      if (std::find(derived_from.begin(), derived_from.end(), h.ref) != derived_from.end())
+        lineage = "derived from";
+      else if (std::find(derived_into.begin(), derived_into.end(), h.ref) != derived_into.end())
+        lineage = "derived into";
+      j.push_back({{"version", h.ref}, {"similarity", h.similarity}, {"matched_tensors", h.matched},
+                   {"lineage", lineage}});
+    }
   }
   return j;
 }
@@ -248,6 +256,14 @@ absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest
   ASSIGN_OR_RETURN(out.version, ResolveVersion(ctx, req.target));
   ASSIGN_OR_RETURN(out.versions, sim.NearestVersions(out.version.id, req.k));
   std::erase_if(out.versions, [&](const auto& h) { return !readable(ModelOfRef(h.ref)); });
+  ASSIGN_OR_RETURN(auto derivation, ctx.st().GetDerivation(out.version.id));
+  if (derivation)
+    for (const json& in : derivation->inputs) {
+        std::string ref = in.value("ref", std::string());
+        if (readable(ModelOfRef(ref))) out.derived_from.push_back(std::move(ref));
+      }
+  ASSIGN_OR_RETURN(out.derived_into, ctx.st().DerivedFrom(out.version.id));
+  std::erase_if(out.derived_into, [&](const auto& ref) { return !readable(ModelOfRef(ref)); });
   return out;
 }
 

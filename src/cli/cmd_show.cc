@@ -61,15 +61,30 @@ int RunShow(Cli& cli, const std::string& arg) {
   const auto* files = &r->files;
   const auto* tensors = &r->tensors;
   fmt::print("{}\n", v->ref());
-  PrintFields({{"format", std::string(formats::FormatName(v->format))},
-               {"license", v->license.empty() ? "-" : v->license},
-               {"architecture", v->architecture.empty() ? "-" : v->architecture},
-               {"parent", v->parent.value_or("-")},
-               {"created", FormatTime(v->created_at)},
-               {"tensors", std::to_string(v->tensors)},
-               {"size", fmt::format("{} ({} bytes)", HumanBytes(v->logical_bytes),
-                                    v->logical_bytes)},
-               {"files", std::to_string(files->size())}});
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"format", std::string(formats::FormatName(v->format))},
+      {"license", v->license.empty() ? "-" : v->license},
+      {"architecture", v->architecture.empty() ? "-" : v->architecture},
+      {"parent", v->parent.value_or("-")},
+      {"created", FormatTime(v->created_at)},
+      {"tensors", std::to_string(v->tensors)},
+      {"size", fmt::format("{} ({} bytes)", HumanBytes(v->logical_bytes), v->logical_bytes)},
+      {"files", std::to_string(files->size())}};
+  if (r->derivation) {
+    std::string inputs;
+    for (const auto& in : r->derivation->inputs)
+      inputs += (inputs.empty() ? "" : ", ") + in.value("ref", std::string("?"));
+    fields.push_back({"derived by", r->derivation->method});
+    fields.push_back({"derived from", inputs.empty() ? "-" : inputs});
+    fields.push_back({"parameters", r->derivation->parameters.dump()});
+    fields.push_back({"made with", r->derivation->hart_version});
+  }
+  if (!r->derived.empty()) {
+    std::string list;
+    for (const auto& d : r->derived) list += (list.empty() ? "" : ", ") + d;
+    fields.push_back({"derived into", list});
+  }
+  PrintFields(fields);
   bool any_sha = std::any_of(files->begin(), files->end(), [](const auto& f) { return !f.sha256.empty(); });
   if (files->size() > 1 || any_sha) {
     fmt::print("\n");

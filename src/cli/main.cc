@@ -16,7 +16,8 @@
   X(Plan)    /* plan, load */ \
   X(Serve)   /* serve */ \
   X(Mcp)     /* mcp */ \
-  X(Auth)    /* keys, visibility */
+  X(Auth)    /* keys, visibility */ \
+  X(Workshop) /* quantize, compose, rebuild */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);

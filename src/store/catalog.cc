@@ -215,6 +215,22 @@ ALTER TABLE model ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private'
   CHECK(visibility IN ('private', 'tenant', 'public'));
 )sql";
 
+// v8: lineage of derived versions (src/workshop/): how a version was made
+// from others. One row per derived version, written in the ingest's own
+// transaction. inputs is a JSON array of {"ref", "version_id", "digest"}
+// (each input's file digests when the derivation ran: the inputs may be
+// deleted later, the record stays true); parameters is the method's JSON.
+constexpr const char* kV8 = R"sql(
+CREATE TABLE derivation(
+  version_id INTEGER PRIMARY KEY REFERENCES version(id),
+  method TEXT NOT NULL,
+  parameters TEXT NOT NULL DEFAULT '{}',
+  inputs TEXT NOT NULL DEFAULT '[]',
+  hart_version TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE INDEX derivation_method ON derivation(method);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
@@ -223,6 +239,7 @@ constexpr Migration kMigrations[] = {
     {5, "tombstones of deleted versions", kV5},
     {6, "file digests", kV6},
     {7, "API keys; model owner, tenant and visibility", kV7},
+    {8, "derivations (lineage)", kV8},
 };
 
 }  // namespace
