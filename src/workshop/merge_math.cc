@@ -10,10 +10,6 @@ namespace {
 constexpr double kSlerpDotThreshold = 0.9995;
 constexpr double kSlerpEps = 1e-8;
 
-bool IsTask(MergeMethod m) {
-  return m == MergeMethod::kTaskArithmetic || m == MergeMethod::kTies ||
-         m == MergeMethod::kDareLinear || m == MergeMethod::kDareTies;
-}
 bool IsDare(MergeMethod m) { return m == MergeMethod::kDareLinear || m == MergeMethod::kDareTies; }
 bool Consensus(MergeMethod m) { return m == MergeMethod::kTies || m == MergeMethod::kDareTies; }
 
