@@ -190,6 +190,22 @@ constexpr const char* kV6 = R"sql(
 ALTER TABLE file ADD COLUMN digest TEXT;
 )sql";
 
+// v7: lineage of derived versions (src/workshop/): how a version was made
+// from others. One row per derived version, written in the ingest's own
+// transaction. inputs is a JSON array of {"ref", "version_id", "digest"}
+// (each input's file digests when the derivation ran: the inputs may be
+// deleted later, the record stays true); parameters is the method's JSON.
+constexpr const char* kV7 = R"sql(
+CREATE TABLE derivation(
+  version_id INTEGER PRIMARY KEY REFERENCES version(id),
+  method TEXT NOT NULL,
+  parameters TEXT NOT NULL DEFAULT '{}',
+  inputs TEXT NOT NULL DEFAULT '[]',
+  hart_version TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE INDEX derivation_method ON derivation(method);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "core tables", kV1},
     {2, "metadata expression indexes", kV2},
@@ -197,6 +213,7 @@ constexpr Migration kMigrations[] = {
     {4, "component name and role indexes", kV4},
     {5, "tombstones of deleted versions", kV5},
     {6, "file digests", kV6},
+    {7, "derivations (lineage)", kV7},
 };
 
 }  // namespace

@@ -89,6 +89,7 @@ absl::StatusOr<DeleteReport> Store::DeleteVersion(const VersionRef& ref, bool fo
       "DELETE FROM segment_chunk WHERE version_id = ?1",
       "DELETE FROM segment WHERE version_id = ?1",
       "DELETE FROM file WHERE version_id = ?1",
+      "DELETE FROM derivation WHERE version_id = ?1",
       "DELETE FROM component WHERE version_id = ?1",
       "DELETE FROM version WHERE id = ?1",
   };

@@ -482,9 +482,82 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     ASSIGN_OR_RETURN(std::string pref, VersionRefString(db, *parent_id));
     payload["parent"] = pref;
   }
-  RETURN_IF_ERROR(InsertEvent(db, "version.created", payload, "ingest", opts.actor));
+  if (opts.derivation) {
+    const DerivationRecord& d = *opts.derivation;
+    ASSIGN_OR_RETURN(Stmt idr, Stmt::Prepare(db,
+        "INSERT INTO derivation(version_id, method, parameters, inputs, hart_version, created_at) "
+        "VALUES(?, ?, ?, ?, ?, ?)"));
+    idr.Bind(1, vid).Bind(2, d.method).Bind(3, d.parameters.dump()).Bind(4, d.inputs.dump());
+    RETURN_IF_ERROR(idr.Bind(5, d.hart_version).Bind(6, now).Run());
+    payload["derivation"] = d.method;
+  }
+  RETURN_IF_ERROR(InsertEvent(db, "version.created", payload,
+                              opts.derivation ? "derive" : "ingest", opts.actor));
   RETURN_IF_ERROR(txn.Commit());
   return res;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::FileDigests(const formats::ModelSource& src) {
+  RETURN_IF_ERROR(formats::ValidateSource(src));
+  auto digest_of = [](std::span<const uint8_t> bytes) {
+    std::vector<ChunkRef> chunks;
+    CutChunks(bytes, nullptr, &chunks);
+    std::vector<Digest> d;
+    d.reserve(chunks.size());
+    for (const ChunkRef& c : chunks) d.push_back(Sha256({c.mem, c.size}));
+    return TensorDigest(d);
+  };
+  std::vector<std::string> out;
+  for (size_t f = 0; f < src.files.size(); ++f) {
+    std::vector<SegmentDigest> segs;
+    for (const formats::Segment& s : LayoutOf(src, f)) {
+      if (s.tensor < 0 && s.size == 0) continue;
+      std::span<const uint8_t> b = s.tensor < 0 ? src.SegmentBytes(f, s) : src.TensorBytes(s.tensor);
+      segs.push_back({s.size, digest_of(b)});
+    }
+    out.push_back(ToHex(FileDigest(segs)));
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<DerivationRecord>> Store::GetDerivation(int64_t version_id) {
+  SharedHold hold(impl_->lock.get());
+  RETURN_IF_ERROR(hold.status());
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
+      "SELECT method, parameters, inputs, hart_version, created_at FROM derivation "
+      "WHERE version_id = ?"));
+  q.Bind(1, version_id);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<DerivationRecord>();
+  DerivationRecord d;
+  d.method = q.Text(0);
+  d.parameters = nlohmann::json::parse(q.Text(1), nullptr, false);
+  d.inputs = nlohmann::json::parse(q.Text(2), nullptr, false);
+  if (d.parameters.is_discarded() || d.inputs.is_discarded())
+    return absl::DataLossError(fmt::format("derivation of version {}: its JSON does not parse",
+                                           version_id));
+  d.hart_version = q.Text(3);
+  d.created_at = q.Int(4);
+  return std::optional<DerivationRecord>(std::move(d));
+}
+
+absl::StatusOr<std::vector<std::string>> Store::DerivedFrom(int64_t version_id) {
+  SharedHold hold(impl_->lock.get());
+  RETURN_IF_ERROR(hold.status());
+  ASSIGN_OR_RETURN(ReadConn rc, impl_->Reader());
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(rc.db(),
+      "SELECT DISTINCT m.name || '@' || v.number FROM derivation d, json_each(d.inputs) j "
+      "JOIN version v ON v.id = d.version_id JOIN model m ON m.id = v.model_id "
+      "WHERE json_extract(j.value, '$.version_id') = ? ORDER BY v.id"));
+  q.Bind(1, version_id);
+  std::vector<std::string> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(q.Text(0));
+  }
+  return out;
 }
 
 }  // namespace hart::store

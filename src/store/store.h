@@ -81,6 +81,19 @@ struct VersionRef {
 };
 absl::StatusOr<VersionRef> ParseVersionRef(std::string_view s);
 
+// How a derived version was made (src/workshop/): its row in the catalog's
+// `derivation` table, written in the ingest's own transaction, so a version
+// and its lineage appear together or not at all.
+struct DerivationRecord {
+  std::string method;  // "quantize", "compose", "merge", "merge-lora", ...
+  nlohmann::json parameters = nlohmann::json::object();
+  // [{"ref": "m@N", "version_id": id, "digest": [file digests]}], in the
+  // order the method names its inputs.
+  nlohmann::json inputs = nlohmann::json::array();
+  std::string hart_version;
+  int64_t created_at = 0;  // unix seconds; set by the store
+};
+
 struct IngestOptions {
   std::string model;                   // default: the source's name_hint
   std::optional<std::string> license;  // used when the file names none; wins over none
@@ -98,6 +111,8 @@ struct IngestOptions {
   // Checked per piece of work; a cancelled ingest fails with Cancelled and
   // leaves the store as it was. May be null.
   const CancelToken* cancel = nullptr;
+  // Set for a derived version: recorded with it (see DerivationRecord).
+  std::optional<DerivationRecord> derivation;
 };
 
 struct IngestResult {
@@ -281,6 +296,15 @@ class Store {
   absl::StatusOr<std::string> NewTempPath(std::string_view prefix, std::string_view suffix);
 
   absl::StatusOr<IngestResult> Ingest(const formats::ModelSource& src, const IngestOptions& opts);
+  // The NinaDB file digest (hex, see FileDigest in store/chunker.h) each
+  // file of `src` would get if ingested, without storing anything: how
+  // `hart rebuild` checks that a recipe gives the same bytes again.
+  static absl::StatusOr<std::vector<std::string>> FileDigests(const formats::ModelSource& src);
+
+  // The derivation a version was made by; nullopt for an ingested one.
+  absl::StatusOr<std::optional<DerivationRecord>> GetDerivation(int64_t version_id);
+  // Versions derived from `version_id` (whose inputs name it), as "m@N".
+  absl::StatusOr<std::vector<std::string>> DerivedFrom(int64_t version_id);
 
   absl::StatusOr<std::vector<ModelRow>> ListModels();
   absl::StatusOr<std::vector<VersionRow>> ListVersions(std::string_view model = "");

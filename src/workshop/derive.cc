@@ -1,0 +1,277 @@
+// Derive: check, stream into a scratch GGUF, ingest with lineage, clean up.
+#include "workshop/derive.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <unordered_set>
+
+#include "core/decode.h"
+#include "core/status.h"
+#include "fmt/format.h"
+
+namespace hart::workshop {
+namespace {
+
+// Removes a scratch file when the derivation ends, however it ends.
+struct ScratchFile {
+  std::string path;
+  ~ScratchFile() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+std::string ShapeText(const Shape& s) { return nlohmann::json(s).dump(); }
+
+absl::StatusOr<store::VersionRow> VersionById(store::Store& store, int64_t id) {
+  ASSIGN_OR_RETURN(std::vector<store::VersionRow> all, store.ListVersions());
+  for (store::VersionRow& v : all)
+    if (v.id == id) return std::move(v);
+  return absl::NotFoundError(fmt::format("version id {} is not in the store", id));
+}
+
+// Everything that can be checked before a byte is written.
+absl::Status Check(store::Store& store, const Derivation& d) {
+  if (d.method.empty()) return absl::InvalidArgumentError("derivation: no method");
+  if (d.tensors.empty()) return absl::InvalidArgumentError("derivation: no output tensors");
+  std::unordered_set<std::string_view> names;
+  std::map<int64_t, std::vector<store::TensorRow>> listed;
+  for (const OutputTensor& t : d.tensors) {
+    auto bad = [&](std::string what) {
+      return absl::InvalidArgumentError(fmt::format("output tensor '{}': {}", t.name, what));
+    };
+    if (t.name.empty()) return absl::InvalidArgumentError("output tensor with an empty name");
+    if (!names.insert(t.name).second) return bad("named twice");
+    if (t.taken.has_value() == static_cast<bool>(t.compute))
+      return bad("must be either taken from a version or computed, not both or neither");
+    const DTypeInfo& info = Info(t.dtype);
+    if (info.ggml_type < 0) return bad(fmt::format("GGUF has no type {}", info.name));
+    if (!t.shape.empty() && t.shape.back() % info.block_size != 0)
+      return bad(fmt::format("row of {} is not a multiple of the {} block size {}", t.shape.back(),
+                             info.name, info.block_size));
+    if (!t.taken) continue;
+    auto it = listed.find(t.taken->version_id);
+    if (it == listed.end()) {
+      ASSIGN_OR_RETURN(auto rows, store.ListTensors(t.taken->version_id));
+      it = listed.emplace(t.taken->version_id, std::move(rows)).first;
+    }
+    const store::TensorRow* src = nullptr;
+    for (const store::TensorRow& r : it->second)
+      if (r.name == t.taken->name) src = &r;
+    if (!src)
+      return bad(fmt::format("taken from tensor '{}' of version id {}, which has no such tensor",
+                             t.taken->name, t.taken->version_id));
+    if (src->dtype != t.dtype || src->shape != t.shape)
+      return bad(fmt::format("taken from '{}' which is {} {}, but the output says {} {}",
+                             t.taken->name, Name(src->dtype), ShapeText(src->shape),
+                             Name(t.dtype), ShapeText(t.shape)));
+  }
+  for (int64_t in : d.inputs) RETURN_IF_ERROR(VersionById(store, in).status());
+  return absl::OkStatus();
+}
+
+// Writes the GGUF to a fresh scratch path and reads it back as a source.
+absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Derivation& d,
+                                                  ScratchFile* scratch, DeriveResult* res,
+                                                  const CancelToken* cancel) {
+  ASSIGN_OR_RETURN(scratch->path, store.NewTempPath("derive", ".gguf"));
+  std::vector<formats::TensorDesc> descs;
+  for (const OutputTensor& t : d.tensors) {
+    formats::TensorDesc desc;
+    desc.name = t.name;
+    desc.dtype = t.dtype;
+    desc.shape = t.shape;
+    descs.push_back(std::move(desc));
+  }
+  TensorReader reader(store);
+  std::vector<uint8_t> buf;
+  auto bytes = [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
+    RETURN_IF_ERROR(CheckCancel(cancel, "derive"));
+    const OutputTensor& t = d.tensors[i];
+    ASSIGN_OR_RETURN(uint64_t n, NumElements(t.shape));
+    ASSIGN_OR_RETURN(uint64_t size, ByteSize(t.dtype, n));
+    if (t.taken) {
+      RETURN_IF_ERROR(reader.ReadBytes(t.taken->version_id, t.taken->name, &buf));
+      ++res->taken_tensors;
+    } else {
+      buf.assign(size, 0);
+      absl::Status s = t.compute(std::span<uint8_t>(buf.data(), buf.size()));
+      if (!s.ok()) return Annotate(s, fmt::format("tensor '{}'", t.name));
+      ++res->computed_tensors;
+      res->computed_bytes += size;
+    }
+    res->output_bytes += size;
+    res->max_tensor_buffer = std::max<uint64_t>(res->max_tensor_buffer, buf.capacity());
+    return std::span<const uint8_t>(buf.data(), buf.size());
+  };
+  absl::Status s = formats::WriteGguf(scratch->path, d.metadata, descs, bytes, d.alignment);
+  res->input_bytes = reader.bytes_read();
+  if (!s.ok()) return s;
+  std::vector<uint8_t>().swap(buf);
+  return formats::ReadGguf(scratch->path);
+}
+
+}  // namespace
+
+std::string_view HartVersion() { return "hart 0.1.0"; }
+
+uint64_t PeakRssBytes() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
+                                    const DeriveOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(Check(store, d));
+  if (opts.model.empty()) return absl::InvalidArgumentError("derivation: no model name for the output");
+  // Lineage inputs and their file digests, read before anything is written.
+  store::DerivationRecord rec;
+  rec.method = d.method;
+  rec.parameters = d.parameters;
+  rec.hart_version = std::string(HartVersion());
+  std::optional<store::VersionRow> first;
+  for (int64_t in : d.inputs) {
+    ASSIGN_OR_RETURN(store::VersionRow v, VersionById(store, in));
+    ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(in));
+    nlohmann::json digests = nlohmann::json::array();
+    for (const store::FileRow& f : files) digests.push_back(f.digest);
+    rec.inputs.push_back({{"ref", v.ref()}, {"version_id", in}, {"digest", digests}});
+    if (!first) first = std::move(v);
+  }
+
+  DeriveResult res;
+  ScratchFile scratch;
+  ASSIGN_OR_RETURN(formats::ModelSource src, WriteScratch(store, d, &scratch, &res, opts.cancel));
+  src.name_hint = opts.model;
+  if (!src.files.empty()) src.files[0].name = opts.model + ".gguf";
+  ASSIGN_OR_RETURN(std::vector<std::string> digests, store::Store::FileDigests(src));
+  if (!digests.empty()) res.file_digest = digests[0];
+
+  store::IngestOptions io;
+  io.model = opts.model;
+  io.license = opts.license.empty() && first ? first->license : opts.license;
+  if (opts.parent) io.parent = opts.parent;
+  else if (first) io.parent = store::VersionRef{first->model, first->number};
+  io.progress = opts.progress;
+  io.progress_sink = opts.progress_sink;
+  io.cancel = opts.cancel;
+  io.actor = opts.actor;
+  io.derivation = std::move(rec);
+  ASSIGN_OR_RETURN(res.ingest, store.Ingest(src, io));
+  res.ref = fmt::format("{}@{}", res.ingest.model, res.ingest.number);
+  res.peak_rss_bytes = PeakRssBytes();
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+absl::StatusOr<DeriveResult> DeriveDigestOnly(store::Store& store, const Derivation& d) {
+  auto t0 = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(Check(store, d));
+  DeriveResult res;
+  ScratchFile scratch;
+  ASSIGN_OR_RETURN(formats::ModelSource src, WriteScratch(store, d, &scratch, &res, nullptr));
+  ASSIGN_OR_RETURN(std::vector<std::string> digests, store::Store::FileDigests(src));
+  if (!digests.empty()) res.file_digest = digests[0];
+  res.peak_rss_bytes = PeakRssBytes();
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+// ---- Inputs ---------------------------------------------------------------
+
+const store::TensorRow* SourceModel::Find(std::string_view name) const {
+  for (const store::TensorRow& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+absl::StatusOr<SourceModel> OpenSourceById(store::Store& store, int64_t version_id) {
+  SourceModel m;
+  ASSIGN_OR_RETURN(m.version, VersionById(store, version_id));
+  if (m.version.format != formats::Format::kGguf)
+    return absl::FailedPreconditionError(fmt::format(
+        "{} is a {} version; the workshop derives from GGUF versions only (ingest the .gguf)",
+        m.version.ref(), formats::FormatName(m.version.format)));
+  ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(version_id));
+  if (files.empty()) return absl::DataLossError(fmt::format("{} has no files", m.version.ref()));
+  // The header's size is not in the catalog: read a growing prefix of the
+  // original file until it parses (tokenizer arrays make it megabytes).
+  const uint64_t size = files[0].size;
+  uint64_t want = std::min<uint64_t>(size, 1 << 20);
+  for (;;) {
+    std::vector<uint8_t> prefix(want);
+    RETURN_IF_ERROR(store.ReadFileRange(version_id, 0, 0, prefix));
+    auto h = formats::ParseGgufHeader(prefix, size, files[0].name);
+    if (h.ok()) {
+      m.header = std::move(*h);
+      break;
+    }
+    if (want >= size) return Annotate(h.status(), m.version.ref());
+    want = std::min<uint64_t>(size, want * 4);
+  }
+  // A split model's keys describe the parts, not the one file derived.
+  std::erase_if(m.header.metadata.entries,
+                [](const formats::GgufKV& kv) { return kv.key.starts_with("split."); });
+  ASSIGN_OR_RETURN(m.tensors, store.ListTensors(version_id));
+  return m;
+}
+
+absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref) {
+  ASSIGN_OR_RETURN(store::VersionRef r, store::ParseVersionRef(ref));
+  auto v = store.Resolve(r);
+  if (!v.ok()) return Annotate(v.status(), fmt::format("input {}", ref));
+  return OpenSourceById(store, v->id);
+}
+
+TensorReader::TensorReader(store::Store& store) : store_(store), reader_(store.OpenExtentReader()) {}
+TensorReader::~TensorReader() = default;
+
+absl::Status TensorReader::ReadBytes(int64_t version_id, std::string_view name,
+                                     std::vector<uint8_t>* out) {
+  ASSIGN_OR_RETURN(std::vector<store::Extent> extents, store_.LocateTensor(version_id, name));
+  uint64_t total = 0;
+  for (const store::Extent& e : extents) total += e.size;
+  out->resize(total);
+  uint64_t pos = 0;
+  for (const store::Extent& e : extents) {
+    RETURN_IF_ERROR(reader_->ReadCopy(e, std::span<uint8_t>(out->data() + pos, e.size)));
+    pos += e.size;
+  }
+  bytes_read_ += total;
+  return absl::OkStatus();
+}
+
+absl::Status TensorReader::ReadF32(int64_t version_id, const store::TensorRow& t,
+                                   std::vector<float>* out) {
+  if (!CanDecode(t.dtype))
+    return absl::InvalidArgumentError(
+        fmt::format("tensor '{}': cannot read {} as float32", t.name, Name(t.dtype)));
+  RETURN_IF_ERROR(ReadBytes(version_id, t.name, &scratch_));
+  ASSIGN_OR_RETURN(uint64_t n, NumElements(t.shape));
+  out->resize(n);
+  return DecodeToF32(t.dtype, scratch_, std::span<float>(out->data(), out->size()));
+}
+
+// ---- Metadata -------------------------------------------------------------
+
+void SetMetadata(formats::GgufMetadata* m, std::string_view key, formats::GgufValue v) {
+  for (formats::GgufKV& kv : m->entries)
+    if (kv.key == key) {
+      kv.value = std::move(v);
+      return;
+    }
+  m->entries.push_back({std::string(key), std::move(v)});
+}
+
+formats::GgufValue U32(uint32_t v) {
+  return formats::GgufValue{formats::GgufType::kUint32, uint64_t{v}};
+}
+formats::GgufValue Str(std::string v) {
+  return formats::GgufValue{formats::GgufType::kString, std::move(v)};
+}
+
+}  // namespace hart::workshop

@@ -1,0 +1,156 @@
+// Derivation: a new version made from stored ones (quantize, merge, LoRA,
+// compose), as a recipe over stored tensors. The output is a GGUF: its
+// metadata and an ordered list of tensors, each either taken unchanged from
+// a stored version or computed by a callback, one tensor at a time, so the
+// memory a derivation holds is a few tensors, never the model.
+//
+// Derive() checks everything it can before writing a byte (names, types,
+// shapes, that taken tensors exist as described), then streams the tensors
+// into a temporary GGUF in the store's scratch directory through
+// formats::WriteGguf, ingests it with Store::Ingest (chunks dedup, so a
+// tensor taken unchanged costs no new bytes) together with its lineage
+// record in the same transaction, and removes the temporary file. A
+// failure at any point leaves the store as it was (scratch bytes aside,
+// which are removed; dead pack bytes, which gc reclaims).
+//
+// Why a temporary file rather than a ModelSource over a streamed writer:
+// Store::Ingest wants every tensor's bytes addressable at once (it plans
+// chunks across the file, hashes in parallel and keeps the file layout for
+// byte-exact export). A GGUF on the store's own file system gives it that
+// through the page cache at the cost of one sequential write, and `hart
+// export` of the derived version returns exactly that file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/cancel.h"
+#include "core/dtype.h"
+#include "core/progress.h"
+#include "core/shape.h"
+#include "formats/gguf.h"
+#include "nlohmann/json.hpp"
+#include "store/store.h"
+
+namespace hart::workshop {
+
+// The Hartonomous version recorded with each derivation.
+std::string_view HartVersion();
+
+// A stored tensor: version id and tensor name.
+struct TensorOrigin {
+  int64_t version_id = 0;
+  std::string name;
+};
+
+// Fills `out` (exactly the output tensor's byte size) with the tensor's
+// bytes. Called once per tensor, in output order, on the deriving thread.
+using ComputeFn = std::function<absl::Status(std::span<uint8_t> out)>;
+
+struct OutputTensor {
+  std::string name;
+  DType dtype = DType::kF32;
+  Shape shape;  // outermost first
+  // Exactly one of the two: taken unchanged (dtype and shape must match the
+  // stored tensor), or computed.
+  std::optional<TensorOrigin> taken;
+  ComputeFn compute;
+};
+
+struct Derivation {
+  // The output's GGUF key/values, in file order (general.alignment is
+  // written by the writer from `alignment`).
+  formats::GgufMetadata metadata;
+  std::vector<OutputTensor> tensors;
+  uint64_t alignment = 32;
+  // Lineage: the method, its parameters (everything needed to re-run it
+  // given the inputs) and the input versions, in the method's order.
+  std::string method;
+  nlohmann::json parameters = nlohmann::json::object();
+  std::vector<int64_t> inputs;
+};
+
+struct DeriveOptions {
+  std::string model;                          // the new version's model name
+  std::optional<store::VersionRef> parent;    // default: the first input
+  std::string license;                        // default: the first input's
+  std::string actor;
+  bool progress = false;
+  ProgressSink* progress_sink = nullptr;
+  const CancelToken* cancel = nullptr;
+};
+
+struct DeriveResult {
+  store::IngestResult ingest;
+  std::string ref;                  // "model@N"
+  uint64_t output_bytes = 0;        // tensor bytes of the output
+  uint64_t taken_tensors = 0;
+  uint64_t computed_tensors = 0;
+  uint64_t computed_bytes = 0;
+  uint64_t input_bytes = 0;         // tensor bytes read from the store
+  uint64_t peak_rss_bytes = 0;      // of this process, after the derivation
+  uint64_t max_tensor_buffer = 0;   // largest buffer held for one tensor
+  double seconds = 0;
+  std::string file_digest;          // NinaDB digest of the written GGUF
+};
+
+// Checks, writes, ingests (see the top of this file).
+absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
+                                    const DeriveOptions& opts);
+
+// Writes the derivation's GGUF to scratch and returns its NinaDB file digest
+// without ingesting anything (`hart rebuild`).
+absl::StatusOr<DeriveResult> DeriveDigestOnly(store::Store& store, const Derivation& d);
+
+// ---- Reading inputs -------------------------------------------------------
+
+// A stored GGUF version opened as a derivation input: its catalog row, its
+// original GGUF header (every key/value in full, arrays included) and its
+// tensors by name.
+struct SourceModel {
+  store::VersionRow version;
+  formats::GgufHeader header;
+  std::vector<store::TensorRow> tensors;
+  const store::TensorRow* Find(std::string_view name) const;
+};
+// NotFound naming the ref; FailedPrecondition for a version that is not a
+// GGUF (its metadata could not be carried into the output).
+absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref);
+absl::StatusOr<SourceModel> OpenSourceById(store::Store& store, int64_t version_id);
+
+// Streams stored tensors into caller buffers through direct I/O (the page
+// cache is not filled with the whole model).
+class TensorReader {
+ public:
+  explicit TensorReader(store::Store& store);
+  ~TensorReader();
+  // The stored bytes, into `out` (resized).
+  absl::Status ReadBytes(int64_t version_id, std::string_view name, std::vector<uint8_t>* out);
+  // As float32: F32, F16 and BF16 (and the block types core decodes).
+  absl::Status ReadF32(int64_t version_id, const store::TensorRow& t, std::vector<float>* out);
+  uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  store::Store& store_;
+  std::unique_ptr<store::ExtentReader> reader_;
+  std::vector<uint8_t> scratch_;
+  uint64_t bytes_read_ = 0;
+};
+
+// ---- Metadata helpers -----------------------------------------------------
+
+// Sets key to a value of the given type: in place when present (file order
+// kept, as gguf_set_val does), else appended.
+void SetMetadata(formats::GgufMetadata* m, std::string_view key, formats::GgufValue v);
+formats::GgufValue U32(uint32_t v);
+formats::GgufValue Str(std::string v);
+
+// Current peak resident set of this process in bytes (getrusage).
+uint64_t PeakRssBytes();
+
+}  // namespace hart::workshop
