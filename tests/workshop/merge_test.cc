@@ -81,7 +81,7 @@ class Merge : public ::testing::Test {
     std::string cmd = fmt::format("/usr/bin/python3 {}/tests/workshop/merge_reference.py check '{}' '{}'",
                                   HART_SOURCE_DIR, recipe, out);
     for (const char* m : {"a", "b", "c", "h", "q"})
-      cmd += fmt::format(" {}='{}/{}/model.gguf'", m, *models_, m);
+      cmd += fmt::format(" {0}='{1}/{0}/model.gguf' {0}@1='{1}/{0}/model.gguf'", m, *models_);
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return j;
   }
@@ -289,7 +289,7 @@ TEST_F(Merge, BadRecipesNameTheFieldAndLeaveTheStoreAsItWas) {
        "models[1]: tied@1 has no tensor 'output.weight'"},
       {"shape", "merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\n"
                 "  - {model: short, parameters: {weight: 1}}\n",
-       "models[1]: tensor 'blk.1.attn_q.weight' of short@1 is [128, 256]"},
+       "models[1]: tensor 'blk.1.attn_q.weight' of short@1 is [128,256] but 'blk.1.attn_q.weight' of a@1 is [256,256]"},
       {"arch", "merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\n"
                "  - {model: qw, parameters: {weight: 1}}\n",
        "models[1].model: qw@1 is a 'qwen2' model but a@1 is 'llama'"},
