@@ -48,4 +48,44 @@ absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req)
   return out;
 }
 
+nlohmann::json LoraResponse::ToJson() const {
+  return {{"ref", ref},   {"base", base},   {"source", source},       {"rank", rank},
+          {"alpha", alpha}, {"pairs", pairs}, {"new_bytes", new_bytes}};
+}
+
+namespace {
+workshop::DeriveOptions Options(const Context& ctx, const std::string& as) {
+  workshop::DeriveOptions opts;
+  opts.model = as;
+  opts.actor = ctx.actor;
+  opts.progress = ctx.tty_progress;
+  opts.progress_sink = ctx.progress;
+  opts.cancel = ctx.cancel;
+  return opts;
+}
+LoraResponse Response(const workshop::LoraResult& r) {
+  LoraResponse out;
+  out.ref = r.derive.ref;
+  out.base = r.base_ref;
+  out.source = r.source;
+  out.rank = r.rank;
+  out.alpha = r.alpha;
+  out.pairs = r.pairs;
+  out.new_bytes = r.derive.ingest.new_bytes;
+  return out;
+}
+}  // namespace
+
+absl::StatusOr<LoraResponse> ImportLora(const Context& ctx, const LoraRequest& req) {
+  ASSIGN_OR_RETURN(workshop::LoraResult r,
+                   workshop::ImportLora(ctx.st(), req.path, req.base, Options(ctx, req.as)));
+  return Response(r);
+}
+
+absl::StatusOr<LoraResponse> MergeLora(const Context& ctx, const LoraRequest& req) {
+  ASSIGN_OR_RETURN(workshop::LoraResult r, workshop::MergeLora(ctx.st(), req.base, req.adapter,
+                                                               req.scale, Options(ctx, req.as)));
+  return Response(r);
+}
+
 }  // namespace hart::app

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "app/context.h"
 #include "nlohmann/json.hpp"
+#include "workshop/lora.h"
 #include "workshop/merge.h"
 
 namespace hart::app {
@@ -34,5 +35,27 @@ struct MergeResponse {
 };
 
 absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req);
+
+// Use cases `lora` (import an adapter attached to its base) and
+// `merge-lora` (materialize base + scale * alpha / r * B @ A).
+struct LoraRequest {
+  std::string path;     // import: PEFT directory / adapter_model.safetensors / GGUF adapter
+  std::string base;     // base version reference
+  std::string adapter;  // merge-lora: adapter version reference
+  double scale = 1.0;   // merge-lora
+  std::string as;       // new model name; "" = a default
+};
+struct LoraResponse {
+  std::string ref;
+  std::string base;
+  std::string source;
+  int64_t rank = 0;
+  double alpha = 0;
+  uint64_t pairs = 0;
+  uint64_t new_bytes = 0;
+  nlohmann::json ToJson() const;
+};
+absl::StatusOr<LoraResponse> ImportLora(const Context& ctx, const LoraRequest& req);
+absl::StatusOr<LoraResponse> MergeLora(const Context& ctx, const LoraRequest& req);
 
 }  // namespace hart::app

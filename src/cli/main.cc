@@ -15,7 +15,8 @@
   X(Sql)     /* sql */ \
   X(Plan)    /* plan, load */ \
   X(Serve)   /* serve */ \
-  X(Merge)   /* merge */
+  X(Merge)   /* merge */ \
+  X(Lora)    /* lora, merge-lora */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);
