@@ -95,6 +95,7 @@ void EncodeOut(DType t, const float* in, size_t n, uint8_t* out) {
 struct Shared {
   store::Store* store = nullptr;
   std::unique_ptr<store::ExtentReader> reader;
+  std::shared_ptr<std::atomic<uint64_t>> read_bytes;
 };
 
 ComputeFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> inputs, MergeSettings s,
@@ -121,6 +122,7 @@ ComputeFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> input
         ASSIGN_OR_RETURN(uint64_t nb, ByteSize(t, n));
         raw.resize(nb);
         RETURN_IF_ERROR(ReadRange(*sh->reader, extents[i], b0, raw));
+        *sh->read_bytes += nb;
         bufs[i].resize(n);
         RETURN_IF_ERROR(DecodeToF32(t, raw, std::span<float>(bufs[i].data(), n)));
         ptrs[i] = bufs[i].data();
@@ -156,6 +158,8 @@ class Planner {
     sh_ = std::make_shared<Shared>();
     sh_->store = &store_;
     sh_->reader = store_.OpenExtentReader();
+    sh_->read_bytes = std::make_shared<std::atomic<uint64_t>>(0);
+    plan_.read_bytes = sh_->read_bytes;
     const Input& tmpl = *template_;
     plan_.template_ref = tmpl.model.version.ref();
     if (r_.method == MergeMethod::kPassthrough && r_.dtype)
@@ -460,6 +464,9 @@ absl::StatusOr<MergeResult> RunMerge(store::Store& store, std::string_view recip
   if (o.model.empty()) o.model = std::filesystem::path(std::string(recipe_file)).stem().string();
   if (o.model.empty()) o.model = "merged";
   ASSIGN_OR_RETURN(res.derive, Derive(store, res.plan.derivation, o));
+  // Bytes the merge read itself (computed tensors' inputs, every pass)
+  // besides what Derive read for taken tensors.
+  res.derive.input_bytes += res.plan.read_bytes ? res.plan.read_bytes->load() : 0;
   return res;
 }
 

@@ -20,6 +20,8 @@
 // float type; a quantized input without `dtype` is an error naming it.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,8 @@ struct MergePlan {
   int64_t layers = 0;                   // output block count
   uint64_t taken = 0, computed = 0;     // tensors
   std::vector<std::string> notes;       // things the recipe asked for that were ignored
+  // Bytes the computed tensors' callbacks read from packs (all passes).
+  std::shared_ptr<std::atomic<uint64_t>> read_bytes;
 };
 
 // Checks the recipe against the store and builds the derivation; writes
