@@ -14,7 +14,8 @@
   X(Run)     /* run, chat */ \
   X(Sql)     /* sql */ \
   X(Plan)    /* plan, load */ \
-  X(Serve)   /* serve */
+  X(Serve)   /* serve */ \
+  X(Workshop) /* quantize, compose, rebuild */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);
