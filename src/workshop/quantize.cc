@@ -184,8 +184,7 @@ absl::StatusOr<Derivation> BuildQuantize(store::Store& store, const SourceModel&
         ThreadPool::Default().ParallelFor(pieces, [&](size_t k) {
           const uint64_t r0 = rows * k / pieces, r1 = rows * (k + 1) / pieces;
           st[k] = QuantizeRows(to, std::span<const float>(x.data() + r0 * n_per_row, (r1 - r0) * n_per_row),
-                               out.subspan(r0 * row_bytes, (r1 - r0) * row_bytes));
-          if (!st[k].ok()) st[k] = Annotate(st[k], fmt::format("rows {}..{}", r0, r1));
+                               out.subspan(r0 * row_bytes, (r1 - r0) * row_bytes), r0 * n_per_row);
         });
         for (const absl::Status& s : st) RETURN_IF_ERROR(s);
         return absl::OkStatus();

@@ -538,7 +538,8 @@ bool CanQuantizeTo(DType t) {
   }
 }
 
-absl::Status QuantizeRows(DType t, std::span<const float> x, std::span<uint8_t> out) {
+absl::Status QuantizeRows(DType t, std::span<const float> x, std::span<uint8_t> out,
+                          uint64_t first_index) {
   if (!CanQuantizeTo(t))
     return absl::InvalidArgumentError(fmt::format("cannot quantize to {}", Name(t)));
   const DTypeInfo& info = Info(t);
@@ -552,7 +553,7 @@ absl::Status QuantizeRows(DType t, std::span<const float> x, std::span<uint8_t> 
   for (size_t i = 0; i < x.size(); ++i)
     if (!std::isfinite(x[i]))
       return absl::InvalidArgumentError(fmt::format(
-          "element {} is {}: quantizing needs finite values", i, std::isnan(x[i]) ? "NaN" : "infinite"));
+          "element {} is {}: quantizing needs finite values", first_index + i, std::isnan(x[i]) ? "NaN" : "infinite"));
   const float* p = x.data();
   uint8_t* o = out.data();
   const int64_t n = static_cast<int64_t>(x.size());

@@ -21,10 +21,11 @@ namespace hart::workshop {
 // The types QuantizeRows makes.
 bool CanQuantizeTo(DType t);
 
-// Quantizes `x` (rows of `row` elements, row a multiple of the block size)
-// into `out`. InvalidArgument naming the element index for NaN or infinity,
-// or for sizes that do not fit the type.
-absl::Status QuantizeRows(DType t, std::span<const float> x, std::span<uint8_t> out);
+// Quantizes `x` (whole blocks) into `out`. InvalidArgument naming the
+// element (its index + first_index) for NaN or infinity, or for sizes that
+// do not fit the type.
+absl::Status QuantizeRows(DType t, std::span<const float> x, std::span<uint8_t> out,
+                          uint64_t first_index = 0);
 
 // One row each, no checks (benchmarks, tests).
 void QuantizeQ8_0(const float* x, uint8_t* out, int64_t n);
