@@ -66,6 +66,14 @@ json ShowResponse::ToJson() const {
             {"tensors", json::array()}};
   for (const auto& f : files) j["files"].push_back(app::ToJson(f));
   for (const auto& t : tensors) j["tensors"].push_back(app::ToJson(t));
+  j["derivation"] = nullptr;
+  if (derivation)
+    j["derivation"] = {{"method", derivation->method},
+                       {"parameters", derivation->parameters},
+                       {"inputs", derivation->inputs},
+                       {"hart_version", derivation->hart_version},
+                       {"created_at", derivation->created_at}};
+  j["derived"] = derived;
   return j;
 }
 
@@ -74,6 +82,8 @@ absl::StatusOr<ShowResponse> Show(const Context& ctx, const ShowRequest& req) {
   ASSIGN_OR_RETURN(r.version, ResolveVersion(ctx, req.version));
   ASSIGN_OR_RETURN(r.tensors, ctx.st().ListTensors(r.version.id));
   ASSIGN_OR_RETURN(r.files, ctx.st().ListFiles(r.version.id));
+  ASSIGN_OR_RETURN(r.derivation, ctx.st().GetDerivation(r.version.id));
+  ASSIGN_OR_RETURN(r.derived, ctx.st().DerivedFrom(r.version.id));
   return r;
 }
 

@@ -41,7 +41,11 @@ struct ShowResponse {
   store::VersionRow version;
   std::vector<store::FileRow> files;
   std::vector<store::TensorRow> tensors;
-  // {"version": {... "metadata"}, "files": [...], "tensors": [...]}
+  // How it was made, when derived (workshop), and what was derived from it.
+  std::optional<store::DerivationRecord> derivation;
+  std::vector<std::string> derived;
+  // {"version": {... "metadata"}, "files": [...], "tensors": [...],
+  //  "derivation": {method, parameters, inputs, hart_version} | null, "derived": [...]}
   nlohmann::json ToJson() const;
 };
 absl::StatusOr<ShowResponse> Show(const Context& ctx, const ShowRequest& req);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "app/query.h"
 
 #include <sqlite3.h>
@@ -213,8 +214,15 @@ json SimilarResponse::ToJson() const {
     for (const auto& h : tensors)
       j.push_back({{"id", h.id}, {"ref", h.ref}, {"name", h.name}, {"distance", h.distance}});
   } else {
-    for (const auto& h : versions)
-      j.push_back({{"version", h.ref}, {"similarity", h.similarity}, {"matched_tensors", h.matched}});
+    for (const auto& h : versions) {
+      json lineage = nullptr;
+      if (std::find(derived_from.begin(), derived_from.end(), h.ref) != derived_from.end())
+        lineage = "derived from";
+      else if (std::find(derived_into.begin(), derived_into.end(), h.ref) != derived_into.end())
+        lineage = "derived into";
+      j.push_back({{"version", h.ref}, {"similarity", h.similarity}, {"matched_tensors", h.matched},
+                   {"lineage", lineage}});
+    }
   }
   return j;
 }
@@ -236,6 +244,10 @@ absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest
   }
   ASSIGN_OR_RETURN(out.version, ResolveVersion(ctx, req.target));
   ASSIGN_OR_RETURN(out.versions, sim.NearestVersions(out.version.id, req.k));
+  ASSIGN_OR_RETURN(auto derivation, ctx.st().GetDerivation(out.version.id));
+  if (derivation)
+    for (const json& in : derivation->inputs) out.derived_from.push_back(in.value("ref", std::string()));
+  ASSIGN_OR_RETURN(out.derived_into, ctx.st().DerivedFrom(out.version.id));
   return out;
 }
 

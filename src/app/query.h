@@ -100,8 +100,12 @@ struct SimilarResponse {
   store::VersionRow version;  // by version: the query version
   std::vector<query::TensorMatch> tensors;
   std::vector<query::VersionMatch> versions;
+  // by version: the lineage of the query version (workshop derivations):
+  // the versions it was derived from and those derived from it ("m@N").
+  std::vector<std::string> derived_from, derived_into;
   // by tensor: [{"id", "ref", "name", "distance"}]; by version:
-  // [{"version", "similarity", "matched_tensors"}]
+  // [{"version", "similarity", "matched_tensors", "lineage"}], lineage
+  // "derived from" / "derived into" / null
   nlohmann::json ToJson() const;
 };
 absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest& req);

@@ -70,6 +70,20 @@ int RunShow(Cli& cli, const std::string& arg) {
                {"size", fmt::format("{} ({} bytes)", HumanBytes(v->logical_bytes),
                                     v->logical_bytes)},
                {"files", std::to_string(files->size())}});
+  if (r->derivation) {
+    std::string inputs;
+    for (const auto& in : r->derivation->inputs)
+      inputs += (inputs.empty() ? "" : ", ") + in.value("ref", std::string("?"));
+    PrintFields({{"derived by", r->derivation->method},
+                 {"from", inputs.empty() ? "-" : inputs},
+                 {"parameters", r->derivation->parameters.dump()},
+                 {"made with", r->derivation->hart_version}});
+  }
+  if (!r->derived.empty()) {
+    std::string list;
+    for (const auto& d : r->derived) list += (list.empty() ? "" : ", ") + d;
+    PrintFields({{"derived into", list}});
+  }
   bool any_sha = std::any_of(files->begin(), files->end(), [](const auto& f) { return !f.sha256.empty(); });
   if (files->size() > 1 || any_sha) {
     fmt::print("\n");

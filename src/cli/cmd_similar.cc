@@ -38,15 +38,27 @@ int RunSimilar(Cli& cli, const Args& a) {
     t.Print();
     return kExitOk;
   }
+  auto lineage = [&](const std::string& ref) -> std::string {
+    for (const auto& d : r->derived_from)
+      if (d == ref) return "derived from";
+    for (const auto& d : r->derived_into)
+      if (d == ref) return "derived into";
+    return "-";
+  };
   if (r->versions.empty()) {
     fmt::print("no other version has tensors near {}\n", r->version.ref());
-    return kExitOk;
+  } else {
+    Table t({{"VERSION"}, {"SIMILARITY", Table::Align::kRight}, {"MATCHED", Table::Align::kRight},
+             {"LINEAGE"}});
+    for (const auto& h : r->versions)
+      t.AddRow({h.ref, fmt::format("{:.4f}", h.similarity),
+                fmt::format("{}/{}", h.matched, r->version.tensors), lineage(h.ref)});
+    t.Print();
   }
-  Table t({{"VERSION"}, {"SIMILARITY", Table::Align::kRight}, {"MATCHED", Table::Align::kRight}});
-  for (const auto& h : r->versions)
-    t.AddRow({h.ref, fmt::format("{:.4f}", h.similarity),
-              fmt::format("{}/{}", h.matched, r->version.tensors)});
-  t.Print();
+  if (!r->derived_from.empty())
+    fmt::print("{} was derived from {}\n", r->version.ref(), fmt::join(r->derived_from, ", "));
+  if (!r->derived_into.empty())
+    fmt::print("derived from {}: {}\n", r->version.ref(), fmt::join(r->derived_into, ", "));
   return kExitOk;
 }
 

@@ -15,6 +15,7 @@
   X(Sql)     /* sql */ \
   X(Plan)    /* plan, load */ \
   X(Serve)   /* serve */ \
+  X(Workshop) /* quantize, compose, rebuild */ \
   X(Merge)   /* merge */ \
   X(Lora)    /* lora, merge-lora */
 

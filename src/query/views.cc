@@ -43,6 +43,12 @@ CREATE TEMP VIEW IF NOT EXISTS chunks AS
   SELECT c.id, lower(hex(c.sha256)) AS sha256, c.pack, c.offset, c.size,
          (SELECT COUNT(*) FROM main.tensor_chunk tc WHERE tc.chunk_id = c.id) AS tensor_refs
   FROM main.chunk c;
+CREATE TEMP VIEW IF NOT EXISTS derivations AS
+  SELECT d.version_id, m.name || '@' || v.number AS ref, d.method, d.parameters,
+         (SELECT group_concat(json_extract(j.value, '$.ref'), ',') FROM json_each(d.inputs) j) AS inputs,
+         d.inputs AS inputs_json, d.hart_version, d.created_at
+  FROM main.derivation d JOIN main.version v ON v.id = d.version_id
+  JOIN main.model m ON m.id = v.model_id;
 )sql";
 }  // namespace
 

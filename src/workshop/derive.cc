@@ -87,6 +87,7 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
   }
   TensorReader reader(store);
   std::vector<uint8_t> buf;
+  absl::Status failed;  // the recipe's own error, reported without the scratch path
   auto bytes = [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
     RETURN_IF_ERROR(CheckCancel(cancel, "derive"));
     const OutputTensor& t = d.tensors[i];
@@ -98,7 +99,7 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
     } else {
       buf.assign(size, 0);
       absl::Status s = t.compute(std::span<uint8_t>(buf.data(), buf.size()));
-      if (!s.ok()) return Annotate(s, fmt::format("tensor '{}'", t.name));
+      if (!s.ok()) return failed = Annotate(s, fmt::format("tensor '{}'", t.name));
       ++res->computed_tensors;
       res->computed_bytes += size;
     }
@@ -108,6 +109,7 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
   };
   absl::Status s = formats::WriteGguf(scratch->path, d.metadata, descs, bytes, d.alignment);
   res->input_bytes = reader.bytes_read();
+  if (!failed.ok()) return failed;
   if (!s.ok()) return s;
   std::vector<uint8_t>().swap(buf);
   return formats::ReadGguf(scratch->path);

@@ -1,0 +1,45 @@
+// The workshop's use cases (src/workshop/): quantize, compose and rebuild a
+// derived version, with their JSON. The CLI (cmd_workshop.cc) renders them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "app/context.h"
+#include "nlohmann/json.hpp"
+#include "workshop/derive.h"
+#include "workshop/recipe.h"
+
+namespace hart::app {
+
+// What every derivation reports: the new version, bytes written and stored,
+// and the memory it took (--stats).
+nlohmann::json DeriveResultJson(const workshop::DeriveResult& r);
+
+struct QuantizeRequest {
+  std::string version;             // MODEL[@V], a GGUF version with F32/F16/BF16 weights
+  std::string type;                // q8_0 ... q6_k, q4_k_m, q5_k_m
+  std::vector<std::string> keep;   // tensor-name globs left as they are
+  std::string as;                  // output model name; default "<model>-<type>"
+  static absl::StatusOr<QuantizeRequest> FromJson(const nlohmann::json& j);
+};
+struct DeriveResponse {
+  workshop::DeriveResult result;
+  nlohmann::json ToJson() const { return DeriveResultJson(result); }
+};
+absl::StatusOr<DeriveResponse> Quantize(const Context& ctx, const QuantizeRequest& req);
+
+struct ComposeRequest {
+  nlohmann::json spec;  // see workshop/compose.h
+  std::string as;       // output model name; default "<base model>-composed"
+};
+absl::StatusOr<DeriveResponse> Compose(const Context& ctx, const ComposeRequest& req);
+
+struct RebuildResponse {
+  workshop::RebuildResult result;
+  nlohmann::json ToJson() const;
+};
+absl::StatusOr<RebuildResponse> Rebuild(const Context& ctx, std::string_view version);
+
+}  // namespace hart::app
