@@ -299,9 +299,8 @@ absl::StatusOr<LoraResult> ImportLora(store::Store& store, const std::string& pa
   return res;
 }
 
-absl::StatusOr<LoraResult> MergeLora(store::Store& store, std::string_view base_ref,
-                                     std::string_view adapter_ref, double scale,
-                                     const DeriveOptions& opts) {
+absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_view base_ref,
+                                            std::string_view adapter_ref, double scale) {
   ASSIGN_OR_RETURN(SourceModel base, OpenSource(store, base_ref));
   ASSIGN_OR_RETURN(SourceModel ad, OpenSource(store, adapter_ref));
   LoraResult res;
@@ -398,10 +397,22 @@ absl::StatusOr<LoraResult> MergeLora(store::Store& store, std::string_view base_
   d.method = "merge-lora";
   d.parameters = {{"scale", scale}, {"alpha", res.alpha}, {"rank", res.rank}};
   d.inputs = {bid, aid};
+  LoraMergePlan plan;
+  plan.derivation = std::move(d);
+  plan.result = std::move(res);
+  plan.base = store::VersionRef{base.version.model, base.version.number};
+  return plan;
+}
+
+absl::StatusOr<LoraResult> MergeLora(store::Store& store, std::string_view base_ref,
+                                     std::string_view adapter_ref, double scale,
+                                     const DeriveOptions& opts) {
+  ASSIGN_OR_RETURN(LoraMergePlan plan, PlanMergeLora(store, base_ref, adapter_ref, scale));
   DeriveOptions o = opts;
-  if (o.model.empty()) o.model = base.version.model + "-merged";
-  if (!o.parent) o.parent = store::VersionRef{base.version.model, base.version.number};
-  ASSIGN_OR_RETURN(res.derive, Derive(store, d, o));
+  if (o.model.empty()) o.model = plan.base.model + "-merged";
+  if (!o.parent) o.parent = plan.base;
+  LoraResult res = std::move(plan.result);
+  ASSIGN_OR_RETURN(res.derive, Derive(store, plan.derivation, o));
   return res;
 }
 

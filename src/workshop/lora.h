@@ -39,6 +39,16 @@ struct LoraResult {
 absl::StatusOr<LoraResult> ImportLora(store::Store& store, const std::string& path,
                                       std::string_view base_ref, const DeriveOptions& opts);
 
+// MergeLora's checks and derivation, without deriving (`hart rebuild` of a
+// merge-lora version re-plans it from the record's inputs and scale).
+struct LoraMergePlan {
+  Derivation derivation;
+  LoraResult result;  // derive unset
+  store::VersionRef base;
+};
+absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_view base_ref,
+                                            std::string_view adapter_ref, double scale);
+
 absl::StatusOr<LoraResult> MergeLora(store::Store& store, std::string_view base_ref,
                                      std::string_view adapter_ref, double scale,
                                      const DeriveOptions& opts);

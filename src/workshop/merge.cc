@@ -455,6 +455,28 @@ absl::StatusOr<MergePlan> PlanMerge(store::Store& store, const MergeRecipe& reci
   return Planner(store, recipe).Plan(recipe_text);
 }
 
+absl::StatusOr<Derivation> BuildMergeFromRecord(store::Store& store,
+                                                const nlohmann::json& parameters) {
+  if (!parameters.is_object() || !parameters.contains("recipe") || !parameters["recipe"].is_string())
+    return absl::DataLossError("merge record: parameters.recipe missing");
+  const std::string text = parameters["recipe"].get<std::string>();
+  ASSIGN_OR_RETURN(MergeRecipe recipe, ParseMergeRecipe(text, "recorded recipe"));
+  // The references the merge resolved when it ran, so a later version of a
+  // model named without @N does not change the rebuild.
+  const nlohmann::json resolved = parameters.value("resolved", nlohmann::json::object());
+  auto pin = [&](std::string& ref) {
+    if (resolved.contains(ref) && resolved[ref].is_string()) ref = resolved[ref].get<std::string>();
+  };
+  if (recipe.base_model) pin(*recipe.base_model);
+  for (SourceSpec& s : recipe.models) pin(s.model);
+  for (SliceSpec& sl : recipe.slices)
+    for (SourceSpec& s : sl.sources) pin(s.model);
+  ASSIGN_OR_RETURN(MergePlan plan, PlanMerge(store, recipe, text));
+  // PlanMerge records the pinned refs as resolved; keep the original record.
+  plan.derivation.parameters = parameters;
+  return std::move(plan.derivation);
+}
+
 absl::StatusOr<MergeResult> RunMerge(store::Store& store, std::string_view recipe_text,
                                      std::string_view recipe_file, const DeriveOptions& opts) {
   ASSIGN_OR_RETURN(MergeRecipe recipe, ParseMergeRecipe(recipe_text, recipe_file));

@@ -58,6 +58,11 @@ struct MergeResult {
 absl::StatusOr<MergeResult> RunMerge(store::Store& store, std::string_view recipe_text,
                                      std::string_view recipe_file, const DeriveOptions& opts);
 
+// The derivation a recorded merge describes (`hart rebuild`): the recorded
+// recipe with every model pinned to the version it resolved to.
+absl::StatusOr<Derivation> BuildMergeFromRecord(store::Store& store,
+                                                const nlohmann::json& parameters);
+
 // Tests: elements per streamed block (a multiple of 256; 0 restores 256 Ki),
 // so tiny models cross block boundaries.
 void SetMergeBlockElemsForTesting(uint64_t n);

@@ -69,6 +69,9 @@ TEST_F(Lora, PeftAndGgufAdaptersMergeLikeNumpy) {
   RunResult m2 = store_->Run({"--json", "merge-lora", "base", "gg:0.5", "--as", "merged"});
   ASSERT_EQ(m2.exit_code, 0) << Describe(m2);
   EXPECT_EQ(m2.Json()["new_bytes"], 0) << "the same merge from the GGUF adapter: the same bytes";
+  RunResult rb = store_->Run({"--json", "rebuild", "merged@1"});
+  ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
+  EXPECT_EQ(rb.Json()["identical"], true) << rb.out;
   // The merged version runs.
   RunResult run = store_->Run({"run", "merged@1", "Hello", "-n", "4", "--temp", "0"});
   EXPECT_EQ(run.exit_code, 0) << Describe(run);

@@ -195,6 +195,10 @@ random_seed: 3
   RunResult r = store_->Run({"--json", "merge", Write("dare3", other), "--as", "dare"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.Json()["file_digest"], first["file_digest"]);
+  // The recorded recipe re-runs to the same file.
+  RunResult rb = store_->Run({"--json", "rebuild", first["ref"].get<std::string>()});
+  ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
+  EXPECT_EQ(rb.Json()["identical"], true) << rb.out;
 }
 
 TEST_F(Merge, PassthroughStacksLayersWithoutNewTensorBytes) {
@@ -216,6 +220,9 @@ merge_method: passthrough
   auto src = formats::OpenModel(*models_ + "/stack.out.gguf");
   ASSERT_TRUE(src.ok()) << src.status();
   EXPECT_EQ(src->metadata["llama.block_count"], 6);
+  RunResult rb = store_->Run({"--json", "rebuild", j["ref"].get<std::string>()});
+  ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
+  EXPECT_EQ(rb.Json()["identical"], true) << rb.out;
   // The stacked model runs.
   RunResult run = store_->Run({"run", j["ref"].get<std::string>(), "Hello", "-n", "4", "--temp", "0"});
   EXPECT_EQ(run.exit_code, 0) << Describe(run);
