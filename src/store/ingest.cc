@@ -499,21 +499,34 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
 
 absl::StatusOr<std::vector<std::string>> Store::FileDigests(const formats::ModelSource& src) {
   RETURN_IF_ERROR(formats::ValidateSource(src));
-  auto digest_of = [](std::span<const uint8_t> bytes) {
-    std::vector<ChunkRef> chunks;
-    CutChunks(bytes, nullptr, &chunks);
+  // Bytes inside a file are read with pread into one reused buffer, not
+  // through the mapping: hashing a large file must not map it all in.
+  std::vector<uint8_t> buf(kChunkSize);
+  auto digest_of = [&](std::span<const uint8_t> bytes, const MappedFile* map) -> absl::StatusOr<Digest> {
     std::vector<Digest> d;
-    d.reserve(chunks.size());
-    for (const ChunkRef& c : chunks) d.push_back(Sha256({c.mem, c.size}));
+    const uint8_t* base = map ? map->bytes().data() : nullptr;
+    const bool in_file = base && bytes.data() >= base && bytes.data() + bytes.size() <= base + map->size();
+    for (uint64_t pos = 0; pos < bytes.size(); pos += kChunkSize) {
+      const uint64_t n = std::min<uint64_t>(kChunkSize, bytes.size() - pos);
+      if (in_file) {
+        std::span<uint8_t> out(buf.data(), n);
+        RETURN_IF_ERROR(map->ReadAt(static_cast<uint64_t>(bytes.data() - base) + pos, out));
+        d.push_back(Sha256(out));
+      } else {
+        d.push_back(Sha256(bytes.subspan(pos, n)));
+      }
+    }
     return TensorDigest(d);
   };
   std::vector<std::string> out;
   for (size_t f = 0; f < src.files.size(); ++f) {
     std::vector<SegmentDigest> segs;
+    const MappedFile* map = src.files[f].map.get();
     for (const formats::Segment& s : LayoutOf(src, f)) {
       if (s.tensor < 0 && s.size == 0) continue;
       std::span<const uint8_t> b = s.tensor < 0 ? src.SegmentBytes(f, s) : src.TensorBytes(s.tensor);
-      segs.push_back({s.size, digest_of(b)});
+      ASSIGN_OR_RETURN(Digest d, digest_of(b, map));
+      segs.push_back({s.size, d});
     }
     out.push_back(ToHex(FileDigest(segs)));
   }

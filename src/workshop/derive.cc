@@ -85,7 +85,9 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
     desc.shape = t.shape;
     descs.push_back(std::move(desc));
   }
-  TensorReader reader(store);
+  std::shared_ptr<TensorReader> owned = d.reader ? d.reader : std::make_shared<TensorReader>(store);
+  TensorReader& reader = *owned;
+  const uint64_t read_before = reader.bytes_read();
   std::vector<uint8_t> buf;
   absl::Status failed;  // the recipe's own error, reported without the scratch path
   auto bytes = [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
@@ -108,7 +110,7 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
     return std::span<const uint8_t>(buf.data(), buf.size());
   };
   absl::Status s = formats::WriteGguf(scratch->path, d.metadata, descs, bytes, d.alignment);
-  res->input_bytes = reader.bytes_read();
+  res->input_bytes = reader.bytes_read() - read_before;
   if (!failed.ok()) return failed;
   if (!s.ok()) return s;
   std::vector<uint8_t>().swap(buf);
@@ -150,9 +152,6 @@ absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
   ASSIGN_OR_RETURN(formats::ModelSource src, WriteScratch(store, d, &scratch, &res, opts.cancel));
   src.name_hint = opts.model;
   if (!src.files.empty()) src.files[0].name = opts.model + ".gguf";
-  ASSIGN_OR_RETURN(std::vector<std::string> digests, store::Store::FileDigests(src));
-  if (!digests.empty()) res.file_digest = digests[0];
-
   store::IngestOptions io;
   io.model = opts.model;
   io.license = opts.license.empty() && first ? first->license : opts.license;
@@ -165,6 +164,8 @@ absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
   io.derivation = std::move(rec);
   ASSIGN_OR_RETURN(res.ingest, store.Ingest(src, io));
   res.ref = fmt::format("{}@{}", res.ingest.model, res.ingest.number);
+  ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(res.ingest.version_id));
+  if (!files.empty()) res.file_digest = files[0].digest;
   res.peak_rss_bytes = PeakRssBytes();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

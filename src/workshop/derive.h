@@ -21,7 +21,9 @@
 // export` of the derived version returns exactly that file.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <span>
@@ -62,6 +64,8 @@ struct OutputTensor {
   ComputeFn compute;
 };
 
+class TensorReader;
+
 struct Derivation {
   // The output's GGUF key/values, in file order (general.alignment is
   // written by the writer from `alignment`).
@@ -73,6 +77,10 @@ struct Derivation {
   std::string method;
   nlohmann::json parameters = nlohmann::json::object();
   std::vector<int64_t> inputs;
+  // Builders read their inputs through this reader (so its count of bytes
+  // read is the derivation's input); Derive reads taken tensors with it too
+  // and makes one when it is null.
+  std::shared_ptr<TensorReader> reader;
 };
 
 struct DeriveOptions {
@@ -133,13 +141,13 @@ class TensorReader {
   absl::Status ReadBytes(int64_t version_id, std::string_view name, std::vector<uint8_t>* out);
   // As float32: F32, F16 and BF16 (and the block types core decodes).
   absl::Status ReadF32(int64_t version_id, const store::TensorRow& t, std::vector<float>* out);
-  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_read() const { return bytes_read_.load(); }
 
  private:
   store::Store& store_;
   std::unique_ptr<store::ExtentReader> reader_;
   std::vector<uint8_t> scratch_;
-  uint64_t bytes_read_ = 0;
+  std::atomic<uint64_t> bytes_read_{0};
 };
 
 // ---- Metadata helpers -----------------------------------------------------

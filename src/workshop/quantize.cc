@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "core/decode.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "fmt/format.h"
@@ -155,6 +156,7 @@ absl::StatusOr<Derivation> BuildQuantize(store::Store& store, const SourceModel&
   SetMetadata(&d.metadata, "general.file_type", U32(spec->ftype));
 
   auto reader = std::make_shared<TensorReader>(store);
+  d.reader = reader;
   const int64_t vid = src.version.id;
   for (size_t i = 0; i < plan.size(); ++i) {
     const store::TensorRow& t = src.tensors[i];
@@ -168,23 +170,29 @@ absl::StatusOr<Derivation> BuildQuantize(store::Store& store, const SourceModel&
       const DType to = plan[i].to;
       const store::TensorRow row = t;
       o.compute = [reader, vid, row, to](std::span<uint8_t> out) -> absl::Status {
-        std::vector<float> x;
-        RETURN_IF_ERROR(reader->ReadF32(vid, row, &x));
+        // The stored bytes once; each piece of rows decoded to float32 in a
+        // buffer of its own and quantized, so a tensor is held as its input
+        // and its output, never also as a whole float32 copy.
+        std::vector<uint8_t> raw;
+        RETURN_IF_ERROR(reader->ReadBytes(vid, row.name, &raw));
+        ASSIGN_OR_RETURN(uint64_t elems, NumElements(row.shape));
         const uint64_t n_per_row = row.shape.back();
-        const uint64_t rows = n_per_row ? x.size() / n_per_row : 0;
-        if (to == DType::kF16) {
-          auto* h = reinterpret_cast<uint16_t*>(out.data());
-          for (size_t k = 0; k < x.size(); ++k) h[k] = runtime::F32ToF16(x[k]);
-          return absl::OkStatus();
-        }
+        const uint64_t rows = n_per_row ? elems / n_per_row : 0;
+        ASSIGN_OR_RETURN(uint64_t in_row_bytes, ByteSize(row.dtype, n_per_row));
         ASSIGN_OR_RETURN(uint64_t row_bytes, ByteSize(to, n_per_row));
-        // Rows in pieces across the pool; each piece checks its own values.
-        const uint64_t pieces = std::min<uint64_t>(rows, 64);
+        const uint64_t pieces = std::min<uint64_t>(rows, 256);
         std::vector<absl::Status> st(pieces);
         ThreadPool::Default().ParallelFor(pieces, [&](size_t k) {
           const uint64_t r0 = rows * k / pieces, r1 = rows * (k + 1) / pieces;
-          st[k] = QuantizeRows(to, std::span<const float>(x.data() + r0 * n_per_row, (r1 - r0) * n_per_row),
-                               out.subspan(r0 * row_bytes, (r1 - r0) * row_bytes), r0 * n_per_row);
+          std::vector<float> x((r1 - r0) * n_per_row);
+          st[k] = DecodeToF32(row.dtype, std::span<const uint8_t>(raw).subspan(r0 * in_row_bytes, (r1 - r0) * in_row_bytes), x);
+          if (!st[k].ok()) return;
+          if (to == DType::kF16) {
+            auto* h = reinterpret_cast<uint16_t*>(out.data()) + r0 * n_per_row;
+            for (size_t e = 0; e < x.size(); ++e) h[e] = runtime::F32ToF16(x[e]);
+            return;
+          }
+          st[k] = QuantizeRows(to, x, out.subspan(r0 * row_bytes, (r1 - r0) * row_bytes), r0 * n_per_row);
         });
         for (const absl::Status& s : st) RETURN_IF_ERROR(s);
         return absl::OkStatus();
