@@ -128,6 +128,19 @@ uint64_t ReadNumber(const std::string& path) {
   return v;
 }
 
+// read_bytes of /proc/self/io: bytes this process caused to be fetched
+// from storage (0 where the kernel doesn't keep it).
+uint64_t ProcIoReadBytes() {
+  FILE* f = std::fopen("/proc/self/io", "r");
+  if (!f) return 0;
+  char key[64];
+  unsigned long long v = 0, found = 0;
+  while (std::fscanf(f, "%63s %llu", key, &v) == 2)
+    if (std::string_view(key) == "read_bytes:") found = v;
+  std::fclose(f);
+  return found;
+}
+
 void LeaveCgroup(const std::string& dir) {
   if (dir.empty()) return;
   if (FILE* f = std::fopen("/sys/fs/cgroup/memory/cgroup.procs", "w")) {
@@ -239,6 +252,7 @@ int main(int argc, char** argv) {
   }
   rt::Sampler greedy(rt::SamplerOptions{.temperature = 0});
   std::vector<int32_t> generated;
+  const uint64_t io_before = ProcIoReadBytes();
   auto st = rt::GenerateFromTokens(m, nullptr, prompt, rt::GenerateOptions{.n_predict = tokens}, greedy,
                                    [&](int32_t id, std::string_view) {
                                      generated.push_back(id);
@@ -249,6 +263,10 @@ int main(int argc, char** argv) {
     return fail(st.status());
   }
   out["tokens"] = generated;
+  // What actually came from storage (kernel readahead and direct reads
+  // alike), per generated token: the page cache's share shows as the gap to
+  // streamed_bytes_per_token.
+  out["storage_bytes_per_token"] = (ProcIoReadBytes() - io_before) / std::max<size_t>(1, generated.size());
   out["weight_bytes_per_token"] = st->weight_bytes_per_token;
   out["streamed_bytes_per_token"] = st->streamed_bytes_per_token;
   out["decode_tok_s"] = st->decode_tok_s();

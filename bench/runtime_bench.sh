@@ -11,7 +11,15 @@
 # then a check line: the same greedy tokens as the resident run, and peak
 # RSS within budget + KV + 100 MiB.
 #
-#   bench/runtime_bench.sh [BUILD_DIR] [WORK_DIR] [TOKENS]
+#   bench/runtime_bench.sh [BUILD_DIR] [WORK_DIR] [TOKENS] [REPEATS]
+#
+# Storage bandwidth on these VMs moves by 2x within minutes, so one file run
+# against one store run says little: each budgeted configuration runs
+# REPEATS (default 3) times, file and store alternating, and a summary line
+# gives the median tok/s of each path, their ratio, and the bytes each read
+# from storage per token (/proc/self/io: the file path's kernel readahead
+# shows as bytes beyond the streamed ones). BUDGETS="0.5 0.25" limits the
+# budgeted configurations run (default "0.5 0.25 min"; min: one layer).
 #
 # The cgroup cap and the cache drop need root and cgroup v1; without them the
 # runs go on uncapped (runtime_bench says so) and without the drop.
@@ -20,6 +28,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 WORK=${2:-/tmp/hart-runtime-bench}
 TOKENS=${3:-16}
+REPEATS=${4:-3}
 drop_caches() {
   sync
   if ! echo 1 > /proc/sys/vm/drop_caches 2>/dev/null; then
@@ -37,6 +46,28 @@ print(f"# check: tokens {'identical' if same else 'DIFFER'} to the resident run;
       f"peak RSS {run['peak_rss'] / 2**20:.0f} MiB" +
       (f" {'<=' if rss_ok else '>'} limit {limit / 2**20:.0f} MiB" if limit else ""))
 EOF
+}
+summarize() {  # stdin: "file|store JSON" lines; $1 model type, $2 budget
+  local tmp
+  tmp=$(mktemp)
+  cat > "$tmp"
+  /usr/bin/python3 - "$tmp" "$1" "$2" <<'EOF'
+import json, statistics, sys
+runs = {"file": [], "store": []}
+for line in open(sys.argv[1]):
+    src, js = line.split(" ", 1)
+    runs[src].append(json.loads(js))
+med = lambda src, k: statistics.median(r[k] for r in runs[src])
+f, s = med("file", "decode_tok_s"), med("store", "decode_tok_s")
+bound = med("store", "storage_bound_tok_s")
+pairs = [round(b["decode_tok_s"] / a["decode_tok_s"], 2) for a, b in zip(runs["file"], runs["store"])]
+print(json.dumps({"summary": sys.argv[2], "budget": sys.argv[3], "runs": len(runs["store"]),
+    "file_tok_s_median": round(f, 3), "store_tok_s_median": round(s, 3), "store_over_file": round(s / f, 3),
+    "store_over_storage_bound": round(s / bound, 3), "pair_ratios": pairs,
+    "storage_mib_per_token_file": round(med("file", "storage_bytes_per_token") / 2**20, 1),
+    "storage_mib_per_token_store": round(med("store", "storage_bytes_per_token") / 2**20, 1)}))
+EOF
+  rm -f "$tmp"
 }
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 for t in q8_0 q4_0; do
@@ -56,25 +87,23 @@ for t in q8_0 q4_0; do
   line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --store "$store" --ref "bench-$t")
   echo "$line"
   check "$ref" "$line"
-  for frac in 0.5 0.25; do
-    for from in file store; do
-      args=()
-      [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
-      echo "# $t budget ${frac} of the weights, cold, from the $from, cgroup cap"
-      drop_caches
-      line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-frac "$frac" \
-               --cgroup hart-bench "${args[@]}")
-      echo "$line"
-      check "$ref" "$line"
+  for budget in ${BUDGETS:-0.5 0.25 min}; do
+    budget_args=(--budget-frac "$budget")
+    [ "$budget" = min ] && budget_args=(--budget-min)
+    lines=()
+    for rep in $(seq 1 "$REPEATS"); do
+      for from in file store; do
+        args=()
+        [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
+        echo "# $t budget ${budget} of the weights (min: one layer), cold, from the $from, cgroup cap, run $rep"
+        drop_caches
+        line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold "${budget_args[@]}" \
+                 --cgroup hart-bench "${args[@]}")
+        echo "$line"
+        check "$ref" "$line"
+        lines+=("$from $line")
+      done
     done
-  done
-  for from in file store; do
-    args=()
-    [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
-    echo "# $t budget one layer, cold, from the $from, cgroup cap"
-    drop_caches
-    line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --cold --budget-min --cgroup hart-bench "${args[@]}")
-    echo "$line"
-    check "$ref" "$line"
+    printf '%s\n' "${lines[@]}" | summarize "$t" "$budget"
   done
 done

@@ -31,6 +31,8 @@ struct ServeArgs {
   double sql_timeout = 10;
   std::string port_file;
   std::string web_dir;
+  std::string ui_dir;
+  std::vector<std::string> ui_connect_src;
   bool no_access_log = false;
 };
 
@@ -89,6 +91,8 @@ int RunServe(Cli& cli, const ServeArgs& a) {
   o.sql_max_rows = a.sql_max_rows;
   o.sql_timeout_seconds = a.sql_timeout;
   o.web_dir = a.web_dir;
+  o.ui_dir = a.ui_dir;
+  o.ui_connect_src = a.ui_connect_src;
   o.access_log = !a.no_access_log;
 
   auto store = cli.OpenStore();
@@ -136,6 +140,9 @@ void RegisterServe(Cli& cli) {
   c->add_option("--sql-timeout", args->sql_timeout, "Seconds cap of POST /api/sql")->capture_default_str();
   c->add_option("--port-file", args->port_file, "Write the bound port to this file once listening");
   c->add_option("--web-dir", args->web_dir, "Directory of the swagger-ui-dist files for /docs");
+  c->add_option("--ui-dir", args->ui_dir, "Directory of the built web UI served at / (default: web/ui beside hart)");
+  c->add_option("--ui-connect-src", args->ui_connect_src,
+                "An origin the web UI may fetch from besides this server (the sign-in provider), repeatable");
   c->add_flag("--no-access-log", args->no_access_log, "Do not log one JSON line per request on stderr");
 }
 

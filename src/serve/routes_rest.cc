@@ -16,6 +16,7 @@
 #include "app/catalog.h"
 #include "app/events.h"
 #include "app/query.h"
+#include "app/tensor_view.h"
 #include "app/transfer.h"
 #include "serve/errors.h"
 #include "serve/service.h"
@@ -486,6 +487,61 @@ void AddRestRoutes(Service& svc) {
              [&svc](Exchange& ex, const Caller& c) {
                Answer(ex, app::Verify(svc.ContextFor(ex, c), app::VerifyRequest{}));
              }});
+  // What the web UI draws of tensor values, computed here from stored bytes.
+  r.Add({.method = "GET",
+         .path = "/api/versions/{version}/histogram",
+         .operation_id = "tensorHistogram",
+         .summary = "A histogram of one tensor's values, decoded on the server.",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               auto q = QueryJson(ex.request(), {"tensor"}, {"bins"});
+               if (!q.ok()) return RespondError(ex, q.status());
+               (*q)["version"] = ex.request().params.at("version");
+               auto req = app::HistogramRequest::FromJson(*q);
+               if (!req.ok()) return RespondError(ex, req.status());
+               Answer(ex, app::Histogram(svc.ContextFor(ex, c), *req));
+             },
+         .query_params = {Q("tensor", "string", "Tensor name", true), Q("bins", "integer", "1..1024 (default 64)")}});
+  r.Add({.method = "GET",
+         .path = "/api/versions/{version}/heatmap",
+         .operation_id = "tensorHeatmap",
+         .summary = "Mean values of a 2-D slice of one tensor, at most 256 x 256 cells.",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               auto q = QueryJson(ex.request(), {"tensor"}, {"row", "rows", "col", "cols"});
+               if (!q.ok()) return RespondError(ex, q.status());
+               (*q)["version"] = ex.request().params.at("version");
+               auto req = app::HeatmapRequest::FromJson(*q);
+               if (!req.ok()) return RespondError(ex, req.status());
+               Answer(ex, app::Heatmap(svc.ContextFor(ex, c), *req));
+             },
+         .query_params = {Q("tensor", "string", "Tensor name", true),
+                          Q("row", "integer", "First row (outermost dimension)"),
+                          Q("rows", "integer", "Rows (default 64)"),
+                          Q("col", "integer", "First column (the other dimensions flattened)"),
+                          Q("cols", "integer", "Columns (default 256)")}});
+  r.Add({.method = "POST",
+         .path = "/api/diff/norms",
+         .operation_id = "diffNorms",
+         .summary = "Norms of the difference of same-named tensors of two versions (default: the changed ones).",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               auto body = ParseJsonBody(ex.request());
+               if (!body.ok()) return RespondError(ex, body.status());
+               auto req = app::DiffNormsRequest::FromJson(*body);
+               if (!req.ok()) return RespondError(ex, req.status());
+               Answer(ex, app::DiffNorms(svc.ContextFor(ex, c), *req));
+             },
+         .request_schema = {{"type", "object"},
+                            {"required", {"a", "b"}},
+                            {"properties",
+                             {{"a", {{"type", "string"}}},
+                              {"b", {{"type", "string"}}},
+                              {"names", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+                              {"max_bytes", {{"type", "integer"}}}}}}});
 }
 
 }  // namespace hart::serve

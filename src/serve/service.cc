@@ -83,6 +83,7 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
   AddOpsRoutes(*this);
   AddRestRoutes(*this);
   AddOpenAiRoutes(*this);
+  AddUiRoutes(*this);
 }
 
 Service::~Service() = default;

@@ -33,6 +33,10 @@ struct ServiceOptions {
   int64_t sql_max_rows = 10000;
   double sql_timeout_seconds = 10;
   std::string web_dir;  // swagger-ui-dist files for /docs ("" : next to the binary)
+  std::string ui_dir;   // the built web UI served at / ("" : <binary dir>/web/ui)
+  // Origins the UI may fetch besides its own (CSP connect-src): the sign-in
+  // provider's discovery and token endpoints when auth is on.
+  std::vector<std::string> ui_connect_src;
   bool access_log = true;
 };
 
@@ -124,6 +128,7 @@ class Service {
 void AddOpsRoutes(Service& svc);
 void AddRestRoutes(Service& svc);
 void AddOpenAiRoutes(Service& svc);
+void AddUiRoutes(Service& svc);
 
 // Answers `s` as the OpenAI error object (serve/errors.h).
 void RespondError(Exchange& ex, const absl::Status& s, const std::string& param = "");

@@ -1,0 +1,73 @@
+// Sign-in through the provider when the server runs with auth (GET
+// /auth/config says enabled): the authorization code flow with PKCE, run by
+// the SPA (pkce.ts). The access token lives in sessionStorage (this tab
+// only) and goes on every API call as a bearer token; the API decides what
+// this person may see. The provider's discovery and token endpoints are on
+// another origin, so the server must list that origin in the UI's CSP
+// connect-src (ServiceOptions::ui_connect_src). With sign-in off nothing is
+// shown and the API answers as the local caller.
+import { h, clear } from "./dom";
+import { setToken, api } from "./api";
+import { AuthConfig, authorizeUrl, challengeS256, parseCallback, randomToken, tokenRequestBody } from "./pkce";
+
+const K = { verifier: "hart.pkce.verifier", state: "hart.pkce.state", token: "hart.token" };
+const redirectUri = () => `${location.origin}/`;
+
+async function discover(cfg: AuthConfig) {
+  const url = cfg.discovery || `${cfg.issuer!.replace(/\/$/, "")}/.well-known/openid-configuration`;
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`the provider's discovery document (${url}) answered ${r.status}`);
+  return r.json() as Promise<{ authorization_endpoint: string; token_endpoint: string }>;
+}
+
+async function start(cfg: AuthConfig) {
+  const d = await discover(cfg);
+  const verifier = randomToken(), state = randomToken(16);
+  sessionStorage.setItem(K.verifier, verifier);
+  sessionStorage.setItem(K.state, state);
+  location.assign(authorizeUrl(d.authorization_endpoint, cfg, redirectUri(), await challengeS256(verifier), state));
+}
+
+async function finish(cfg: AuthConfig, code: string) {
+  const d = await discover(cfg);
+  const r = await fetch(d.token_endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: tokenRequestBody(code, sessionStorage.getItem(K.verifier) ?? "", redirectUri(), cfg.client_id ?? "") });
+  const j = await r.json().catch(() => ({}));
+  if (!r.ok || !j.access_token) throw new Error(`the provider refused the sign-in: ${j.error_description ?? j.error ?? r.status}`);
+  sessionStorage.setItem(K.token, j.access_token);
+}
+
+export function signInBar(): HTMLElement {
+  const bar = h("span", { class: "signin" });
+  const saved = sessionStorage.getItem(K.token);
+  if (saved) setToken(saved);
+  (async () => {
+    const r = await fetch("/auth/config").catch(() => null);
+    if (!r || !r.ok) return;
+    const cfg: AuthConfig = await r.json().catch(() => ({ enabled: false }));
+    if (!cfg.enabled) return;
+    const show = (...c: (Node | string)[]) => { clear(bar); bar.append(...c); };
+    const button = h("button", { type: "button", onclick: () => start(cfg).catch((e) => show(button, h("span", { class: "error" }, String(e.message)))) }, "Sign in");
+    const cb = parseCallback(location.search, sessionStorage.getItem(K.state));
+    if (cb.kind !== "none") {
+      history.replaceState(null, "", location.pathname + location.hash);
+      sessionStorage.removeItem(K.state);
+      if (cb.kind === "error") { show(button, h("span", { class: "error" }, cb.message)); return; }
+      try { await finish(cfg, cb.code); } catch (e) { show(button, h("span", { class: "error" }, (e as Error).message)); return; }
+      setToken(sessionStorage.getItem(K.token));
+      window.dispatchEvent(new HashChangeEvent("hashchange"));
+    }
+    if (!sessionStorage.getItem(K.token)) { show(button); return; }
+    try {
+      const me = await api("/auth/me");
+      show(h("span", { class: "muted" }, `${me.actor || me.owner} (${me.role}) `), h("button", { type: "button", onclick: () => {
+        sessionStorage.removeItem(K.token); setToken(null); location.reload();
+      } }, "Sign out"));
+    } catch {
+      sessionStorage.removeItem(K.token);
+      setToken(null);
+      show(button, h("span", { class: "muted" }, " signed out (the token expired)"));
+    }
+  })();
+  return bar;
+}

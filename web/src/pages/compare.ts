@@ -1,0 +1,67 @@
+// Compare two versions: which tensors changed and by how much (norms of the
+// difference, computed on the server from the stored bytes), shown on b's
+// graph and treemap with what is shared (stored once) highlighted.
+import { api, post } from "../api";
+import { h, clear, errorBox, loading, enc } from "../dom";
+import { formatBytes, formatNumber, compareStates, joinNorms } from "../shape";
+import { virtualTable } from "../table";
+import { graphView } from "../graph";
+import { treemapView } from "../treemap";
+import type { Route } from "../main";
+
+export async function comparePage(root: HTMLElement, r: Route) {
+  const a = r.query.get("a") ?? "", b = r.query.get("b") ?? "";
+  const refs = h("datalist", { id: "version-refs" });
+  const ia = h("input", { id: "cmp-a", list: "version-refs", value: a, placeholder: "model@1", "aria-label": "Version a" }) as HTMLInputElement;
+  const ib = h("input", { id: "cmp-b", list: "version-refs", value: b, placeholder: "model@2", "aria-label": "Version b" }) as HTMLInputElement;
+  const form = h("form", { class: "toolbar", onsubmit: (e: Event) => { e.preventDefault(); location.hash = `#/compare?a=${enc(ia.value.trim())}&b=${enc(ib.value.trim())}`; } },
+    h("label", {}, "a ", ia), h("label", {}, "b ", ib), h("button", { type: "submit" }, "Compare"), refs);
+  root.append(h("h1", {}, "Compare versions"), form);
+  post("/api/sql", { sql: "SELECT ref FROM versions ORDER BY model, number", max_rows: 5000 })
+    .then((x) => { for (const row of x.rows) refs.appendChild(h("option", { value: row.ref })); }).catch(() => {});
+  if (!a || !b) { root.appendChild(h("p", { class: "muted" }, "Pick two versions (a fine-tune and its parent, say).")); return; }
+  const out = h("div");
+  root.appendChild(out);
+  out.appendChild(loading(`${a} vs ${b}`));
+  const [diff, showB, comp] = await Promise.all([
+    api(`/api/diff?a=${enc(a)}&b=${enc(b)}`),
+    api(`/api/versions/${enc(b)}`),
+    api(`/api/versions/${enc(b)}/components?max_rows=200000`),
+  ]);
+  clear(out);
+  const states = compareStates(diff.rows, showB.tensors.map((t: any) => t.name));
+  const sharedN = [...states.values()].filter((x) => x === "shared").length;
+  const sm = diff.summary;
+  out.appendChild(h("p", { class: "summary", id: "compare-summary" },
+    `${diff.a} → ${diff.b}: ${sm.changed} changed, ${sm.added} added, ${sm.removed} removed, ${sharedN} shared (stored once); `,
+    `${formatBytes(sm.changed_bytes)} changed of ${formatBytes(sm.logical_bytes_b)}`));
+  const normsBox = h("div", {}, loading("difference norms"));
+  out.appendChild(normsBox);
+  const legend = h("p", { class: "legend" }, h("span", { class: "swatch state-changed" }), " changed ", h("span", { class: "swatch state-added" }), " added ",
+    h("span", { class: "swatch state-shared" }), " shared (same bytes, stored once)");
+  out.append(h("h2", {}, "Where it changed"), legend,
+    graphView(comp.nodes, comp.edges, { state: states, onTensor: (n) => { location.hash = `#/tensor/${enc(b)}/${enc(n)}`; } }),
+    treemapView(comp.nodes, { cellClass: (names) => {
+      const st = names.map((n) => states.get(n));
+      if (st.some((x) => x === "changed" || x === "added")) return "state-changed";
+      if (st.every((x) => x === "shared")) return "state-shared";
+      return "";
+    } }));
+  try {
+    const norms = await post("/api/diff/norms", { a, b }, 120000);
+    clear(normsBox);
+    const rows = joinNorms(diff.rows, norms.rows);
+    normsBox.appendChild(virtualTable<any>(rows, [
+      { title: "Tensor", value: (x) => x.name, render: (x) => h("a", { href: `#/tensor/${enc(b)}/${enc(x.name)}`, class: `state-text-${x.kind}` }, x.name), width: "minmax(12em, 3fr)" },
+      { title: "Change", value: (x) => x.kind },
+      { title: "‖b−a‖", value: (x) => x.norm?.l2_diff, render: (x) => formatNumber(x.norm?.l2_diff), cls: "num" },
+      { title: "‖b−a‖/‖a‖", value: (x) => x.norm?.rel_diff, render: (x) => formatNumber(x.norm?.rel_diff), cls: "num" },
+      { title: "max |b−a|", value: (x) => x.norm?.max_abs_diff, render: (x) => formatNumber(x.norm?.max_abs_diff), cls: "num" },
+      { title: "Values changed", value: (x) => x.norm?.changed_values, render: (x) => x.norm?.computed ? `${x.norm.changed_values} / ${x.norm.count}` : (x.norm?.reason ?? "—") },
+      { title: "Bytes changed", value: (x) => x.changed_bytes, render: (x) => formatBytes(x.changed_bytes), cls: "num" },
+    ], { label: "Changed tensors", height: Math.min(400, 60 + rows.length * 28), rowClass: (x) => `row-${x.kind}` }).el);
+  } catch (e) {
+    clear(normsBox);
+    normsBox.appendChild(errorBox(e, "difference norms"));
+  }
+}
