@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export HART_BIN="${HART_BIN:-$here/../build/hart}"
-for demo in ninadb mqe runtime scan serve mcp workshop; do
+for demo in ninadb mqe runtime scan serve mcp workshop merge; do
   if [ -x "$here/$demo.sh" ]; then
     echo
     echo "================ demos/$demo.sh ================"

@@ -17,7 +17,9 @@
   X(Serve)   /* serve */ \
   X(Mcp)     /* mcp */ \
   X(Auth)    /* keys, visibility */ \
-  X(Workshop) /* quantize, compose, rebuild */
+  X(Workshop) /* quantize, compose, rebuild */ \
+  X(Merge)   /* merge */ \
+  X(Lora)    /* lora, merge-lora */
 
 namespace hart::cli {
 #define HART_DECLARE_FAMILY(name) void Register##name(Cli& cli);

@@ -3,6 +3,8 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "workshop/compose.h"
+#include "workshop/lora.h"
+#include "workshop/merge.h"
 #include "workshop/quantize.h"
 
 namespace hart::workshop {
@@ -24,6 +26,15 @@ absl::StatusOr<Derivation> BuildFromRecord(store::Store& store, const store::Der
     return BuildQuantize(store, src, p);
   }
   if (rec.method == "compose") return BuildCompose(store, rec.parameters);
+  if (rec.method == "merge") return BuildMergeFromRecord(store, rec.parameters);
+  if (rec.method == "merge-lora") {
+    if (inputs.size() != 2) return absl::DataLossError("merge-lora record: two inputs expected");
+    ASSIGN_OR_RETURN(SourceModel b, OpenSourceById(store, inputs[0]));
+    ASSIGN_OR_RETURN(SourceModel a, OpenSourceById(store, inputs[1]));
+    ASSIGN_OR_RETURN(LoraMergePlan p, PlanMergeLora(store, b.version.ref(), a.version.ref(),
+                                                    rec.parameters.value("scale", 1.0)));
+    return std::move(p.derivation);
+  }
   return absl::UnimplementedError(
       fmt::format("derivation method '{}' cannot be re-run by this build", rec.method));
 }

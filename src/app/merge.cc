@@ -1,0 +1,91 @@
+#include "app/merge.h"
+
+#include "core/status.h"
+
+namespace hart::app {
+
+nlohmann::json MergeResponse::ToJson() const {
+  return {{"ref", ref},
+          {"method", method},
+          {"inputs", inputs},
+          {"layers", layers},
+          {"tensors_taken", taken},
+          {"tensors_computed", computed},
+          {"output_bytes", output_bytes},
+          {"input_bytes", input_bytes},
+          {"new_bytes", new_bytes},
+          {"peak_rss_bytes", peak_rss},
+          {"seconds", seconds},
+          {"file_digest", digest},
+          {"notes", notes}};
+}
+
+absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req) {
+  workshop::DeriveOptions opts;
+  opts.model = req.as;
+  opts.actor = ctx.actor;
+  opts.progress = ctx.tty_progress;
+  opts.progress_sink = ctx.progress;
+  opts.cancel = ctx.cancel;
+  ASSIGN_OR_RETURN(workshop::MergeResult r,
+                   workshop::RunMerge(ctx.st(), req.recipe,
+                                      req.recipe_name.empty() ? "recipe.yaml" : req.recipe_name,
+                                      opts));
+  MergeResponse out;
+  out.ref = r.derive.ref;
+  out.method = r.plan.derivation.parameters.value("merge_method", "");
+  out.inputs = r.plan.input_refs;
+  out.layers = r.plan.layers;
+  out.taken = r.plan.taken;
+  out.computed = r.plan.computed;
+  out.output_bytes = r.derive.output_bytes;
+  out.input_bytes = r.derive.input_bytes;
+  out.new_bytes = r.derive.ingest.new_bytes;
+  out.peak_rss = r.derive.peak_rss_bytes;
+  out.seconds = r.derive.seconds;
+  out.digest = r.derive.file_digest;
+  out.notes = r.plan.notes;
+  return out;
+}
+
+nlohmann::json LoraResponse::ToJson() const {
+  return {{"ref", ref},   {"base", base},   {"source", source},       {"rank", rank},
+          {"alpha", alpha}, {"pairs", pairs}, {"new_bytes", new_bytes}};
+}
+
+namespace {
+workshop::DeriveOptions Options(const Context& ctx, const std::string& as) {
+  workshop::DeriveOptions opts;
+  opts.model = as;
+  opts.actor = ctx.actor;
+  opts.progress = ctx.tty_progress;
+  opts.progress_sink = ctx.progress;
+  opts.cancel = ctx.cancel;
+  return opts;
+}
+LoraResponse Response(const workshop::LoraResult& r) {
+  LoraResponse out;
+  out.ref = r.derive.ref;
+  out.base = r.base_ref;
+  out.source = r.source;
+  out.rank = r.rank;
+  out.alpha = r.alpha;
+  out.pairs = r.pairs;
+  out.new_bytes = r.derive.ingest.new_bytes;
+  return out;
+}
+}  // namespace
+
+absl::StatusOr<LoraResponse> ImportLora(const Context& ctx, const LoraRequest& req) {
+  ASSIGN_OR_RETURN(workshop::LoraResult r,
+                   workshop::ImportLora(ctx.st(), req.path, req.base, Options(ctx, req.as)));
+  return Response(r);
+}
+
+absl::StatusOr<LoraResponse> MergeLora(const Context& ctx, const LoraRequest& req) {
+  ASSIGN_OR_RETURN(workshop::LoraResult r, workshop::MergeLora(ctx.st(), req.base, req.adapter,
+                                                               req.scale, Options(ctx, req.as)));
+  return Response(r);
+}
+
+}  // namespace hart::app

@@ -1,0 +1,94 @@
+// LoRA adapters end to end: a PEFT adapter and the same adapter as a GGUF
+// LoRA stored against a tiny base (shape-checked), `hart merge-lora`
+// against numpy (B's q rows permuted as the GGUF base's), both import paths
+// giving the same merged bytes, and an adapter for another base refused
+// with the store unchanged.
+#include <cstdlib>
+
+#include "fmt/format.h"
+#include "tests/cli/cli_runner.h"
+
+namespace hart::workshop {
+namespace {
+
+using cli_test::Describe;
+using cli_test::RunResult;
+using cli_test::TempStore;
+namespace fs = std::filesystem;
+
+class Lora : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(cli_test::MakeTempDir("hart_lora_"));
+    store_ = new TempStore();
+    ASSERT_TRUE(store_->Init());
+    auto sh = [](const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; };
+    sh(fmt::format("/usr/bin/python3 {}/tests/fixtures/make_tiny_llama.py '{}/base' --seed 1 --layers 2 > /dev/null",
+                   HART_SOURCE_DIR, *dir_));
+    sh(fmt::format("/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/base/model.gguf' '{}/ad'",
+                   HART_SOURCE_DIR, *dir_, *dir_));
+    sh(fmt::format("/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/base/model.gguf' '{}/wrong' --wrong",
+                   HART_SOURCE_DIR, *dir_, *dir_));
+    RunResult r = store_->Run({"ingest", *dir_ + "/base/model.gguf", "--model", "base", "--license", "mit"});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  static void TearDownTestSuite() {
+    delete store_;
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
+  static std::string* dir_;
+  static TempStore* store_;
+};
+std::string* Lora::dir_ = nullptr;
+TempStore* Lora::store_ = nullptr;
+
+TEST_F(Lora, PeftAndGgufAdaptersMergeLikeNumpy) {
+  RunResult p = store_->Run({"--json", "lora", *dir_ + "/ad/peft", "--base", "base", "--as", "peft"});
+  ASSERT_EQ(p.exit_code, 0) << Describe(p);
+  EXPECT_EQ(p.Json()["rank"], 8);
+  EXPECT_EQ(p.Json()["pairs"], 6);
+  RunResult g = store_->Run({"--json", "lora", *dir_ + "/ad/adapter.gguf", "--base", "base", "--as", "gg"});
+  ASSERT_EQ(g.exit_code, 0) << Describe(g);
+  // The PEFT adapter converted (names mapped, q rows permuted) is the GGUF one.
+  RunResult diff = store_->Run({"--json", "diff", "peft@1", "gg@1"});
+  ASSERT_EQ(diff.exit_code, 0) << Describe(diff);
+  EXPECT_TRUE(diff.Json()["rows"].empty()) << diff.out;
+  EXPECT_EQ(diff.Json()["summary"]["changed"], 0) << diff.out;
+
+  RunResult m = store_->Run({"--json", "merge-lora", "base", "peft@1:0.5", "--as", "merged"});
+  ASSERT_EQ(m.exit_code, 0) << Describe(m);
+  const std::string out = *dir_ + "/merged.gguf";
+  RunResult e = store_->Run({"export", "merged@1", "-o", out});
+  ASSERT_EQ(e.exit_code, 0) << Describe(e);
+  const std::string cmd = fmt::format(
+      "/usr/bin/python3 {}/tests/workshop/lora_reference.py check '{}/base/model.gguf' '{}' '{}/ad' 0.5",
+      HART_SOURCE_DIR, *dir_, out, *dir_);
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  RunResult m2 = store_->Run({"--json", "merge-lora", "base", "gg:0.5", "--as", "merged"});
+  ASSERT_EQ(m2.exit_code, 0) << Describe(m2);
+  EXPECT_EQ(m2.Json()["new_bytes"], 0) << "the same merge from the GGUF adapter: the same bytes";
+  RunResult rb = store_->Run({"--json", "rebuild", "merged@1"});
+  ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
+  EXPECT_EQ(rb.Json()["identical"], true) << rb.out;
+  // The merged version runs.
+  RunResult run = store_->Run({"run", "merged@1", "Hello", "-n", "4", "--temp", "0"});
+  EXPECT_EQ(run.exit_code, 0) << Describe(run);
+}
+
+TEST_F(Lora, AnAdapterForAnotherBaseIsRefusedBeforeAnyWrite) {
+  RunResult before = store_->Run({"--json", "ls"});
+  RunResult r = store_->Run({"lora", *dir_ + "/wrong/peft", "--base", "base"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("a LoRA for another base"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("blk.0.attn_q.weight"), std::string::npos) << r.err;
+  RunResult bad = store_->Run({"merge-lora", "base", "base:2"});
+  EXPECT_EQ(bad.exit_code, 1) << Describe(bad);
+  EXPECT_NE(bad.err.find("not a LoRA adapter"), std::string::npos) << bad.err;
+  RunResult after = store_->Run({"--json", "ls"});
+  EXPECT_EQ(after.out, before.out);
+}
+
+}  // namespace
+}  // namespace hart::workshop
