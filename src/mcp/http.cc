@@ -64,6 +64,7 @@ class Transport {
     so.sql_timeout_seconds = svc.options().sql_timeout_seconds;
     so.max_message = std::min<size_t>(kDefaultMaxMessage, svc.options().max_body);
     so.registry = serve::State(svc).registry.get();
+    so.engines = serve::State(svc).engines.get();
     serve::Service* s = &svc;
     so.generation_slot = [s](const CancelToken& c) -> absl::StatusOr<std::shared_ptr<void>> {
       auto slot = s->slots().Acquire(c);

@@ -35,6 +35,10 @@
 #include "nlohmann/json.hpp"
 #include "store/store.h"
 
+namespace hart::app {
+class EngineSet;
+}
+
 namespace hart::mcp {
 
 inline constexpr const char* kLatestVersion = "2025-11-25";
@@ -59,6 +63,9 @@ struct ServerOptions {
   // Null: Server makes one of its own.
   app::ModelRegistry* registry = nullptr;
   SlotFn generation_slot;  // null: no limit
+  // The server's batching engines (and prompt cache), so generate batches
+  // with the OpenAI routes; null: each generation runs alone.
+  app::EngineSet* engines = nullptr;
 };
 
 // Where a message goes: returns false once the peer is gone.

@@ -231,6 +231,7 @@ absl::StatusOr<json> Generate(Server::Call& c, const json& args) {
   int64_t tokens = 0;
   app::GenerateControl ctl;
   ctl.cancel = c.ctx.cancel;
+  ctl.engines = c.server.options().engines;
   double total = static_cast<double>(req.params.max_tokens);
   ctl.on_delta = [&](const app::StreamDelta& d) {
     ++tokens;
