@@ -14,6 +14,7 @@
 #include "app/access.h"
 #include "app/transfer.h"
 #include "auth/authenticator.h"
+#include "mcp/http.h"
 #include "serve/auth_hook.h"
 #include "serve/service.h"
 #include "tests/app/app_test_util.h"
@@ -72,6 +73,7 @@ class AuthServe : public ::testing::Test {
     svc_ = std::make_unique<serve::Service>(o, store_);
     serve::EnableAuth(*svc_, std::make_shared<auth::Authenticator>(cfg, std::make_shared<auth::OidcKeySource>(cfg),
                                                                    serve::ApiKeyLookupFor(store_)));
+    mcp::AddMcpRoutes(*svc_);
     ASSERT_TRUE(svc_->Listen().ok());
     thread_ = std::thread([this] { svc_->Run(false); });
   }
@@ -309,6 +311,52 @@ TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   ASSERT_EQ(sql.status, 200) << sql.body;
   EXPECT_NE(sql.body.find(Owner("carol")), std::string::npos) << sql.body;
   EXPECT_NE(sql.body.find(Owner("alice")), std::string::npos) << sql.body;
+}
+
+// MCP over HTTP follows the server's sign-in: 401 with the RFC 9728 challenge
+// without a token, a session bound to whoever began it, and list_models
+// showing a caller exactly what the REST API shows it.
+TEST_F(AuthServe, McpFollowsSignInAndShowsOnlyWhatTheRuleAllows) {
+  const json init = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+                     {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                 {"clientInfo", {{"name", "auth-test"}, {"version", "1"}}}}}};
+  const std::map<std::string, std::string> accept = {{"accept", "application/json, text/event-stream"},
+                                      {"content-type", "application/json"}};
+  HttpResponse none = Http(svc_->port(), "POST", "/mcp", init.dump(), accept);
+  EXPECT_EQ(none.status, 401) << none.body;
+  EXPECT_NE(none.Header("www-authenticate").find("resource_metadata="), std::string::npos);
+
+  auto rpc = [&](const Who& w, const std::string& session, const json& msg) {
+    std::map<std::string, std::string> h = {{"accept", "application/json"}, {"content-type", "application/json"},
+                             {"authorization", "Bearer " + Token(w)}};
+    if (!session.empty()) h["mcp-session-id"] = session;
+    return Http(svc_->port(), "POST", "/mcp", msg.dump(), h);
+  };
+  for (const Who& w : kCallers) {
+    HttpResponse in = rpc(w, "", init);
+    ASSERT_EQ(in.status, 200) << w.name << " " << in.body;
+    const std::string session = in.Header("mcp-session-id");
+    ASSERT_FALSE(session.empty());
+    EXPECT_EQ(rpc(w, session, {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}).status, 202);
+    HttpResponse list = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"},
+                                         {"params", {{"name", "list_models"}, {"arguments", json::object()}}}});
+    ASSERT_EQ(list.status, 200) << list.body;
+    std::set<std::string> seen;
+    for (const auto& [model, owner, vis] : kModels)
+      if (list.body.find("\"" + model + "\"") != std::string::npos) seen.insert(model);
+    std::set<std::string> want;
+    for (const auto& [model, owner, vis] : kModels)
+      if (ShouldRead(w, owner, vis)) want.insert(model);
+    EXPECT_EQ(seen, want) << w.name << "/" << w.role << ": " << list.body;
+    // A model it may not read is as absent as one that does not exist.
+    HttpResponse d = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"},
+                                      {"params", {{"name", "describe_model"}, {"arguments", {{"model", "bob-private"}}}}}});
+    ASSERT_EQ(d.status, 200) << d.body;
+    EXPECT_EQ(d.Json()["result"].value("isError", false), !ShouldRead(w, "bob", "private")) << d.body;
+    // Someone else's session is not found.
+    const Who other = w.name == "bob" ? Who{"alice", "t1", ""} : Who{"bob", "t1", "Reader"};
+    EXPECT_EQ(rpc(other, session, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}).status, 404);
+  }
 }
 
 }  // namespace
