@@ -31,12 +31,27 @@ absl::StatusOr<ListRequest> ListRequest::FromJson(const json& j) {
 }
 json ListRequest::ToJson() const { return model.empty() ? json::object() : json{{"model", model}}; }
 
+namespace {
+void AddAccess(json& item, const std::map<std::string, store::ModelAccess>& access, const std::string& model) {
+  auto it = access.find(model);
+  if (it == access.end()) return;
+  item["owner"] = it->second.owner;
+  item["visibility"] = it->second.visibility;
+}
+}  // namespace
+
 json ListResponse::ToJson() const {
   json j = json::array();
   if (versions_of_model)
-    for (const auto& v : versions) j.push_back(app::ToJson(v));
+    for (const auto& v : versions) {
+      j.push_back(app::ToJson(v));
+      AddAccess(j.back(), access, v.model);
+    }
   else
-    for (const auto& m : models) j.push_back(app::ToJson(m));
+    for (const auto& m : models) {
+      j.push_back(app::ToJson(m));
+      AddAccess(j.back(), access, m.name);
+    }
   return j;
 }
 
@@ -44,8 +59,15 @@ absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req) {
   ListResponse r;
   if (req.model.empty()) {
     ASSIGN_OR_RETURN(r.models, ctx.st().ListModels());
-    ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
-    std::erase_if(r.models, [&](const store::ModelRow& m) { return !readable(m.name); });
+    // One catalog read for the rule and for the owner/visibility columns;
+    // only the access of the models listed goes out.
+    ASSIGN_OR_RETURN(auto all, ctx.st().ListModelAccess());
+    std::erase_if(r.models, [&](const store::ModelRow& m) {
+      auto it = all.find(m.name);
+      if (it == all.end() || !MayRead(ctx.caller, it->second)) return true;
+      r.access.insert(*it);
+      return false;
+    });
     return r;
   }
   RETURN_IF_ERROR(CheckRead(ctx, req.model));
@@ -53,6 +75,7 @@ absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req) {
   ASSIGN_OR_RETURN(r.versions, ctx.st().ListVersions(req.model));
   if (r.versions.empty())
     return absl::NotFoundError(fmt::format("no model named '{}'", req.model));
+  ASSIGN_OR_RETURN(r.access[req.model], ctx.st().GetModelAccess(req.model));
   return r;
 }
 
@@ -71,6 +94,8 @@ json ShowResponse::ToJson() const {
             {"tensors", json::array()}};
   for (const auto& f : files) j["files"].push_back(app::ToJson(f));
   for (const auto& t : tensors) j["tensors"].push_back(app::ToJson(t));
+  j["version"]["owner"] = access.owner;
+  j["version"]["visibility"] = access.visibility;
   j["derivation"] = nullptr;
   if (derivation)
     j["derivation"] = {{"method", derivation->method},
@@ -89,6 +114,7 @@ absl::StatusOr<ShowResponse> Show(const Context& ctx, const ShowRequest& req) {
   ASSIGN_OR_RETURN(r.files, ctx.st().ListFiles(r.version.id));
   ASSIGN_OR_RETURN(r.derivation, ctx.st().GetDerivation(r.version.id));
   ASSIGN_OR_RETURN(r.derived, ctx.st().DerivedFrom(r.version.id));
+  ASSIGN_OR_RETURN(r.access, ctx.st().GetModelAccess(r.version.model));
   return r;
 }
 

@@ -6,6 +6,7 @@
 // every lookup binds them as parameters.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct ListResponse {
   bool versions_of_model = false;           // which of the two lists is set
   std::vector<store::ModelRow> models;      // model == ""
   std::vector<store::VersionRow> versions;  // model given; NotFound when it has none
+  // Who owns each model and who else reads it (issue 14): every item of
+  // either list carries its model's "owner" and "visibility".
+  std::map<std::string, store::ModelAccess> access;
   nlohmann::json ToJson() const;            // a JSON array of either
 };
 absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req);
@@ -44,7 +48,8 @@ struct ShowResponse {
   // How it was made, when derived (workshop), and what was derived from it.
   std::optional<store::DerivationRecord> derivation;
   std::vector<std::string> derived;
-  // {"version": {... "metadata"}, "files": [...], "tensors": [...],
+  store::ModelAccess access;  // the model's owner and visibility
+  // {"version": {... "metadata", "owner", "visibility"}, "files": [...], "tensors": [...],
   //  "derivation": {method, parameters, inputs, hart_version} | null, "derived": [...]}
   nlohmann::json ToJson() const;
 };

@@ -104,6 +104,46 @@ TEST_F(AppTest, ListShowDiffStatsAnswerWithTheCliJson) {
   EXPECT_EQ(v->ToJson()["ok"], true);
 }
 
+// The web UI's Models list and model page (issue 16) show who owns a model
+// and who else reads it: List and Show carry "owner" and "visibility", and
+// only for the models the caller may read.
+TEST_F(AppTest, ListAndShowCarryOwnerAndVisibilityOfWhatTheCallerMayRead) {
+  Ingest("base.safetensors", "open");
+  Ingest("base.safetensors", "secret");
+  Ingest("base.safetensors", "mine");
+  ASSERT_TRUE(ctx_.st().SetModelAccess("open", {.owner = "local", .tenant = "", .visibility = "public"}, "tester").ok());
+  ASSERT_TRUE(ctx_.st().SetModelAccess("mine", {.owner = "idp|alice", .tenant = "", .visibility = "private"}, "tester").ok());
+
+  json all = List(ctx_, {})->ToJson();  // the local Admin reads everything
+  ASSERT_EQ(all.size(), 3u);
+  for (const json& m : all) {
+    EXPECT_EQ(m["owner"], m["name"] == "mine" ? "idp|alice" : "local") << m.dump();
+    EXPECT_EQ(m["visibility"], m["name"] == "open" ? "public" : "private") << m.dump();
+  }
+
+  Context alice = ctx_;
+  alice.caller = {.actor = "idp|alice", .owner = "idp|alice", .tenant = "", .role = AccessRole::kReader, .authenticated = true};
+  json seen = List(alice, {})->ToJson();
+  ASSERT_EQ(seen.size(), 2u) << seen.dump();
+  EXPECT_EQ(seen[0]["name"], "mine");
+  EXPECT_EQ(seen[0]["owner"], "idp|alice");
+  EXPECT_EQ(seen[0]["visibility"], "private");
+  EXPECT_EQ(seen[1]["name"], "open");
+  EXPECT_EQ(seen[1]["visibility"], "public");
+  EXPECT_EQ(List(alice, {"secret"}).status().code(), absl::StatusCode::kNotFound);
+
+  json versions = List(alice, {"open"})->ToJson();
+  ASSERT_EQ(versions.size(), 1u);
+  EXPECT_EQ(versions[0]["owner"], "local");
+  EXPECT_EQ(versions[0]["visibility"], "public");
+
+  auto show = Show(alice, {"mine@1"});
+  ASSERT_TRUE(show.ok()) << show.status();
+  EXPECT_EQ(show->ToJson()["version"]["owner"], "idp|alice");
+  EXPECT_EQ(show->ToJson()["version"]["visibility"], "private");
+  EXPECT_EQ(Show(alice, {"secret@1"}).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(AppTest, RemoveRefusesAParentUnlessForcedAndRecordsTheActor) {
   Ingest("base.safetensors", "m");
   Ingest("ft1.safetensors", "m", "m@1");

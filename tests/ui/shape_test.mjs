@@ -44,6 +44,21 @@ test('modelSummaries joins stats and latest versions and filters', () => {
   assert.deepEqual(S.modelSummaries(models, stats, latest, 'B').map((m) => m.name), ['b']);
 });
 
+test('modelSummaries takes owner and visibility from /api/models; ownerLabel shows the subject', () => {
+  const models = [{ name: 'a', versions: 1, latest: 1, logical_bytes: 1, owner: 'http://idp|alice', visibility: 'private' },
+                  { name: 'b', versions: 1, latest: 1, logical_bytes: 1, owner: 'local', visibility: 'public' },
+                  { name: 'c', versions: 1, latest: 1, logical_bytes: 1 }];
+  const all = S.modelSummaries(models, [], []);
+  assert.deepEqual(all.map((m) => [m.owner, m.visibility]), [['http://idp|alice', 'private'], ['local', 'public'], ['', '']]);
+  assert.deepEqual(S.modelSummaries(models, [], [], 'alice').map((m) => m.name), ['a']);
+  assert.deepEqual(S.modelSummaries(models, [], [], 'PUBLIC').map((m) => m.name), ['b']);
+  assert.equal(S.ownerLabel('https://login.example.com/t/v2.0|0f3c-oid'), '0f3c-oid');
+  assert.equal(S.ownerLabel('local'), 'local');
+  assert.equal(S.ownerLabel('apikey:ci'), 'apikey:ci');
+  assert.equal(S.ownerLabel('weird|'), 'weird|');
+  assert.equal(S.ownerLabel(undefined), '');
+});
+
 test('squarify covers the rectangle exactly, areas proportional, no overlap', () => {
   const items = [6, 6, 4, 3, 2, 2, 1].map((v, i) => ({ key: `k${i}`, value: v }));
   const rects = S.squarify(items, 0, 0, 600, 400);

@@ -12,3 +12,10 @@ if(HART_NODE AND TARGET hart_web_ui AND EXISTS /usr/bin/chromium
   set_tests_properties(ui_e2e PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE
     ENVIRONMENT "HART_BIN=${CMAKE_BINARY_DIR}/hart;HART_SOURCE_DIR=${CMAKE_SOURCE_DIR};HART_WEB_DIR=${CMAKE_SOURCE_DIR}/web;HART_UI_DIR=${CMAKE_BINARY_DIR}/web/ui;HART_UI_OUT=${CMAKE_BINARY_DIR}/tests/ui-output")
 endif()
+if(HART_NODE AND TARGET hart_web_ui AND EXISTS /usr/bin/chromium
+   AND EXISTS ${CMAKE_SOURCE_DIR}/web/node_modules/playwright-core/package.json)
+  # Sign-in: a node OIDC provider, `hart serve --auth`, the SPA's PKCE flow.
+  add_test(NAME ui_signin COMMAND ${HART_NODE} --test --test-concurrency=1 ${CMAKE_SOURCE_DIR}/tests/ui/signin_test.mjs)
+  set_tests_properties(ui_signin PROPERTIES TIMEOUT 90 RUN_SERIAL TRUE
+    ENVIRONMENT "HART_BIN=${CMAKE_BINARY_DIR}/hart;HART_WEB_DIR=${CMAKE_SOURCE_DIR}/web;HART_UI_DIR=${CMAKE_BINARY_DIR}/web/ui;HART_UI_OUT=${CMAKE_BINARY_DIR}/tests/ui-output")
+endif()

@@ -8,6 +8,7 @@
 // shown and the API answers as the local caller.
 import { h, clear } from "./dom";
 import { setToken, api } from "./api";
+import { ownerLabel } from "./shape";
 import { AuthConfig, authorizeUrl, challengeS256, parseCallback, randomToken, tokenRequestBody } from "./pkce";
 
 const K = { verifier: "hart.pkce.verifier", state: "hart.pkce.state", token: "hart.token" };
@@ -60,7 +61,8 @@ export function signInBar(): HTMLElement {
     if (!sessionStorage.getItem(K.token)) { show(button); return; }
     try {
       const me = await api("/auth/me");
-      show(h("span", { class: "muted" }, `${me.actor || me.owner} (${me.role}) `), h("button", { type: "button", onclick: () => {
+      const who = me.actor || me.owner;
+      show(h("span", { class: "muted owner", title: who }, `${ownerLabel(who)} (${me.role}) `), h("button", { type: "button", onclick: () => {
         sessionStorage.removeItem(K.token); setToken(null); location.reload();
       } }, "Sign out"));
     } catch {

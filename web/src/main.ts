@@ -14,6 +14,7 @@ import { planPage } from "./pages/plan";
 import { chatPage } from "./pages/chat";
 import { livePage, startLive } from "./pages/live";
 import { signInBar } from "./auth";
+import { ApiError } from "./api";
 
 export interface Route { path: string[]; query: URLSearchParams }
 type Page = (root: HTMLElement, r: Route) => Promise<void> | void;
@@ -58,7 +59,11 @@ async function render() {
   try {
     await page(main, r);
   } catch (e) {
-    if (my === generation) main.appendChild(errorBox(e));
+    if (my !== generation) return;
+    // With sign-in on, the API answers 401 until the person signs in (the
+    // header's button); say so rather than show a bare error.
+    if (e instanceof ApiError && e.status === 401) main.appendChild(h("p", { class: "notice signin-needed" }, "Sign in to see this page."));
+    main.appendChild(errorBox(e));
   }
 }
 

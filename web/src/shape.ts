@@ -26,18 +26,28 @@ export function formatTime(t: unknown): string {
   return new Date(n * 1000).toISOString().slice(0, 16).replace("T", " ");
 }
 
-export interface ModelRow { name: string; versions: number; latest: number; logical_bytes: number }
+export interface ModelRow { name: string; versions: number; latest: number; logical_bytes: number; owner?: string; visibility?: string }
 export interface StatsRow { model?: string; logical_bytes: number; physical_bytes: number; dedup_ratio: number }
 export interface ModelSummary {
   name: string; versions: number; latest: number; logical_bytes: number; physical_bytes: number | null;
-  license: string; owner: string; last_change: string | number;
+  license: string; owner: string; visibility: string; last_change: string | number;
 }
 
-// Joins /api/models, /api/stats and the latest versions' rows (license,
-// created_at) into the Models list; filters by a case-insensitive substring
-// of name, license or owner.
+// An owner identity as a person reads it: the server names a signed-in
+// owner "<issuer>|<subject>" (issue 14); the subject is what tells people
+// apart on one server, the issuer is in the tooltip. "local" (the CLI) and
+// "apikey:NAME" stay as they are.
+export function ownerLabel(owner: string | undefined | null): string {
+  if (!owner) return "";
+  const bar = owner.lastIndexOf("|");
+  return bar >= 0 && bar + 1 < owner.length ? owner.slice(bar + 1) : owner;
+}
+
+// Joins /api/models (names, sizes, owner, visibility), /api/stats and the
+// latest versions' rows (license, created_at) into the Models list; filters
+// by a case-insensitive substring of name, license, owner or visibility.
 export function modelSummaries(models: ModelRow[], stats: StatsRow[],
-                               latest: { model: string; license: string; created_at: string | number; owner?: string }[],
+                               latest: { model: string; license: string; created_at: string | number }[],
                                query = ""): ModelSummary[] {
   const phys = new Map(stats.filter((s) => s.model).map((s) => [s.model!, s.physical_bytes]));
   const lat = new Map(latest.map((l) => [l.model, l]));
@@ -45,10 +55,10 @@ export function modelSummaries(models: ModelRow[], stats: StatsRow[],
   return models.map((m) => ({
     name: m.name, versions: m.versions, latest: m.latest, logical_bytes: m.logical_bytes,
     physical_bytes: phys.get(m.name) ?? null,
-    license: lat.get(m.name)?.license ?? "", owner: lat.get(m.name)?.owner ?? "",
+    license: lat.get(m.name)?.license ?? "", owner: m.owner ?? "", visibility: m.visibility ?? "",
     last_change: lat.get(m.name)?.created_at ?? "",
   })).filter((m) => !q || m.name.toLowerCase().includes(q) || m.license.toLowerCase().includes(q) ||
-    m.owner.toLowerCase().includes(q));
+    m.owner.toLowerCase().includes(q) || m.visibility.toLowerCase().includes(q));
 }
 
 // ---- components ----

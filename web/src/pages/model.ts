@@ -3,7 +3,7 @@
 // and the model card / metadata. #/m/NAME[/N][?tab=graph]
 import { api } from "../api";
 import { h, clear, errorBox, loading, enc } from "../dom";
-import { formatBytes, formatNumber, formatTime, childrenOf, Node, Edge } from "../shape";
+import { formatBytes, formatNumber, formatTime, childrenOf, ownerLabel, Node, Edge } from "../shape";
 import { virtualTable } from "../table";
 import { graphView } from "../graph";
 import { treemapView } from "../treemap";
@@ -27,6 +27,8 @@ export async function modelPage(root: HTMLElement, r: Route) {
     h("label", {}, "Version ", h("select", { "aria-label": "Version", onchange: (e: Event) => { location.hash = `#/m/${enc(model)}/${(e.target as HTMLSelectElement).value}?tab=${tab}`; } },
       versions.map((x) => h("option", { value: x.number, selected: x.number === number }, `@${x.number}`)))),
     v ? ` ${v.format ?? ""} · ${v.tensors} tensors · ${formatBytes(v.logical_bytes)} · license ${v.license || "—"} · ${formatTime(v.created_at)} UTC` : "",
+    v?.owner ? [" · owner ", h("span", { class: "owner", id: "model-owner", title: v.owner }, ownerLabel(v.owner)),
+      " · ", h("span", { class: "visibility", id: "model-visibility" }, v.visibility ?? "—")] : "",
     v?.parent ? [" · parent ", h("a", { href: `#/m/${enc(v.parent.split("@")[0])}/${v.parent.split("@")[1]}` }, v.parent),
       " · ", h("a", { href: `#/compare?a=${enc(v.parent)}&b=${enc(ref)}` }, "compare with parent")] : "",
     " · ", h("a", { href: `#/plan?version=${enc(ref)}` }, "plan a partial load"),

@@ -1,9 +1,10 @@
 // Models: every model with its sizes (logical = sum of its versions' tensor
-// bytes; physical = the chunks it holds, stored once), license, owner,
-// latest version and last change; filtered as you type.
+// bytes; physical = the chunks it holds, stored once), license, owner and
+// visibility (from /api/models), latest version and last change; filtered
+// as you type.
 import { api, post } from "../api";
 import { h, errorBox, loading, enc } from "../dom";
-import { modelSummaries, formatBytes, formatTime, ModelSummary } from "../shape";
+import { modelSummaries, formatBytes, formatTime, ownerLabel, ModelSummary } from "../shape";
 import { virtualTable } from "../table";
 import type { Route } from "../main";
 
@@ -31,7 +32,8 @@ export async function modelsPage(root: HTMLElement, r: Route) {
     { title: "Logical", value: (m) => m.logical_bytes, render: (m) => formatBytes(m.logical_bytes), cls: "num" },
     { title: "Physical", value: (m) => m.physical_bytes, render: (m) => formatBytes(m.physical_bytes), cls: "num" },
     { title: "License", value: (m) => m.license, render: (m) => m.license || "—" },
-    { title: "Owner", value: (m) => m.owner, render: (m) => m.owner || "—" },
+    { title: "Owner", value: (m) => m.owner, render: (m) => m.owner ? h("span", { class: "owner", title: m.owner }, ownerLabel(m.owner)) : "—" },
+    { title: "Visibility", value: (m) => m.visibility, render: (m) => m.visibility || "—" },
     { title: "Last change (UTC)", value: (m) => m.last_change, render: (m) => formatTime(m.last_change) },
   ], { label: "Models", height: 480 });
   search.addEventListener("input", () => t.set(rowsFor(search.value)));

@@ -1,0 +1,230 @@
+// End to end: sign-in to the web UI (issues 14 and 16). A small OpenID
+// Connect provider written here on 127.0.0.1 (an RSA key from node:crypto,
+// discovery, JWKS, an /authorize that redirects straight back with a code,
+// and a /token that checks the PKCE verifier and answers RS256 tokens);
+// `hart serve --auth` trusts it; Debian's chromium (playwright-core, never a
+// downloaded browser) runs the SPA's authorization code flow with PKCE.
+// Asserts what a person sees: signed out, the sign-in button and no models;
+// signed in, only the models the rule lets them read (another owner's
+// private model is hidden) with owners and visibility; signed out again.
+// Run by ctest (tests/ui/ui_tests.cmake); screenshots go to $HART_UI_OUT.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createServer } from 'node:http';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const HART = process.env.HART_BIN;
+const OUT = process.env.HART_UI_OUT ?? join(tmpdir(), 'hart_ui_out');
+const dir = mkdtempSync(join(tmpdir(), 'hart_signin_'));
+const store = join(dir, 'store');
+const AUDIENCE = 'api://hart';
+const CLIENT = 'hart-web';
+const USER = 'alice';
+let server, browser, page, base, issuer, idp;
+
+const hart = (...args) => execFileSync(HART, ['--store', store, '--no-progress', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// ---- the provider ----
+
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const KID = 'test-rsa-1';
+const codes = new Map();  // code -> {challenge, redirect_uri, client_id}
+const seen = { authorize: 0, tokens: 0, refused: 0 };
+
+function mint(claims) {
+  const now = Math.floor(Date.now() / 1000);
+  const body = { iss: issuer, aud: AUDIENCE, iat: now, nbf: now, exp: now + 600, ...claims };
+  const input = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: KID }))}.${b64url(JSON.stringify(body))}`;
+  return `${input}.${b64url(sign('sha256', Buffer.from(input), privateKey))}`;
+}
+const userToken = () => mint({ sub: USER, oid: USER, name: 'Alice', roles: ['Contributor'] });
+
+function startProvider() {
+  idp = createServer((req, res) => {
+    const u = new URL(req.url, issuer);
+    const send = (status, body, headers = {}) => {
+      res.writeHead(status, { 'access-control-allow-origin': '*', 'cache-control': 'no-store', ...headers,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}) });
+      res.end(body !== undefined ? JSON.stringify(body) : undefined);
+    };
+    if (req.method === 'OPTIONS') return send(204, undefined, { 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' });
+    if (u.pathname === '/.well-known/openid-configuration') {
+      return send(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`,
+        jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'], code_challenge_methods_supported: ['S256'],
+        id_token_signing_alg_values_supported: ['RS256'] });
+    }
+    if (u.pathname === '/jwks') return send(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: KID, alg: 'RS256', use: 'sig' }] });
+    if (u.pathname === '/authorize') {
+      const q = u.searchParams;
+      if (q.get('response_type') !== 'code' || q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge') ||
+          q.get('client_id') !== CLIENT || !q.get('redirect_uri') || !q.get('state')) {
+        return send(400, { error: 'invalid_request', error_description: `bad authorize request: ${u.search}` });
+      }
+      seen.authorize++;
+      const code = b64url(randomBytes(16));
+      codes.set(code, { challenge: q.get('code_challenge'), redirect_uri: q.get('redirect_uri'), client_id: q.get('client_id') });
+      const back = new URL(q.get('redirect_uri'));
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', q.get('state'));
+      return send(302, undefined, { location: back.toString() });
+    }
+    if (u.pathname === '/token' && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (c) => { raw += c; });
+      req.on('end', () => {
+        const f = new URLSearchParams(raw);
+        const c = codes.get(f.get('code') ?? '');
+        codes.delete(f.get('code') ?? '');  // a code is good once
+        const verified = c && f.get('grant_type') === 'authorization_code' && f.get('client_id') === c.client_id &&
+          f.get('redirect_uri') === c.redirect_uri &&
+          b64url(createHash('sha256').update(f.get('code_verifier') ?? '').digest()) === c.challenge;
+        if (!verified) { seen.refused++; return send(400, { error: 'invalid_grant', error_description: 'code or PKCE verifier does not match' }); }
+        seen.tokens++;
+        const t = userToken();
+        send(200, { access_token: t, id_token: t, token_type: 'Bearer', expires_in: 600 });
+      });
+      return;
+    }
+    send(404, { error: 'not_found' });
+  });
+  return new Promise((r) => idp.listen(0, '127.0.0.1', () => { issuer = `http://127.0.0.1:${idp.address().port}`; r(); }));
+}
+
+// ---- the store and the server ----
+
+function safetensors(path, name, n) {
+  const buf = Buffer.alloc(n * 4);
+  for (let i = 0; i < n; i++) buf.writeFloatLE(i / n, i * 4);
+  let h = Buffer.from(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, buf.length] } }));
+  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  writeFileSync(path, Buffer.concat([len, h, buf]));
+}
+
+async function waitForPort(file) {
+  for (let i = 0; i < 600; i++) {
+    if (existsSync(file)) {
+      const p = readFileSync(file, 'utf8').trim();
+      if (p) return Number(p);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('hart serve did not start');
+}
+
+const shot = (name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+const modelNames = () => page.$$eval('.model-link', (els) => els.map((e) => e.textContent).sort());
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  await startProvider();
+  safetensors(join(dir, 'open.safetensors'), 'w', 64);
+  safetensors(join(dir, 'secret.safetensors'), 's', 96);
+  safetensors(join(dir, 'mine.safetensors'), 'm', 128);
+  hart('init');
+  hart('ingest', join(dir, 'open.safetensors'), '--model', 'open-base', '--license', 'mit');
+  hart('ingest', join(dir, 'secret.safetensors'), '--model', 'secret-ft', '--license', 'mit');
+  hart('visibility', 'open-base', 'public');  // secret-ft stays private to the local owner
+  writeFileSync(join(dir, 'auth.json'), JSON.stringify({ issuer, audience: AUDIENCE, client_id: CLIENT, scopes: ['openid', 'profile'] }));
+  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
+    '--no-access-log', '--ui-dir', process.env.HART_UI_DIR, '--auth', join(dir, 'auth.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  base = `http://127.0.0.1:${await waitForPort(join(dir, 'port'))}`;
+  // alice's own private model, uploaded with her token (the owner is the token's issuer|oid).
+  const up = await fetch(`${base}/api/ingest?filename=mine.safetensors&model=alice-ft&license=apache-2.0`, {
+    method: 'POST', headers: { authorization: `Bearer ${userToken()}`, 'content-type': 'application/octet-stream' },
+    body: readFileSync(join(dir, 'mine.safetensors')) });
+  assert.equal(up.status, 201, await up.text());
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await ctx.newPage();
+  page.setDefaultTimeout(10000);
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) {
+    const exited = new Promise((r) => server.on('exit', r));
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  }
+  if (idp) await new Promise((r) => idp.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the provider checks the PKCE verifier; the API wants a token', async () => {
+  const verifier = b64url(randomBytes(32));
+  const challenge = b64url(createHash('sha256').update(verifier).digest());
+  const authz = (v) => fetch(`${issuer}/authorize?response_type=code&client_id=${CLIENT}&redirect_uri=${encodeURIComponent(base + '/')}` +
+    `&code_challenge=${challenge}&code_challenge_method=S256&state=s1&scope=openid`, { redirect: 'manual' })
+    .then((r) => new URL(r.headers.get('location')).searchParams.get('code'))
+    .then((code) => fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: v, redirect_uri: base + '/', client_id: CLIENT }) }));
+  assert.equal((await authz('not-the-verifier')).status, 400);
+  assert.equal((await authz(verifier)).status, 200);
+  assert.deepEqual([seen.tokens, seen.refused], [1, 1]);
+  Object.assign(seen, { authorize: 0, tokens: 0, refused: 0 });
+  const r = await fetch(`${base}/api/models`);
+  assert.equal(r.status, 401);
+  assert.ok(r.headers.get('www-authenticate'));
+  const cfg = await (await fetch(`${base}/auth/config`)).json();
+  assert.equal(cfg.enabled, true);
+  assert.equal(cfg.client_id, CLIENT);
+});
+
+test('signed out: the sign-in button, and no models', async () => {
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin-needed');
+  assert.match(await page.textContent('main .error'), /401/);
+  assert.equal(await page.locator('.model-link').count(), 0);
+  await shot('signin-signed-out');
+});
+
+test('signing in: PKCE with the provider, then only the models this person may read, with owners', async () => {
+  await page.click('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  assert.match(await page.textContent('.signin'), new RegExp(`^${USER} \\(Contributor\\)`));
+  assert.equal(await page.getAttribute('.signin .owner', 'title'), `${issuer}|${USER}`);
+  assert.deepEqual([seen.authorize, seen.tokens, seen.refused], [1, 1, 0]);
+  assert.doesNotMatch(page.url(), /code=|state=/);  // the callback's query is gone from the address
+  await page.waitForSelector('.model-link');
+  assert.deepEqual(await modelNames(), ['alice-ft', 'open-base']);  // secret-ft (local, private) is hidden
+  const cells = async (name) => page.locator('.vt-row', { has: page.locator('.model-link', { hasText: new RegExp(`^${name}$`) }) })
+    .locator('.vt-cell').allTextContents();
+  const mine = await cells('alice-ft');
+  assert.deepEqual([mine[6], mine[7]], [USER, 'private']);
+  const open = await cells('open-base');
+  assert.deepEqual([open[6], open[7]], ['local', 'public']);
+  assert.equal(await page.locator('.vt-row .owner', { hasText: USER }).getAttribute('title'), `${issuer}|${USER}`);
+  await shot('signin-models');
+  await page.goto(`${base}/#/m/alice-ft`);
+  await page.waitForSelector('#model-owner');
+  assert.equal(await page.textContent('#model-owner'), USER);
+  assert.equal(await page.textContent('#model-visibility'), 'private');
+  await shot('signin-model');
+  // Another owner's private model does not exist for this person.
+  await page.goto(`${base}/#/m/secret-ft`);
+  await page.waitForSelector('main .error');
+  assert.match(await page.textContent('main .error'), /404.*no model named 'secret-ft'/);
+});
+
+test('signing out: the token is gone and the models with it', async () => {
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('.model-link');
+  await page.click('.signin button:has-text("Sign out")');
+  await page.waitForSelector('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin-needed');
+  assert.equal(await page.locator('.model-link').count(), 0);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('hart.token')), null);
+  await shot('signin-signed-out-again');
+});
