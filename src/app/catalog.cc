@@ -51,6 +51,10 @@ json ListResponse::ToJson() const {
     for (const auto& m : models) {
       j.push_back(app::ToJson(m));
       AddAccess(j.back(), access, m.name);
+      if (auto it = latest.find(m.name); it != latest.end()) {
+        j.back()["license"] = it->second.license;
+        j.back()["created_at"] = it->second.created_at;
+      }
     }
   return j;
 }
@@ -68,6 +72,17 @@ absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req) {
       r.access.insert(*it);
       return false;
     });
+    // The latest versions' license and time, from the MQE's views (one query).
+    ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+    ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(engine->db(),
+                                        "SELECT v.model, v.license, v.created_at FROM versions v "
+                                        "JOIN models m ON m.name = v.model AND v.number = m.latest"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      std::string model = q.Text(0);
+      if (r.access.count(model)) r.latest[model] = {q.Text(1), q.Int(2)};
+    }
     return r;
   }
   RETURN_IF_ERROR(CheckRead(ctx, req.model));

@@ -31,6 +31,13 @@ struct ListResponse {
   // Who owns each model and who else reads it (issue 14): every item of
   // either list carries its model's "owner" and "visibility".
   std::map<std::string, store::ModelAccess> access;
+  // Models list only: each model's latest version's license and created_at
+  // (as "license" and "created_at"), so a caller without SQL sees them too.
+  struct Latest {
+    std::string license;
+    int64_t created_at = 0;
+  };
+  std::map<std::string, Latest> latest;
   nlohmann::json ToJson() const;            // a JSON array of either
 };
 absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req);

@@ -130,6 +130,8 @@ TEST_F(AppTest, ListAndShowCarryOwnerAndVisibilityOfWhatTheCallerMayRead) {
   EXPECT_EQ(seen[0]["visibility"], "private");
   EXPECT_EQ(seen[1]["name"], "open");
   EXPECT_EQ(seen[1]["visibility"], "public");
+  EXPECT_EQ(seen[1]["license"], "mit");  // the latest version's, for callers without SQL
+  EXPECT_GT(seen[1]["created_at"].get<int64_t>(), 0);
   EXPECT_EQ(List(alice, {"secret"}).status().code(), absl::StatusCode::kNotFound);
 
   json versions = List(alice, {"open"})->ToJson();

@@ -32,26 +32,28 @@ test('formatBytes and formatNumber', () => {
   assert.equal(S.formatNumber(NaN), '—');
 });
 
-test('modelSummaries joins stats and latest versions and filters', () => {
-  const models = [{ name: 'a', versions: 2, latest: 2, logical_bytes: 10 }, { name: 'b', versions: 1, latest: 1, logical_bytes: 5 }];
+test('modelSummaries joins stats and filters', () => {
+  const models = [{ name: 'a', versions: 2, latest: 2, logical_bytes: 10, license: 'MIT', created_at: 1767225600 },
+                  { name: 'b', versions: 1, latest: 1, logical_bytes: 5 }];
   const stats = [{ model: 'a', logical_bytes: 10, physical_bytes: 6, dedup_ratio: 1.6 }];
-  const latest = [{ model: 'a', license: 'MIT', created_at: '2026-01-01' }];
-  const all = S.modelSummaries(models, stats, latest);
+  const all = S.modelSummaries(models, stats);
   assert.equal(all[0].physical_bytes, 6);
   assert.equal(all[0].license, 'MIT');
+  assert.equal(all[0].last_change, 1767225600);
   assert.equal(all[1].physical_bytes, null);
-  assert.deepEqual(S.modelSummaries(models, stats, latest, 'mit').map((m) => m.name), ['a']);
-  assert.deepEqual(S.modelSummaries(models, stats, latest, 'B').map((m) => m.name), ['b']);
+  assert.equal(all[1].license, '');
+  assert.deepEqual(S.modelSummaries(models, stats, 'mit').map((m) => m.name), ['a']);
+  assert.deepEqual(S.modelSummaries(models, stats, 'B').map((m) => m.name), ['b']);
 });
 
 test('modelSummaries takes owner and visibility from /api/models; ownerLabel shows the subject', () => {
   const models = [{ name: 'a', versions: 1, latest: 1, logical_bytes: 1, owner: 'http://idp|alice', visibility: 'private' },
                   { name: 'b', versions: 1, latest: 1, logical_bytes: 1, owner: 'local', visibility: 'public' },
                   { name: 'c', versions: 1, latest: 1, logical_bytes: 1 }];
-  const all = S.modelSummaries(models, [], []);
+  const all = S.modelSummaries(models, []);
   assert.deepEqual(all.map((m) => [m.owner, m.visibility]), [['http://idp|alice', 'private'], ['local', 'public'], ['', '']]);
-  assert.deepEqual(S.modelSummaries(models, [], [], 'alice').map((m) => m.name), ['a']);
-  assert.deepEqual(S.modelSummaries(models, [], [], 'PUBLIC').map((m) => m.name), ['b']);
+  assert.deepEqual(S.modelSummaries(models, [], 'alice').map((m) => m.name), ['a']);
+  assert.deepEqual(S.modelSummaries(models, [], 'PUBLIC').map((m) => m.name), ['b']);
   assert.equal(S.ownerLabel('https://login.example.com/t/v2.0|0f3c-oid'), '0f3c-oid');
   assert.equal(S.ownerLabel('local'), 'local');
   assert.equal(S.ownerLabel('apikey:ci'), 'apikey:ci');

@@ -202,10 +202,12 @@ test('signing in: PKCE with the provider, then only the models this person may r
   const cells = async (name) => page.locator('.vt-row', { has: page.locator('.model-link', { hasText: new RegExp(`^${name}$`) }) })
     .locator('.vt-cell').allTextContents();
   const mine = await cells('alice-ft');
-  assert.deepEqual([mine[6], mine[7]], [USER, 'private']);
+  assert.deepEqual([mine[5], mine[6], mine[7]], ['apache-2.0', USER, 'private']);
+  assert.match(mine[8], /^\d{4}-\d\d-\d\d \d\d:\d\d$/);  // the latest version's time, without SQL rights
   const open = await cells('open-base');
-  assert.deepEqual([open[6], open[7]], ['local', 'public']);
+  assert.deepEqual([open[5], open[6], open[7]], ['mit', 'local', 'public']);
   assert.equal(await page.locator('.vt-row .owner', { hasText: USER }).getAttribute('title'), `${issuer}|${USER}`);
+  await page.waitForSelector('#live-badge.on');  // the event stream reconnects with the bearer token (every 3 s)
   await shot('signin-models');
   await page.goto(`${base}/#/m/alice-ft`);
   await page.waitForSelector('#model-owner');

@@ -26,7 +26,10 @@ export function formatTime(t: unknown): string {
   return new Date(n * 1000).toISOString().slice(0, 16).replace("T", " ");
 }
 
-export interface ModelRow { name: string; versions: number; latest: number; logical_bytes: number; owner?: string; visibility?: string }
+export interface ModelRow {
+  name: string; versions: number; latest: number; logical_bytes: number;
+  owner?: string; visibility?: string; license?: string; created_at?: string | number;
+}
 export interface StatsRow { model?: string; logical_bytes: number; physical_bytes: number; dedup_ratio: number }
 export interface ModelSummary {
   name: string; versions: number; latest: number; logical_bytes: number; physical_bytes: number | null;
@@ -43,20 +46,18 @@ export function ownerLabel(owner: string | undefined | null): string {
   return bar >= 0 && bar + 1 < owner.length ? owner.slice(bar + 1) : owner;
 }
 
-// Joins /api/models (names, sizes, owner, visibility), /api/stats and the
-// latest versions' rows (license, created_at) into the Models list; filters
-// by a case-insensitive substring of name, license, owner or visibility.
-export function modelSummaries(models: ModelRow[], stats: StatsRow[],
-                               latest: { model: string; license: string; created_at: string | number }[],
-                               query = ""): ModelSummary[] {
+// Joins /api/models (names, sizes, owner, visibility, the latest version's
+// license and time) and /api/stats (physical bytes, Admin only) into the
+// Models list; filters by a case-insensitive substring of name, license,
+// owner or visibility.
+export function modelSummaries(models: ModelRow[], stats: StatsRow[], query = ""): ModelSummary[] {
   const phys = new Map(stats.filter((s) => s.model).map((s) => [s.model!, s.physical_bytes]));
-  const lat = new Map(latest.map((l) => [l.model, l]));
   const q = query.trim().toLowerCase();
   return models.map((m) => ({
     name: m.name, versions: m.versions, latest: m.latest, logical_bytes: m.logical_bytes,
     physical_bytes: phys.get(m.name) ?? null,
-    license: lat.get(m.name)?.license ?? "", owner: m.owner ?? "", visibility: m.visibility ?? "",
-    last_change: lat.get(m.name)?.created_at ?? "",
+    license: m.license ?? "", owner: m.owner ?? "", visibility: m.visibility ?? "",
+    last_change: m.created_at ?? "",
   })).filter((m) => !q || m.name.toLowerCase().includes(q) || m.license.toLowerCase().includes(q) ||
     m.owner.toLowerCase().includes(q) || m.visibility.toLowerCase().includes(q));
 }

@@ -2,7 +2,7 @@
 // bytes; physical = the chunks it holds, stored once), license, owner and
 // visibility (from /api/models), latest version and last change; filtered
 // as you type.
-import { api, post } from "../api";
+import { api } from "../api";
 import { h, errorBox, loading, enc } from "../dom";
 import { modelSummaries, formatBytes, formatTime, ownerLabel, ModelSummary } from "../shape";
 import { virtualTable } from "../table";
@@ -12,11 +12,11 @@ export async function modelsPage(root: HTMLElement, r: Route) {
   const search = h("input", { type: "search", id: "model-search", placeholder: "Search models, licenses, owners", "aria-label": "Search models", value: r.query.get("q") ?? "" }) as HTMLInputElement;
   const wait = loading("models");
   root.append(h("h1", {}, "Models"), search, wait);
-  const [models, stats, latest] = await Promise.all([
+  // Physical sizes need /api/stats (Admin only with sign-in on: dedup across
+  // owners stays invisible); without them the column shows a dash.
+  const [models, stats] = await Promise.all([
     api("/api/models"),
     api("/api/stats").catch(() => ({ models: [] })),
-    post("/api/sql", { sql: "SELECT v.model, v.license, v.created_at FROM versions v JOIN models m ON m.name = v.model AND v.number = m.latest" })
-      .then((x) => x.rows).catch(() => []),
   ]);
   wait.remove();
   if (!Array.isArray(models)) { root.appendChild(errorBox("the server's model list is not a list")); return; }
@@ -24,7 +24,7 @@ export async function modelsPage(root: HTMLElement, r: Route) {
     root.appendChild(h("p", { class: "empty" }, "The store holds no models yet. Ingest one with `hart ingest FILE` or POST /api/ingest."));
     return;
   }
-  const rowsFor = (q: string) => modelSummaries(models, stats.models ?? [], latest, q);
+  const rowsFor = (q: string) => modelSummaries(models, stats.models ?? [], q);
   const t = virtualTable<ModelSummary>(rowsFor(search.value), [
     { title: "Model", value: (m) => m.name, render: (m) => h("a", { href: `#/m/${enc(m.name)}`, class: "model-link" }, m.name), width: "minmax(10em, 2fr)" },
     { title: "Versions", value: (m) => m.versions, cls: "num" },
