@@ -449,6 +449,20 @@ TEST_F(AuthServe, McpFollowsSignInAndShowsOnlyWhatTheRuleAllows) {
                                       {"params", {{"name", "describe_model"}, {"arguments", {{"model", "bob-private"}}}}}});
     ASSERT_EQ(d.status, 200) << d.body;
     EXPECT_EQ(d.Json()["result"].value("isError", false), !ShouldRead(w, "bob", "private")) << d.body;
+    // sql_query runs for every role over the caller's views, never the base tables.
+    HttpResponse q = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"},
+                                      {"params", {{"name", "sql_query"}, {"arguments", {{"sql", "SELECT name FROM models"}}}}}});
+    ASSERT_EQ(q.status, 200) << q.body;
+    EXPECT_FALSE(q.Json()["result"].value("isError", false)) << q.body;
+    std::set<std::string> rows;
+    for (const auto& [model, owner, vis] : kModels)
+      if (q.body.find(model) != std::string::npos) rows.insert(model);
+    EXPECT_EQ(rows, want) << q.body;
+    HttpResponse b = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 6}, {"method", "tools/call"},
+                                      {"params", {{"name", "sql_query"}, {"arguments", {{"sql", "SELECT name FROM model"}}}}}});
+    ASSERT_EQ(b.status, 200) << b.body;
+    EXPECT_EQ(b.Json()["result"].value("isError", false), w.role != "Admin") << b.body;
+    if (w.role != "Admin") EXPECT_EQ(b.body.find("bob-private"), std::string::npos) << b.body;
     // Someone else's session is not found.
     const Who other = w.name == "bob" ? Who{"alice", "t1", ""} : Who{"bob", "t1", "Reader"};
     EXPECT_EQ(rpc(other, session, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}).status, 404);
