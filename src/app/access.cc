@@ -61,6 +61,16 @@ std::string ModelOfRef(std::string_view ref) {
   return std::string(ref.substr(0, at));
 }
 
+query::ReadScope ReadScopeFor(const Context& ctx) {
+  query::ReadScope scope;
+  if (ctx.caller.role == AccessRole::kAdmin) return scope;
+  scope.may_read = [c = ctx.caller](const std::string& owner, const std::string& tenant,
+                                    const std::string& visibility) {
+    return MayRead(c, store::ModelAccess{owner, tenant, visibility});
+  };
+  return scope;
+}
+
 absl::StatusOr<std::function<bool(std::string_view)>> ReadableFilter(const Context& ctx) {
   if (ctx.caller.role == AccessRole::kAdmin) return std::function<bool(std::string_view)>([](std::string_view) { return true; });
   ASSIGN_OR_RETURN(auto all, ctx.st().ListModelAccess());

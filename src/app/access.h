@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "app/context.h"
+#include "query/engine.h"
 #include "store/store.h"
 
 namespace hart::app {
@@ -41,6 +42,10 @@ absl::StatusOr<store::ModelAccess> SetVisibility(const Context& ctx, const Visib
 
 // The model name of "model", "model@N" or "model@N:tensor".
 std::string ModelOfRef(std::string_view ref);
+// The MQE's view of the caller for read-only SQL (query::ReadScope): MayRead
+// over each model's columns; unrestricted for an Admin (the local CLI user).
+query::ReadScope ReadScopeFor(const Context& ctx);
+
 // Keeps the items whose model the caller may read (one catalog read for all).
 absl::StatusOr<std::function<bool(std::string_view model)>> ReadableFilter(const Context& ctx);
 

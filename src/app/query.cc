@@ -101,7 +101,11 @@ json SqlResponse::ToJson() const {
 absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::RowSink& sink) {
   if (req.single_statement && req.sql.find_first_not_of(" \t\r\n") == std::string::npos)
     return absl::InvalidArgumentError("sql: no statement");
-  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  // Readers and Contributors get the views filtered to what they may read and
+  // no base table (query::ReadScope); an Admin, the local CLI user among
+  // them, sees the whole catalog, the audit trail included.
+  if (req.write) RETURN_IF_ERROR(CheckAdmin(ctx, "SQL that writes"));
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st(), ReadScopeFor(ctx)));
   if (req.single_statement) RETURN_IF_ERROR(CheckOneStatement(engine->db(), req.sql));
   query::SqlOptions opts;
   opts.write = req.write;
@@ -124,9 +128,7 @@ absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::R
 }
 
 absl::StatusOr<SqlResponse> Sql(const Context& ctx, const SqlRequest& req) {
-  // The MQE's views are not yet filtered per caller, and SQL reaches the base
-  // tables: only an Admin (the local CLI user is one) may run it.
-  RETURN_IF_ERROR(CheckAdmin(ctx, "SQL"));
+  // Any role may run read-only SQL; SqlStream scopes it to the caller.
   SqlResponse out;
   query::RowSink sink;
   sink.on_columns = [&](const std::vector<std::string>& c) {
@@ -176,7 +178,7 @@ json SearchResponse::ToJson() const {
 absl::StatusOr<SearchResponse> Search(const Context& ctx, const SearchRequest& req) {
   if (req.query.empty()) return absl::InvalidArgumentError("search: the query is empty");
   if (req.k < 1 || req.k > 1000) return absl::InvalidArgumentError("search: k must be in [1, 1000]");
-  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st(), ReadScopeFor(ctx)));
   ASSIGN_OR_RETURN(store::Stmt st,
                    store::Stmt::Prepare(engine->db(),
                                         "SELECT rank, kind, ref, component_id, name, snippet "
@@ -293,10 +295,9 @@ json PlanRequest::ToJson() const {
 json PlanResponse::ToJson() const { return plan.ToJson(); }
 
 absl::StatusOr<PlanResponse> Plan(const Context& ctx, const PlanRequest& req) {
-  // A plan may carry SQL over the MQE views: Admin only, like Sql().
-  if (!req.plan.sql.empty()) RETURN_IF_ERROR(CheckAdmin(ctx, "a plan with SQL"));
+  // A plan's SQL runs over the views as the caller sees them, like Sql().
   RETURN_IF_ERROR(CheckRead(ctx, ModelOfRef(req.plan.version)));
-  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st(), ReadScopeFor(ctx)));
   PlanResponse out;
   ASSIGN_OR_RETURN(out.plan, query::MakePlan(*engine, req.plan));
   return out;

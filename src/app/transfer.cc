@@ -308,10 +308,10 @@ absl::StatusOr<LoadResponse> Load(const Context& ctx, const LoadRequest& req,
   else
     return absl::InvalidArgumentError(
         fmt::format("load format '{}': expected auto, safetensors or gguf", req.format));
-  // The access rule, as for a plan: the version must be readable; SQL is Admin's.
-  if (!req.plan.plan.sql.empty()) RETURN_IF_ERROR(CheckAdmin(ctx, "a plan with SQL"));
+  // The access rule, as for a plan: the version must be readable; its SQL
+  // sees only what the caller may read.
   RETURN_IF_ERROR(CheckRead(ctx, ModelOfRef(req.plan.plan.version)));
-  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st()));
+  ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st(), ReadScopeFor(ctx)));
   LoadResponse r;
   ASSIGN_OR_RETURN(r.plan, query::MakePlan(*engine, req.plan.plan));
   if (f == query::LoadFormat::kAuto)

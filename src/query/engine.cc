@@ -21,10 +21,34 @@ const std::set<std::string, std::less<>> kReadPragmas = {
     "database_list", "collation_list", "schema_version", "user_version", "page_count",
     "page_size", "freelist_count", "data_version"};
 
+// What a scoped (non-Admin) caller may read at the top level of its SQL: the
+// user views (through which SQLite reports the base tables they read, with
+// the view's name) and the MQE's table functions. Base tables, the catalog's
+// own views (fts_version_source ...), FTS shadow tables and SQLite's page
+// level tables (sqlite_dbpage, dbstat) are not on the list.
+const std::set<std::string, std::less<>> kUserViews = {
+    "models", "versions", "components", "tensors", "edges", "chunks", "derivations"};
+const std::set<std::string, std::less<>> kTableFunctions = {
+    "graph_walk", "shortest_path", "search_text", "similar_tensors", "lineage",
+    "components_as_of", "json_each", "json_tree"};
+
 struct AuthState {
   bool write = false;
-  std::string refused;  // why the last statement was refused
+  bool restricted = false;  // a scoped caller: no base table at the top level
+  std::string refused;      // why the last statement was refused
 };
+
+bool ScopedReadAllowed(const char* table, const char* db, const char* view) {
+  if (view) return kUserViews.count(view) > 0;
+  if (!table) return false;
+  std::string_view t(table);
+  if (t == "sqlite_master" || t == "sqlite_schema" || t == "sqlite_temp_master" ||
+      t == "sqlite_temp_schema")
+    return true;  // the schema, no rows of models
+  if (t.starts_with("pragma_")) return kReadPragmas.count(t.substr(7)) > 0;
+  if (db && strcmp(db, "temp") == 0 && kUserViews.count(t)) return true;
+  return kTableFunctions.count(t) > 0;
+}
 
 const char* ActionName(int action) {
   switch (action) {
@@ -49,10 +73,19 @@ const char* ActionName(int action) {
   }
 }
 
-int Authorize(void* user, int action, const char* a1, const char* a2, const char*, const char*) {
+int Authorize(void* user, int action, const char* a1, const char* a2, const char* a3,
+              const char* a4) {
   auto* st = static_cast<AuthState*>(user);
   switch (action) {
-    case SQLITE_SELECT: case SQLITE_READ: case SQLITE_RECURSIVE: case SQLITE_TRANSACTION:
+    case SQLITE_READ:
+      if (st->restricted && !ScopedReadAllowed(a1, a3, a4)) {
+        st->refused = fmt::format("'{}' is not one of the views (models, versions, components, "
+                                  "tensors, edges, chunks, derivations) or MQE table functions",
+                                  a1 ? a1 : "");
+        return SQLITE_DENY;
+      }
+      return SQLITE_OK;
+    case SQLITE_SELECT: case SQLITE_RECURSIVE: case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
       return SQLITE_OK;
     case SQLITE_FUNCTION:
@@ -137,10 +170,12 @@ Engine::Engine(store::Store& store, store::Store::Connection conn)
     : store_(store), conn_(std::move(conn)), db_(conn_.get()) {}
 Engine::~Engine() = default;
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Attach(store::Store& store, ReadScope scope) {
   ASSIGN_OR_RETURN(store::Store::Connection conn, store.OpenConnection());
   std::unique_ptr<Engine> e(new Engine(store, std::move(conn)));
-  RETURN_IF_ERROR(CreateViews(e->db_));
+  e->restricted_ = scope.restricted();
+  RETURN_IF_ERROR(RegisterAccessFunction(e->db_, std::move(scope)));
+  RETURN_IF_ERROR(CreateViews(e->db_, e->restricted_));
   RETURN_IF_ERROR(RegisterGraphFunctions(e->db_));
   RETURN_IF_ERROR(RegisterHistoryFunctions(e->db_));
   RETURN_IF_ERROR(RegisterTensorFunctions(e->db_, store));
@@ -152,7 +187,9 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
   std::string text(sql);
   const char* tail = text.c_str();
   const char* end = text.c_str() + text.size();
-  AuthState auth{opts.write, ""};
+  if (restricted_ && opts.write)
+    return absl::PermissionDeniedError("read-only: a scoped caller's SQL never writes");
+  AuthState auth{opts.write, restricted_, ""};
   Deadline deadline;
   deadline.cancel = opts.cancel;
   const bool watch = opts.timeout_seconds > 0 || opts.cancel;
@@ -168,7 +205,9 @@ absl::Status Engine::Execute(std::string_view sql, const SqlOptions& opts, const
     int rc = sqlite3_prepare_v2(db_, tail, static_cast<int>(end - tail), &st, &tail);
     sqlite3_set_authorizer(db_, nullptr, nullptr);
     if (rc != SQLITE_OK) {
-      if (!auth.refused.empty())
+      if (!auth.refused.empty() && restricted_)
+        result = absl::PermissionDeniedError(fmt::format("read-only SQL: {}", auth.refused));
+      else if (!auth.refused.empty())
         result = absl::PermissionDeniedError(fmt::format(
             "read-only: {}; writes need a write-enabled query", auth.refused));
       else

@@ -45,13 +45,29 @@ struct RowSink {
   std::function<bool(const std::vector<Value>&)> on_row;
 };
 
+// Whose eyes the engine answers for (issue 14). Without may_read the engine
+// sees everything (the local CLI, Admins). With it, the connection gets the
+// SQL function hart_can_read(owner, tenant, visibility) answering may_read,
+// every user view keeps only rows of readable models, every MQE function
+// refuses (as "not found") components and versions of unreadable models, and
+// the authorizer refuses any top-level read of a base table: only the views
+// and the MQE's table functions are reachable. The rule itself is the
+// caller's (app/access.h); the engine only applies it.
+struct ReadScope {
+  std::function<bool(const std::string& owner, const std::string& tenant,
+                     const std::string& visibility)>
+      may_read;
+  bool restricted() const { return static_cast<bool>(may_read); }
+};
+
 // One Engine per thread (per request): Attach opens a catalog connection of
 // its own (Store::OpenConnection) that carries the views, the MQE functions,
 // the read-only authorizer and the timeout's progress handler; no other
 // thread ever uses it. Many Engines share one Store.
 class Engine {
  public:
-  static absl::StatusOr<std::unique_ptr<Engine>> Attach(store::Store& store);
+  static absl::StatusOr<std::unique_ptr<Engine>> Attach(store::Store& store,
+                                                        ReadScope scope = {});
   ~Engine();
 
   // Runs every statement of `sql` in order. Errors carry SQLite's message.
@@ -65,6 +81,7 @@ class Engine {
  private:
   Engine(store::Store& store, store::Store::Connection conn);
   store::Store& store_;
+  bool restricted_ = false;
   store::Store::Connection conn_;
   sqlite3* db_;
 };

@@ -9,14 +9,27 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "query/engine.h"
 #include "store/store.h"
 
 struct sqlite3;
 
 namespace hart::query {
 
-// The stable user views (views.cc).
-absl::Status CreateViews(sqlite3* db);
+// hart_can_read(owner, tenant, visibility): 1 when the scope lets its caller
+// read a model with those columns; always 1 for an unrestricted scope
+// (scope.cc). Every other function here and every view relies on it.
+absl::Status RegisterAccessFunction(sqlite3* db, ReadScope scope);
+// Whether the connection's caller may read the model of component `id`,
+// version `id`, or of a ref ("model", "model@N", "model@N:tensor"); false
+// also when it does not exist, so callers answer both with one message.
+absl::StatusOr<bool> ComponentReadable(sqlite3* db, int64_t id);
+absl::StatusOr<bool> VersionReadable(sqlite3* db, int64_t id);
+absl::StatusOr<bool> RefReadable(sqlite3* db, const std::string& ref);
+
+// The stable user views (views.cc); `restricted` picks the chunks view that
+// counts only chunks of readable tensors.
+absl::Status CreateViews(sqlite3* db, bool restricted);
 // graph_walk, shortest_path, component_bytes (graph_functions.cc).
 absl::Status RegisterGraphFunctions(sqlite3* db);
 // tensor_stats, tensor_values, tensor_row (tensor_functions.cc).

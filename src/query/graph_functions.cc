@@ -27,10 +27,23 @@
 namespace hart::query {
 namespace {
 
+// A component of a model the caller may not read is answered as absent, in
+// the same words (scope.cc). Edges join components of one version, so a
+// walk from a readable start stays inside readable components.
 absl::StatusOr<int64_t> ArgComponent(sqlite3* db, sqlite3_value* v, const char* what) {
-  if (sqlite3_value_type(v) == SQLITE_INTEGER) return sqlite3_value_int64(v);
-  if (sqlite3_value_type(v) == SQLITE_TEXT)
-    return ResolveComponent(db, reinterpret_cast<const char*>(sqlite3_value_text(v)));
+  if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+    int64_t id = sqlite3_value_int64(v);
+    ASSIGN_OR_RETURN(bool readable, ComponentReadable(db, id));
+    if (!readable) return absl::NotFoundError(fmt::format("no component with id {}", id));
+    return id;
+  }
+  if (sqlite3_value_type(v) == SQLITE_TEXT) {
+    std::string ref(reinterpret_cast<const char*>(sqlite3_value_text(v)));
+    ASSIGN_OR_RETURN(int64_t id, ResolveComponent(db, ref));
+    ASSIGN_OR_RETURN(bool readable, ComponentReadable(db, id));
+    if (!readable) return absl::NotFoundError(fmt::format("no component '{}'", ref));
+    return id;
+  }
   return absl::InvalidArgumentError(fmt::format("{}: expected a component id or 'model@N:name'", what));
 }
 

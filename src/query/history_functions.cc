@@ -20,8 +20,9 @@ absl::Status RegisterHistoryFunctions(sqlite3* db) {
   lineage.sql = R"sql(
     WITH RECURSIVE start(id) AS (
       SELECT v.id FROM main.version v JOIN main.model m ON m.id = v.model_id
-      WHERE m.name || '@' || v.number = ?1
-         OR (m.name = ?1 AND v.number = (SELECT MAX(number) FROM main.version WHERE model_id = m.id))),
+      WHERE (m.name || '@' || v.number = ?1
+         OR (m.name = ?1 AND v.number = (SELECT MAX(number) FROM main.version WHERE model_id = m.id)))
+        AND hart_can_read(m.owner, m.tenant, m.visibility)),
     chain(id, depth) AS (
       SELECT id, 0 FROM start
       UNION ALL
@@ -29,6 +30,7 @@ absl::Status RegisterHistoryFunctions(sqlite3* db) {
       WHERE v.parent_id IS NOT NULL AND chain.depth < 10000)
     SELECT chain.depth, v.id, m.name || '@' || v.number, m.name, v.number, v.created_at, v.license, v.format
     FROM chain JOIN main.version v ON v.id = chain.id JOIN main.model m ON m.id = v.model_id
+    WHERE hart_can_read(m.owner, m.tenant, m.visibility)
     ORDER BY chain.depth)sql";
   RETURN_IF_ERROR(RegisterSqlTableFunction(db, lineage));
 
@@ -41,7 +43,7 @@ absl::Status RegisterHistoryFunctions(sqlite3* db) {
   as_of.sql = R"sql(
     WITH target(id) AS (
       SELECT v.id FROM main.version v JOIN main.model m ON m.id = v.model_id
-      WHERE m.name = ?1 AND v.number = CASE
+      WHERE m.name = ?1 AND hart_can_read(m.owner, m.tenant, m.visibility) AND v.number = CASE
         WHEN typeof(?2) = 'integer' AND ?2 < 1000000000 THEN ?2
         ELSE (SELECT MAX(v2.number) FROM main.version v2 WHERE v2.model_id = m.id AND v2.created_at <=
                 CASE WHEN typeof(?2) IN ('integer', 'real') THEN ?2

@@ -63,6 +63,9 @@ absl::StatusOr<std::vector<Row>> RunText(SearchState*, sqlite3* db, int argc, sq
     for (;;) {
       ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
+      // Hits in models the caller may not read are left out (scope.cc).
+      ASSIGN_OR_RETURN(bool readable, RefReadable(db, st.Text(1)));
+      if (!readable) continue;
       Row r{int64_t(rows.size() + 1), st.Text(0), st.Text(1),
             st.IsNull(2) ? Cell{} : Cell{st.Int(2)}, st.Text(3), st.Text(4)};
       rows.push_back(std::move(r));
@@ -77,9 +80,14 @@ absl::StatusOr<std::vector<Row>> RunText(SearchState*, sqlite3* db, int argc, sq
   return again.ok() ? again : rows.status();
 }
 
-absl::StatusOr<std::vector<Row>> RunSimilar(SearchState* st, sqlite3*, int argc, sqlite3_value** argv) {
+absl::StatusOr<std::vector<Row>> RunSimilar(SearchState* st, sqlite3* db, int argc, sqlite3_value** argv) {
   if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER)
     return absl::InvalidArgumentError("similar_tensors(tensor_id [, k]): tensor_id must be an integer");
+  // The target and the neighbours must be readable (scope.cc); a hidden
+  // target reads as absent, in Similarity's own words.
+  ASSIGN_OR_RETURN(bool target_readable, ComponentReadable(db, sqlite3_value_int64(argv[0])));
+  if (!target_readable)
+    return absl::NotFoundError(fmt::format("no tensor with id {}", sqlite3_value_int64(argv[0])));
   int64_t k = argc > 1 ? sqlite3_value_int64(argv[1]) : 10;
   if (k <= 0) return std::vector<Row>{};
   if (k > 10000) return absl::InvalidArgumentError("similar_tensors: k is at most 10000");
@@ -87,7 +95,10 @@ absl::StatusOr<std::vector<Row>> RunSimilar(SearchState* st, sqlite3*, int argc,
   ASSIGN_OR_RETURN(auto hits, st->similarity->NearestTensors(sqlite3_value_int64(argv[0]),
                                                              static_cast<int>(k)));
   std::vector<Row> rows;
-  for (const TensorMatch& m : hits) rows.push_back(Row{m.id, m.ref, m.name, m.distance});
+  for (const TensorMatch& m : hits) {
+    ASSIGN_OR_RETURN(bool readable, ComponentReadable(db, m.id));
+    if (readable) rows.push_back(Row{m.id, m.ref, m.name, m.distance});
+  }
   return rows;
 }
 

@@ -62,6 +62,10 @@ absl::StatusOr<TensorRef> LookUp(sqlite3* db, sqlite3_value* arg, const char* fn
       "SELECT version_id, name, kind, dtype, shape, sha256 FROM main.component WHERE id = ?"));
   q.Bind(1, id);
   ASSIGN_OR_RETURN(bool row, q.Step());
+  // A tensor of a model the caller may not read does not exist for it (scope.cc).
+  if (row) {
+    ASSIGN_OR_RETURN(row, ComponentReadable(db, id));
+  }
   if (!row) return absl::NotFoundError(fmt::format("{}: no tensor with id {}", fn, id));
   if (q.Text(2) != "tensor")
     return absl::InvalidArgumentError(

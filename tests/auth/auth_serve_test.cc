@@ -7,6 +7,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -263,6 +264,101 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
   }
 }
 
+TEST_F(AuthServe, SqlSeesOnlyReadableModelsAndNoBaseTable) {
+  const Who root{"root", "t9", "Admin"};
+  auto sql = [&](const Who& w, const std::string& q) {
+    return Call(w, "POST", "/api/sql", json{{"sql", q}, {"max_rows", 10000}}.dump());
+  };
+  auto column = [&](const HttpResponse& r, const char* field) {
+    std::multiset<std::string> out;
+    const json body = r.Json();
+    for (const auto& row : body["rows"]) out.insert(row[field].is_string() ? row[field].get<std::string>() : row[field].dump());
+    return out;
+  };
+  // One tensor id per model, and the chunk references of the whole store, as the Admin sees them.
+  HttpResponse ids = sql(root, "SELECT model, MIN(id) AS id FROM tensors GROUP BY model");
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  std::map<std::string, int64_t> tensor_of;
+  const json id_rows = ids.Json()["rows"];
+  for (const auto& row : id_rows) tensor_of[row["model"].get<std::string>()] = row["id"].get<int64_t>();
+  ASSERT_EQ(tensor_of.size(), kModels.size()) << ids.body;
+  HttpResponse refs = sql(root, "SELECT SUM(tensor_refs) AS n FROM chunks");
+  ASSERT_EQ(refs.status, 200) << refs.body;
+  const int64_t all_refs = refs.Json()["rows"][0]["n"].get<int64_t>();
+  ASSERT_GT(all_refs, 0);
+
+  for (const Who& w : kCallers) {
+    SCOPED_TRACE(w.name + "/" + w.tenant + "/" + (w.role.empty() ? "none" : w.role));
+    std::set<std::string> want;
+    for (const auto& [m, owner, vis] : kModels)
+      if (ShouldRead(w, owner, vis)) want.insert(m);
+    auto models_of = [&](const std::string& q, const char* field, bool refs_too) {
+      HttpResponse r = sql(w, q);
+      EXPECT_EQ(r.status, 200) << q << ": " << r.body;
+      std::set<std::string> out;
+      for (const auto& v : column(r, field)) out.insert(refs_too ? app::ModelOfRef(v) : v);
+      return out;
+    };
+    // Every view: only readable models, and all of them.
+    EXPECT_EQ(models_of("SELECT * FROM models", "name", false), want);
+    EXPECT_EQ(models_of("SELECT * FROM versions", "model", false), want);
+    EXPECT_EQ(models_of("SELECT * FROM components", "ref", true), want);
+    EXPECT_EQ(models_of("SELECT * FROM tensors", "model", false), want);
+    for (const auto& m : models_of("SELECT * FROM edges", "ref", true)) EXPECT_TRUE(want.count(m)) << m;
+    for (const auto& m : models_of("SELECT * FROM derivations", "ref", true)) EXPECT_TRUE(want.count(m)) << m;
+    for (const auto& m : models_of("SELECT * FROM search_text('alice OR bob OR private', 100)", "ref", true))
+      EXPECT_TRUE(want.count(m)) << m;
+    // All four models hold the same bytes: a caller counts only its readable share of each chunk.
+    HttpResponse c = sql(w, "SELECT COALESCE(SUM(tensor_refs), 0) AS n FROM chunks");
+    ASSERT_EQ(c.status, 200) << c.body;
+    EXPECT_EQ(c.Json()["rows"][0]["n"].get<int64_t>(), all_refs * static_cast<int64_t>(want.size()) /
+                                                           static_cast<int64_t>(kModels.size()));
+    // The functions refuse an unreadable model's components in the words used for an absent one.
+    for (const auto& [m, owner, vis] : kModels) {
+      SCOPED_TRACE(m);
+      const bool read = ShouldRead(w, owner, vis);
+      const std::string id = std::to_string(tensor_of[m]), ghost = "987654321";
+      for (const std::string& q :
+           {"SELECT tensor_stats(" + id + ") AS s", "SELECT tensor_values(" + id + ", 0, 4) AS s",
+            "SELECT tensor_row(" + id + ", 0) AS s", "SELECT component_bytes(" + id + ") AS s",
+            "SELECT * FROM graph_walk(" + id + ", 'both', 2)", "SELECT * FROM similar_tensors(" + id + ", 5)"}) {
+        HttpResponse r = sql(w, q);
+        if (read) {
+          if (q.find("similar_tensors") == std::string::npos) EXPECT_EQ(r.status, 200) << q << ": " << r.body;
+          continue;
+        }
+        EXPECT_EQ(r.status, 400) << q << ": " << r.body;
+        std::string gq = q;
+        gq.replace(gq.find(id), id.size(), ghost);
+        HttpResponse g = sql(root, gq);
+        std::string body = r.body;
+        body.replace(body.find(id), id.size(), ghost);
+        EXPECT_EQ(body, g.body) << q;
+      }
+      EXPECT_EQ(column(sql(w, "SELECT * FROM lineage('" + m + "@1')"), "ref").size(), read ? 1u : 0u);
+      EXPECT_EQ(column(sql(w, "SELECT * FROM components_as_of('" + m + "', 1)"), "ref").empty(), !read);
+      // A plan's SQL runs over the same views.
+      HttpResponse p = Call(w, "POST", "/api/plan",
+                            json{{"version", m + "@1"}, {"sql", "SELECT id FROM tensors WHERE model = '" + m + "'"}}.dump());
+      EXPECT_EQ(p.status, read ? 200 : 404) << p.body.substr(0, 200);
+    }
+    // Base tables, the catalog's own views and the FTS index are out of reach; writes too.
+    const int base = w.role == "Admin" ? 200 : 403;
+    for (const std::string& q :
+         {"SELECT * FROM model", "SELECT * FROM main.version", "SELECT owner FROM model",
+          "SELECT * FROM fts_doc WHERE fts_doc MATCH 'bob'", "SELECT * FROM fts_version_source",
+          "SELECT * FROM models m JOIN main.component c ON c.version_id = m.id",
+          "WITH x AS (SELECT * FROM chunk) SELECT * FROM x", "SELECT (SELECT COUNT(*) FROM tensor_chunk) AS n"}) {
+      HttpResponse r = sql(w, q);
+      EXPECT_EQ(r.status, base) << q << ": " << r.body.substr(0, 200);
+      if (base == 403) EXPECT_EQ(r.body.find("bob-private"), std::string::npos);
+    }
+    EXPECT_EQ(sql(w, "DELETE FROM model").status, 403);
+    EXPECT_EQ(sql(w, "PRAGMA table_info(model)").status, 200);
+  }
+  EXPECT_TRUE(store_->Resolve({"bob-private", 1}).ok());
+}
+
 TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   Who alice{"alice", "t1", "Contributor"}, reader{"dave", "", ""}, carol{"carol", "t2", "Contributor"};
   std::ifstream f(app::testing::Fixture("base.safetensors"), std::ios::binary);
@@ -353,6 +449,20 @@ TEST_F(AuthServe, McpFollowsSignInAndShowsOnlyWhatTheRuleAllows) {
                                       {"params", {{"name", "describe_model"}, {"arguments", {{"model", "bob-private"}}}}}});
     ASSERT_EQ(d.status, 200) << d.body;
     EXPECT_EQ(d.Json()["result"].value("isError", false), !ShouldRead(w, "bob", "private")) << d.body;
+    // sql_query runs for every role over the caller's views, never the base tables.
+    HttpResponse q = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"},
+                                      {"params", {{"name", "sql_query"}, {"arguments", {{"sql", "SELECT name FROM models"}}}}}});
+    ASSERT_EQ(q.status, 200) << q.body;
+    EXPECT_FALSE(q.Json()["result"].value("isError", false)) << q.body;
+    std::set<std::string> rows;
+    for (const auto& [model, owner, vis] : kModels)
+      if (q.body.find(model) != std::string::npos) rows.insert(model);
+    EXPECT_EQ(rows, want) << q.body;
+    HttpResponse b = rpc(w, session, {{"jsonrpc", "2.0"}, {"id", 6}, {"method", "tools/call"},
+                                      {"params", {{"name", "sql_query"}, {"arguments", {{"sql", "SELECT name FROM model"}}}}}});
+    ASSERT_EQ(b.status, 200) << b.body;
+    EXPECT_EQ(b.Json()["result"].value("isError", false), w.role != "Admin") << b.body;
+    if (w.role != "Admin") EXPECT_EQ(b.body.find("bob-private"), std::string::npos) << b.body;
     // Someone else's session is not found.
     const Who other = w.name == "bob" ? Who{"alice", "t1", ""} : Who{"bob", "t1", "Reader"};
     EXPECT_EQ(rpc(other, session, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}).status, 404);
