@@ -12,6 +12,7 @@
 #include "core/progress.h"
 #include "core/status.h"
 #include "store/store.h"
+#include "workshop/lora.h"
 
 namespace hart::app {
 
@@ -26,7 +27,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
                                                              std::shared_ptr<store::Store> store,
                                                              const ModelLoadOptions& opts) {
   auto m = std::make_shared<LoadedModel>();
+  rt::ModelOptions mo;
   if (LooksLikePath(ref)) {
+    if (!opts.lora.empty())
+      return absl::InvalidArgumentError(fmt::format(
+          "model '{}': --lora applies to a stored version (import the base and the adapter first)", ref));
     ASSIGN_OR_RETURN(m->source, rt::OpenFileWeights(ref, opts.tokenizer));
     m->ref = ref;
     m->name = std::filesystem::path(ref).filename().string();
@@ -42,6 +47,10 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
     rt::StoreWeightOptions so;
     // Streamed models read through their own buffers; only resident ones map.
     if (opts.stream.budget == 0) so.cache = opts.cache;
+    for (const auto& l : opts.lora) {
+      ASSIGN_OR_RETURN(auto pairs, workshop::ReadLoraForRun(*store, row.ref(), l.ref, l.scale));
+      for (auto& p : pairs) mo.lora.push_back(std::move(p));
+    }
     ASSIGN_OR_RETURN(m->source, rt::OpenStoreWeights(store, row.ref(), so));
     m->ref = row.ref();
     m->name = row.model;
@@ -53,7 +62,6 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
   ASSIGN_OR_RETURN(m->tokenizer, rt::LoadTokenizer(*m->source));
   ASSIGN_OR_RETURN(auto cfg, m->source->Config());
   if (opts.threads > 0) m->pool = std::make_unique<ThreadPool>(static_cast<size_t>(opts.threads));
-  rt::ModelOptions mo;
   mo.stream = opts.stream;
   mo.max_context = opts.max_context;
   mo.pool = m->pool.get();

@@ -46,6 +46,13 @@ struct ModelLoadOptions {
   // Store versions loaded fully resident take their tensors from this cache
   // (shared by digest with every other model using it); null: their own maps.
   std::shared_ptr<runtime::ResidentCache> cache;
+  // LoRA adapters (stored versions, `hart lora`) applied in the forward pass
+  // at `scale` (`hart run BASE --lora ADAPTER[:SCALE]`); store versions only.
+  struct Lora {
+    std::string ref;
+    double scale = 1.0;
+  };
+  std::vector<Lora> lora;
 };
 
 // What a loaded model costs in memory now.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -42,6 +43,7 @@ struct RunArgs {
   bool cold = false;
   bool token_ids = false;
   std::string tokenizer;
+  std::vector<std::string> lora;
 };
 
 void AddCommon(CLI::App* c, RunArgs& a) {
@@ -63,6 +65,9 @@ void AddCommon(CLI::App* c, RunArgs& a) {
   c->add_option("--ctx", a.ctx, "context length (KV cache); default prompt + n, at most the model's");
   c->add_flag("--stats", a.stats, "print prefill/decode tok/s, peak RSS and weight bytes per token to stderr");
   c->add_flag("--truncate", a.truncate, "drop the prompt's oldest tokens when it does not fit the context");
+  c->add_option("--lora", a.lora,
+                "ADAPTER[:SCALE]: a stored LoRA adapter (`hart lora`) applied at run time, scale 1 by default; repeatable")
+      ->allow_extra_args(false);
   c->add_flag("--cold", a.cold, "evict the weights from the page cache before and while streaming (benchmarks)");
 }
 
@@ -81,6 +86,20 @@ absl::StatusOr<std::shared_ptr<const app::LoadedModel>> Open(const Cli& cli, con
     return absl::InvalidArgumentError(fmt::format("--mem-budget: cannot read '{}' as a size", a.mem_budget));
   lo.stream.drop_page_cache = a.cold;
   lo.tokenizer = a.tokenizer;
+  for (const std::string& l : a.lora) {
+    // ADAPTER[:SCALE]: a trailing :number is the scale.
+    app::ModelLoadOptions::Lora x{l, 1.0};
+    const size_t colon = l.rfind(':');
+    if (colon != std::string::npos) {
+      const std::string tail = l.substr(colon + 1);
+      char* end = nullptr;
+      x.scale = std::strtod(tail.c_str(), &end);
+      if (tail.empty() || *end != '\0')
+        return absl::InvalidArgumentError(fmt::format("--lora {}: {} is not a number", l, tail));
+      x.ref = l.substr(0, colon);
+    }
+    lo.lora.push_back(std::move(x));
+  }
   return app::LoadModel(a.model, std::move(store), lo);
 }
 

@@ -77,6 +77,29 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(WeightSource* source, const M
     m->inv_freq_ = InvFreq(m->cfg_, m->plan_->rope_freqs);
   }
   m->budgeted_ = opts.stream.budget > 0;
+  if (!opts.lora.empty()) {
+    m->lora_.resize(static_cast<size_t>(m->cfg_.n_layers));
+    for (const LoraTensor& t : opts.lora) {
+      bool found = false;
+      for (size_t l = 0; l < m->plan_->layers.size() && !found; ++l)
+        for (size_t r = 0; r < kRoleCount && !found; ++r) {
+          const WeightInfo* w = m->plan_->layers[l].tensor[r];
+          if (w == nullptr || w->name != t.tensor || m->plan_->layers[l].piece[r] < 0) continue;
+          found = true;
+          const int64_t rows = static_cast<int64_t>(w->shape[0]), cols = static_cast<int64_t>(w->shape[1]);
+          if (t.rank <= 0 || t.a.size() != static_cast<size_t>(t.rank * cols) ||
+              t.b.size() != static_cast<size_t>(rows * t.rank))
+            return absl::InvalidArgumentError(fmt::format(
+                "LoRA {}: A has {} and B {} floats, but the model's {} is [{}, {}] (A must be [{}, {}], B "
+                "[{}, {}]): a LoRA for another base?",
+                t.tensor, t.a.size(), t.b.size(), t.tensor, rows, cols, t.rank, cols, rows, t.rank));
+          m->lora_[l][r].push_back(t);
+        }
+      if (!found)
+        return absl::InvalidArgumentError(fmt::format(
+            "LoRA {}: the model has no such layer matrix: a LoRA for another base?", t.tensor));
+    }
+  }
   ASSIGN_OR_RETURN(m->streamer_,
                    WeightStreamer::Create(source, m->plan_->groups, opts.stream, m->plan_->vector_bytes));
   return m;
@@ -208,6 +231,34 @@ void Model::Attention(std::span<Segment> segs, PassScratch& sc, int64_t l, int64
   });
 }
 
+void Model::ApplyLora(int64_t l, Role role, const float* in, float* out, int64_t n) const {
+  if (lora_.empty()) return;
+  const auto& pairs = lora_[static_cast<size_t>(l)][static_cast<size_t>(role)];
+  if (pairs.empty()) return;
+  const WeightInfo* w = plan_->layers[static_cast<size_t>(l)].tensor[static_cast<size_t>(role)];
+  const int64_t rows = static_cast<int64_t>(w->shape[0]), cols = static_cast<int64_t>(w->shape[1]);
+  std::vector<float> u;
+  for (const LoraTensor& p : pairs) {
+    u.assign(static_cast<size_t>(p.rank), 0.0f);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xr = in + t * cols;
+      for (int64_t k = 0; k < p.rank; ++k) {
+        const float* ak = p.a.data() + k * cols;
+        float s = 0;
+        for (int64_t j = 0; j < cols; ++j) s += ak[j] * xr[j];
+        u[k] = p.coef * s;
+      }
+      float* yr = out + t * rows;
+      for (int64_t o = 0; o < rows; ++o) {
+        const float* bo = p.b.data() + o * p.rank;
+        float s = 0;
+        for (int64_t k = 0; k < p.rank; ++k) s += bo[k] * u[k];
+        yr[o] += s;
+      }
+    }
+  }
+}
+
 absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n, float* x) const {
   const ModelConfig& c = cfg_;
   LayerPlan& lp = plan_->layers[l];
@@ -227,6 +278,7 @@ absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, i
     const int64_t rows = nq + nk + nv;
     sc.hb.resize(n * rows);
     MatMul(mat(Role::kQkv), sc.xb.data(), sc.hb.data(), n, *pool_);
+    ApplyLora(l, Role::kQkv, sc.xb.data(), sc.hb.data(), n);
     for (int64_t t = 0; t < n; ++t) {
       const float* r = sc.hb.data() + t * rows;
       std::copy(r, r + nq, sc.q.data() + t * nq);
@@ -237,6 +289,9 @@ absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, i
     MatMul(mat(Role::kQ), sc.xb.data(), sc.q.data(), n, *pool_);
     MatMul(mat(Role::kK), sc.xb.data(), sc.k.data(), n, *pool_);
     MatMul(mat(Role::kV), sc.xb.data(), sc.v.data(), n, *pool_);
+    ApplyLora(l, Role::kQ, sc.xb.data(), sc.q.data(), n);
+    ApplyLora(l, Role::kK, sc.xb.data(), sc.k.data(), n);
+    ApplyLora(l, Role::kV, sc.xb.data(), sc.v.data(), n);
   }
   const std::pair<Role, std::pair<float*, int64_t>> biases[] = {
       {Role::kQBias, {sc.q.data(), nq}}, {Role::kKBias, {sc.k.data(), nk}}, {Role::kVBias, {sc.v.data(), nv}}};
@@ -277,6 +332,7 @@ absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, i
   }
   Attention(segs, sc, l, n);
   MatMul(mat(Role::kO), sc.att.data(), sc.xb.data(), n, *pool_);
+  ApplyLora(l, Role::kO, sc.att.data(), sc.xb.data(), n);
   if (has(Role::kPostAttnNorm))
     for (int64_t t = 0; t < n; ++t) RmsNorm(sc.xb.data() + t * dim, vec(Role::kPostAttnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);
   for (int64_t i = 0; i < n * dim; ++i) x[i] += sc.xb[i];
@@ -287,15 +343,19 @@ absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, i
   sc.hb2.resize(n * 2 * ffn);
   if (has(Role::kGateUp)) {
     MatMul(mat(Role::kGateUp), sc.xb.data(), sc.hb2.data(), n, *pool_);
+    ApplyLora(l, Role::kGateUp, sc.xb.data(), sc.hb2.data(), n);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < ffn; ++i) sc.hb[t * ffn + i] = sc.hb2[t * 2 * ffn + i], sc.hb2[t * ffn + i] = sc.hb2[t * 2 * ffn + ffn + i];
   } else {
     MatMul(mat(Role::kGate), sc.xb.data(), sc.hb.data(), n, *pool_);
     MatMul(mat(Role::kUp), sc.xb.data(), sc.hb2.data(), n, *pool_);
+    ApplyLora(l, Role::kGate, sc.xb.data(), sc.hb.data(), n);
+    ApplyLora(l, Role::kUp, sc.xb.data(), sc.hb2.data(), n);
   }
   const bool gelu = c.arch == Arch::kGemma2;
   for (int64_t i = 0; i < n * ffn; ++i) sc.hb[i] = (gelu ? GeluTanh(sc.hb[i]) : Silu(sc.hb[i])) * sc.hb2[i];
   MatMul(mat(Role::kDown), sc.hb.data(), sc.xb.data(), n, *pool_);
+  ApplyLora(l, Role::kDown, sc.hb.data(), sc.xb.data(), n);
   streamer_->Release(lp.group);
   if (has(Role::kPostFfnNorm))
     for (int64_t t = 0; t < n; ++t) RmsNorm(sc.xb.data() + t * dim, vec(Role::kPostFfnNorm).data(), sc.xb.data() + t * dim, dim, c.norm_eps);

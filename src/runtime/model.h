@@ -22,10 +22,12 @@
 // session.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,8 +40,23 @@
 
 namespace hart::runtime {
 
+// A LoRA pair applied at run time, without materializing it: after the
+// product with the base matrix `tensor` ([out, in]), each row of the output
+// gets coef * B @ (A @ x), i.e. the pass runs as if the weight were
+// W + coef * B @ A. A is [rank, in], B is [out, rank], row-major F32; coef is
+// scale * alpha / rank. Several pairs may target one tensor (they add up).
+struct LoraTensor {
+  std::string tensor;  // the base tensor's name ("blk.0.attn_q.weight")
+  int64_t rank = 0;
+  std::vector<float> a, b;
+  float coef = 0;
+};
+
 struct ModelOptions {
   StreamerOptions stream;
+  // Adapters' pairs; Load refuses one whose tensor is not a layer matrix of
+  // the model or whose A / B shape does not fit it (naming the tensor).
+  std::vector<LoraTensor> lora;
   // The longest session (KV cache length); 0 = the model's context length.
   int64_t max_context = 0;
   ThreadPool* pool = nullptr;  // nullptr = ThreadPool::Default()
@@ -211,6 +228,8 @@ class Model {
   absl::Status Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n, float* x) const;
   absl::Status Head(PassScratch& sc, int64_t n_out, const float* x, float* logits) const;
   void Attention(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n) const;
+  // out[n, rows] += the LoRA pairs on layer l's `role` matrix applied to in[n, cols].
+  void ApplyLora(int64_t l, Role role, const float* in, float* out, int64_t n) const;
 
   ModelConfig cfg_;
   std::unique_ptr<ModelPlan> plan_;
@@ -228,6 +247,8 @@ class Model {
   // Held for a whole pass while weights stream (the streamer's cycle order).
   mutable std::mutex stream_mu_;
   std::unique_ptr<Session> default_session_;
+  // Run-time LoRA pairs by layer and role (empty: no adapter, no effect).
+  std::vector<std::array<std::vector<LoraTensor>, kRoleCount>> lora_;
 };
 
 }  // namespace hart::runtime

@@ -299,11 +299,26 @@ absl::StatusOr<LoraResult> ImportLora(store::Store& store, const std::string& pa
   return res;
 }
 
-absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_view base_ref,
-                                            std::string_view adapter_ref, double scale) {
-  ASSIGN_OR_RETURN(SourceModel base, OpenSource(store, base_ref));
-  ASSIGN_OR_RETURN(SourceModel ad, OpenSource(store, adapter_ref));
+namespace {
+
+// An adapter version opened against a base: both versions, the adapter's
+// alpha and rank, and its A / B rows by target (every pair shape-checked
+// against the base).
+struct OpenedAdapter {
+  SourceModel base, ad;
   LoraResult res;
+  std::map<std::string, std::pair<const store::TensorRow*, const store::TensorRow*>> by;
+};
+
+absl::StatusOr<std::unique_ptr<OpenedAdapter>> OpenAdapter(store::Store& store, std::string_view base_ref,
+                                                           std::string_view adapter_ref, double scale) {
+  auto o = std::make_unique<OpenedAdapter>();
+  ASSIGN_OR_RETURN(o->base, OpenSource(store, base_ref));
+  ASSIGN_OR_RETURN(o->ad, OpenSource(store, adapter_ref));
+  const SourceModel& base = o->base;
+  const SourceModel& ad = o->ad;
+  LoraResult& res = o->res;
+  auto& by = o->by;
   res.base_ref = base.version.ref();
   res.source = "store";
   const auto& md = ad.header.metadata;
@@ -324,7 +339,6 @@ absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_vie
         ad.version.ref(), md.GetString("general.architecture").value_or(""), res.base_ref, arch));
   if (!std::isfinite(scale)) return absl::InvalidArgumentError("SCALE: not a finite number");
 
-  std::map<std::string, std::pair<const store::TensorRow*, const store::TensorRow*>> by;
   for (const store::TensorRow& t : ad.tensors) {
     const bool a = t.name.ends_with(".lora_a"), b = t.name.ends_with(".lora_b");
     if (!a && !b) continue;
@@ -340,15 +354,47 @@ absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_vie
     p.a_shape = ab.first->shape;
     p.b_shape = ab.second->shape;
     RETURN_IF_ERROR(CheckPair(base, p, &res.rank, fmt::format("ADAPTER {}", ad.version.ref())));
+  }
+  if (by.empty())
+    return absl::InvalidArgumentError(fmt::format("ADAPTER {}: no LoRA tensors", ad.version.ref()));
+  res.pairs = by.size();
+  return o;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<runtime::LoraTensor>> ReadLoraForRun(store::Store& store, std::string_view base_ref,
+                                                                 std::string_view adapter_ref, double scale) {
+  ASSIGN_OR_RETURN(auto o, OpenAdapter(store, base_ref, adapter_ref, scale));
+  const double coef = scale * o->res.alpha / static_cast<double>(o->res.rank);
+  TensorReader reader(store);
+  std::vector<runtime::LoraTensor> out;
+  for (const auto& [target, ab] : o->by) {
+    runtime::LoraTensor t;
+    t.tensor = target;
+    t.rank = o->res.rank;
+    t.coef = static_cast<float>(coef);
+    RETURN_IF_ERROR(reader.ReadF32(o->ad.version.id, *ab.first, &t.a));
+    RETURN_IF_ERROR(reader.ReadF32(o->ad.version.id, *ab.second, &t.b));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_view base_ref,
+                                            std::string_view adapter_ref, double scale) {
+  ASSIGN_OR_RETURN(auto opened, OpenAdapter(store, base_ref, adapter_ref, scale));
+  const SourceModel& base = opened->base;
+  const SourceModel& ad = opened->ad;
+  LoraResult res = opened->res;
+  const auto& by = opened->by;
+  for (const auto& [target, ab] : by) {
     const store::TensorRow* w = base.Find(target);
     if (w->dtype != DType::kF32 && w->dtype != DType::kF16 && w->dtype != DType::kBF16)
       return absl::InvalidArgumentError(fmt::format(
           "BASE {}: {} is {}: merge-lora writes float tensors (F32, F16, BF16) only",
           res.base_ref, target, Name(w->dtype)));
   }
-  if (by.empty())
-    return absl::InvalidArgumentError(fmt::format("ADAPTER {}: no LoRA tensors", ad.version.ref()));
-  res.pairs = by.size();
   const double coef = scale * res.alpha / static_cast<double>(res.rank);
 
   Derivation d;

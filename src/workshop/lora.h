@@ -21,7 +21,10 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
 #include "absl/status/statusor.h"
+#include "runtime/model.h"
 #include "store/store.h"
 #include "workshop/derive.h"
 
@@ -52,5 +55,13 @@ absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_vie
 absl::StatusOr<LoraResult> MergeLora(store::Store& store, std::string_view base_ref,
                                      std::string_view adapter_ref, double scale,
                                      const DeriveOptions& opts);
+
+// The adapter's pairs as float32 for `hart run BASE --lora ADAPTER[:SCALE]`
+// (applied in the forward pass, not materialized): the same checks as
+// merge-lora (a LoRA adapter of base's architecture, every pair's shapes
+// against base's tensor, naming it otherwise), any base tensor type;
+// coef = scale * alpha / rank. B is stored in the base's row order already.
+absl::StatusOr<std::vector<runtime::LoraTensor>> ReadLoraForRun(store::Store& store, std::string_view base_ref,
+                                                                 std::string_view adapter_ref, double scale);
 
 }  // namespace hart::workshop

@@ -29,8 +29,13 @@ class Lora : public ::testing::Test {
                    HART_SOURCE_DIR, *dir_, *dir_));
     sh(fmt::format("/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/base/model.gguf' '{}/wrong' --wrong",
                    HART_SOURCE_DIR, *dir_, *dir_));
+    sh(fmt::format("/usr/bin/python3 {}/tests/fixtures/make_tiny_llama.py '{}/other' --seed 2 --layers 2 "
+                   "--shape tiny-ffn768 > /dev/null",
+                   HART_SOURCE_DIR, *dir_));
     RunResult r = store_->Run({"ingest", *dir_ + "/base/model.gguf", "--model", "base", "--license", "mit"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    RunResult o = store_->Run({"ingest", *dir_ + "/other/model.gguf", "--model", "other", "--license", "mit"});
+    ASSERT_EQ(o.exit_code, 0) << Describe(o);
   }
   static void TearDownTestSuite() {
     delete store_;
@@ -88,6 +93,48 @@ TEST_F(Lora, AnAdapterForAnotherBaseIsRefusedBeforeAnyWrite) {
   EXPECT_NE(bad.err.find("not a LoRA adapter"), std::string::npos) << bad.err;
   RunResult after = store_->Run({"--json", "ls"});
   EXPECT_EQ(after.out, before.out);
+}
+
+// `hart run BASE --lora A:S` applies the adapter in the forward pass; its
+// greedy output is the materialized merge's (`merge-lora BASE A:S`), and
+// two --lora flags add up.
+TEST_F(Lora, RunWithLoraMatchesTheMergedVersion) {
+  RunResult p = store_->Run({"lora", *dir_ + "/ad/peft", "--base", "base", "--as", "rtl"});
+  ASSERT_EQ(p.exit_code, 0) << Describe(p);
+  RunResult m = store_->Run({"merge-lora", "base", "rtl@1:0.75", "--as", "rtmerged"});
+  ASSERT_EQ(m.exit_code, 0) << Describe(m);
+  auto greedy = [&](std::vector<std::string> args) {
+    std::vector<std::string> cmd = {"run"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    for (const char* a : {"Hello world", "-n", "12", "--temp", "0"}) cmd.push_back(a);
+    RunResult r = store_->Run(cmd);
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    return r.out;
+  };
+  const std::string merged = greedy({"rtmerged@1"});
+  const std::string plain = greedy({"base"});
+  const std::string lora = greedy({"base", "--lora", "rtl@1:0.75"});
+  ASSERT_FALSE(merged.empty());
+  EXPECT_EQ(lora, merged);
+  EXPECT_NE(lora, plain) << "the adapter must change the output for this test to mean anything";
+  EXPECT_EQ(greedy({"base", "--lora", "rtl:0.5", "--lora", "rtl@1:0.25"}), merged);
+  // A streamed pass (under a memory budget) applies it the same.
+  EXPECT_EQ(greedy({"base", "--lora", "rtl@1:0.75", "--mem-budget", "3M"}), merged);
+}
+
+TEST_F(Lora, RunRefusesAnAdapterForAnotherBase) {
+  RunResult p = store_->Run({"lora", *dir_ + "/ad/peft", "--base", "base", "--as", "rtl2"});
+  ASSERT_EQ(p.exit_code, 0) << Describe(p);
+  RunResult r = store_->Run({"run", "other", "Hello", "-n", "2", "--temp", "0", "--lora", "rtl2"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("blk.0.ffn_down.weight"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a LoRA for another base"), std::string::npos) << r.err;
+  RunResult bad = store_->Run({"run", "base", "Hello", "-n", "2", "--lora", "rtl2:x"});
+  EXPECT_EQ(bad.exit_code, 1) << Describe(bad);
+  EXPECT_NE(bad.err.find("x is not a number"), std::string::npos) << bad.err;
+  RunResult notad = store_->Run({"run", "base", "Hello", "-n", "2", "--lora", "other"});
+  EXPECT_EQ(notad.exit_code, 1) << Describe(notad);
+  EXPECT_NE(notad.err.find("not a LoRA adapter"), std::string::npos) << notad.err;
 }
 
 }  // namespace
