@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "formats/gguf.h"
 #include "formats/gguf_internal.h"
+#include "formats/gguf_stream.h"
 
 namespace hart::formats {
 
@@ -189,19 +190,27 @@ absl::StatusOr<std::string> EncodeHeader(const GgufMetadata& metadata,
 
 absl::Status WriteBody(int fd, const std::string& tmp, const std::string& header,
                        const std::vector<TensorDesc>& tensors, const std::vector<uint64_t>& nbytes,
-                       const TensorBytesFn& bytes, uint64_t alignment) {
+                       const TensorStreamFn& stream, uint64_t alignment) {
   auto span = [](const std::string& s) {
     return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   };
   RETURN_IF_ERROR(WriteAll(fd, span(header), tmp));
   const std::vector<uint8_t> zeros(alignment, 0);
   for (size_t i = 0; i < tensors.size(); ++i) {
-    ASSIGN_OR_RETURN(std::span<const uint8_t> data, bytes(i));
-    if (data.size() != nbytes[i])
+    uint64_t written = 0;
+    auto too_many = [&](uint64_t n) {
       return absl::InvalidArgumentError(
           fmt::format("GGUF tensor '{}': {} bytes supplied, its shape and type need {}",
-                      tensors[i].name, data.size(), nbytes[i]));
-    RETURN_IF_ERROR(WriteAll(fd, data, tmp));
+                      tensors[i].name, n, nbytes[i]));
+    };
+    TensorPieceSink write = [&](std::span<const uint8_t> piece) -> absl::Status {
+      if (piece.size() > nbytes[i] - written) return too_many(written + piece.size());
+      RETURN_IF_ERROR(WriteAll(fd, piece, tmp));
+      written += piece.size();
+      return absl::OkStatus();
+    };
+    RETURN_IF_ERROR(stream(i, write));
+    if (written != nbytes[i]) return too_many(written);
     uint64_t pad = (alignment - nbytes[i] % alignment) % alignment;
     RETURN_IF_ERROR(WriteAll(fd, std::span<const uint8_t>(zeros.data(), pad), tmp));
   }
@@ -213,6 +222,16 @@ absl::Status WriteBody(int fd, const std::string& tmp, const std::string& header
 absl::Status WriteGguf(const std::string& path, const GgufMetadata& metadata,
                        const std::vector<TensorDesc>& tensors, const TensorBytesFn& bytes,
                        uint64_t alignment) {
+  TensorStreamFn stream = [&](size_t i, const TensorPieceSink& write) -> absl::Status {
+    ASSIGN_OR_RETURN(std::span<const uint8_t> data, bytes(i));
+    return write(data);
+  };
+  return WriteGgufStreamed(path, metadata, tensors, stream, alignment);
+}
+
+absl::Status WriteGgufStreamed(const std::string& path, const GgufMetadata& metadata,
+                               const std::vector<TensorDesc>& tensors,
+                               const TensorStreamFn& stream, uint64_t alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > UINT32_MAX)
     return absl::InvalidArgumentError(
         fmt::format("{}: GGUF alignment {} is not a power of two below 2^32", path, alignment));
@@ -223,7 +242,7 @@ absl::Status WriteGguf(const std::string& path, const GgufMetadata& metadata,
   std::string tmp = path + ".tmp";
   {
     ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC));
-    absl::Status s = WriteBody(fd.get(), tmp, *header, tensors, nbytes, bytes, alignment);
+    absl::Status s = WriteBody(fd.get(), tmp, *header, tensors, nbytes, stream, alignment);
     if (!s.ok()) {
       ::unlink(tmp.c_str());
       return Annotate(s, path);

@@ -44,7 +44,7 @@ absl::Status Check(store::Store& store, const Derivation& d) {
     };
     if (t.name.empty()) return absl::InvalidArgumentError("output tensor with an empty name");
     if (!names.insert(t.name).second) return bad("named twice");
-    if (t.taken.has_value() == static_cast<bool>(t.compute))
+    if (t.taken.has_value() + static_cast<bool>(t.compute) + static_cast<bool>(t.pieces) != 1)
       return bad("must be either taken from a version or computed, not both or neither");
     const DTypeInfo& info = Info(t.dtype);
     if (info.ggml_type < 0) return bad(fmt::format("GGUF has no type {}", info.name));
@@ -90,26 +90,59 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
   const uint64_t read_before = reader.bytes_read();
   std::vector<uint8_t> buf;
   absl::Status failed;  // the recipe's own error, reported without the scratch path
-  auto bytes = [&](size_t i) -> absl::StatusOr<std::span<const uint8_t>> {
+  auto stream = [&](size_t i, const formats::TensorPieceSink& write) -> absl::Status {
     RETURN_IF_ERROR(CheckCancel(cancel, "derive"));
     const OutputTensor& t = d.tensors[i];
     ASSIGN_OR_RETURN(uint64_t n, NumElements(t.shape));
     ASSIGN_OR_RETURN(uint64_t size, ByteSize(t.dtype, n));
     if (t.taken) {
-      RETURN_IF_ERROR(reader.ReadBytes(t.taken->version_id, t.taken->name, &buf));
+      // Copied through one piece-sized buffer: never the whole tensor.
+      ASSIGN_OR_RETURN(std::vector<store::Extent> extents,
+                       reader.Locate(t.taken->version_id, t.taken->name));
+      uint64_t total = 0;
+      for (const store::Extent& e : extents) total += e.size;
+      if (total != size)
+        return absl::DataLossError(fmt::format("tensor '{}' of version id {}: {} bytes stored, {} expected",
+                                               t.taken->name, t.taken->version_id, total, size));
+      const uint64_t piece = std::min(size, PieceBytes());
+      buf.resize(piece);
+      for (uint64_t off = 0; off < size; off += piece) {
+        RETURN_IF_ERROR(CheckCancel(cancel, "derive"));
+        std::span<uint8_t> p(buf.data(), std::min(piece, size - off));
+        RETURN_IF_ERROR(reader.ReadRange(extents, off, p));
+        RETURN_IF_ERROR(write(p));
+      }
       ++res->taken_tensors;
+    } else if (t.pieces) {
+      uint64_t produced = 0;
+      PieceSink emit = [&](std::span<const uint8_t> p) -> absl::Status {
+        RETURN_IF_ERROR(CheckCancel(cancel, "derive"));
+        if (p.size() > size - produced)
+          return absl::InternalError(fmt::format("{} bytes produced, the tensor has {}",
+                                                 produced + p.size(), size));
+        produced += p.size();
+        return write(p);
+      };
+      absl::Status s = t.pieces(emit);
+      if (s.ok() && produced != size)
+        s = absl::InternalError(fmt::format("{} bytes produced, the tensor has {}", produced, size));
+      if (!s.ok()) return failed = Annotate(s, fmt::format("tensor '{}'", t.name));
+      ++res->computed_tensors;
+      res->computed_bytes += size;
     } else {
       buf.assign(size, 0);
       absl::Status s = t.compute(std::span<uint8_t>(buf.data(), buf.size()));
       if (!s.ok()) return failed = Annotate(s, fmt::format("tensor '{}'", t.name));
       ++res->computed_tensors;
       res->computed_bytes += size;
+      RETURN_IF_ERROR(write(std::span<const uint8_t>(buf.data(), buf.size())));
+      if (buf.size() > PieceBytes()) std::vector<uint8_t>().swap(buf);
     }
     res->output_bytes += size;
     res->max_tensor_buffer = std::max<uint64_t>(res->max_tensor_buffer, buf.capacity());
-    return std::span<const uint8_t>(buf.data(), buf.size());
+    return absl::OkStatus();
   };
-  absl::Status s = formats::WriteGguf(scratch->path, d.metadata, descs, bytes, d.alignment);
+  absl::Status s = formats::WriteGgufStreamed(scratch->path, d.metadata, descs, stream, d.alignment);
   res->input_bytes = reader.bytes_read() - read_before;
   if (!failed.ok()) return failed;
   if (!s.ok()) return s;
@@ -120,6 +153,14 @@ absl::StatusOr<formats::ModelSource> WriteScratch(store::Store& store, const Der
 }  // namespace
 
 std::string_view HartVersion() { return "hart 0.1.0"; }
+
+namespace {
+constexpr uint64_t kDefaultPieceBytes = uint64_t{8} << 20;
+std::atomic<uint64_t> g_piece_bytes{kDefaultPieceBytes};
+}  // namespace
+
+uint64_t PieceBytes() { return g_piece_bytes.load(); }
+void SetPieceBytesForTesting(uint64_t n) { g_piece_bytes = n ? n : kDefaultPieceBytes; }
 
 uint64_t PeakRssBytes() {
   struct rusage ru;
@@ -233,19 +274,40 @@ absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref
 TensorReader::TensorReader(store::Store& store) : store_(store), reader_(store.OpenExtentReader()) {}
 TensorReader::~TensorReader() = default;
 
+absl::StatusOr<std::vector<store::Extent>> TensorReader::Locate(int64_t version_id,
+                                                                std::string_view name) {
+  return store_.LocateTensor(version_id, name);
+}
+
+absl::Status TensorReader::ReadRange(const std::vector<store::Extent>& extents, uint64_t begin,
+                                     std::span<uint8_t> out) {
+  uint64_t pos = 0;  // tensor byte offset of the current extent
+  size_t done = 0;
+  for (const store::Extent& e : extents) {
+    if (done == out.size()) break;
+    const uint64_t want = begin + done;
+    if (want < pos + e.size) {
+      const uint64_t skip = want - pos;
+      const uint64_t n = std::min<uint64_t>(e.size - skip, out.size() - done);
+      RETURN_IF_ERROR(reader_->ReadCopy(store::Extent{e.pack, e.offset + skip, n}, out.subspan(done, n)));
+      done += n;
+    }
+    pos += e.size;
+  }
+  bytes_read_ += done;
+  if (done != out.size())
+    return absl::DataLossError(
+        fmt::format("tensor bytes end at {}, wanted {}", pos, begin + out.size()));
+  return absl::OkStatus();
+}
+
 absl::Status TensorReader::ReadBytes(int64_t version_id, std::string_view name,
                                      std::vector<uint8_t>* out) {
   ASSIGN_OR_RETURN(std::vector<store::Extent> extents, store_.LocateTensor(version_id, name));
   uint64_t total = 0;
   for (const store::Extent& e : extents) total += e.size;
   out->resize(total);
-  uint64_t pos = 0;
-  for (const store::Extent& e : extents) {
-    RETURN_IF_ERROR(reader_->ReadCopy(e, std::span<uint8_t>(out->data() + pos, e.size)));
-    pos += e.size;
-  }
-  bytes_read_ += total;
-  return absl::OkStatus();
+  return ReadRange(extents, 0, std::span<uint8_t>(out->data(), out->size()));
 }
 
 absl::Status TensorReader::ReadF32(int64_t version_id, const store::TensorRow& t,

@@ -1,13 +1,15 @@
 // Derivation: a new version made from stored ones (quantize, merge, LoRA,
 // compose), as a recipe over stored tensors. The output is a GGUF: its
 // metadata and an ordered list of tensors, each either taken unchanged from
-// a stored version or computed by a callback, one tensor at a time, so the
-// memory a derivation holds is a few tensors, never the model.
+// a stored version or computed by a callback, one tensor at a time and each
+// in pieces of a few MiB, so the memory a derivation holds is a few pieces,
+// never a whole tensor (the tied embedding of a 1B model is 525 MB in BF16)
+// nor the model.
 //
 // Derive() checks everything it can before writing a byte (names, types,
 // shapes, that taken tensors exist as described), then streams the tensors
 // into a temporary GGUF in the store's scratch directory through
-// formats::WriteGguf, ingests it with Store::Ingest (chunks dedup, so a
+// formats::WriteGgufStreamed, ingests it with Store::Ingest (chunks dedup, so a
 // tensor taken unchanged costs no new bytes) together with its lineage
 // record in the same transaction, and removes the temporary file. A
 // failure at any point leaves the store as it was (scratch bytes aside,
@@ -36,6 +38,7 @@
 #include "core/progress.h"
 #include "core/shape.h"
 #include "formats/gguf.h"
+#include "formats/gguf_stream.h"
 #include "nlohmann/json.hpp"
 #include "store/store.h"
 
@@ -52,16 +55,33 @@ struct TensorOrigin {
 
 // Fills `out` (exactly the output tensor's byte size) with the tensor's
 // bytes. Called once per tensor, in output order, on the deriving thread.
+// The whole tensor is held: for small tensors only (see ComputePiecesFn).
 using ComputeFn = std::function<absl::Status(std::span<uint8_t> out)>;
+
+// Hands the next consecutive piece of a computed tensor's bytes to the
+// scratch file (written at once, not kept).
+using PieceSink = formats::TensorPieceSink;
+// Produces the tensor's bytes in order through `emit`, in pieces of any size
+// (about PieceBytes() each, so a derivation holds a few pieces, not the
+// largest tensor); their total must be exactly the tensor's byte size.
+// Called once per tensor, in output order, on the deriving thread.
+using ComputePiecesFn = std::function<absl::Status(const PieceSink& emit)>;
+
+// The size of the pieces taken tensors are copied in and computed tensors
+// are asked to produce (8 MiB; tests make it small).
+uint64_t PieceBytes();
+void SetPieceBytesForTesting(uint64_t n);  // 0: the default
 
 struct OutputTensor {
   std::string name;
   DType dtype = DType::kF32;
   Shape shape;  // outermost first
-  // Exactly one of the two: taken unchanged (dtype and shape must match the
-  // stored tensor), or computed.
+  // Exactly one of the three: taken unchanged (dtype and shape must match
+  // the stored tensor, copied in pieces), computed whole, or computed in
+  // pieces.
   std::optional<TensorOrigin> taken;
   ComputeFn compute;
+  ComputePiecesFn pieces;
 };
 
 class TensorReader;
@@ -102,7 +122,8 @@ struct DeriveResult {
   uint64_t computed_bytes = 0;
   uint64_t input_bytes = 0;         // tensor bytes read from the store
   uint64_t peak_rss_bytes = 0;      // of this process, after the derivation
-  uint64_t max_tensor_buffer = 0;   // largest buffer held for one tensor
+  uint64_t max_tensor_buffer = 0;   // largest buffer Derive held for one tensor
+                                    // (a piece, or a whole computed tensor)
   double seconds = 0;
   std::string file_digest;          // NinaDB digest of the written GGUF
 };
@@ -141,6 +162,11 @@ class TensorReader {
   absl::Status ReadBytes(int64_t version_id, std::string_view name, std::vector<uint8_t>* out);
   // As float32: F32, F16 and BF16 (and the block types core decodes).
   absl::Status ReadF32(int64_t version_id, const store::TensorRow& t, std::vector<float>* out);
+  // Bytes [begin, begin + out.size()) of a tensor stored as `extents`
+  // (store::Store::LocateTensor), into `out`.
+  absl::Status ReadRange(const std::vector<store::Extent>& extents, uint64_t begin,
+                         std::span<uint8_t> out);
+  absl::StatusOr<std::vector<store::Extent>> Locate(int64_t version_id, std::string_view name);
   uint64_t bytes_read() const { return bytes_read_.load(); }
 
  private:

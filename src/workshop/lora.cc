@@ -412,28 +412,45 @@ absl::StatusOr<LoraMergePlan> PlanMergeLora(store::Store& store, std::string_vie
       o.taken = TensorOrigin{bid, t.name};
     } else {
       const store::TensorRow wr = t, ar = *it->second.first, br = *it->second.second;
-      o.compute = [reader, bid, aid, wr, ar, br, coef](std::span<uint8_t> out) -> absl::Status {
+      o.pieces = [reader, bid, aid, wr, ar, br, coef](const PieceSink& emit) -> absl::Status {
+        // A and B (rank r) whole; W a piece of rows at a time (about
+        // PieceBytes() of float32), each handed to the scratch file as it
+        // is made.
         std::vector<float> w, a, b;
-        RETURN_IF_ERROR(reader->ReadF32(bid, wr, &w));
         RETURN_IF_ERROR(reader->ReadF32(aid, ar, &a));
         RETURN_IF_ERROR(reader->ReadF32(aid, br, &b));
+        ASSIGN_OR_RETURN(std::vector<store::Extent> extents, reader->Locate(bid, wr.name));
         const int64_t rows = wr.shape[0], cols = wr.shape[1], r = ar.shape[0];
+        ASSIGN_OR_RETURN(uint64_t in_row_bytes, ByteSize(wr.dtype, static_cast<uint64_t>(cols)));
+        const int64_t piece_rows = std::max<int64_t>(
+            1, static_cast<int64_t>(PieceBytes() / (4 * std::max<int64_t>(1, cols))));
         const float c = static_cast<float>(coef);
-        for (int64_t o = 0; o < rows; ++o) {
-          float* row = w.data() + o * cols;
-          for (int64_t k = 0; k < r; ++k) {
-            const float f = c * b[o * r + k];
-            const float* ak = a.data() + k * cols;
-            for (int64_t j = 0; j < cols; ++j) row[j] += f * ak[j];
+        std::vector<uint8_t> raw, out;
+        for (int64_t p0 = 0; p0 < rows; p0 += piece_rows) {
+          const int64_t np = std::min(piece_rows, rows - p0);
+          raw.resize(np * in_row_bytes);
+          RETURN_IF_ERROR(reader->ReadRange(extents, p0 * in_row_bytes, raw));
+          w.resize(np * cols);
+          RETURN_IF_ERROR(DecodeToF32(wr.dtype, raw, std::span<float>(w.data(), w.size())));
+          for (int64_t o = 0; o < np; ++o) {
+            float* row = w.data() + o * cols;
+            for (int64_t k = 0; k < r; ++k) {
+              const float f = c * b[(p0 + o) * r + k];
+              const float* ak = a.data() + k * cols;
+              for (int64_t j = 0; j < cols; ++j) row[j] += f * ak[j];
+            }
           }
-        }
-        if (wr.dtype == DType::kF32) {
-          std::memcpy(out.data(), w.data(), w.size() * 4);
-        } else {
-          for (size_t i = 0; i < w.size(); ++i) {
-            const uint16_t h = wr.dtype == DType::kF16 ? runtime::F32ToF16(w[i]) : F32ToBF16(w[i]);
-            std::memcpy(out.data() + 2 * i, &h, 2);
+          if (wr.dtype == DType::kF32) {
+            out.resize(w.size() * 4);
+            std::memcpy(out.data(), w.data(), w.size() * 4);
+          } else {
+            out.resize(w.size() * 2);
+            for (size_t i = 0; i < w.size(); ++i) {
+              const uint16_t h = wr.dtype == DType::kF16 ? runtime::F32ToF16(w[i]) : F32ToBF16(w[i]);
+              std::memcpy(out.data() + 2 * i, &h, 2);
+            }
           }
+          RETURN_IF_ERROR(emit(out));
         }
         return absl::OkStatus();
       };

@@ -98,11 +98,14 @@ struct Shared {
   std::shared_ptr<std::atomic<uint64_t>> read_bytes;
 };
 
-ComputeFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> inputs, MergeSettings s,
-                      DType out_type) {
+// The tensor is merged block by block and each block's output handed to the
+// scratch file as it is made: a tensor costs a block of each input and of
+// the output, never the whole tensor.
+ComputePiecesFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> inputs,
+                            MergeSettings s, DType out_type) {
   std::string name(s.name);  // s.name points into the planner's strings
   return [sh, inputs = std::move(inputs), s = std::move(s), out_type,
-          name = std::move(name)](std::span<uint8_t> out) -> absl::Status {
+          name = std::move(name)](const PieceSink& emit) -> absl::Status {
     MergeSettings settings = s;
     settings.name = name;
     ASSIGN_OR_RETURN(const uint64_t numel, NumElements(inputs[0].row.shape));
@@ -137,13 +140,16 @@ ComputeFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> input
         merger.Observe(pass, off, ptrs, n);
       }
     std::vector<float> res;
+    std::vector<uint8_t> out;
     const size_t esize = Info(out_type).type_size;
     for (uint64_t off = 0; off < numel; off += kBlockElems) {
       const size_t n = static_cast<size_t>(std::min(kBlockElems, numel - off));
       RETURN_IF_ERROR(load(off, n));
       res.resize(n);
       merger.Compute(off, ptrs, n, res.data());
-      EncodeOut(out_type, res.data(), n, out.data() + off * esize);
+      out.resize(n * esize);
+      EncodeOut(out_type, res.data(), n, out.data());
+      RETURN_IF_ERROR(emit(out));
     }
     return absl::OkStatus();
   };
@@ -432,7 +438,7 @@ class Planner {
         return absl::InvalidArgumentError(fmt::format(
             "parameters.normalize: the weights of tensor '{}' sum to 0", out_name));
     }
-    out.compute = MakeCompute(sh_, std::move(ins), std::move(s), out.dtype);
+    out.pieces = MakeCompute(sh_, std::move(ins), std::move(s), out.dtype);
     plan_.derivation.tensors.push_back(std::move(out));
     ++plan_.computed;
     return absl::OkStatus();

@@ -169,32 +169,42 @@ absl::StatusOr<Derivation> BuildQuantize(store::Store& store, const SourceModel&
     } else {
       const DType to = plan[i].to;
       const store::TensorRow row = t;
-      o.compute = [reader, vid, row, to](std::span<uint8_t> out) -> absl::Status {
-        // The stored bytes once; each piece of rows decoded to float32 in a
-        // buffer of its own and quantized, so a tensor is held as its input
-        // and its output, never also as a whole float32 copy.
-        std::vector<uint8_t> raw;
-        RETURN_IF_ERROR(reader->ReadBytes(vid, row.name, &raw));
+      o.pieces = [reader, vid, row, to](const PieceSink& emit) -> absl::Status {
+        // A piece of whole rows at a time (about PieceBytes() of input):
+        // read, decoded to float32 and quantized in parallel sub-pieces,
+        // handed to the scratch file; a tensor is never held whole.
+        ASSIGN_OR_RETURN(std::vector<store::Extent> extents, reader->Locate(vid, row.name));
         ASSIGN_OR_RETURN(uint64_t elems, NumElements(row.shape));
         const uint64_t n_per_row = row.shape.back();
         const uint64_t rows = n_per_row ? elems / n_per_row : 0;
         ASSIGN_OR_RETURN(uint64_t in_row_bytes, ByteSize(row.dtype, n_per_row));
         ASSIGN_OR_RETURN(uint64_t row_bytes, ByteSize(to, n_per_row));
-        const uint64_t pieces = std::min<uint64_t>(rows, 256);
-        std::vector<absl::Status> st(pieces);
-        ThreadPool::Default().ParallelFor(pieces, [&](size_t k) {
-          const uint64_t r0 = rows * k / pieces, r1 = rows * (k + 1) / pieces;
-          std::vector<float> x((r1 - r0) * n_per_row);
-          st[k] = DecodeToF32(row.dtype, std::span<const uint8_t>(raw).subspan(r0 * in_row_bytes, (r1 - r0) * in_row_bytes), x);
-          if (!st[k].ok()) return;
-          if (to == DType::kF16) {
-            auto* h = reinterpret_cast<uint16_t*>(out.data()) + r0 * n_per_row;
-            for (size_t e = 0; e < x.size(); ++e) h[e] = runtime::F32ToF16(x[e]);
-            return;
-          }
-          st[k] = QuantizeRows(to, x, out.subspan(r0 * row_bytes, (r1 - r0) * row_bytes), r0 * n_per_row);
-        });
-        for (const absl::Status& s : st) RETURN_IF_ERROR(s);
+        const uint64_t piece_rows =
+            std::max<uint64_t>(1, PieceBytes() / std::max<uint64_t>(1, in_row_bytes));
+        std::vector<uint8_t> raw, out;
+        for (uint64_t p0 = 0; p0 < rows; p0 += piece_rows) {
+          const uint64_t np = std::min(piece_rows, rows - p0);
+          raw.resize(np * in_row_bytes);
+          RETURN_IF_ERROR(reader->ReadRange(extents, p0 * in_row_bytes, raw));
+          out.resize(np * row_bytes);
+          const uint64_t subs = std::min<uint64_t>(np, 16);
+          std::vector<absl::Status> st(subs);
+          ThreadPool::Default().ParallelFor(subs, [&](size_t k) {
+            const uint64_t r0 = np * k / subs, r1 = np * (k + 1) / subs;
+            std::vector<float> x((r1 - r0) * n_per_row);
+            st[k] = DecodeToF32(row.dtype, std::span<const uint8_t>(raw).subspan(r0 * in_row_bytes, (r1 - r0) * in_row_bytes), x);
+            if (!st[k].ok()) return;
+            if (to == DType::kF16) {
+              auto* h = reinterpret_cast<uint16_t*>(out.data()) + r0 * n_per_row;
+              for (size_t e = 0; e < x.size(); ++e) h[e] = runtime::F32ToF16(x[e]);
+              return;
+            }
+            st[k] = QuantizeRows(to, x, std::span<uint8_t>(out).subspan(r0 * row_bytes, (r1 - r0) * row_bytes),
+                                 (p0 + r0) * n_per_row);
+          });
+          for (const absl::Status& s : st) RETURN_IF_ERROR(s);
+          RETURN_IF_ERROR(emit(out));
+        }
         return absl::OkStatus();
       };
     }
