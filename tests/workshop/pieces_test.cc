@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "tests/cli/cli_runner.h"
+#include "workshop/lora.h"
 #include "workshop/merge.h"
 #include "workshop/quantize.h"
 
@@ -126,6 +127,29 @@ TEST_F(Pieces, QuantizedTensorsProducedInPieces) {
     EXPECT_EQ(pieces->computed_tensors, whole->computed_tensors);
     EXPECT_GT(pieces->computed_tensors, 0u);
   }
+}
+
+TEST_F(Pieces, LoraMergedTensorsProducedInPieces) {
+  const std::string ad = *models_ + "/ad";
+  const std::string cmd = fmt::format(
+      "/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/a/model.gguf' '{}' > /dev/null",
+      HART_SOURCE_DIR, *models_, ad);
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  RunResult r = store_->Run({"lora", ad + "/peft", "--base", "a", "--as", "ad"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  auto st = store::Store::Open(store_->dir());
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto whole_plan = PlanMergeLora(**st, "a", "ad", 0.5);
+  ASSERT_TRUE(whole_plan.ok()) << whole_plan.status();
+  auto whole = DeriveDigestOnly(**st, whole_plan->derivation);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  SetPieceBytesForTesting(kSmallPiece);
+  auto plan = PlanMergeLora(**st, "a", "ad", 0.5);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  auto pieces = DeriveDigestOnly(**st, plan->derivation);
+  ASSERT_TRUE(pieces.ok()) << pieces.status();
+  EXPECT_EQ(pieces->file_digest, whole->file_digest);
+  EXPECT_GT(pieces->computed_tensors, 0u);
 }
 
 // A computed tensor as odd-sized pieces equals the same bytes computed whole;
