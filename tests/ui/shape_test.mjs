@@ -150,6 +150,16 @@ test('lineageLayout: rows per model, edges across models', () => {
   assert.ok(L.pos.get('b@1').y > L.pos.get('a@1').y);
   // 1,000 versions wrap into rows of 12 instead of one strip.
   const many = Array.from({ length: 1000 }, (_, i) => ({ ref: `m@${i + 1}`, model: 'm', number: i + 1, parent: i ? `m@${i}` : null }));
+  // Derivations add labelled edges from each readable input; an input that
+  // is also the parent labels the parent edge instead of doubling it.
+  const D = S.lineageLayout([
+    { ref: 'a@1', model: 'a', number: 1, parent: null },
+    { ref: 'b@1', model: 'b', number: 1, parent: null },
+    { ref: 'q@1', model: 'q', number: 1, parent: 'a@1' },
+    { ref: 'm@1', model: 'm', number: 1, parent: null },
+  ], [{ ref: 'q@1', method: 'quantize', inputs: 'a@1' }, { ref: 'm@1', method: 'merge', inputs: 'a@1,b@1,hidden@2' }]);
+  assert.deepEqual(D.edges, [{ from: 'a@1', to: 'q@1', method: 'quantize' }, { from: 'a@1', to: 'm@1', method: 'merge' },
+    { from: 'b@1', to: 'm@1', method: 'merge' }]);
   const W = S.lineageLayout(many);
   assert.equal(W.width, 20 + 12 * 110 + 20);
   assert.equal(W.pos.get('m@13').x, W.pos.get('m@1').x);

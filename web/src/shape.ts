@@ -299,7 +299,12 @@ export interface VersionRow { ref: string; model: string; number: number; parent
 // px wide); edges from parent to child, across models too (a fine-tune of
 // another model). Versions are placed by their rank within the model, so
 // gaps left by deleted numbers do not leave holes.
-export function lineageLayout(versions: VersionRow[], colW = 110, rowH = 44, wrap = 12) {
+// A derived version (workshop: quantize, merge, compose, merge-lora) and the
+// versions it was made from, as the `derivations` view gives them
+// (`inputs`: comma-separated refs the caller may read).
+export interface DerivationRow { ref: string; method: string; inputs: string | null }
+
+export function lineageLayout(versions: VersionRow[], derived: DerivationRow[] = [], colW = 110, rowH = 44, wrap = 12) {
   const byModel = new Map<string, VersionRow[]>();
   for (const v of versions) {
     if (!byModel.has(v.model)) byModel.set(v.model, []);
@@ -315,7 +320,18 @@ export function lineageLayout(versions: VersionRow[], colW = 110, rowH = 44, wra
     vs.forEach((v, i) => pos.set(v.ref, { x: 20 + (i % wrap) * colW, y: y + Math.floor(i / wrap) * rowH }));
     y += Math.ceil(vs.length / wrap) * rowH + 26;
   }
-  const edges = versions.filter((v) => v.parent && pos.has(v.parent)).map((v) => ({ from: v.parent!, to: v.ref }));
+  const edges: { from: string; to: string; method?: string }[] =
+    versions.filter((v) => v.parent && pos.has(v.parent)).map((v) => ({ from: v.parent!, to: v.ref }));
+  // Derivation inputs: one edge per input, labelled with the method; an
+  // input that is also the parent keeps a single (labelled) edge.
+  for (const d of derived) {
+    if (!pos.has(d.ref)) continue;
+    for (const from of (d.inputs ?? "").split(",").map((x) => x.trim()).filter((x) => pos.has(x))) {
+      const same = edges.find((e) => e.from === from && e.to === d.ref);
+      if (same) same.method = d.method;
+      else edges.push({ from, to: d.ref, method: d.method });
+    }
+  }
   const cols = Math.min(wrap, Math.max(0, ...[...byModel.values()].map((v) => v.length)));
   return { models, lanes, pos, edges, width: 20 + cols * colW + 20, height: y };
 }

@@ -4,7 +4,7 @@
 // (the store's fingerprint index) with their scores.
 import { api, post } from "../api";
 import { h, s, clear, errorBox, loading, enc } from "../dom";
-import { lineageLayout, formatNumber, formatTime, VersionRow } from "../shape";
+import { lineageLayout, formatNumber, formatTime, VersionRow, DerivationRow } from "../shape";
 import type { Route } from "../main";
 
 export async function lineagePage(root: HTMLElement, _r: Route) {
@@ -15,7 +15,13 @@ export async function lineagePage(root: HTMLElement, _r: Route) {
   wait.remove();
   const versions: VersionRow[] = res.rows;
   if (!versions.length) { root.appendChild(h("p", { class: "empty" }, "No versions yet.")); return; }
-  const L = lineageLayout(versions);
+  // Derived versions (quantize, merge, compose, merge-lora) link to their
+  // inputs; a store without the workshop's view just has none.
+  let derived: DerivationRow[] = [];
+  try {
+    derived = (await post("/api/sql", { sql: "SELECT ref, method, inputs FROM derivations", max_rows: 100000 })).rows;
+  } catch { derived = []; }
+  const L = lineageLayout(versions, derived);
   const side = h("aside", { class: "panel", id: "similar" }, h("p", { class: "muted" }, "Pick a version to see its nearest versions."));
   const svg = s("svg", { class: "lineage", viewBox: `0 0 ${L.width} ${L.height}`, role: "group", "aria-label": "Version lineage" });
   svg.style.width = `${L.width}px`;
@@ -23,7 +29,9 @@ export async function lineagePage(root: HTMLElement, _r: Route) {
   for (const e of L.edges) {
     const a = L.pos.get(e.from)!, b = L.pos.get(e.to)!;
     const cross = e.from.split("@")[0] !== e.to.split("@")[0];
-    svg.appendChild(s("path", { d: `M ${a.x + 80} ${a.y + 14} C ${a.x + 100} ${a.y + 14}, ${b.x - 20} ${b.y + 14}, ${b.x} ${b.y + 14}`, class: `edge ${cross ? "edge-cross" : ""}`, "marker-end": "url(#arrow2)" }));
+    const path = s("path", { d: `M ${a.x + 80} ${a.y + 14} C ${a.x + 100} ${a.y + 14}, ${b.x - 20} ${b.y + 14}, ${b.x} ${b.y + 14}`, class: `edge ${cross ? "edge-cross" : ""} ${e.method ? "edge-derived" : ""}`, "marker-end": "url(#arrow2)", "data-method": e.method ?? "" });
+    if (e.method) path.appendChild(s("title", {}, `${e.to} ${e.method} from ${e.from}`));
+    svg.appendChild(path);
   }
   for (const lane of L.lanes) svg.appendChild(s("text", { x: 4, y: lane.y - 8, class: "lane" }, lane.model));
   for (const v of versions) {
@@ -35,7 +43,7 @@ export async function lineagePage(root: HTMLElement, _r: Route) {
     node.addEventListener("keydown", (e) => { if ((e as KeyboardEvent).key === "Enter") act(); });
     svg.appendChild(node);
   }
-  root.append(h("p", { class: "muted" }, `${versions.length} versions of ${L.models.length} models; ${L.edges.length} parent links.`),
+  root.append(h("p", { class: "muted" }, `${versions.length} versions of ${L.models.length} models; ${L.edges.filter((e) => !e.method).length} parent links, ${L.edges.filter((e) => e.method).length} derivation links.`),
     h("div", { class: "lineage-wrap" }, h("div", { class: "scroll-x" }, svg), side));
 }
 
