@@ -136,7 +136,10 @@ for (const kind of ['stdio', 'http']) {
       assert.equal(gen.usage.completion_tokens, 6);
       // One notification per streamed piece of text (a piece may hold back
       // an incomplete UTF-8 character), counting up to the 6 tokens.
-      assert.ok(progress.length >= 1 && progress.length <= 6, JSON.stringify(progress));
+      // At most one per token; possibly none: the random-weight model can
+      // open an incomplete UTF-8 sequence at once, and text held back behind
+      // it reaches only the result (the stream never carries invalid UTF-8).
+      assert.ok(progress.length <= 6, JSON.stringify(progress));
       for (let i = 1; i < progress.length; i++) assert.ok(progress[i].progress > progress[i - 1].progress);
       // The pieces are the text as it came; bytes of a character the last
       // token left incomplete appear (as U+FFFD) only in the result.
