@@ -14,7 +14,7 @@
 #   bench/runtime_bench.sh [BUILD_DIR] [WORK_DIR] [TOKENS] [REPEATS]
 #
 # Storage bandwidth on these VMs moves by 2x within minutes, so one file run
-# against one store run says little: each budgeted configuration runs
+# against one store run says little: each configuration (resident included) runs
 # REPEATS (default 3) times, file and store alternating, and a summary line
 # gives the median tok/s of each path, their ratio, and the bytes each read
 # from storage per token (/proc/self/io: the file path's kernel readahead
@@ -47,6 +47,10 @@ print(f"# check: tokens {'identical' if same else 'DIFFER'} to the resident run;
       (f" {'<=' if rss_ok else '>'} limit {limit / 2**20:.0f} MiB" if limit else ""))
 EOF
 }
+# Pairs alternate which path goes first (file-store, store-file, ...): in
+# one idle set the first store run of each model was its slowest, so a
+# fixed order could bias the pair ratios.
+order() { if [ $(($1 % 2)) -eq 1 ]; then echo file store; else echo store file; fi; }
 summarize() {  # stdin: "file|store JSON" lines; $1 model type, $2 budget
   local tmp
   tmp=$(mktemp)
@@ -59,11 +63,11 @@ for line in open(sys.argv[1]):
     runs[src].append(json.loads(js))
 med = lambda src, k: statistics.median(r[k] for r in runs[src])
 f, s = med("file", "decode_tok_s"), med("store", "decode_tok_s")
-bound = med("store", "storage_bound_tok_s")
+bound = med("store", "storage_bound_tok_s") if "storage_bound_tok_s" in runs["store"][0] else 0
 pairs = [round(b["decode_tok_s"] / a["decode_tok_s"], 2) for a, b in zip(runs["file"], runs["store"])]
 print(json.dumps({"summary": sys.argv[2], "budget": sys.argv[3], "runs": len(runs["store"]),
     "file_tok_s_median": round(f, 3), "store_tok_s_median": round(s, 3), "store_over_file": round(s / f, 3),
-    "store_over_storage_bound": round(s / bound, 3), "pair_ratios": pairs,
+    "store_over_storage_bound": round(s / bound, 3) if bound else None, "pair_ratios": pairs,
     "storage_mib_per_token_file": round(med("file", "storage_bytes_per_token") / 2**20, 1),
     "storage_mib_per_token_store": round(med("store", "storage_bytes_per_token") / 2**20, 1)}))
 EOF
@@ -80,19 +84,28 @@ for t in q8_0 q4_0; do
     "$BUILD/hart" --store "$store" init >/dev/null
     "$BUILD/hart" --store "$store" ingest "$model" --model "bench-$t" --license mit >/dev/null
   fi
-  echo "# $t full memory, file"
-  ref=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS")
-  echo "$ref"
-  echo "# $t full memory, store"
-  line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" --store "$store" --ref "bench-$t")
-  echo "$line"
-  check "$ref" "$line"
+  # Resident: REPEATS pairs too (one pair swung 0.90-1.05 between idle
+  # runs); the first file run's tokens are the reference for every check.
+  ref=""
+  lines=()
+  for rep in $(seq 1 "$REPEATS"); do
+    for from in $(order "$rep"); do
+      args=()
+      [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
+      echo "# $t full memory, from the $from, run $rep"
+      line=$("$BUILD/runtime_bench" "$model" --tokens "$TOKENS" "${args[@]}")
+      echo "$line"
+      if [ -z "$ref" ]; then ref=$line; else check "$ref" "$line"; fi
+      lines+=("$from $line")
+    done
+  done
+  printf '%s\n' "${lines[@]}" | summarize "$t" resident
   for budget in ${BUDGETS:-0.5 0.25 min}; do
     budget_args=(--budget-frac "$budget")
     [ "$budget" = min ] && budget_args=(--budget-min)
     lines=()
     for rep in $(seq 1 "$REPEATS"); do
-      for from in file store; do
+      for from in $(order "$rep"); do
         args=()
         [ "$from" = store ] && args=(--store "$store" --ref "bench-$t")
         echo "# $t budget ${budget} of the weights (min: one layer), cold, from the $from, cgroup cap, run $rep"
