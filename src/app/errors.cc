@@ -1,5 +1,6 @@
 #include "app/errors.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/cord.h"
@@ -9,12 +10,15 @@ namespace {
 
 // Payload that turns a ResourceExhausted into 429 (value: Retry-After seconds).
 constexpr const char* kRetryAfterUrl = "hart/retry-after";
+// Payload with the byte offset of the error in the request's text.
+constexpr const char* kErrorOffsetUrl = "hart/error-offset";
 
 }  // namespace
 
 ErrorInfo ClassifyError(const absl::Status& s) {
   ErrorInfo e;
   e.message = std::string(s.message().data(), s.message().size());
+  if (auto p = s.GetPayload(kErrorOffsetUrl)) e.offset = std::atoll(std::string(*p).c_str());
   switch (s.code()) {
     case absl::StatusCode::kOk: e.http_status = 200; e.type = "ok"; break;
     case absl::StatusCode::kInvalidArgument: e.http_status = 400; e.type = "invalid_request"; break;
@@ -77,12 +81,19 @@ std::string_view ErrorType(const absl::Status& s) {
 
 nlohmann::json ErrorJson(const absl::Status& s) {
   ErrorInfo e = ClassifyError(s);
-  return {{"error", {{"type", e.type}, {"message", e.message}, {"code", e.http_status}}}};
+  nlohmann::json j = {{"error", {{"type", e.type}, {"message", e.message}, {"code", e.http_status}}}};
+  if (e.offset >= 0) j["error"]["offset"] = e.offset;
+  return j;
 }
 
 absl::Status TooManyRequests(std::string_view message, int retry_after_seconds) {
   absl::Status s = absl::ResourceExhaustedError(absl::string_view(message.data(), message.size()));
   s.SetPayload(kRetryAfterUrl, absl::Cord(std::to_string(std::max(1, retry_after_seconds))));
+  return s;
+}
+
+absl::Status WithErrorOffset(absl::Status s, int64_t offset) {
+  if (!s.ok() && offset >= 0) s.SetPayload(kErrorOffsetUrl, absl::Cord(std::to_string(offset)));
   return s;
 }
 

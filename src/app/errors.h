@@ -26,6 +26,7 @@
 //   anything else        500   internal
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,9 @@ struct ErrorInfo {
   std::string message;  // the status message
   // Seconds a client should wait before retrying (429/503), 0: none.
   int retry_after = 0;
+  // Byte offset in the request's SQL where the error is (SQLite's
+  // sqlite3_error_offset), -1: none. The error JSON carries it as "offset".
+  int64_t offset = -1;
 };
 
 ErrorInfo ClassifyError(const absl::Status& s);
@@ -54,5 +58,9 @@ nlohmann::json ErrorJson(const absl::Status& s);
 // ResourceExhausted that answers 429 with Retry-After (a full queue), where
 // a plain ResourceExhausted answers 413 (a body or result too large).
 absl::Status TooManyRequests(std::string_view message, int retry_after_seconds = 1);
+
+// `s` with the byte offset in the request's text where the error lies (a SQL
+// syntax error's position), for ClassifyError's `offset`.
+absl::Status WithErrorOffset(absl::Status s, int64_t offset);
 
 }  // namespace hart::app

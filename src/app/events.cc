@@ -56,7 +56,7 @@ absl::StatusOr<EventsResponse> Events(const Context& ctx, const EventsRequest& r
 
 absl::Status FollowEvents(const Context& ctx, int64_t after,
                           const std::function<bool(const store::Event&)>& on_event,
-                          std::chrono::milliseconds poll) {
+                          std::chrono::milliseconds poll, const std::function<bool()>& on_tick) {
   constexpr int64_t kBatch = 1000;
   for (;;) {
     if (ctx.cancel && ctx.cancel->cancelled()) return absl::OkStatus();
@@ -75,6 +75,7 @@ absl::Status FollowEvents(const Context& ctx, int64_t after,
     auto until = std::chrono::steady_clock::now() + poll;
     while (std::chrono::steady_clock::now() < until) {
       if (ctx.cancel && ctx.cancel->cancelled()) return absl::OkStatus();
+      if (on_tick && !on_tick()) return absl::OkStatus();
       std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(poll, std::chrono::milliseconds(20)));
     }
   }

@@ -31,8 +31,11 @@ absl::StatusOr<EventsResponse> Events(const Context& ctx, const EventsRequest& r
 // Delivers every event after `after` and then new ones as they come,
 // polling every `poll`; ends ok when on_event returns false or the context
 // is cancelled (Cancelled is not an error here: the follower went away).
+// `on_tick`, when given, runs between polls (about every 20 ms; the server's
+// stream sends ingest progress from it) and ends the follow by returning false.
 absl::Status FollowEvents(const Context& ctx, int64_t after,
                           const std::function<bool(const store::Event&)>& on_event,
-                          std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+                          std::chrono::milliseconds poll = std::chrono::milliseconds(200),
+                          const std::function<bool()>& on_tick = nullptr);
 
 }  // namespace hart::app

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "app/catalog.h"
+#include "app/errors.h"
 #include "app/access.h"
 #include "app/json_io.h"
 #include "core/status.h"
@@ -42,8 +43,10 @@ json SqlRowToJson(const std::vector<std::string>& columns, const std::vector<que
 namespace {
 
 // InvalidArgument unless `sql` holds exactly one statement (comments and
-// whitespace aside). Prepares without running anything.
-absl::Status CheckOneStatement(sqlite3* db, const std::string& sql) {
+// whitespace aside). Prepares without running anything. When a statement
+// does not prepare, *error_offset is the byte offset in `sql` that SQLite
+// names (sqlite3_error_offset, SQLite >= 3.38), else it stays -1.
+absl::Status CheckOneStatement(sqlite3* db, const std::string& sql, int64_t* error_offset) {
   const char* tail = sql.c_str();
   const char* end = sql.c_str() + sql.size();
   int n = 0;
@@ -52,6 +55,10 @@ absl::Status CheckOneStatement(sqlite3* db, const std::string& sql) {
     const char* next = nullptr;
     int rc = sqlite3_prepare_v2(db, tail, static_cast<int>(end - tail), &st, &next);
     if (rc != SQLITE_OK) {
+#if SQLITE_VERSION_NUMBER >= 3038000
+      const int off = sqlite3_error_offset(db);
+      if (off >= 0) *error_offset = (tail - sql.c_str()) + off;
+#endif
       // The engine reports the error (with the read-only guard's wording).
       return absl::OkStatus();
     }
@@ -106,7 +113,8 @@ absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::R
   // them, sees the whole catalog, the audit trail included.
   if (req.write) RETURN_IF_ERROR(CheckAdmin(ctx, "SQL that writes"));
   ASSIGN_OR_RETURN(auto engine, query::Engine::Attach(ctx.st(), ReadScopeFor(ctx)));
-  if (req.single_statement) RETURN_IF_ERROR(CheckOneStatement(engine->db(), req.sql));
+  int64_t error_offset = -1;
+  if (req.single_statement) RETURN_IF_ERROR(CheckOneStatement(engine->db(), req.sql, &error_offset));
   query::SqlOptions opts;
   opts.write = req.write;
   opts.timeout_seconds = req.timeout_seconds;
@@ -123,7 +131,10 @@ absl::Status SqlStream(const Context& ctx, const SqlRequest& req, const query::R
     ++n;
     return sink.on_row ? sink.on_row(r) : true;
   };
-  RETURN_IF_ERROR(engine->Execute(req.sql, opts, wrapped));
+  // A statement that did not prepare fails here too: the error then carries
+  // where in the SQL it is (the UI's console marks it).
+  absl::Status st = engine->Execute(req.sql, opts, wrapped);
+  if (!st.ok()) return WithErrorOffset(std::move(st), error_offset);
   return ctx.CheckCancel("sql");
 }
 

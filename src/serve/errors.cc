@@ -31,7 +31,14 @@ Response ErrorResponse(int st, const std::string& message, const std::string& pa
 
 Response ErrorResponse(const absl::Status& s, const std::string& param) {
   app::ErrorInfo info = app::ClassifyError(s);
-  Response r = Response::Json(info.http_status, ErrorBody(info.message, ErrorTypeFor(info.http_status), param, info.type));
+  std::string body = ErrorBody(info.message, ErrorTypeFor(info.http_status), param, info.type);
+  if (info.offset >= 0) {
+    // Where in the request's SQL the error is (the UI's SQL console marks it).
+    nlohmann::json j = nlohmann::json::parse(body);
+    j["error"]["offset"] = info.offset;
+    body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  Response r = Response::Json(info.http_status, body);
   if (info.retry_after > 0) r.headers["retry-after"] = std::to_string(info.retry_after);
   return r;
 }

@@ -210,6 +210,24 @@ json UsageJson(const app::Usage& u) {
   return j;
 }
 
+// The server's own speed figures, as llama.cpp's server reports them
+// (`timings`): prompt = the prefill of the tokens not reused from the KV
+// cache, predicted = the decode loop (its forward passes per second).
+json TimingsJson(const runtime::GenerateStats& st) {
+  const int64_t prompt_n = st.prompt_tokens - st.cached_tokens;
+  const double prompt_ms = st.prefill_seconds * 1000.0, predicted_ms = st.decode_seconds * 1000.0;
+  auto per_token = [](double ms, int64_t n) { return n > 0 ? ms / static_cast<double>(n) : 0.0; };
+  return {{"cache_n", st.cached_tokens},
+          {"prompt_n", prompt_n},
+          {"prompt_ms", prompt_ms},
+          {"prompt_per_token_ms", per_token(prompt_ms, prompt_n)},
+          {"prompt_per_second", st.prefill_tok_s()},
+          {"predicted_n", st.generated_tokens},
+          {"predicted_ms", predicted_ms},
+          {"predicted_per_token_ms", per_token(predicted_ms, st.decode_passes)},
+          {"predicted_per_second", st.decode_tok_s()}};
+}
+
 std::string Sse(const json& j) {
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
@@ -460,12 +478,14 @@ void HandleChat(Service& svc, Exchange& ex, const Caller& caller) {
         // The calls whole in one delta (clients join argument fragments; one is a valid split).
         EmitSse(ss, chunk(static_cast<int>(i), {{"tool_calls", calls_json(c, true)}}, nullptr, nullptr));
       }
-      EmitSse(ss, chunk(static_cast<int>(i), json::object(), nullptr, finish(c)));
+      json last = chunk(static_cast<int>(i), json::object(), nullptr, finish(c));
+      if (i + 1 == resp->choices.size()) last["timings"] = TimingsJson(resp->stats);  // as llama.cpp's last chunk
+      EmitSse(ss, last);
     }
     if (so.include_usage) {
       json u = {{"id", id},         {"object", "chat.completion.chunk"}, {"created", created},
                 {"model", ref},     {"system_fingerprint", nullptr},     {"choices", json::array()},
-                {"usage", UsageJson(resp->usage)}};
+                {"usage", UsageJson(resp->usage)}, {"timings", TimingsJson(resp->stats)}};
       EmitSse(ss, u);
     }
     if (ss.ok) ex.Write("data: [DONE]\n\n");
@@ -491,7 +511,8 @@ void HandleChat(Service& svc, Exchange& ex, const Caller& caller) {
               {"model", ref},
               {"system_fingerprint", nullptr},
               {"choices", choices},
-              {"usage", UsageJson(resp->usage)}};
+              {"usage", UsageJson(resp->usage)},
+              {"timings", TimingsJson(resp->stats)}};
   RespondJson(ex, out);
 }
 

@@ -154,8 +154,12 @@ void HandleIngest(Service& svc, Exchange& ex, const Caller& caller) {
     return RespondError(ex, absl::InternalError("cannot move the upload into the store's upload area"));
   }
   req->path = *path;
+  // The ingest's progress goes to the event stream (ingest.progress).
+  auto progress = State(svc).ingest_progress.Start(caller, req->model, filename);
+  ctx.progress = progress.get();
   auto resp = app::Ingest(ctx, *req);
   app::RemoveUpload(*path);
+  progress->Finish(resp.ok() ? resp->result.model + "@" + std::to_string(resp->result.number) : "", resp.ok() ? "" : std::string(resp.status().message()));
   if (!resp.ok()) return RespondError(ex, resp.status());
   json j = resp->ToJson();
   j["path"] = filename;  // the client's name, not the server's temp path
@@ -179,6 +183,13 @@ void HandleEventsStream(Service& svc, Exchange& ex, const Caller& caller) {
     json j = one.ToJson();
     std::string data = (j.is_array() && !j.empty() ? j[0] : j).dump(-1, ' ', false, json::error_handler_t::replace);
     return ex.Write(absl::StrFormat("id: %d\nevent: %s\ndata: %s\n\n", e.id, e.kind, data)) && !svc.draining();
+  }, std::chrono::milliseconds(200), [&, cursor = uint64_t{0}]() mutable {
+    // Running ingests' progress (no id: Last-Event-ID stays the outbox's).
+    for (const json& p : State(svc).ingest_progress.Changes(caller, &cursor)) {
+      if (!ex.Write("event: ingest.progress\ndata: " + p.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"))
+        return false;
+    }
+    return !svc.draining();
   });
   (void)st;
   ex.End();

@@ -10,9 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "app/catalog.h"
+#include "nlohmann/json.hpp"
 #include "serve/errors.h"
 #include "serve/service.h"
 
@@ -120,6 +123,36 @@ void AddUiRoutes(Service& svc) {
              },
          .response_types = {"text/javascript", "text/css"},
          .hidden = true});
+  // Each model's physical (deduplicated) bytes for any caller, not only
+  // Admins (issue 16): the unique chunk bytes of that model's own versions.
+  // That number depends on the model's contents alone, never on which other
+  // models share its chunks, so it tells a Reader nothing about models it
+  // cannot read (docs/AUTH.md: dedup across owners stays invisible); the
+  // whole-store totals of /api/stats stay Admin-only and are left out.
+  r.Add({.method = "GET",
+         .path = "/api/ui/model-sizes",
+         .operation_id = "uiModelSizes",
+         .summary = "Logical and physical bytes of each model the caller may read (no store totals).",
+         .tag = "store",
+         .handler =
+             [&svc](Exchange& ex, const Caller& c) {
+               app::Context ctx = svc.ContextFor(ex, c);
+               auto list = app::List(ctx, app::ListRequest{});
+               if (!list.ok()) return RespondError(ex, list.status());
+               std::set<std::string> readable;
+               for (const auto& m : list->models) readable.insert(m.name);
+               auto stats = ctx.st().Stats();
+               if (!stats.ok()) return RespondError(ex, stats.status());
+               nlohmann::json out = nlohmann::json::array();
+               for (const auto& m : stats->models) {
+                 if (!readable.count(m.model)) continue;
+                 out.push_back({{"model", m.model},
+                                {"versions", m.versions},
+                                {"logical_bytes", m.logical_bytes},
+                                {"physical_bytes", m.physical_bytes}});
+               }
+               RespondJson(ex, out);
+             }});
   r.Add({.method = "GET",
          .path = "/favicon.svg",
          .operation_id = "ui_icon",

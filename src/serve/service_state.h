@@ -6,6 +6,7 @@
 
 #include "app/engine.h"
 #include "app/models.h"
+#include "serve/ingest_progress.h"
 #include "serve/service.h"
 
 namespace hart::serve {
@@ -13,6 +14,7 @@ namespace hart::serve {
 struct Service::Extra {
   std::unique_ptr<app::ModelRegistry> registry;
   std::unique_ptr<app::EngineSet> engines;  // one batching engine per loaded model
+  IngestProgress ingest_progress;            // running uploads' ingests (the event stream tells them)
 };
 
 inline Service::Extra& State(Service& s) { return *s.extra; }

@@ -334,6 +334,19 @@ TEST_F(AppTest, SqlIsReadOnlyOneStatementAndCapped) {
   EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument) << two.status();
   auto syntax = Sql(ctx_, *SqlRequest::FromJson({{"sql", "SELEC 1"}}));
   EXPECT_EQ(syntax.status().code(), absl::StatusCode::kInvalidArgument);
+  // The error names where it is (a byte offset, for the UI's console): the
+  // second AND here; a query that prepares (an unknown view fails later) or
+  // an error of the request itself names none.
+  {
+    const std::string sql = "SELECT name\nFROM tensors WHERE 1 AND AND name";
+    auto at = Sql(ctx_, *SqlRequest::FromJson({{"sql", sql}}));
+    ASSERT_FALSE(at.ok());
+    EXPECT_EQ(ClassifyError(at.status()).offset, static_cast<int64_t>(sql.rfind("AND name"))) << at.status();
+    EXPECT_EQ(ErrorJson(at.status())["error"]["offset"], sql.rfind("AND name"));
+    auto none = Sql(ctx_, *SqlRequest::FromJson({{"sql", "SELECT 1; SELECT 2"}}));
+    EXPECT_EQ(ClassifyError(none.status()).offset, -1);
+    EXPECT_FALSE(ErrorJson(none.status())["error"].contains("offset"));
+  }
   EXPECT_EQ(Snapshot(ctx_.st()), before);
 
   // A query that never ends stops when its caller goes away.
