@@ -206,3 +206,55 @@ test('PKCE: S256 challenge (RFC 7636 appendix B), authorize URL, callback checks
   assert.equal(body.get('grant_type'), 'authorization_code');
   assert.equal(body.get('code_verifier'), 'V');
 });
+
+test('serverSpeed: the server timings and usage as one line', () => {
+  assert.equal(S.serverSpeed(null, null), '');
+  assert.equal(S.serverSpeed({ prompt_n: 5, prompt_ms: 12.5, prompt_per_second: 400, predicted_n: 8, predicted_ms: 70, predicted_per_second: 100, cache_n: 2 },
+    { prompt_tokens: 7, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 2 } }),
+    'server: prompt 5 tokens in 12.5 ms (400 tokens/s) · generated 8 tokens in 70 ms (100 tokens/s) · 2 prompt tokens from the cache · usage: prompt 7, completion 8, cached 2');
+});
+
+test('errorPlace: a byte offset to the editor index, line, column and token', () => {
+  const sql = "SELECT 'é'\nFROM t ORDER BY BY x";
+  const byteOff = Buffer.byteLength(sql.slice(0, sql.lastIndexOf('BY x')));
+  const p = S.errorPlace(sql, byteOff);
+  assert.deepEqual(p, { index: sql.lastIndexOf('BY x'), line: 2, column: 'FROM t ORDER BY '.length + 1, end: sql.lastIndexOf('BY x') + 2 });
+  assert.equal(S.errorPlace('SELECT', 999).index, 6);  // past the end: the end
+  assert.equal(S.errorPlace("x = 'abc", 4).end, 8);     // an unterminated string to the end
+});
+
+test('changeLevel: relative difference norms to heat levels', () => {
+  assert.deepEqual([0, null, NaN, 1e-4, 5e-3, 0.05, 2].map(S.changeLevel), [0, 0, 0, 1, 2, 3, 4]);
+  assert.equal(S.changeLevelLabels.length, 5);
+});
+
+test('ingestProgressText: running, done, failed', () => {
+  assert.equal(S.ingestProgressText({ job: 1, model: 'm', state: 'running', stage: 'ingest', done: 512, total: 2048, unit: 'B' }),
+    'ingesting m on the server: ingest 512 B of 2.00 KiB (25 %)');
+  assert.equal(S.ingestProgressText({ job: 1, model: 'm', state: 'done', done: 1, total: 1, version: 'm@3' }), 'ingested m as m@3');
+  assert.equal(S.ingestProgressText({ job: 1, model: 'm', state: 'failed', done: 0, total: 1, error: 'bad header' }), 'ingest of m failed: bad header');
+});
+
+test('refreshDelay and jwtExpiry: when to refresh the token', () => {
+  const now = 1_000_000;
+  assert.equal(S.refreshDelay(null, now), null);
+  assert.equal(S.refreshDelay(now + 3600_000, now), 3600_000 - 30_000);  // 30 s early
+  assert.equal(S.refreshDelay(now + 10_000, now), 8_000);                // 80 % of a short one
+  assert.equal(S.refreshDelay(now - 5_000, now), 1_000);                 // expired: at once (1 s)
+  const jwt = (o) => `e30.${Buffer.from(JSON.stringify(o)).toString('base64url')}.sig`;
+  assert.equal(S.jwtExpiry(jwt({ exp: 1700000000 })), 1700000000 * 1000);
+  assert.equal(S.jwtExpiry(jwt({ sub: 'x' })), null);
+  assert.equal(S.jwtExpiry('opaque-token'), null);
+});
+
+test('mayChangeVisibility: Admins and owning Contributors only', () => {
+  assert.equal(S.mayChangeVisibility({ role: 'Admin', owner: 'x' }, 'y'), true);
+  assert.equal(S.mayChangeVisibility({ role: 'Contributor', owner: 'y' }, 'y'), true);
+  assert.equal(S.mayChangeVisibility({ role: 'Contributor', owner: 'x' }, 'y'), false);
+  assert.equal(S.mayChangeVisibility({ role: 'Reader', owner: 'y' }, 'y'), false);
+  assert.equal(S.mayChangeVisibility(null, 'y'), false);
+});
+
+test('refreshRequestBody: the refresh_token grant', () => {
+  assert.equal(P.refreshRequestBody('r t', 'hart-web'), 'grant_type=refresh_token&refresh_token=r+t&client_id=hart-web');
+});

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -210,6 +211,16 @@ test('Compare: the fine-tuned tensor is highlighted with its difference norms; t
   assert.ok(await page.locator('.gnode.state-shared').count() >= 1);
   assert.ok(await page.locator('rect.tm-cell.state-changed').count() >= 1);
   assert.ok(await page.locator('rect.tm-cell.state-shared').count() >= 1);
+  // With the norms in, the graph and the treemap shade what changed by how
+  // much (‖b−a‖/‖a‖ levels), with a legend.
+  await page.waitForSelector('#compare-level-legend:not([hidden])');
+  assert.match(await page.textContent('#compare-level-legend'), /< 0\.1 %.*≥ 10 %/);
+  assert.ok(await page.locator('.gnode[class*="change-"]').count() >= 1, 'a node shaded by its change');
+  assert.equal(await page.locator('.gnode.state-shared[class*="change-"]').count(), 0);
+  assert.ok(await page.locator('rect.tm-cell[class*="change-"]').count() >= 1, 'a treemap cell shaded by its change');
+  // Expanded, the changed tensor itself carries its level.
+  await page.click('#compare-views button:has-text("Expand all")');
+  assert.match(await page.locator(`.gnode[data-name="${changed}"]`).getAttribute('class'), /state-changed change-[1-4]/);
   await shot('compare');
 });
 
@@ -255,6 +266,29 @@ test('SQL console: schema, results grid with time, an error in place', async () 
   await page.waitForSelector('#sql-out .error');
   assert.match(await page.textContent('#sql-out .error'), /no such table/);
   assert.equal(await page.getAttribute('#sql-editor', 'aria-invalid'), 'true');
+  // A syntax error: the server names where (error.offset, a byte offset),
+  // the editor marks the token and names its line and column.
+  const bad = "SELECT name\nFROM tensors\nWHERE ref = 'é' AND AND name";
+  const r = await fetch(`${base}/api/sql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: bad }) });
+  assert.equal(r.status, 400);
+  const err = (await r.json()).error;
+  assert.match(err.message, /near "AND": syntax error/);
+  const at = bad.lastIndexOf('AND name');
+  assert.equal(err.offset, Buffer.byteLength(bad.slice(0, at)));  // bytes: the é before it is two
+  await page.fill('#sql-editor', bad);
+  await page.click('#sql-run');
+  await page.waitForSelector('#sql-error-mark');
+  assert.equal(await page.textContent('#sql-error-mark'), 'AND');
+  assert.equal(await page.textContent('#sql-error-where'), `error at line 3, column ${bad.split('\n')[2].lastIndexOf('AND') + 1}: near "AND"`);
+  assert.deepEqual(await page.$eval('#sql-editor', (e) => [e.selectionStart, e.selectionEnd]), [at, at + 3]);
+  await shot('sql-error');
+  await page.keyboard.type(' ');  // editing clears the mark
+  assert.equal(await page.locator('#sql-error-mark').count(), 0);
+  // An error the server cannot place (no such table) marks nothing.
+  await page.fill('#sql-editor', 'SELECT * FROM no_such_view');
+  await page.click('#sql-run');
+  await page.waitForSelector('#sql-out .error');
+  assert.equal(await page.locator('#sql-error-mark').count(), 0);
 });
 
 test('Plan: a selection, its closure and bytes against the total, and the partial download', async () => {
@@ -282,7 +316,29 @@ test('Chat: a streamed reply with the speed figures', async () => {
   const reply = await page.textContent('.msg.assistant .reply');
   assert.ok(reply.length > 0, 'a reply streamed in');
   assert.match(await page.textContent('#chat-stats'), /completion [1-8] tokens/);
+  // The server's own figures (its timings and usage), not the browser's.
+  assert.match(await page.textContent('#chat-server-stats'),
+    /^server: prompt \d+ tokens in [\d.e-]+ ms \([\d.e+-]+ tokens\/s\) · generated [1-8] tokens in [\d.e-]+ ms \([\d.e+—-]+ tokens\/s\).* · usage: prompt \d+, completion [1-8]/);
   await shot('chat');
+});
+
+test('Chat API: usage and llama.cpp-style timings, measured on the server, stream and not', async () => {
+  const ask = (extra) => fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi there' }], max_tokens: 4, temperature: 0, ...extra }) });
+  const whole = await (await ask({})).json();
+  const t = whole.timings;
+  assert.ok(t, JSON.stringify(whole));
+  assert.equal(t.prompt_n + t.cache_n, whole.usage.prompt_tokens);
+  assert.equal(t.predicted_n, whole.usage.completion_tokens);
+  assert.ok(t.prompt_ms > 0 && t.prompt_per_second > 0, JSON.stringify(t));
+  assert.ok(t.predicted_ms >= 0 && t.predicted_per_token_ms >= 0, JSON.stringify(t));
+  const text = await (await ask({ stream: true, stream_options: { include_usage: true } })).text();
+  const chunks = text.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+  const last = chunks[chunks.length - 1];
+  assert.deepEqual(last.choices, []);  // OpenAI's usage chunk, and the timings with it
+  assert.ok(last.usage.completion_tokens >= 1 && last.timings.predicted_n === last.usage.completion_tokens, JSON.stringify(last));
+  assert.ok(chunks.find((c) => c.choices?.[0]?.finish_reason).timings, 'the finishing chunk carries the timings (as llama.cpp)');
+  assert.ok(chunks.slice(0, -2).every((c) => c.timings === undefined && c.usage === null));
 });
 
 test('Live: a version ingested elsewhere appears without reload', async () => {
@@ -302,6 +358,41 @@ test('Live: a version ingested elsewhere appears without reload', async () => {
   await page.waitForSelector('#upload-status:has-text("stored uploaded@1: 1 tensors")');
   await page.waitForSelector('#live-events li:has-text("uploaded@1")');
   await shot('live');
+  // A long ingest: the server's own progress (ingest.progress on the event
+  // stream) shows while it hashes and stores, until its version appears.
+  {
+    // 64 MiB of random bytes (nothing to deduplicate: every chunk is hashed and written).
+    const body = randomBytes(64 << 20);
+    let hdr = Buffer.from(JSON.stringify({ big: { dtype: 'U8', shape: [body.length], data_offsets: [0, body.length] } }));
+    hdr = Buffer.concat([hdr, Buffer.alloc((8 - (hdr.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(hdr.length));
+    writeFileSync(join(dir, 'big.safetensors'), Buffer.concat([len, hdr, body]));
+  }
+  await page.setInputFiles('#upload-file', join(dir, 'big.safetensors'));
+  await page.fill('#upload-model', 'big-upload');
+  // What the page showed, as it changed (an ingest can be quick).
+  await page.evaluate(() => {
+    window.__shown = [];
+    new MutationObserver(() => {
+      for (const el of document.querySelectorAll('#ingest-jobs li, .ingests .ingest-job')) {
+        const t = `${el.matches('li') ? 'list' : 'box'}|${el.dataset.state}|${el.textContent}`;
+        if (t.includes('big-upload') && window.__shown[window.__shown.length - 1] !== t) window.__shown.push(t);
+      }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+  await page.click('button:has-text("Ingest")');
+  await page.waitForSelector('#ingest-jobs li[data-state="done"]:has-text("big-upload")', { timeout: 30000 });
+  assert.equal(await page.textContent('#ingest-jobs li:has-text("big-upload")'), 'ingested big-upload as big-upload@1');
+  const shown = await page.evaluate(() => window.__shown);
+  const running = shown.filter((t) => /^(list|box)\|running\|/.test(t));
+  assert.ok(running.some((t) => /^list\|running\|ingesting big-upload on the server: .*\d (B|KiB|MiB) of 64\.0 MiB \(\d+ %\)$/.test(t)), shown.join('\n'));
+  assert.ok(running.some((t) => t.startsWith('box|')), 'the progress box (on every page) showed it');
+  assert.ok(Number(await page.getAttribute('#ingest-jobs li:has-text("big-upload")', 'data-running-updates')) >= 1);
+  await shot('live-ingest-progress');
+  await page.waitForSelector('#upload-status:has-text("stored big-upload@1")');
+  await page.waitForSelector('#live-events li:has-text("big-upload@1")');
+  await page.waitForSelector('.ingests .ingest-job:has-text("big-upload")', { state: 'detached' });  // gone once the version is there
 });
 
 test('Bad input: an erroring API, an unknown model, a model with no structure, 1,000 tensors', async () => {
@@ -315,11 +406,11 @@ test('Bad input: an erroring API, an unknown model, a model with no structure, 1
   await go('/m/no-such-model');
   await page.waitForSelector('.error');
   assert.match(await page.textContent('.error'), /404/);
-  await page.route('**/api/stats', (r) => r.abort('timedout'));
+  await page.route('**/api/ui/model-sizes', (r) => r.abort('timedout'));
   await go('/sql');
   await go('/');
   await page.waitForSelector('.model-link');  // the physical sizes are missing, the list is not
-  await page.unroute('**/api/stats');
+  await page.unroute('**/api/ui/model-sizes');
   await page.route('**/api/models', (r) => r.abort('connectionreset'));
   await go('/sql');
   await go('/');
@@ -351,6 +442,24 @@ test('Phone width and keyboard: readable at 390 px, pages reachable with Tab and
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Lineage');
   await page.keyboard.press('Enter');
   await page.waitForSelector('.vnode');
+  // The pages with new controls fit too: the SQL error mark, the chat's
+  // server figures, compare's shading and legend, the model page's
+  // visibility control.
+  for (const [hash, sel, name] of [['/sql', '.schema summary', 'phone-sql'], ['/chat', '#chat-input', 'phone-chat'],
+    ['/compare?a=llama-ft%401&b=llama-ft%402', '#compare-level-legend:not([hidden])', 'phone-compare'],
+    ['/m/llama-ft/2', '#visibility-select', 'phone-model'], ['/live', '#upload-file', 'phone-live']]) {
+    await go(hash);
+    await page.waitForSelector(sel);
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(over <= 1, `${hash} wider than the phone by ${over}px`);
+    await shot(name);
+    if (name === 'phone-model') {
+      // The visibility control by keyboard: Tab from the select to its button.
+      await page.focus('#visibility-select');
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'visibility-set');
+    }
+  }
   await page.setViewportSize({ width: 1280, height: 900 });
   assert.deepEqual(consoleErrors.filter((e) => !/Failed to load resource/.test(e)), []);
 });

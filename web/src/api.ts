@@ -2,7 +2,8 @@
 // a message, never an endless spinner), the OpenAI-shaped error object
 // turned into one readable line, and a bearer token once signed in.
 export class ApiError extends Error {
-  constructor(message: string, public status: number, public type = "") { super(message); }
+  // body: the error's JSON document, when the server sent one.
+  constructor(message: string, public status: number, public type = "", public body: any = null) { super(message); }
 }
 
 let token: string | null = null;
@@ -29,7 +30,7 @@ export async function api<T = any>(path: string, init: RequestInit & { timeoutMs
     try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
     if (!r.ok) {
       const msg = body?.error?.message ?? (text.slice(0, 300) || r.statusText);
-      throw new ApiError(`${r.status} ${body?.error?.type ?? ""}: ${msg}`.replace(" :", ":"), r.status, body?.error?.type ?? "");
+      throw new ApiError(`${r.status} ${body?.error?.type ?? ""}: ${msg}`.replace(" :", ":"), r.status, body?.error?.type ?? "", body);
     }
     if (body === null && text) throw new ApiError(`${path}: the answer is not JSON`, r.status);
     return body as T;

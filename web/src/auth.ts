@@ -6,12 +6,20 @@
 // another origin, so the server must list that origin in the UI's CSP
 // connect-src (ServiceOptions::ui_connect_src). With sign-in off nothing is
 // shown and the API answers as the local caller.
+//
+// The access token is refreshed before it expires (shape.ts refreshDelay:
+// 30 s before, or at 80 % of a short lifetime; the expiry from the token
+// response's expires_in, else the JWT's exp): with the refresh_token grant
+// when the provider gave a refresh token, else by going through the
+// provider's sign-in again (which returns at once while its session lasts),
+// back to the same page.
 import { h, clear } from "./dom";
 import { setToken, api } from "./api";
-import { ownerLabel } from "./shape";
-import { AuthConfig, authorizeUrl, challengeS256, parseCallback, randomToken, tokenRequestBody } from "./pkce";
+import { ownerLabel, refreshDelay, jwtExpiry } from "./shape";
+import { AuthConfig, authorizeUrl, challengeS256, parseCallback, randomToken, tokenRequestBody, refreshRequestBody } from "./pkce";
 
-const K = { verifier: "hart.pkce.verifier", state: "hart.pkce.state", token: "hart.token" };
+const K = { verifier: "hart.pkce.verifier", state: "hart.pkce.state", token: "hart.token",
+  refresh: "hart.refresh", expires: "hart.expires", back: "hart.back" };
 const redirectUri = () => `${location.origin}/`;
 
 async function discover(cfg: AuthConfig) {
@@ -26,6 +34,7 @@ async function start(cfg: AuthConfig) {
   const verifier = randomToken(), state = randomToken(16);
   sessionStorage.setItem(K.verifier, verifier);
   sessionStorage.setItem(K.state, state);
+  sessionStorage.setItem(K.back, location.hash);
   location.assign(authorizeUrl(d.authorization_endpoint, cfg, redirectUri(), await challengeS256(verifier), state));
 }
 
@@ -35,7 +44,43 @@ async function finish(cfg: AuthConfig, code: string) {
     body: tokenRequestBody(code, sessionStorage.getItem(K.verifier) ?? "", redirectUri(), cfg.client_id ?? "") });
   const j = await r.json().catch(() => ({}));
   if (!r.ok || !j.access_token) throw new Error(`the provider refused the sign-in: ${j.error_description ?? j.error ?? r.status}`);
+  keep(j);
+}
+
+// Saves a token response: the access token, the refresh token if any, when
+// the access token expires.
+function keep(j: { access_token: string; refresh_token?: string; expires_in?: number }) {
   sessionStorage.setItem(K.token, j.access_token);
+  if (j.refresh_token) sessionStorage.setItem(K.refresh, j.refresh_token);
+  const exp = typeof j.expires_in === "number" ? Date.now() + j.expires_in * 1000 : jwtExpiry(j.access_token);
+  if (exp !== null) sessionStorage.setItem(K.expires, String(exp)); else sessionStorage.removeItem(K.expires);
+  setToken(j.access_token);
+}
+
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+function planRefresh(cfg: AuthConfig, onFail: (msg: string) => void) {
+  clearTimeout(refreshTimer);
+  const exp = sessionStorage.getItem(K.expires);
+  const delay = refreshDelay(exp === null ? null : Number(exp), Date.now());
+  if (delay === null) return;
+  refreshTimer = setTimeout(async () => {
+    const rt = sessionStorage.getItem(K.refresh);
+    if (!rt) { start(cfg).catch((e) => onFail((e as Error).message)); return; }  // sign in again
+    try {
+      const d = await discover(cfg);
+      const r = await fetch(d.token_endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: refreshRequestBody(rt, cfg.client_id ?? "") });
+      const j = await r.json().catch(() => ({}));
+      if (!r.ok || !j.access_token) throw new Error(`${j.error_description ?? j.error ?? r.status}`);
+      keep(j);
+      planRefresh(cfg, onFail);
+    } catch (e) {
+      // The refresh token is spent or revoked: through the provider again.
+      sessionStorage.removeItem(K.refresh);
+      onFail(`the token could not be refreshed (${(e as Error).message}); signing in again`);
+      start(cfg).catch((x) => onFail((x as Error).message));
+    }
+  }, delay);
 }
 
 export function signInBar(): HTMLElement {
@@ -56,17 +101,24 @@ export function signInBar(): HTMLElement {
       if (cb.kind === "error") { show(button, h("span", { class: "error" }, cb.message)); return; }
       try { await finish(cfg, cb.code); } catch (e) { show(button, h("span", { class: "error" }, (e as Error).message)); return; }
       setToken(sessionStorage.getItem(K.token));
-      window.dispatchEvent(new HashChangeEvent("hashchange"));
+      const back = sessionStorage.getItem(K.back);
+      sessionStorage.removeItem(K.back);
+      if (back && back !== location.hash) location.hash = back;
+      else window.dispatchEvent(new HashChangeEvent("hashchange"));
     }
     if (!sessionStorage.getItem(K.token)) { show(button); return; }
+    planRefresh(cfg, (msg) => bar.appendChild(h("span", { class: "muted refresh-note" }, ` ${msg}`)));
     try {
       const me = await api("/auth/me");
       const who = me.actor || me.owner;
       show(h("span", { class: "muted owner", title: who }, `${ownerLabel(who)} (${me.role}) `), h("button", { type: "button", onclick: () => {
-        sessionStorage.removeItem(K.token); setToken(null); location.reload();
+        clearTimeout(refreshTimer);
+        for (const k of [K.token, K.refresh, K.expires]) sessionStorage.removeItem(k);
+        setToken(null); location.reload();
       } }, "Sign out"));
     } catch {
-      sessionStorage.removeItem(K.token);
+      clearTimeout(refreshTimer);
+      for (const k of [K.token, K.refresh, K.expires]) sessionStorage.removeItem(k);
       setToken(null);
       show(button, h("span", { class: "muted" }, " signed out (the token expired)"));
     }

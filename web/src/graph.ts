@@ -7,6 +7,8 @@ import { layoutGraph, Node, Edge, TensorState } from "./shape";
 
 export function graphView(nodes: Node[], edges: Edge[], opts: {
   state?: Map<string, TensorState>; onTensor?: (name: string) => void;
+  // compare: how much each tensor changed (shape.ts changeLevel, 1..4).
+  level?: Map<string, number>;
 }): HTMLElement {
   const blocks = nodes.filter((n) => n.kind === "block");
   const collapsed = new Set(blocks.map((b) => b.id));
@@ -28,6 +30,14 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
     if (st.some((x) => x === "changed" || x === "added")) return "changed";
     if (st.length && st.every((x) => x === "shared")) return "shared";
     return "";
+  };
+  // A collapsed block shows the largest change under it.
+  const levelOf = (n: { kind: string; name: string; id: number }) => {
+    if (!opts.level) return 0;
+    if (n.kind === "tensor") return opts.level.get(n.name) ?? 0;
+    let m = 0;
+    for (const x of nodes) if (x.kind === "tensor" && isUnder(x.id, n.id)) m = Math.max(m, opts.level.get(x.name) ?? 0);
+    return m;
   };
   const parent = new Map(nodes.map((n) => [n.id, n.parent]));
   const isUnder = (id: number, anc: number) => {
@@ -56,8 +66,9 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
     }
     for (const n of L.nodes) {
       const st = stateOf(n);
+      const lv = levelOf(n);
       const label = n.kind === "block" ? `▸ ${n.name} (${n.hidden})` : n.name;
-      const node = s("g", { class: `gnode gnode-${n.kind} ${st ? "state-" + st : ""}`, transform: `translate(${n.x},${n.y})`, tabindex: "0", role: "button",
+      const node = s("g", { class: `gnode gnode-${n.kind} ${st ? "state-" + st : ""}${lv ? " change-" + lv : ""}`, transform: `translate(${n.x},${n.y})`, tabindex: "0", role: "button",
         "data-name": n.name, "aria-label": n.kind === "block" ? `expand block ${n.name}` : `tensor ${n.name}` },
         s("rect", { width: "170", height: "36", rx: "5" }),
         s("text", { x: "8", y: "15" }, label.length > 26 ? label.slice(0, 25) + "…" : label),

@@ -51,3 +51,8 @@ export function parseCallback(search: string, expectedState: string | null):
 export function tokenRequestBody(code: string, verifier: string, redirectUri: string, clientId: string): string {
   return new URLSearchParams({ grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: redirectUri, client_id: clientId }).toString();
 }
+
+// The refresh_token grant (RFC 6749 section 6) for a public client.
+export function refreshRequestBody(refreshToken: string, clientId: string): string {
+  return new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: clientId }).toString();
+}

@@ -47,7 +47,7 @@ export function ownerLabel(owner: string | undefined | null): string {
 }
 
 // Joins /api/models (names, sizes, owner, visibility, the latest version's
-// license and time) and /api/stats (physical bytes, Admin only) into the
+// license and time) and /api/ui/model-sizes (physical bytes) into the
 // Models list; filters by a case-insensitive substring of name, license,
 // owner or visibility.
 export function modelSummaries(models: ModelRow[], stats: StatsRow[], query = ""): ModelSummary[] {
@@ -371,4 +371,105 @@ export function speed(t0: number, tFirst: number | null, tEnd: number, tokens: n
   const ttft = tFirst === null ? null : tFirst - t0;
   const decode = tFirst !== null && tokens > 1 && tEnd > tFirst ? ((tokens - 1) * 1000) / (tEnd - tFirst) : null;
   return { ttft_ms: ttft, tokens_per_s: decode };
+}
+
+// ---- chat: the server's own speed figures ----
+
+// The `timings` object the server sends with a chat completion (as
+// llama.cpp's server does) and OpenAI's `usage`, as one line for the page.
+export interface Timings { prompt_n?: number; prompt_ms?: number; prompt_per_second?: number; predicted_n?: number;
+  predicted_ms?: number; predicted_per_second?: number; cache_n?: number }
+export interface Usage { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } }
+export function serverSpeed(t: Timings | null | undefined, u: Usage | null | undefined): string {
+  const parts: string[] = [];
+  if (t) {
+    parts.push(`prompt ${t.prompt_n ?? 0} tokens in ${formatNumber(t.prompt_ms, 3)} ms (${formatNumber(t.prompt_per_second, 3)} tokens/s)`);
+    parts.push(`generated ${t.predicted_n ?? 0} tokens in ${formatNumber(t.predicted_ms, 3)} ms (${formatNumber(t.predicted_per_second, 3)} tokens/s)`);
+    if (t.cache_n) parts.push(`${t.cache_n} prompt tokens from the cache`);
+  }
+  if (u) {
+    parts.push(`usage: prompt ${u.prompt_tokens ?? 0}, completion ${u.completion_tokens ?? 0}` +
+      (u.prompt_tokens_details?.cached_tokens ? `, cached ${u.prompt_tokens_details.cached_tokens}` : ""));
+  }
+  return parts.length ? `server: ${parts.join(" · ")}` : "";
+}
+
+// ---- SQL: where the error is ----
+
+// The server names a SQL error's place as a byte offset in the UTF-8 text;
+// the editor counts UTF-16 code units. Returns the index in `text`, its
+// 1-based line and column, and the extent of the token there (to mark).
+export function errorPlace(text: string, byteOffset: number) {
+  const bytes = new TextEncoder().encode(text);
+  const off = Math.max(0, Math.min(byteOffset, bytes.length));
+  const index = new TextDecoder().decode(bytes.slice(0, off)).length;
+  const before = text.slice(0, index);
+  const line = before.split("\n").length;
+  const column = index - (before.lastIndexOf("\n") + 1) + 1;
+  const m = /^[A-Za-z0-9_$]+|^'[^']*'?|^"[^"]*"?|^\S/.exec(text.slice(index));
+  return { index, line, column, end: index + (m ? m[0].length : 0) };
+}
+
+// ---- compare: how much each tensor changed ----
+
+// Relative norm of the difference ‖b−a‖/‖a‖ → a heat level 1..4 for the
+// graph and the treemap (0: unchanged or unknown): < 0.1 %, < 1 %, < 10 %,
+// more.
+export function changeLevel(rel: number | null | undefined): number {
+  if (rel === null || rel === undefined || !Number.isFinite(rel) || rel <= 0) return 0;
+  if (rel < 1e-3) return 1;
+  if (rel < 1e-2) return 2;
+  if (rel < 1e-1) return 3;
+  return 4;
+}
+export const changeLevelLabels = ["", "< 0.1 %", "< 1 %", "< 10 %", "≥ 10 %"];
+
+// ---- live: the server's ingest progress ----
+
+export interface IngestProgress { job: number; model: string; filename?: string; state: string; stage?: string;
+  done: number; total: number; unit?: string; version?: string; error?: string }
+export function ingestProgressText(p: IngestProgress): string {
+  const of = p.unit === "B" || !p.unit
+    ? `${formatBytes(p.done)} of ${formatBytes(p.total)}` : `${p.done} of ${p.total} ${p.unit}`;
+  const pct = p.total > 0 ? ` (${Math.floor((100 * p.done) / p.total)} %)` : "";
+  if (p.state === "done") return `ingested ${p.model}${p.version ? " as " + p.version : ""}`;
+  if (p.state === "failed") return `ingest of ${p.model} failed: ${p.error ?? "unknown error"}`;
+  return `ingesting ${p.model} on the server: ${p.stage ? p.stage + " " : ""}${of}${pct}`;
+}
+
+// ---- sign-in: when to refresh the access token ----
+
+// Milliseconds from now until the token should be refreshed: 30 s before it
+// ends, or at 80 % of what is left for a short-lived token (never sooner
+// than 1 s from now).
+// `expiresAt` in epoch ms (from the token response's expires_in or the
+// JWT's exp); null when unknown (no refresh planned).
+export function refreshDelay(expiresAt: number | null, now: number): number | null {
+  if (expiresAt === null || !Number.isFinite(expiresAt)) return null;
+  const left = expiresAt - now;
+  return Math.max(1000, left - Math.min(30000, left * 0.2));
+}
+
+// The `exp` claim of a JWT access token, in epoch ms; null when the token is
+// not a JWT (an opaque token) or has none. The signature is not checked:
+// the server does that; this only plans the refresh.
+export function jwtExpiry(token: string): number | null {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = JSON.parse(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)));
+    return typeof json.exp === "number" ? json.exp * 1000 : null;
+  } catch { return null; }
+}
+
+// ---- model page: who may change a model's visibility ----
+
+// As the server decides (app/access.cc MayWrite): an Admin, or a
+// Contributor who owns the model. Readers get no control.
+export interface Me { owner?: string; role?: string }
+export function mayChangeVisibility(me: Me | null | undefined, owner: string | null | undefined): boolean {
+  if (!me) return false;
+  if (me.role === "Admin") return true;
+  return me.role === "Contributor" && !!me.owner && me.owner === owner;
 }

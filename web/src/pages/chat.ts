@@ -1,10 +1,11 @@
 // Chat playground over /v1/chat/completions with stream: true: tokens
-// appear as they arrive; the sampling parameters are the request's; time to
-// first token and decode speed are measured from the chunks' arrival, and
-// the token counts come from the stream's usage chunk.
+// appear as they arrive; the sampling parameters are the request's. The
+// server's own figures (its `timings`: prefill and decode time and speed,
+// cached prompt tokens; OpenAI's `usage` from the stream's usage chunk) are
+// shown, beside what the browser saw (time to first token, tokens/s).
 import { api, authHeaders } from "../api";
 import { h, clear, errorBox } from "../dom";
-import { parseSse, speed, formatNumber } from "../shape";
+import { parseSse, speed, formatNumber, serverSpeed } from "../shape";
 import type { Route } from "../main";
 
 export async function chatPage(root: HTMLElement, _r: Route) {
@@ -15,9 +16,10 @@ export async function chatPage(root: HTMLElement, _r: Route) {
   const log = h("div", { class: "chat-log", id: "chat-log", "aria-live": "polite" });
   const input = h("textarea", { id: "chat-input", rows: "3", "aria-label": "Message", placeholder: "Say something (Enter sends, Shift+Enter for a new line)" }) as HTMLTextAreaElement;
   const stats = h("p", { class: "muted", id: "chat-stats" });
+  const serverStats = h("p", { class: "muted", id: "chat-server-stats" });
   const send = h("button", { type: "button", id: "chat-send" }, "Send");
   const stop = h("button", { type: "button", disabled: true }, "Stop");
-  root.append(h("h1", {}, "Chat"), params, log, input, h("div", { class: "toolbar" }, send, stop), stats);
+  root.append(h("h1", {}, "Chat"), params, log, input, h("div", { class: "toolbar" }, send, stop), serverStats, stats);
   try {
     const ms = await api("/v1/models");
     for (const m of ms.data ?? []) model.appendChild(h("option", { value: m.id }, m.id));
@@ -44,7 +46,7 @@ export async function chatPage(root: HTMLElement, _r: Route) {
     (send as HTMLButtonElement).disabled = true;
     (stop as HTMLButtonElement).disabled = false;
     const t0 = performance.now();
-    let tFirst: number | null = null, chunks = 0, usage: any = null, finish = "";
+    let tFirst: number | null = null, chunks = 0, usage: any = null, timings: any = null, finish = "";
     try {
       const resp = await fetch("/v1/chat/completions", { method: "POST", signal: ctl.signal, headers: { "content-type": "application/json", ...authHeaders() }, body: JSON.stringify(body) });
       if (!resp.ok || !resp.body) {
@@ -64,6 +66,7 @@ export async function chatPage(root: HTMLElement, _r: Route) {
           const j = JSON.parse(ev.data);
           if (j.error) throw new Error(j.error.message);
           if (j.usage) usage = j.usage;
+          if (j.timings) timings = j.timings;
           const delta = j.choices?.[0]?.delta?.content;
           if (j.choices?.[0]?.finish_reason) finish = j.choices[0].finish_reason;
           if (delta) { if (tFirst === null) tFirst = performance.now(); chunks++; reply.append(delta); }
@@ -77,7 +80,8 @@ export async function chatPage(root: HTMLElement, _r: Route) {
     } finally {
       const sp = speed(t0, tFirst, performance.now(), usage?.completion_tokens ?? chunks);
       clear(stats);
-      stats.append(`time to first token ${formatNumber(sp.ttft_ms, 3)} ms · ${formatNumber(sp.tokens_per_s, 3)} tokens/s` +
+      serverStats.textContent = serverSpeed(timings, usage);
+      stats.append(`browser: time to first token ${formatNumber(sp.ttft_ms, 3)} ms · ${formatNumber(sp.tokens_per_s, 3)} tokens/s` +
         (usage ? ` · prompt ${usage.prompt_tokens}, completion ${usage.completion_tokens} tokens` : "") + (finish ? ` · finish: ${finish}` : ""));
       ctl = null;
       (send as HTMLButtonElement).disabled = false;

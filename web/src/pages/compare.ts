@@ -3,7 +3,7 @@
 // graph and treemap with what is shared (stored once) highlighted.
 import { api, post } from "../api";
 import { h, clear, errorBox, loading, enc } from "../dom";
-import { formatBytes, formatNumber, compareStates, joinNorms } from "../shape";
+import { formatBytes, formatNumber, compareStates, joinNorms, changeLevel, changeLevelLabels } from "../shape";
 import { virtualTable } from "../table";
 import { graphView } from "../graph";
 import { treemapView } from "../treemap";
@@ -37,20 +37,34 @@ export async function comparePage(root: HTMLElement, r: Route) {
     `${formatBytes(sm.changed_bytes)} changed of ${formatBytes(sm.logical_bytes_b)}`));
   const normsBox = h("div", {}, loading("difference norms"));
   out.appendChild(normsBox);
-  const legend = h("p", { class: "legend" }, h("span", { class: "swatch state-changed" }), " changed ", h("span", { class: "swatch state-added" }), " added ",
+  const legend = h("p", { class: "legend", id: "compare-legend" }, h("span", { class: "swatch state-changed" }), " changed ", h("span", { class: "swatch state-added" }), " added ",
     h("span", { class: "swatch state-shared" }), " shared (same bytes, stored once)");
-  out.append(h("h2", {}, "Where it changed"), legend,
-    graphView(comp.nodes, comp.edges, { state: states, onTensor: (n) => { location.hash = `#/tensor/${enc(b)}/${enc(n)}`; } }),
-    treemapView(comp.nodes, { cellClass: (names) => {
-      const st = names.map((n) => states.get(n));
-      if (st.some((x) => x === "changed" || x === "added")) return "state-changed";
-      if (st.every((x) => x === "shared")) return "state-shared";
-      return "";
-    } }));
+  const levelLegend = h("p", { class: "legend", id: "compare-level-legend", hidden: true }, "‖b−a‖/‖a‖: ",
+    [1, 2, 3, 4].map((l) => [h("span", { class: `swatch change-${l}` }), ` ${changeLevelLabels[l]} `]));
+  const views = h("div", { id: "compare-views" });
+  out.append(h("h2", {}, `Where it changed (drawn on ${diff.b}${sm.removed ? `; ${sm.removed} tensors of ${diff.a} are gone` : ""})`), legend, levelLegend, views);
+  // Drawn once with the states, again with each tensor's change level when
+  // the norms are in (the graph and the treemap both show them).
+  const draw = (level?: Map<string, number>) => {
+    clear(views);
+    views.append(
+      graphView(comp.nodes, comp.edges, { state: states, level, onTensor: (n) => { location.hash = `#/tensor/${enc(b)}/${enc(n)}`; } }),
+      treemapView(comp.nodes, { cellClass: (names) => {
+        const st = names.map((n) => states.get(n));
+        const lv = Math.max(0, ...names.map((n) => level?.get(n) ?? 0));
+        if (st.some((x) => x === "changed" || x === "added")) return `state-changed${lv ? " change-" + lv : ""}`;
+        if (st.every((x) => x === "shared")) return "state-shared";
+        return "";
+      } }));
+  };
+  draw();
   try {
     const norms = await post("/api/diff/norms", { a, b }, 120000);
     clear(normsBox);
     const rows = joinNorms(diff.rows, norms.rows);
+    const level = new Map<string, number>();
+    for (const x of rows) if (x.norm?.computed) level.set(x.name, changeLevel(x.norm.rel_diff));
+    if (level.size) { draw(level); levelLegend.hidden = false; }
     normsBox.appendChild(virtualTable<any>(rows, [
       { title: "Tensor", value: (x) => x.name, render: (x) => h("a", { href: `#/tensor/${enc(b)}/${enc(x.name)}`, class: `state-text-${x.kind}` }, x.name), width: "minmax(12em, 3fr)" },
       { title: "Change", value: (x) => x.kind },

@@ -3,7 +3,7 @@
 // the whole app. New versions pop up as a toast and on the Live page; the
 // stream reconnects after the last event id when it drops.
 import { api, authHeaders } from "../api";
-import { formatBytes } from "../shape";
+import { formatBytes, ingestProgressText, IngestProgress } from "../shape";
 import { h, clear, enc } from "../dom";
 import { parseSse, formatTime } from "../shape";
 import type { Route } from "../main";
@@ -34,11 +34,17 @@ export function startLive(badge: HTMLElement) {
         const { events, rest } = parseSse(buf + dec.decode(value, { stream: true }));
         buf = rest;
         for (const ev of events) {
+          if (ev.event === "ingest.progress") {
+            // Not an outbox row: a running ingest's progress (no id).
+            try { ingestProgress(JSON.parse(ev.data)); } catch { /* ignore a bad one */ }
+            continue;
+          }
           // data is the event row as /api/events lists it: {id, ts, kind, payload}.
           let row: any = null;
           try { row = JSON.parse(ev.data); } catch { /* text */ }
           const le: LiveEvent = { id: Number(ev.id ?? row?.id ?? 0), kind: ev.event ?? row?.kind ?? "message", payload: row?.payload ?? ev.data, ts: row?.ts };
           if (le.id) lastId = Math.max(lastId, le.id);
+          if (le.kind === "version.created" && le.payload?.model) versionAppeared(`${le.payload.model}@${le.payload.number}`, le.payload.model);
           seen.unshift(le);
           if (seen.length > 500) seen.pop();
           toast(le);
@@ -51,6 +57,60 @@ export function startLive(badge: HTMLElement) {
     setTimeout(connect, 3000);
   };
   connect();
+}
+
+// ---- the server's ingest progress (ingest.progress events) ----
+// Each running ingest the caller started shows a bar in a box that stays on
+// every page (bytes hashed and stored of the total, from the server) until
+// its version appears in the outbox; the Live page lists them too.
+interface Job { p: IngestProgress; el: HTMLElement; bar: HTMLProgressElement; text: HTMLElement; running: number; sawRunning: boolean }
+const jobs = new Map<number, Job>();
+const jobListeners = new Set<(j: Job) => void>();
+const seenVersions = new Set<string>();
+
+function ingestBox(): HTMLElement | null {
+  let box = document.getElementById("ingests");
+  if (!box) {
+    const toasts = document.getElementById("toasts");
+    if (!toasts) return null;
+    box = h("div", { id: "ingests", class: "ingests", "aria-label": "Ingests on the server" });
+    toasts.prepend(box);  // in the toasts' column, above them
+  }
+  return box;
+}
+
+function ingestProgress(p: IngestProgress) {
+  let j = jobs.get(p.job);
+  if (!j) {
+    // A job that ended before this page saw it run is old news.
+    if (p.state !== "running") return;
+    const bar = h("progress", { max: "1", value: "0" }) as HTMLProgressElement;
+    const text = h("span", {});
+    j = { p, el: h("div", { class: "ingest-job", "data-job": p.job }, text, bar), bar, text, running: 0, sawRunning: false };
+    jobs.set(p.job, j);
+    ingestBox()?.appendChild(j.el);
+  }
+  j.p = p;
+  if (p.state === "running") { j.running++; j.sawRunning = true; }
+  j.el.dataset.state = p.state;
+  j.el.dataset.runningUpdates = String(j.running);
+  j.bar.value = p.total > 0 ? p.done / p.total : 0;
+  j.bar.hidden = p.state !== "running";
+  j.text.textContent = ingestProgressText(p);
+  for (const l of jobListeners) l(j);
+  const job = j;
+  if (p.state === "failed") setTimeout(() => dropJob(job), 10000);
+  if (p.state === "done" && p.version && seenVersions.has(p.version)) setTimeout(() => dropJob(job), 3000);
+}
+
+function dropJob(j: Job) { j.el.remove(); jobs.delete(j.p.job); }
+
+function versionAppeared(version: string, model: string) {
+  seenVersions.add(version);
+  if (seenVersions.size > 1000) seenVersions.clear();
+  for (const j of jobs.values()) {
+    if (j.p.version === version || (j.p.state === "done" && j.p.model === model)) setTimeout(() => dropJob(j), 3000);
+  }
 }
 
 function describe(e: LiveEvent): Node[] {
@@ -97,6 +157,13 @@ function uploadForm(): HTMLElement {
       bar.value = p.loaded / p.total;
       status.textContent = p.loaded < p.total ? `uploading ${formatBytes(p.loaded)} of ${formatBytes(p.total)}` : "ingesting on the server…";
     };
+    // Once uploaded, the server's own progress of this model's ingest.
+    const mine = (j: Job) => {
+      if (x.readyState === 4 || j.p.state !== "running") return;
+      if (j.p.model === (model.value.trim() || f.name.replace(/\.[^.]*$/, ""))) { bar.value = j.bar.value; status.textContent = j.text.textContent ?? ""; }
+    };
+    jobListeners.add(mine);
+    x.onloadend = () => jobListeners.delete(mine);
     x.onload = () => {
       bar.hidden = true;
       let j: any = null;
@@ -116,7 +183,19 @@ function uploadForm(): HTMLElement {
 
 export async function livePage(root: HTMLElement, _r: Route) {
   const list = h("ol", { class: "events", id: "live-events", reversed: true });
-  root.append(h("h1", {}, "Live"), uploadForm(), h("p", { class: "muted" }, "Events of the store as they happen (ingests, deletions). Earlier ones:"), list);
+  const running = h("ul", { class: "events", id: "ingest-jobs", "aria-label": "Ingests on the server" });
+  const showJob = (j: Job) => {
+    if (!document.body.contains(running)) { jobListeners.delete(showJob); return; }
+    let li = running.querySelector(`li[data-job="${j.p.job}"]`) as HTMLElement | null;
+    if (!li) { li = h("li", { "data-job": j.p.job }); running.prepend(li); }
+    li.dataset.state = j.p.state;
+    li.dataset.runningUpdates = String(j.running);
+    li.textContent = ingestProgressText(j.p);
+  };
+  for (const j of jobs.values()) showJob(j);
+  jobListeners.add(showJob);
+  root.append(h("h1", {}, "Live"), uploadForm(), h("h2", {}, "Ingests on the server"), running,
+    h("p", { class: "muted" }, "Events of the store as they happen (ingests, deletions). Earlier ones:"), list);
   const add = (e: LiveEvent, top = true) => {
     const li = h("li", { "data-kind": e.kind }, h("span", { class: "muted" }, `#${e.id} ${e.ts !== undefined ? formatTime(e.ts) + " " : ""}`), describe(e));
     if (top) list.prepend(li); else list.appendChild(li);

@@ -3,7 +3,7 @@
 // and the model card / metadata. #/m/NAME[/N][?tab=graph]
 import { api } from "../api";
 import { h, clear, errorBox, loading, enc } from "../dom";
-import { formatBytes, formatNumber, formatTime, childrenOf, ownerLabel, Node, Edge } from "../shape";
+import { formatBytes, formatNumber, formatTime, childrenOf, ownerLabel, mayChangeVisibility, Node, Edge } from "../shape";
 import { virtualTable } from "../table";
 import { graphView } from "../graph";
 import { treemapView } from "../treemap";
@@ -28,7 +28,7 @@ export async function modelPage(root: HTMLElement, r: Route) {
       versions.map((x) => h("option", { value: x.number, selected: x.number === number }, `@${x.number}`)))),
     v ? ` ${v.format ?? ""} · ${v.tensors} tensors · ${formatBytes(v.logical_bytes)} · license ${v.license || "—"} · ${formatTime(v.created_at)} UTC` : "",
     v?.owner ? [" · owner ", h("span", { class: "owner", id: "model-owner", title: v.owner }, ownerLabel(v.owner)),
-      " · ", h("span", { class: "visibility", id: "model-visibility" }, v.visibility ?? "—")] : "",
+      " · ", visibilityControl(model, v.owner, v.visibility)] : "",
     v?.parent ? [" · parent ", h("a", { href: `#/m/${enc(v.parent.split("@")[0])}/${v.parent.split("@")[1]}` }, v.parent),
       " · ", h("a", { href: `#/compare?a=${enc(v.parent)}&b=${enc(ref)}` }, "compare with parent")] : "",
     " · ", h("a", { href: `#/plan?version=${enc(ref)}` }, "plan a partial load"),
@@ -44,6 +44,30 @@ export async function modelPage(root: HTMLElement, r: Route) {
     clear(body);
     body.appendChild(errorBox(e, tab));
   }
+}
+
+// The model's visibility, and for its owner or an Admin a control that
+// changes it (PUT /api/models/{model}/visibility, as `hart visibility`).
+// Whether to offer it is asked of /auth/me; the server decides anyway.
+function visibilityControl(model: string, owner: string, visibility: string | undefined): HTMLElement {
+  const shown = h("span", { class: "visibility", id: "model-visibility" }, visibility ?? "—");
+  const box = h("span", { class: "visibility-box" }, "visibility ", shown);
+  api("/auth/me").then((me) => {
+    if (!mayChangeVisibility(me, owner)) return;
+    const sel = h("select", { id: "visibility-select", "aria-label": "Visibility" },
+      ["private", "tenant", "public"].map((x) => h("option", { value: x, selected: x === visibility }, x))) as HTMLSelectElement;
+    const status = h("span", { class: "muted", id: "visibility-status", role: "status" });
+    const set = h("button", { type: "button", id: "visibility-set", onclick: async () => {
+      status.textContent = "saving…";
+      try {
+        const r = await api(`/api/models/${enc(model)}/visibility`, { method: "PUT", body: JSON.stringify({ visibility: sel.value }) });
+        shown.textContent = r.visibility ?? sel.value;
+        status.textContent = `now ${shown.textContent}`;
+      } catch (e) { status.textContent = ""; status.appendChild(errorBox(e, "visibility")); }
+    } }, "Set");
+    box.append(" ", h("label", { class: "visibility-edit" }, "change to ", sel), " ", set, " ", status);
+  }).catch(() => { /* no /auth/me: no control */ });
+  return box;
 }
 
 async function renderTab(body: HTMLElement, tab: Tab, ref: string, versions: any[]) {

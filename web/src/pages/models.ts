@@ -12,12 +12,15 @@ export async function modelsPage(root: HTMLElement, r: Route) {
   const search = h("input", { type: "search", id: "model-search", placeholder: "Search models, licenses, owners", "aria-label": "Search models", value: r.query.get("q") ?? "" }) as HTMLInputElement;
   const wait = loading("models");
   root.append(h("h1", {}, "Models"), search, wait);
-  // Physical sizes need /api/stats (Admin only with sign-in on: dedup across
-  // owners stays invisible); without them the column shows a dash.
-  const [models, stats] = await Promise.all([
+  // Physical sizes come from /api/ui/model-sizes: each readable model's own
+  // unique chunk bytes, for every role (it says nothing of other owners'
+  // models; the whole-store /api/stats stays Admin-only). Without them the
+  // column shows a dash.
+  const [models, sizes] = await Promise.all([
     api("/api/models"),
-    api("/api/stats").catch(() => ({ models: [] })),
+    api("/api/ui/model-sizes").catch(() => []),
   ]);
+  const stats = { models: Array.isArray(sizes) ? sizes : [] };
   wait.remove();
   if (!Array.isArray(models)) { root.appendChild(errorBox("the server's model list is not a list")); return; }
   if (models.length === 0) {
