@@ -38,11 +38,14 @@ const b64url = (buf) => Buffer.from(buf).toString('base64url');
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const KID = 'test-rsa-1';
 const codes = new Map();  // code -> {challenge, redirect_uri, client_id}
-const seen = { authorize: 0, tokens: 0, refused: 0 };
+const seen = { authorize: 0, tokens: 0, refused: 0, refreshes: 0 };
+// How the provider answers: token lifetime (s), and whether it hands out refresh tokens.
+const mode = { lifetime: 600, refresh: false };
+const refreshTokens = new Set();
 
 function mint(claims) {
   const now = Math.floor(Date.now() / 1000);
-  const body = { iss: issuer, aud: AUDIENCE, iat: now, nbf: now, exp: now + 600, ...claims };
+  const body = { iss: issuer, aud: AUDIENCE, iat: now, nbf: now, exp: now + mode.lifetime, jti: b64url(randomBytes(6)), ...claims };
   const input = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: KID }))}.${b64url(JSON.stringify(body))}`;
   return `${input}.${b64url(sign('sha256', Buffer.from(input), privateKey))}`;
 }
@@ -82,6 +85,19 @@ function startProvider() {
       req.on('data', (c) => { raw += c; });
       req.on('end', () => {
         const f = new URLSearchParams(raw);
+        const answer = () => {
+          const t = userToken();
+          const body = { access_token: t, id_token: t, token_type: 'Bearer', expires_in: mode.lifetime };
+          if (mode.refresh) { body.refresh_token = b64url(randomBytes(16)); refreshTokens.add(body.refresh_token); }
+          send(200, body);
+        };
+        if (f.get('grant_type') === 'refresh_token') {
+          // A refresh token is good once (rotated), for this client.
+          const ok = refreshTokens.delete(f.get('refresh_token') ?? '') && f.get('client_id') === CLIENT;
+          if (!ok) { seen.refused++; return send(400, { error: 'invalid_grant', error_description: 'unknown refresh token' }); }
+          seen.refreshes++;
+          return answer();
+        }
         const c = codes.get(f.get('code') ?? '');
         codes.delete(f.get('code') ?? '');  // a code is good once
         const verified = c && f.get('grant_type') === 'authorization_code' && f.get('client_id') === c.client_id &&
@@ -89,8 +105,7 @@ function startProvider() {
           b64url(createHash('sha256').update(f.get('code_verifier') ?? '').digest()) === c.challenge;
         if (!verified) { seen.refused++; return send(400, { error: 'invalid_grant', error_description: 'code or PKCE verifier does not match' }); }
         seen.tokens++;
-        const t = userToken();
-        send(200, { access_token: t, id_token: t, token_type: 'Bearer', expires_in: 600 });
+        answer();
       });
       return;
     }
@@ -135,7 +150,7 @@ before(async () => {
   hart('ingest', join(dir, 'open.safetensors'), '--model', 'open-base', '--license', 'mit');
   hart('ingest', join(dir, 'secret.safetensors'), '--model', 'secret-ft', '--license', 'mit');
   hart('visibility', 'open-base', 'public');  // secret-ft stays private to the local owner
-  writeFileSync(join(dir, 'auth.json'), JSON.stringify({ issuer, audience: AUDIENCE, client_id: CLIENT, scopes: ['openid', 'profile'] }));
+  writeFileSync(join(dir, 'auth.json'), JSON.stringify({ issuer, audience: AUDIENCE, client_id: CLIENT, scopes: ['openid', 'profile'], clock_skew_seconds: 0 }));
   server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
     '--no-access-log', '--ui-dir', process.env.HART_UI_DIR, '--auth', join(dir, 'auth.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
   base = `http://127.0.0.1:${await waitForPort(join(dir, 'port'))}`;
@@ -202,6 +217,7 @@ test('signing in: PKCE with the provider, then only the models this person may r
   const cells = async (name) => page.locator('.vt-row', { has: page.locator('.model-link', { hasText: new RegExp(`^${name}$`) }) })
     .locator('.vt-cell').allTextContents();
   const mine = await cells('alice-ft');
+  assert.match(mine[4], /^\d+ B$|KiB/);  // physical size shown to a non-Admin
   assert.deepEqual([mine[5], mine[6], mine[7]], ['apache-2.0', USER, 'private']);
   assert.match(mine[8], /^\d{4}-\d\d-\d\d \d\d:\d\d$/);  // the latest version's time, without SQL rights
   const open = await cells('open-base');
@@ -213,11 +229,83 @@ test('signing in: PKCE with the provider, then only the models this person may r
   await page.waitForSelector('#model-owner');
   assert.equal(await page.textContent('#model-owner'), USER);
   assert.equal(await page.textContent('#model-visibility'), 'private');
+  // Physical (deduplicated) sizes for a Contributor too, of what it reads only.
+  const sizes = await page.evaluate(async () => (await fetch('/api/ui/model-sizes', { headers: { authorization: `Bearer ${sessionStorage.getItem('hart.token')}` } })).json());
+  assert.deepEqual(sizes.map((x) => x.model).sort(), ['alice-ft', 'open-base']);
+  assert.ok(sizes.every((x) => x.physical_bytes > 0 && x.physical_bytes <= x.logical_bytes), JSON.stringify(sizes));
   await shot('signin-model');
   // Another owner's private model does not exist for this person.
   await page.goto(`${base}/#/m/secret-ft`);
   await page.waitForSelector('main .error');
   assert.match(await page.textContent('main .error'), /404.*no model named 'secret-ft'/);
+});
+
+test('visibility: the owner changes it from the model page (by keyboard); not on a model that is not theirs', async () => {
+  await page.goto(`${base}/#/m/alice-ft`);
+  await page.waitForSelector('#visibility-select');
+  await page.selectOption('#visibility-select', 'tenant');
+  await page.focus('#visibility-select');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'visibility-set');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#visibility-status:has-text("now tenant")');
+  assert.equal(await page.textContent('#model-visibility'), 'tenant');
+  const list = await (await fetch(`${base}/api/models`, { headers: { authorization: `Bearer ${userToken()}` } })).json();
+  assert.equal(list.find((m) => m.name === 'alice-ft').visibility, 'tenant');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(over <= 1, `the model page is wider than the phone by ${over}px`);
+  await shot('signin-visibility-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  // open-base is the local owner's: alice reads it, and gets no control.
+  await page.goto(`${base}/#/m/open-base`);
+  await page.waitForSelector('#model-visibility');
+  await page.waitForTimeout(500);  // /auth/me has answered
+  assert.equal(await page.locator('#visibility-select').count(), 0);
+  assert.equal(await page.textContent('#model-visibility'), 'public');
+});
+
+test('token refresh: before the token expires, with the refresh token, else by signing in again', async () => {
+  // Short-lived tokens (8 s) with refresh tokens: the page refreshes at 80 %.
+  Object.assign(mode, { lifetime: 8, refresh: true });
+  await page.click('.signin button:has-text("Sign out")');
+  await page.waitForSelector('.signin button:has-text("Sign in")');
+  Object.assign(seen, { authorize: 0, tokens: 0, refused: 0, refreshes: 0 });
+  await page.click('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  const first = await page.evaluate(() => sessionStorage.getItem('hart.token'));
+  assert.ok(await page.evaluate(() => sessionStorage.getItem('hart.refresh')));
+  await page.waitForFunction((t) => sessionStorage.getItem('hart.token') !== t, first, { timeout: 12000 });
+  assert.deepEqual([seen.authorize, seen.tokens, seen.refreshes, seen.refused], [1, 1, 1, 0]);
+  // Past the first token's expiry, the API still answers the page.
+  await page.waitForTimeout(Math.max(0, JSON.parse(Buffer.from(first.split('.')[1], 'base64url')).exp * 1000 - Date.now() + 1500));
+  assert.ok(seen.refreshes >= 1);
+  await page.goto(`${base}/#/sql`);
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('.model-link');
+  assert.equal((await fetch(`${base}/api/models`, { headers: { authorization: `Bearer ${first}` } })).status, 401);  // the first one is dead
+  // Without refresh tokens the page goes through the provider again, and back to the same page.
+  Object.assign(mode, { lifetime: 6, refresh: false });
+  await page.click('.signin button:has-text("Sign out")');
+  await page.waitForSelector('.signin button:has-text("Sign in")');
+  await page.goto(`${base}/#/lineage`);
+  await page.click('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  const before = { authorize: seen.authorize, tokens: seen.tokens, refreshes: seen.refreshes };
+  const t1 = await page.evaluate(() => sessionStorage.getItem('hart.token'));
+  // The page leaves for the provider and comes back: poll from here.
+  for (let i = 0; i < 120 && seen.tokens === before.tokens; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual([seen.authorize, seen.tokens, seen.refreshes], [before.authorize + 1, before.tokens + 1, before.refreshes]);
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  assert.notEqual(await page.evaluate(() => sessionStorage.getItem('hart.token')), t1);
+  assert.match(page.url(), /#\/lineage$/);
+  await shot('signin-refreshed');
+  // Back to long-lived tokens for what follows.
+  Object.assign(mode, { lifetime: 600, refresh: false });
+  await page.click('.signin button:has-text("Sign out")');
+  await page.waitForSelector('.signin button:has-text("Sign in")');
+  await page.click('.signin button:has-text("Sign in")');
+  await page.waitForSelector('.signin button:has-text("Sign out")');
 });
 
 test('signing out: the token is gone and the models with it', async () => {
