@@ -258,3 +258,9 @@ test('mayChangeVisibility: Admins and owning Contributors only', () => {
 test('refreshRequestBody: the refresh_token grant', () => {
   assert.equal(P.refreshRequestBody('r t', 'hart-web'), 'grant_type=refresh_token&refresh_token=r+t&client_id=hart-web');
 });
+
+test('compareStatesOn: each side shows its own tensors', () => {
+  const diff = [{ kind: 'changed', name: 'c' }, { kind: 'added', name: 'n' }, { kind: 'removed', name: 'r' }];
+  assert.deepEqual([...S.compareStatesOn(diff, ['c', 'n', 's'], 'b')], [['c', 'changed'], ['n', 'added'], ['s', 'shared']]);
+  assert.deepEqual([...S.compareStatesOn(diff, ['c', 'r', 's'], 'a')], [['c', 'changed'], ['r', 'removed'], ['s', 'shared']]);
+});

@@ -395,6 +395,21 @@ test('Live: a version ingested elsewhere appears without reload', async () => {
   await page.waitForSelector('.ingests .ingest-job:has-text("big-upload")', { state: 'detached' });  // gone once the version is there
 });
 
+test('Compare: either version is drawn; on a, what b no longer has is marked removed', async () => {
+  // flat@2 (from the Live test) has weird and extra; flat@1 only weird.
+  await go('/compare?a=flat%402&b=flat%401');
+  await page.waitForSelector('#compare-summary');
+  assert.match(await page.textContent('#compare-summary'), /0 changed, 0 added, 1 removed, 1 shared/);
+  await page.waitForSelector('#compare-views[data-side="b"] .gnode[data-name="weird"].state-shared');
+  assert.equal(await page.locator('#compare-views .gnode[data-name="extra"]').count(), 0);
+  await page.selectOption('#compare-side', 'a');
+  await page.waitForSelector('#compare-views[data-side="a"] .gnode[data-name="extra"].state-removed');
+  assert.match(await page.locator('#compare-views .gnode[data-name="weird"]').getAttribute('class'), /state-shared/);
+  assert.ok(await page.locator('#compare-views rect.tm-cell.state-removed').count() >= 1);
+  assert.match(await page.textContent('#compare-legend'), /removed \(on a\)/);
+  await shot('compare-side-a');
+});
+
 test('Bad input: an erroring API, an unknown model, a model with no structure, 1,000 tensors', async () => {
   await page.route('**/api/models', (r) => r.fulfill({ status: 500, contentType: 'application/json',
     body: JSON.stringify({ error: { message: 'the store is on fire', type: 'internal' } }) }));

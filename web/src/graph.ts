@@ -28,6 +28,7 @@ export function graphView(nodes: Node[], edges: Edge[], opts: {
     const under = nodes.filter((x) => x.kind === "tensor" && isUnder(x.id, n.id));
     const st = under.map((x) => opts.state!.get(x.name));
     if (st.some((x) => x === "changed" || x === "added")) return "changed";
+    if (st.some((x) => x === "removed")) return "removed";
     if (st.length && st.every((x) => x === "shared")) return "shared";
     return "";
   };

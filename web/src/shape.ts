@@ -285,6 +285,19 @@ export function compareStates(diff: DiffRow[], namesB: string[]): Map<string, Te
   return m;
 }
 
+// The states drawn on one side of a compare: on b its tensors (changed,
+// added, else shared); on a its tensors (changed, removed, else shared).
+export function compareStatesOn(diff: DiffRow[], names: string[], side: "a" | "b"): Map<string, TensorState> {
+  const m = new Map<string, TensorState>();
+  for (const n of names) m.set(n, "shared");
+  for (const d of diff) {
+    if (side === "b" && d.kind === "removed") continue;
+    if (side === "a" && d.kind === "added") continue;
+    if (m.has(d.name)) m.set(d.name, d.kind as TensorState);
+  }
+  return m;
+}
+
 export function joinNorms(diff: DiffRow[], norms: NormRow[]) {
   const byName = new Map(norms.map((n) => [n.name, n]));
   return diff.map((d) => ({ ...d, norm: byName.get(d.name) ?? null }))

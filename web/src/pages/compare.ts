@@ -3,7 +3,7 @@
 // graph and treemap with what is shared (stored once) highlighted.
 import { api, post } from "../api";
 import { h, clear, errorBox, loading, enc } from "../dom";
-import { formatBytes, formatNumber, compareStates, joinNorms, changeLevel, changeLevelLabels } from "../shape";
+import { formatBytes, formatNumber, compareStatesOn, joinNorms, changeLevel, changeLevelLabels, TensorState } from "../shape";
 import { virtualTable } from "../table";
 import { graphView } from "../graph";
 import { treemapView } from "../treemap";
@@ -29,7 +29,7 @@ export async function comparePage(root: HTMLElement, r: Route) {
     api(`/api/versions/${enc(b)}/components?max_rows=200000`),
   ]);
   clear(out);
-  const states = compareStates(diff.rows, showB.tensors.map((t: any) => t.name));
+  const states = compareStatesOn(diff.rows, showB.tensors.map((t: any) => t.name), "b");
   const sharedN = [...states.values()].filter((x) => x === "shared").length;
   const sm = diff.summary;
   out.appendChild(h("p", { class: "summary", id: "compare-summary" },
@@ -41,30 +41,53 @@ export async function comparePage(root: HTMLElement, r: Route) {
     h("span", { class: "swatch state-shared" }), " shared (same bytes, stored once)");
   const levelLegend = h("p", { class: "legend", id: "compare-level-legend", hidden: true }, "‖b−a‖/‖a‖: ",
     [1, 2, 3, 4].map((l) => [h("span", { class: `swatch change-${l}` }), ` ${changeLevelLabels[l]} `]));
+  legend.append(h("span", { class: "swatch state-removed" }), " removed (on a)");
   const views = h("div", { id: "compare-views" });
-  out.append(h("h2", {}, `Where it changed (drawn on ${diff.b}${sm.removed ? `; ${sm.removed} tensors of ${diff.a} are gone` : ""})`), legend, levelLegend, views);
+  // Either version can be drawn: b shows what changed and was added, a what
+  // changed and was removed; both shade changed tensors by their norm.
+  const side = h("select", { id: "compare-side", "aria-label": "Draw on" },
+    h("option", { value: "b" }, `b: ${diff.b}`), h("option", { value: "a" }, `a: ${diff.a}`)) as HTMLSelectElement;
+  out.append(h("h2", {}, "Where it changed"),
+    h("div", { class: "toolbar" }, h("label", {}, "Draw on ", side), sm.removed ? h("span", { class: "muted" }, `${sm.removed} tensors of ${diff.a} are not in ${diff.b}`) : ""),
+    legend, levelLegend, views);
+  const drawn: Record<string, { comp: any; states: Map<string, TensorState> }> = {
+    b: { comp, states: compareStatesOn(diff.rows, showB.tensors.map((t: any) => t.name), "b") },
+  };
+  let level: Map<string, number> | undefined;
   // Drawn once with the states, again with each tensor's change level when
   // the norms are in (the graph and the treemap both show them).
-  const draw = (level?: Map<string, number>) => {
+  const draw = async () => {
+    const which = side.value as "a" | "b";
+    const ref = which === "a" ? a : b;
+    if (!drawn[which]) {
+      clear(views);
+      views.appendChild(loading(ref));
+      const [show, c] = await Promise.all([api(`/api/versions/${enc(ref)}`), api(`/api/versions/${enc(ref)}/components?max_rows=200000`)]);
+      drawn[which] = { comp: c, states: compareStatesOn(diff.rows, show.tensors.map((t: any) => t.name), which) };
+    }
+    const { comp: cc, states: st } = drawn[which];
     clear(views);
+    views.dataset.side = which;
     views.append(
-      graphView(comp.nodes, comp.edges, { state: states, level, onTensor: (n) => { location.hash = `#/tensor/${enc(b)}/${enc(n)}`; } }),
-      treemapView(comp.nodes, { cellClass: (names) => {
-        const st = names.map((n) => states.get(n));
+      graphView(cc.nodes, cc.edges, { state: st, level, onTensor: (n) => { location.hash = `#/tensor/${enc(ref)}/${enc(n)}`; } }),
+      treemapView(cc.nodes, { cellClass: (names) => {
+        const sts = names.map((n) => st.get(n));
         const lv = Math.max(0, ...names.map((n) => level?.get(n) ?? 0));
-        if (st.some((x) => x === "changed" || x === "added")) return `state-changed${lv ? " change-" + lv : ""}`;
-        if (st.every((x) => x === "shared")) return "state-shared";
+        if (sts.some((x) => x === "changed" || x === "added")) return `state-changed${lv ? " change-" + lv : ""}`;
+        if (sts.some((x) => x === "removed")) return "state-removed";
+        if (sts.every((x) => x === "shared")) return "state-shared";
         return "";
       } }));
   };
-  draw();
+  side.addEventListener("change", () => { draw().catch((e) => { clear(views); views.appendChild(errorBox(e, "draw")); }); });
+  await draw();
   try {
     const norms = await post("/api/diff/norms", { a, b }, 120000);
     clear(normsBox);
     const rows = joinNorms(diff.rows, norms.rows);
-    const level = new Map<string, number>();
-    for (const x of rows) if (x.norm?.computed) level.set(x.name, changeLevel(x.norm.rel_diff));
-    if (level.size) { draw(level); levelLegend.hidden = false; }
+    const lv = new Map<string, number>();
+    for (const x of rows) if (x.norm?.computed) lv.set(x.name, changeLevel(x.norm.rel_diff));
+    if (lv.size) { level = lv; await draw(); levelLegend.hidden = false; }
     normsBox.appendChild(virtualTable<any>(rows, [
       { title: "Tensor", value: (x) => x.name, render: (x) => h("a", { href: `#/tensor/${enc(b)}/${enc(x.name)}`, class: `state-text-${x.kind}` }, x.name), width: "minmax(12em, 3fr)" },
       { title: "Change", value: (x) => x.kind },
