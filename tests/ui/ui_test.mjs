@@ -460,7 +460,7 @@ test('Phone width and keyboard: readable at 390 px, pages reachable with Tab and
   // The pages with new controls fit too: the SQL error mark, the chat's
   // server figures, compare's shading and legend, the model page's
   // visibility control.
-  for (const [hash, sel, name] of [['/sql', '.schema summary', 'phone-sql'], ['/chat', '#chat-input', 'phone-chat'],
+  for (const [hash, sel, name] of [['/sql?q=' + encodeURIComponent("SELECT name, dtype, shape FROM tensors WHERE ref = 'llama-ft@2' AND AND name"), '#sql-error-mark', 'phone-sql'], ['/chat', '#chat-input', 'phone-chat'],
     ['/compare?a=llama-ft%401&b=llama-ft%402', '#compare-level-legend:not([hidden])', 'phone-compare'],
     ['/m/llama-ft/2', '#visibility-select', 'phone-model'], ['/live', '#upload-file', 'phone-live']]) {
     await go(hash);
