@@ -318,3 +318,41 @@ test('signing out: the token is gone and the models with it', async () => {
   assert.equal(await page.evaluate(() => sessionStorage.getItem('hart.token')), null);
   await shot('signin-signed-out-again');
 });
+
+test('ingest progress on the event stream goes to the uploader only', async () => {
+  // Two streams, alice's and bob's (another Contributor); alice uploads.
+  const bob = mint({ sub: 'bob', oid: 'bob', name: 'Bob', roles: ['Contributor'] });
+  const listen = (token) => {
+    const ctl = new AbortController();
+    const got = { text: '' };
+    got.done = fetch(`${base}/api/events/stream`, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal })
+      .then(async (r) => { assert.equal(r.status, 200); for await (const c of r.body) got.text += Buffer.from(c).toString(); })
+      .catch((e) => { if (e.name !== 'AbortError') throw e; });
+    got.stop = () => { ctl.abort(); return got.done; };
+    return got;
+  };
+  const a = listen(userToken()), b = listen(bob);
+  await new Promise((r) => setTimeout(r, 300));
+  const body = randomBytes(16 << 20);
+  let hdr = Buffer.from(JSON.stringify({ r: { dtype: 'U8', shape: [body.length], data_offsets: [0, body.length] } }));
+  hdr = Buffer.concat([hdr, Buffer.alloc((8 - (hdr.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(hdr.length));
+  const up = await fetch(`${base}/api/ingest?filename=r.safetensors&model=alice-big&license=mit`, {
+    method: 'POST', headers: { authorization: `Bearer ${userToken()}`, 'content-type': 'application/octet-stream' },
+    body: Buffer.concat([len, hdr, body]) });
+  const size = 8 + hdr.length + body.length;
+  assert.equal(up.status, 201, await up.text());
+  await new Promise((r) => setTimeout(r, 500));
+  await a.stop();
+  await b.stop();
+  const progress = (text) => text.split('\n\n').filter((e) => e.includes('event: ingest.progress'))
+    .map((e) => JSON.parse(e.split('\n').find((l) => l.startsWith('data: ')).slice(6)));
+  const mine = progress(a.text).filter((p) => p.model === 'alice-big');
+  assert.ok(mine.length >= 1, a.text);
+  const last = mine[mine.length - 1];
+  assert.deepEqual([last.state, last.version, last.done, last.total], ['done', 'alice-big@1', size, size]);
+  assert.ok(!/id: /.test(a.text.split('\n\n').filter((e) => e.includes('ingest.progress')).join('')), 'progress events carry no id');
+  assert.deepEqual(progress(b.text), []);  // bob does not learn of alice's upload
+  assert.ok(!b.text.includes('alice-big'), b.text);
+});
