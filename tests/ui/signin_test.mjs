@@ -266,8 +266,8 @@ test('visibility: the owner changes it from the model page (by keyboard); not on
 });
 
 test('token refresh: before the token expires, with the refresh token, else by signing in again', async () => {
-  // Short-lived tokens (8 s) with refresh tokens: the page refreshes at 80 %.
-  Object.assign(mode, { lifetime: 8, refresh: true });
+  // Short-lived tokens (5 s) with refresh tokens: the page refreshes at 80 %.
+  Object.assign(mode, { lifetime: 5, refresh: true });
   await page.click('.signin button:has-text("Sign out")');
   await page.waitForSelector('.signin button:has-text("Sign in")');
   Object.assign(seen, { authorize: 0, tokens: 0, refused: 0, refreshes: 0 });
@@ -285,7 +285,7 @@ test('token refresh: before the token expires, with the refresh token, else by s
   await page.waitForSelector('.model-link');
   assert.equal((await fetch(`${base}/api/models`, { headers: { authorization: `Bearer ${first}` } })).status, 401);  // the first one is dead
   // Without refresh tokens the page goes through the provider again, and back to the same page.
-  Object.assign(mode, { lifetime: 6, refresh: false });
+  Object.assign(mode, { lifetime: 4, refresh: false });
   await page.click('.signin button:has-text("Sign out")');
   await page.waitForSelector('.signin button:has-text("Sign in")');
   await page.goto(`${base}/#/lineage`);
