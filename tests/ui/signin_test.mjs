@@ -356,3 +356,19 @@ test('ingest progress on the event stream goes to the uploader only', async () =
   assert.deepEqual(progress(b.text), []);  // bob does not learn of alice's upload
   assert.ok(!b.text.includes('alice-big'), b.text);
 });
+
+test('a Reader gets no visibility control, not even on a model of its owner identity', async () => {
+  const reader = mint({ sub: USER, oid: USER, name: 'Alice', roles: ['Reader'] });
+  await page.goto(`${base}/#/`);
+  await page.evaluate((t) => sessionStorage.setItem('hart.token', t), reader);
+  await page.goto(`${base}/#/m/alice-ft`);
+  await page.reload();
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  assert.match(await page.textContent('.signin'), /\(Reader\)/);
+  await page.waitForSelector('#model-visibility');
+  await page.waitForTimeout(500);  // /auth/me has answered
+  assert.equal(await page.locator('#visibility-select').count(), 0);
+  const put = await fetch(`${base}/api/models/alice-ft/visibility`, { method: 'PUT',
+    headers: { authorization: `Bearer ${reader}`, 'content-type': 'application/json' }, body: JSON.stringify({ visibility: 'public' }) });
+  assert.equal(put.status, 403);  // and the server agrees
+});
