@@ -284,6 +284,14 @@ test('token refresh: before the token expires, with the refresh token, else by s
   await page.goto(`${base}/#/`);
   await page.waitForSelector('.model-link');
   assert.equal((await fetch(`${base}/api/models`, { headers: { authorization: `Bearer ${first}` } })).status, 401);  // the first one is dead
+  // A tab that comes back with a dead token refreshes it before anything else.
+  const r0 = seen.refreshes;
+  await page.evaluate((t) => { sessionStorage.setItem('hart.token', t); sessionStorage.setItem('hart.expires', String(Date.now() - 1000)); }, first);
+  await page.reload();
+  await page.waitForSelector('.signin button:has-text("Sign out")');
+  await page.waitForSelector('.model-link');
+  assert.ok(seen.refreshes >= r0 + 1);
+  assert.notEqual(await page.evaluate(() => sessionStorage.getItem('hart.token')), first);
   // Without refresh tokens the page goes through the provider again, and back to the same page.
   Object.assign(mode, { lifetime: 4, refresh: false });
   await page.click('.signin button:has-text("Sign out")');

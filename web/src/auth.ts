@@ -57,6 +57,16 @@ function keep(j: { access_token: string; refresh_token?: string; expires_in?: nu
   setToken(j.access_token);
 }
 
+// The refresh_token grant; throws when the provider refuses it.
+async function refreshNow(cfg: AuthConfig) {
+  const d = await discover(cfg);
+  const r = await fetch(d.token_endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: refreshRequestBody(sessionStorage.getItem(K.refresh) ?? "", cfg.client_id ?? "") });
+  const j = await r.json().catch(() => ({}));
+  if (!r.ok || !j.access_token) throw new Error(`${j.error_description ?? j.error ?? r.status}`);
+  keep(j);
+}
+
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 function planRefresh(cfg: AuthConfig, onFail: (msg: string) => void) {
   clearTimeout(refreshTimer);
@@ -64,15 +74,9 @@ function planRefresh(cfg: AuthConfig, onFail: (msg: string) => void) {
   const delay = refreshDelay(exp === null ? null : Number(exp), Date.now());
   if (delay === null) return;
   refreshTimer = setTimeout(async () => {
-    const rt = sessionStorage.getItem(K.refresh);
-    if (!rt) { start(cfg).catch((e) => onFail((e as Error).message)); return; }  // sign in again
+    if (!sessionStorage.getItem(K.refresh)) { start(cfg).catch((e) => onFail((e as Error).message)); return; }  // sign in again
     try {
-      const d = await discover(cfg);
-      const r = await fetch(d.token_endpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: refreshRequestBody(rt, cfg.client_id ?? "") });
-      const j = await r.json().catch(() => ({}));
-      if (!r.ok || !j.access_token) throw new Error(`${j.error_description ?? j.error ?? r.status}`);
-      keep(j);
+      await refreshNow(cfg);
       planRefresh(cfg, onFail);
     } catch (e) {
       // The refresh token is spent or revoked: through the provider again.
@@ -107,6 +111,12 @@ export function signInBar(): HTMLElement {
       else window.dispatchEvent(new HashChangeEvent("hashchange"));
     }
     if (!sessionStorage.getItem(K.token)) { show(button); return; }
+    // A tab reopened after its token ended: refresh before asking who we are.
+    const exp = Number(sessionStorage.getItem(K.expires) ?? "NaN");
+    if (Number.isFinite(exp) && exp <= Date.now() + 1000 && sessionStorage.getItem(K.refresh)) {
+      const ok = await refreshNow(cfg).then(() => true, () => { sessionStorage.removeItem(K.refresh); return false; });
+      if (ok) window.dispatchEvent(new HashChangeEvent("hashchange"));  // the page asked with the dead token
+    }
     planRefresh(cfg, (msg) => bar.appendChild(h("span", { class: "muted refresh-note" }, ` ${msg}`)));
     try {
       const me = await api("/auth/me");
