@@ -97,16 +97,11 @@ PrefixCacheStats PrefixCache::Stats() const {
 
 // --- Engine. ---
 
-struct Engine::Job {
-  rt::Session* session = nullptr;
-  rt::GenerateParams params;
-  rt::GenerateFn relay;
-  std::unique_ptr<rt::Sequence> seq;
-  std::vector<float> logits;
-  bool ended = false;  // scheduler thread only
-  std::atomic<bool> stop{false};  // the submitter's callback said stop
-
+// Where a request's choices leave their events and results, read by the
+// submitting thread.
+struct Engine::Mailbox {
   struct Event {
+    int index;
     int32_t id;
     std::string text;
     std::optional<rt::StepLogprobs> logprobs;
@@ -114,8 +109,25 @@ struct Engine::Job {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Event> events;
-  bool finished = false;
-  absl::StatusOr<rt::GenerateResult> result = absl::UnknownError("not finished");
+  int unfinished = 0;
+};
+
+struct Engine::Job {
+  rt::Session* session = nullptr;
+  const rt::Tokenizer* tok = nullptr;
+  rt::GenerateParams params;
+  rt::GenerateFn relay;
+  std::unique_ptr<rt::Sequence> seq;  // null for a follower until it is released
+  std::vector<float> logits;
+  bool ended = false;  // scheduler thread only
+  std::atomic<bool> stop{false};  // the submitter's callback said stop
+  int index = 0;
+  std::shared_ptr<Mailbox> box;
+  absl::StatusOr<rt::GenerateResult> result = absl::UnknownError("not finished");  // under box->mu
+  // The other choices of this job's prompt, waiting for it to be in; and
+  // the prompt they start with.
+  std::vector<std::shared_ptr<Job>> followers;
+  std::vector<int32_t> prompt;
 };
 
 Engine::Engine(const rt::Model* model, EngineOptions opts)
@@ -138,77 +150,139 @@ absl::StatusOr<rt::GenerateResult> Engine::Generate(rt::Session& session, const 
                                                     std::span<const int32_t> prompt,
                                                     const rt::GenerateParams& params,
                                                     const rt::GenerateFn& on_event) {
-  if (&session.model() != model_) return absl::InvalidArgumentError("the session is of another model");
-  auto job = std::make_shared<Job>();
-  Job* j = job.get();
-  job->session = &session;
-  job->params = params;
-  job->relay = [j](const rt::GenerateEvent& e) {
-    {
-      std::lock_guard<std::mutex> l(j->mu);
-      Job::Event ev{e.id, std::string(e.text), std::nullopt};
-      if (e.logprobs) ev.logprobs = *e.logprobs;
-      j->events.push_back(std::move(ev));
-    }
-    j->cv.notify_one();
-    return !j->stop.load();
-  };
-  cache_.Lookup(prompt, session);
-  ASSIGN_OR_RETURN(job->seq, rt::Sequence::Start(session, tok, prompt, job->params, job->relay));
+  EngineChoice c{&session, params, on_event};
+  ASSIGN_OR_RETURN(auto r, GenerateMany(tok, prompt, std::span<EngineChoice>(&c, 1)));
+  return std::move(r[0]);
+}
+
+absl::StatusOr<std::vector<rt::GenerateResult>> Engine::GenerateMany(const rt::Tokenizer* tok,
+                                                                     std::span<const int32_t> prompt,
+                                                                     std::span<EngineChoice> choices) {
+  if (choices.empty()) return absl::InvalidArgumentError("no choices to generate");
+  for (const EngineChoice& c : choices)
+    if (c.session == nullptr || &c.session->model() != model_)
+      return absl::InvalidArgumentError("the session is of another model");
+  auto box = std::make_shared<Mailbox>();
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    auto job = std::make_shared<Job>();
+    Job* j = job.get();
+    j->session = choices[i].session;
+    j->tok = tok;
+    j->params = choices[i].params;
+    j->index = static_cast<int>(i);
+    j->box = box;
+    Mailbox* b = box.get();
+    j->relay = [j, b](const rt::GenerateEvent& e) {
+      {
+        std::lock_guard<std::mutex> l(b->mu);
+        Mailbox::Event ev{j->index, e.id, std::string(e.text), std::nullopt};
+        if (e.logprobs) ev.logprobs = *e.logprobs;
+        b->events.push_back(std::move(ev));
+      }
+      b->cv.notify_one();
+      return !j->stop.load();
+    };
+    jobs.push_back(std::move(job));
+  }
+  Job& lead = *jobs[0];
+  cache_.Lookup(prompt, *lead.session);
+  ASSIGN_OR_RETURN(lead.seq, rt::Sequence::Start(*lead.session, tok, prompt, lead.params, lead.relay));
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    jobs[i]->prompt.assign(prompt.begin(), prompt.end());
+    lead.followers.push_back(jobs[i]);
+  }
+  box->unfinished = static_cast<int>(jobs.size());
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return absl::CancelledError("the engine is stopping");
     if (static_cast<int>(queue_.size()) >= opts_.max_queue)
       return absl::ResourceExhaustedError(
           fmt::format("{} generations are already waiting for this model; retry later", queue_.size()));
-    queue_.push_back(job);
+    queue_.push_back(jobs[0]);
   }
   cv_.notify_one();
 
   // Deliver events here, on the submitter's thread.
-  bool told_stop = false;
-  std::deque<Job::Event> batch;
+  std::vector<bool> told_stop(jobs.size(), false);
+  std::deque<Mailbox::Event> batch;
   for (;;) {
     bool finished;
     {
-      std::unique_lock<std::mutex> l(j->mu);
-      j->cv.wait(l, [&] { return j->finished || !j->events.empty(); });
-      batch.swap(j->events);
-      finished = j->finished;
+      std::unique_lock<std::mutex> l(box->mu);
+      box->cv.wait(l, [&] { return box->unfinished == 0 || !box->events.empty(); });
+      batch.swap(box->events);
+      finished = box->unfinished == 0;
     }
     for (const auto& ev : batch) {
-      if (told_stop || !on_event) continue;
-      if (!on_event(rt::GenerateEvent{ev.id, ev.text, ev.logprobs ? &*ev.logprobs : nullptr})) {
-        told_stop = true;
-        j->stop = true;
+      const size_t i = static_cast<size_t>(ev.index);
+      if (told_stop[i] || !choices[i].on_event) continue;
+      if (!choices[i].on_event(rt::GenerateEvent{ev.id, ev.text, ev.logprobs ? &*ev.logprobs : nullptr})) {
+        told_stop[i] = true;
+        jobs[i]->stop = true;
       }
     }
     batch.clear();
     if (finished) {
-      std::lock_guard<std::mutex> l(j->mu);
-      if (j->events.empty()) break;
+      std::lock_guard<std::mutex> l(box->mu);
+      if (box->events.empty()) break;
     }
   }
-  absl::StatusOr<rt::GenerateResult> r = std::move(j->result);
-  if (r.ok()) {
-    if (told_stop) r->finish_reason = rt::FinishReason::kCancelled;
-    cache_.Insert(session, session.position());
+  std::vector<rt::GenerateResult> out;
+  absl::Status first = absl::OkStatus();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    absl::StatusOr<rt::GenerateResult> r = std::move(jobs[i]->result);
+    if (!r.ok()) {
+      if (first.ok()) first = r.status();
+      continue;
+    }
+    if (told_stop[i]) r->finish_reason = rt::FinishReason::kCancelled;
+    cache_.Insert(*jobs[i]->session, jobs[i]->session->position());
+    out.push_back(std::move(*r));
   }
-  return r;
+  if (!first.ok()) return first;
+  return out;
 }
 
 void Engine::Done(Job& j, absl::Status failure) {
   j.ended = true;
   {
-    std::lock_guard<std::mutex> l(j.mu);
+    std::lock_guard<std::mutex> l(j.box->mu);
     if (failure.ok()) {
       j.result = j.seq->Finish();
     } else {
       j.result = std::move(failure);
     }
-    j.finished = true;
+    j.box->unfinished--;
   }
-  j.cv.notify_one();
+  j.box->cv.notify_one();
+}
+
+void Engine::Release(std::vector<std::shared_ptr<Job>>& active) {
+  std::vector<std::shared_ptr<Job>> started;
+  for (auto& jp : active) {
+    Job& lead = *jp;
+    if (lead.followers.empty() || (!lead.ended && lead.seq->prefilling())) continue;
+    // The prompt (as the leader kept it, truncated or not) but its last
+    // token, which each follower runs itself for its own first logits.
+    const std::vector<int32_t>& p = lead.seq->prompt();
+    const size_t n = std::min(p.size() > 0 ? p.size() - 1 : 0, CommonPrefix(lead.session->tokens(), p));
+    std::optional<rt::KvPrefix> kv;
+    if (n > 0) kv = lead.session->ExportPrefix(static_cast<int64_t>(n));
+    for (auto& f : lead.followers) {
+      // Failing (a session of another shape), it runs the whole prompt itself.
+      if (kv) f->session->ImportPrefix(*kv, static_cast<int64_t>(n)).IgnoreError();
+      auto seq = rt::Sequence::Start(*f->session, f->tok, f->prompt, f->params, f->relay);
+      if (!seq.ok()) {
+        Done(*f, seq.status());
+        continue;
+      }
+      f->seq = std::move(*seq);
+      started.push_back(std::move(f));
+    }
+    lead.followers.clear();
+  }
+  for (auto& f : started) active.push_back(std::move(f));
 }
 
 void Engine::Loop() {
@@ -218,8 +292,13 @@ void Engine::Loop() {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [&] { return stop_ || !queue_.empty() || !active.empty(); });
       if (stop_) {
-        for (auto& j : active) Done(*j, absl::CancelledError("the engine stopped"));
-        for (auto& j : queue_) Done(*j, absl::CancelledError("the engine stopped"));
+        auto cancel = [this](Job& j) {
+          for (auto& f : j.followers) Done(*f, absl::CancelledError("the engine stopped"));
+          j.followers.clear();
+          if (!j.ended) Done(j, absl::CancelledError("the engine stopped"));
+        };
+        for (auto& j : active) cancel(*j);
+        for (auto& j : queue_) cancel(*j);
         queue_.clear();
         return;
       }
@@ -229,6 +308,7 @@ void Engine::Loop() {
       }
     }
     Step(active);
+    Release(active);
     std::erase_if(active, [](const std::shared_ptr<Job>& j) { return j->ended; });
   }
 }

@@ -22,6 +22,12 @@
 // bytes, least recently used evicted first. K/V rows are bit-identical
 // however they were batched, so a hit gives the tokens a miss gives.
 //
+// n choices of one prompt (GenerateMany): the prompt is run once, on the
+// first choice's session; when it is in, every other choice gets a copy of
+// its K/V but the last prompt token, runs that one token beside the first
+// choice's next decode step, and from there decodes in the same batch with
+// its own sampler. A choice's tokens are the ones it gives alone.
+//
 // EngineSet: one Engine per loaded model, made on first use.
 #pragma once
 
@@ -86,6 +92,13 @@ class PrefixCache {
   PrefixCacheStats stats_;
 };
 
+// One choice of Engine::GenerateMany.
+struct EngineChoice {
+  runtime::Session* session = nullptr;  // of the engine's model; its sampler is the choice's
+  runtime::GenerateParams params;
+  runtime::GenerateFn on_event;  // called on the submitting thread; false stops this choice
+};
+
 class Engine {
  public:
   Engine(const runtime::Model* model, EngineOptions opts);
@@ -101,6 +114,13 @@ class Engine {
                                                    const runtime::GenerateParams& params,
                                                    const runtime::GenerateFn& on_event = nullptr);
 
+  // The choices of one prompt decoded together, the prompt prefilled once
+  // (see above). Blocks until every choice ends; the results in order, or
+  // the first choice's error (the others still ran to their end).
+  absl::StatusOr<std::vector<runtime::GenerateResult>> GenerateMany(const runtime::Tokenizer* tok,
+                                                                    std::span<const int32_t> prompt,
+                                                                    std::span<EngineChoice> choices);
+
   const EngineOptions& options() const { return opts_; }
   PrefixCacheStats cache_stats() const { return cache_.Stats(); }
   uint64_t steps() const { return steps_.load(); }
@@ -114,9 +134,12 @@ class Engine {
 
  private:
   struct Job;
+  struct Mailbox;
   void Loop();
   void Step(std::vector<std::shared_ptr<Job>>& active);
   void Done(Job& j, absl::Status failure);
+  // Starts the choices waiting on a job's prompt once it is in (or the job ended).
+  void Release(std::vector<std::shared_ptr<Job>>& active);
 
   const runtime::Model* model_;
   EngineOptions opts_;

@@ -155,6 +155,101 @@ TEST_F(BatchEngineTest, GreedyOutputUnderBatchingEqualsAlone) {
   }
 }
 
+// n choices of one prompt (GenerateMany): each choice, sampled with its own
+// seed, gives the tokens it gives alone; the prompt runs once (the other
+// choices take its K/V and run only its last token); greedy choices agree.
+TEST_F(BatchEngineTest, ChoicesOfOnePromptDecodeTogetherAndEqualEachAlone) {
+  for (uint64_t budget : {uint64_t{0}, uint64_t{1}}) {
+    if (budget) Load(model_->min_budget());
+    SCOPED_TRACE(budget ? "streamed" : "resident");
+    const std::vector<int32_t> prompt = Prompt(37, 5);
+    rt::GenerateParams p = Greedy(12);
+    auto sampled = [&](uint64_t seed) {
+      rt::SessionOptions so;
+      so.sampler.temperature = 1.0f;
+      so.sampler.seed = seed;
+      return model_->NewSession(so);
+    };
+    std::vector<std::vector<int32_t>> want;
+    for (uint64_t i = 0; i < 3; ++i) {
+      auto s = sampled(100 + i);
+      auto r = rt::Generate(*s, tok_.get(), prompt, p);
+      ASSERT_TRUE(r.ok()) << r.status();
+      want.push_back(r->tokens);
+    }
+    ASSERT_NE(want[0], want[1]);  // the seeds do differ
+
+    Engine engine(model_.get(), EngineOptions{.max_batch = 8, .prefill_chunk = 8, .idle_prefill_chunk = 8, .prefix_cache_bytes = 0});
+    std::vector<std::unique_ptr<rt::Session>> sessions;
+    std::vector<EngineChoice> choices;
+    std::vector<std::string> streamed(3);
+    for (uint64_t i = 0; i < 3; ++i) {
+      sessions.push_back(sampled(100 + i));
+      choices.push_back(EngineChoice{sessions.back().get(), p, [&streamed, i](const rt::GenerateEvent& e) {
+                                       streamed[i] += e.text;
+                                       return true;
+                                     }});
+    }
+    auto r = engine.GenerateMany(tok_.get(), prompt, choices);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ((*r)[i].tokens, want[i]) << "choice " << i;
+      EXPECT_EQ(streamed[i], (*r)[i].text) << "choice " << i;
+    }
+    // The prompt ran once: the other choices kept all of it but its last token.
+    EXPECT_EQ((*r)[0].stats.cached_tokens, 0);
+    EXPECT_EQ((*r)[1].stats.cached_tokens, static_cast<int64_t>(prompt.size()) - 1);
+    EXPECT_EQ((*r)[2].stats.cached_tokens, static_cast<int64_t>(prompt.size()) - 1);
+    EXPECT_EQ(engine.max_batch_seen(), 3);
+    // 37 prompt tokens in pieces of 8 (5 steps), then 12 decode steps at most
+    // (the followers' last prompt token rides with the first).
+    EXPECT_LE(engine.steps(), 5u + 12u);
+
+    // Greedy choices are the same choice.
+    std::vector<std::unique_ptr<rt::Session>> gs;
+    std::vector<EngineChoice> greedy;
+    for (int i = 0; i < 2; ++i) {
+      gs.push_back(NewSession());
+      greedy.push_back(EngineChoice{gs.back().get(), p, nullptr});
+    }
+    auto g = engine.GenerateMany(tok_.get(), prompt, greedy);
+    ASSERT_TRUE(g.ok()) << g.status();
+    EXPECT_EQ((*g)[0].tokens, (*g)[1].tokens);
+    EXPECT_EQ((*g)[0].tokens, Alone(prompt, p));
+  }
+}
+
+// A choice that stops (its reader went away) ends alone; a prompt that does
+// not fit fails the request before anything runs.
+TEST_F(BatchEngineTest, ChoicesStopAloneAndBadPromptsFailWhole) {
+  Engine engine(model_.get(), EngineOptions{.prefix_cache_bytes = 0});
+  const std::vector<int32_t> prompt = Prompt(9, 2);
+  const rt::GenerateParams p = Greedy(10);
+  std::vector<std::unique_ptr<rt::Session>> ss;
+  std::vector<EngineChoice> cs;
+  for (int i = 0; i < 3; ++i) {
+    ss.push_back(NewSession());
+    cs.push_back(EngineChoice{ss.back().get(), p, nullptr});
+  }
+  int seen = 0;
+  cs[1].on_event = [&](const rt::GenerateEvent&) { return ++seen < 2; };
+  auto r = engine.GenerateMany(tok_.get(), prompt, cs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[1].finish_reason, rt::FinishReason::kCancelled);
+  EXPECT_EQ((*r)[0].tokens.size(), 10u);
+  EXPECT_EQ((*r)[2].tokens, (*r)[0].tokens);
+
+  std::vector<std::unique_ptr<rt::Session>> small;
+  std::vector<EngineChoice> cs2;
+  for (int i = 0; i < 2; ++i) {
+    small.push_back(NewSession(4));
+    cs2.push_back(EngineChoice{small.back().get(), p, nullptr});
+  }
+  auto bad = engine.GenerateMany(tok_.get(), prompt, cs2);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kOutOfRange) << bad.status();
+}
+
 // Fails on its n-th draw.
 class FailingProcessor : public rt::LogitsProcessor {
  public:
