@@ -215,14 +215,28 @@ absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> ForcedToolGrammar(runtime:
 
 absl::StatusOr<std::shared_ptr<const g::JsonGrammar>> TriggeredToolGrammar(runtime::ChatFormat f,
                                                                             std::span<const ToolFunction> tools) {
+  if (tools.empty()) return std::shared_ptr<const g::JsonGrammar>();
   const runtime::ToolCallSyntax syn = runtime::ToolSyntax(f);
-  if (syn.opener != "<tool_call>" || tools.empty()) return std::shared_ptr<const g::JsonGrammar>();
   g::JsonGrammar::Builder b;
   ASSIGN_OR_RETURN(std::vector<uint32_t> calls, CallNodes(b, syn, tools, ToolChoice{}));
   const uint32_t call = calls.size() == 1 ? calls[0] : b.Union(calls);
-  auto gr = b.Build(b.Union({b.Sequence({b.Literal("\n"), call}), call}));
+  uint32_t root = call;
+  if (syn.opener == "<tool_call>") {
+    root = b.Union({b.Sequence({b.Literal("\n"), call}), call});
+  } else if (syn.array) {
+    root = b.Array(call, 1, -1);  // mistral: [{...}, ...]
+  }
+  auto gr = b.Build(root);
   if (!gr.ok()) return Bad("tools", std::string(gr.status().message()));
   return gr;
+}
+
+OpeningTrigger OpeningTriggerFor(runtime::ChatFormat f) {
+  switch (f) {
+    case runtime::ChatFormat::kLlama3: return {true, "<|python_tag|>", "{"};
+    case runtime::ChatFormat::kMistral: return {true, "[TOOL_CALLS]", "["};
+    default: return {};
+  }
 }
 
 json ToolsJson(std::span<const ToolFunction> tools) {

@@ -81,11 +81,24 @@ absl::Status ValidateTools(std::span<const ToolFunction> tools, const ToolChoice
 absl::StatusOr<std::shared_ptr<const runtime::grammar::JsonGrammar>> ForcedToolGrammar(
     runtime::ChatFormat f, std::span<const ToolFunction> tools, const ToolChoice& choice);
 
-// For "auto" in a family whose calls open with a text marker (Hermes
-// "<tool_call>"): the grammar of what follows the marker (an optional
-// newline and a call object). Null for other families.
+// For "auto": the grammar of a call as the family writes one in free
+// output. Hermes ("<tool_call>" anywhere): what follows the marker (an
+// optional newline and a call object). Llama 3.1 and mistral, whose call is
+// the whole reply: the call object (llama, {"name":..,"parameters":..}) or
+// the array of calls (mistral), applied from the reply's opening (see
+// OpeningTriggerFor). Null without tools.
 absl::StatusOr<std::shared_ptr<const runtime::grammar::JsonGrammar>> TriggeredToolGrammar(
     runtime::ChatFormat f, std::span<const ToolFunction> tools);
+
+// How a reply opens a call in families whose call is the whole reply
+// (runtime::grammar::OpeningGrammarProcessor): a tag, or the JSON's first
+// byte. opening false: the call opens anywhere after the marker (Hermes).
+struct OpeningTrigger {
+  bool opening = false;
+  std::string tag;        // "<|python_tag|>", "[TOOL_CALLS]"
+  std::string json_open;  // "{", "["
+};
+OpeningTrigger OpeningTriggerFor(runtime::ChatFormat f);
 
 // The tools as the chat template takes them ([{"type":"function",...}]).
 nlohmann::json ToolsJson(std::span<const ToolFunction> tools);

@@ -200,6 +200,15 @@ absl::Status GrammarProcessor::Accept(int32_t token) {
   return absl::OkStatus();
 }
 
+bool GrammarProcessor::Prime(std::string_view bytes) {
+  State s = state_, tmp;
+  if (!g_->AdvanceBytes(&s, bytes, &tmp)) return false;
+  state_ = std::move(s);
+  text_.append(bytes);
+  strip_pending_ = strip_pending_ && bytes.empty();
+  return true;
+}
+
 bool GrammarProcessor::Finished() const { return ended_ || g_->Done(state_); }
 
 std::vector<int32_t> GrammarProcessor::Allowed() const {
@@ -241,6 +250,105 @@ absl::Status TriggeredGrammarProcessor::Accept(int32_t token) {
     const int64_t left = budget_ < 0 ? -1 : std::max<int64_t>(0, budget_ - accepted_);
     active_ = std::make_unique<GrammarProcessor>(g_, ix_, strip, left);
   }
+  return absl::OkStatus();
+}
+
+OpeningGrammarProcessor::OpeningGrammarProcessor(std::shared_ptr<const JsonGrammar> grammar,
+                                                 std::shared_ptr<const TokenIndex> index, std::string tag,
+                                                 std::string json_open, std::function<std::string(int32_t)> piece,
+                                                 bool strip_after_special, int64_t budget)
+    : g_(std::move(grammar)),
+      ix_(std::move(index)),
+      tag_(std::move(tag)),
+      open_(std::move(json_open)),
+      piece_(std::move(piece)),
+      strip_after_special_(strip_after_special),
+      budget_(budget) {}
+
+namespace {
+std::string_view TrimLeft(std::string_view s) {
+  size_t i = s.find_first_not_of(" \t\r\n");
+  return i == std::string_view::npos ? std::string_view() : s.substr(i);
+}
+}  // namespace
+
+OpeningGrammarProcessor::Verdict OpeningGrammarProcessor::Judge(std::string_view head, std::string_view* rest) const {
+  head = TrimLeft(head);
+  if (head.empty()) return kUndecided;
+  std::string_view body;
+  if (!tag_.empty() && head.size() <= tag_.size() && std::string_view(tag_).starts_with(head)) {
+    if (head.size() < tag_.size()) return kUndecided;  // maybe the tag (or, for "[", the array)
+    body = {};
+  } else if (!tag_.empty() && head.starts_with(tag_)) {
+    body = TrimLeft(head.substr(tag_.size()));
+  } else if (!open_.empty() && head.starts_with(open_)) {
+    body = head;
+  } else {
+    return kText;
+  }
+  State s = g_->Start(), tmp;
+  if (!g_->AdvanceBytes(&s, body, &tmp)) return kBad;
+  if (rest) *rest = body;
+  return kCall;
+}
+
+absl::Status OpeningGrammarProcessor::Apply(std::span<float> logits) {
+  if (active_) return active_->Apply(logits);
+  if (text_) return absl::OkStatus();
+  // Undecided: ban the tokens that would open a call wrongly.
+  constexpr float kNeg = -std::numeric_limits<float>::infinity();
+  const bool blank = TrimLeft(head_).empty();
+  std::string h;
+  for (int32_t id = 0; id < ix_->size() && static_cast<size_t>(id) < logits.size(); ++id) {
+    const TokenIndex::Kind kind = ix_->kind(id);
+    if (kind == TokenIndex::kEog) {
+      // Not ended on a bare start of the tag ("[", "<|py"): it opens a call or turns into text.
+      if (!blank) logits[id] = kNeg;
+      continue;
+    }
+    std::string special;
+    std::string_view b;
+    if (kind == TokenIndex::kText) {
+      b = ix_->bytes(id);
+    } else {
+      special = piece_(id);
+      b = special;
+    }
+    // Only a piece whose first visible byte may open a call needs a look.
+    std::string_view first = blank ? TrimLeft(b) : TrimLeft(head_);
+    if (first.empty()) continue;
+    const char c = first[0];
+    if ((tag_.empty() || c != tag_[0]) && (open_.empty() || c != open_[0])) continue;
+    h.assign(head_).append(b);
+    if (Judge(h, nullptr) == kBad) logits[id] = kNeg;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OpeningGrammarProcessor::Accept(int32_t token) {
+  ++accepted_;
+  if (active_) return active_->Accept(token);
+  if (text_) return absl::OkStatus();
+  const TokenIndex::Kind kind = token >= 0 && token < ix_->size() ? ix_->kind(token) : TokenIndex::kBanned;
+  if (kind == TokenIndex::kEog) return absl::OkStatus();
+  head_ += kind == TokenIndex::kText ? std::string(ix_->bytes(token)) : piece_(token);
+  std::string_view body;
+  switch (Judge(head_, &body)) {
+    case kUndecided: return absl::OkStatus();
+    case kText:
+      text_ = true;
+      head_.clear();
+      return absl::OkStatus();
+    case kBad:
+      return absl::FailedPreconditionError(fmt::format("tool call: token {} does not continue the call after '{}'",
+                                                       token, head_));
+    case kCall: break;
+  }
+  const int64_t left = budget_ < 0 ? -1 : std::max<int64_t>(0, budget_ - accepted_);
+  // Right after a special tag a SentencePiece text loses its leading space.
+  const bool strip = strip_after_special_ && body.empty() && kind != TokenIndex::kText;
+  active_ = std::make_unique<GrammarProcessor>(g_, ix_, strip, left);
+  if (!active_->Prime(body)) return absl::InternalError("tool call: the judged opening did not prime the grammar");
   return absl::OkStatus();
 }
 

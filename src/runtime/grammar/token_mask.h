@@ -76,6 +76,10 @@ class GrammarProcessor : public LogitsProcessor {
   absl::Status Accept(int32_t token) override;
   bool Finished() const override;
 
+  // Feeds bytes the output already holds (what opened a call before this
+  // processor took over); false, and nothing changed, when the grammar
+  // does not accept them.
+  bool Prime(std::string_view bytes);
   // The bytes accepted so far.
   const std::string& text() const { return text_; }
   // Ids the last Apply allowed (for tests).
@@ -122,6 +126,44 @@ class TriggeredGrammarProcessor : public LogitsProcessor {
   int64_t budget_;
   int64_t accepted_ = 0;
   std::string tail_;  // the end of the free text, to find the trigger
+  std::unique_ptr<GrammarProcessor> active_;
+};
+
+// A grammar that applies when the output opens with a call (tool_choice
+// "auto" in families whose call is the whole reply: llama 3.1, mistral).
+// The output is free text unless its first visible characters (after
+// whitespace) are `tag` (<|python_tag|>, [TOOL_CALLS]), after which the
+// grammar applies, or `json_open` ({, [), the grammar's own first byte,
+// from which it applies. While that is undecided, a token is allowed only
+// when the output stays a possible text, a possible start of the tag, or a
+// valid start of the grammar (and the output does not end on a bare start of
+// the tag); once the call is complete, Finished() (the
+// reply is the call). `piece(id)` is a token's text with special tokens
+// rendered.
+class OpeningGrammarProcessor : public LogitsProcessor {
+ public:
+  OpeningGrammarProcessor(std::shared_ptr<const JsonGrammar> grammar, std::shared_ptr<const TokenIndex> index,
+                          std::string tag, std::string json_open, std::function<std::string(int32_t)> piece,
+                          bool strip_after_special, int64_t budget);
+  absl::Status Apply(std::span<float> logits) override;
+  absl::Status Accept(int32_t token) override;
+  bool Finished() const override { return active_ != nullptr && active_->Finished(); }
+  bool active() const { return active_ != nullptr; }
+
+ private:
+  enum Verdict { kText, kUndecided, kCall, kBad };
+  // What the output would be with `head` (its leading whitespace dropped);
+  // for kCall, the grammar's part of it in *rest.
+  Verdict Judge(std::string_view head, std::string_view* rest) const;
+  std::shared_ptr<const JsonGrammar> g_;
+  std::shared_ptr<const TokenIndex> ix_;
+  std::string tag_, open_;
+  std::function<std::string(int32_t)> piece_;
+  bool strip_after_special_;
+  int64_t budget_;
+  int64_t accepted_ = 0;
+  bool text_ = false;  // decided: free text
+  std::string head_;   // the output so far, while undecided
   std::unique_ptr<GrammarProcessor> active_;
 };
 
