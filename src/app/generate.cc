@@ -139,25 +139,43 @@ struct Outcome {
 struct Constraint {
   std::shared_ptr<const rt::grammar::JsonGrammar> grammar;
   std::shared_ptr<const rt::grammar::TokenIndex> index;
-  // tool_choice auto: this grammar applies after `trigger` ("<tool_call>").
+  // tool_choice auto: this grammar applies after `trigger` ("<tool_call>"),
+  // or (opening) when the reply opens with a call (llama 3.1, mistral).
   std::shared_ptr<const rt::grammar::JsonGrammar> triggered;
   std::string trigger;
+  OpeningTrigger opening;
 };
 
-// Generates on `session` after `ids`, streaming deltas to ctl.on_delta (as
-// choice `index`, through `filter` when tool calls may be held back).
-// End-of-generation tokens get no logprobs entry (they have no text).
-absl::StatusOr<Outcome> Run(const std::shared_ptr<const LoadedModel>& model, rt::Session& session,
-                            const rt::Tokenizer& tok, std::span<const int32_t> ids,
-                            const GenerationParams& params, const GenerateControl& ctl, const Constraint& c = {},
-                            int index = 0, ToolCallStreamFilter* filter = nullptr) {
-  Outcome out;
-  rt::GenerateParams rp = RuntimeParams(params, ctl.cancel);
+// One choice's generation on its own session: the runtime params, the
+// processors they point to, and the event relay. Not movable (the params
+// point into it).
+struct ChoiceRun {
+  ChoiceRun() = default;
+  ChoiceRun(const ChoiceRun&) = delete;
+  ChoiceRun& operator=(const ChoiceRun&) = delete;
+  std::unique_ptr<rt::Session> owned;  // the session, when the run made it
+  rt::Session* session = nullptr;
+  rt::GenerateParams rp;
   std::optional<rt::grammar::LogitBiasProcessor> bias;
   std::optional<rt::grammar::GrammarProcessor> grammar;
+  std::optional<rt::grammar::TriggeredGrammarProcessor> triggered;
+  std::optional<rt::grammar::OpeningGrammarProcessor> opening;
+  std::optional<ToolCallStreamFilter> filter;
+  rt::GenerateFn on_event;
+  Outcome out;
+};
+
+// Sets `r` up to generate on r.session after `ids`, streaming deltas to
+// ctl.on_delta (as choice `index`, through r.filter when tool calls may be
+// held back). End-of-generation tokens get no logprobs entry (they have no
+// text).
+void Prepare(ChoiceRun& r, const rt::Tokenizer& tok, std::span<const int32_t> ids, const GenerationParams& params,
+             const GenerateControl& ctl, const Constraint& c, int index) {
+  rt::Session& session = *r.session;
+  r.rp = RuntimeParams(params, ctl.cancel);
   if (!params.logit_bias.empty()) {
-    bias.emplace(params.logit_bias);
-    rp.processors.push_back(&*bias);
+    r.bias.emplace(params.logit_bias);
+    r.rp.processors.push_back(&*r.bias);
   }
   // The tokens the generation may take: max_tokens, and the context left
   // after the prompt (the prompt as Generate keeps it when truncating).
@@ -170,36 +188,68 @@ absl::StatusOr<Outcome> Run(const std::shared_ptr<const LoadedModel>& model, rt:
   int64_t budget = std::max<int64_t>(0, room - prompt);
   if (params.max_tokens >= 0) budget = std::min(budget, params.max_tokens);
   if (c.grammar) {
-    grammar.emplace(c.grammar, c.index, tok.StripsLeadingSpaceAfter(ids), budget);
-    rp.processors.push_back(&*grammar);
+    r.grammar.emplace(c.grammar, c.index, tok.StripsLeadingSpaceAfter(ids), budget);
+    r.rp.processors.push_back(&*r.grammar);
   }
-  std::optional<rt::grammar::TriggeredGrammarProcessor> triggered;
-  if (c.triggered) {
-    triggered.emplace(
+  if (c.triggered && c.opening.opening) {
+    r.opening.emplace(
+        c.triggered, c.index, c.opening.tag, c.opening.json_open,
+        [&tok](int32_t id) { return std::string(tok.TokenToPiece(id, true)); }, tok.add_space_prefix(), budget);
+    r.rp.processors.push_back(&*r.opening);
+  } else if (c.triggered) {
+    r.triggered.emplace(
         c.triggered, c.index, c.trigger, [&tok](int32_t id) { return std::string(tok.TokenToPiece(id, true)); },
         tok.add_space_prefix(), budget);
-    rp.processors.push_back(&*triggered);
+    r.rp.processors.push_back(&*r.triggered);
   }
   const bool want_lp = params.logprobs;
-  auto on_event = [&](const rt::GenerateEvent& e) {
+  ChoiceRun* rr = &r;
+  const DeltaFn* on_delta = &ctl.on_delta;
+  r.on_event = [rr, &tok, want_lp, on_delta, index](const rt::GenerateEvent& e) {
+    Outcome& out = rr->out;
     size_t first = out.logprobs.size();
     if (want_lp && e.logprobs != nullptr && !tok.IsEog(e.id)) out.logprobs.push_back(MakeLogprob(tok, *e.logprobs));
-    if (!ctl.on_delta) return true;
+    if (!*on_delta) return true;
     std::span<const TokenLogprob> lps(out.logprobs.data() + first, out.logprobs.size() - first);
-    std::string shown = filter ? filter->Push(e.text) : std::string(e.text);
-    if (filter && filter->held()) lps = {};
+    std::string shown = rr->filter ? rr->filter->Push(e.text) : std::string(e.text);
+    if (rr->filter && rr->filter->held()) lps = {};
     if (shown.empty() && lps.empty()) return true;
     out.streamed += shown.size();
-    return ctl.on_delta(StreamDelta{shown, lps, index});
+    return (*on_delta)(StreamDelta{shown, lps, index});
   };
-  // Through the model's batching engine where the caller has one (the
-  // server), else alone on this thread.
+}
+
+// Runs the prepared choices of one prompt: through the model's batching
+// engine where the caller has one (the server), all of them in the same
+// batch with the prompt run once; else one after another on this thread
+// (stopping after a cancelled one).
+absl::Status RunAll(const std::shared_ptr<const LoadedModel>& model, const rt::Tokenizer& tok,
+                    std::span<const int32_t> ids, const GenerateControl& ctl,
+                    std::span<const std::unique_ptr<ChoiceRun>> runs) {
   if (ctl.engines != nullptr && model != nullptr) {
-    ASSIGN_OR_RETURN(out.result, ctl.engines->For(model)->Generate(session, &tok, ids, rp, on_event));
-  } else {
-    ASSIGN_OR_RETURN(out.result, rt::Generate(session, &tok, ids, rp, on_event));
+    std::vector<EngineChoice> choices;
+    for (const auto& r : runs) choices.push_back(EngineChoice{r->session, r->rp, r->on_event});
+    ASSIGN_OR_RETURN(auto results, ctl.engines->For(model)->GenerateMany(&tok, ids, choices));
+    for (size_t i = 0; i < runs.size(); ++i) runs[i]->out.result = std::move(results[i]);
+    return absl::OkStatus();
   }
-  return out;
+  for (const auto& r : runs) {
+    ASSIGN_OR_RETURN(r->out.result, rt::Generate(*r->session, &tok, ids, r->rp, r->on_event));
+    if (r->out.result.finish_reason == FinishReason::kCancelled) break;
+  }
+  return absl::OkStatus();
+}
+
+// Generates on `session` after `ids` (one choice).
+absl::StatusOr<Outcome> Run(const std::shared_ptr<const LoadedModel>& model, rt::Session& session,
+                            const rt::Tokenizer& tok, std::span<const int32_t> ids,
+                            const GenerationParams& params, const GenerateControl& ctl, const Constraint& c = {}) {
+  std::vector<std::unique_ptr<ChoiceRun>> runs;
+  runs.push_back(std::make_unique<ChoiceRun>());
+  runs[0]->session = &session;
+  Prepare(*runs[0], tok, ids, params, ctl, c, 0);
+  RETURN_IF_ERROR(RunAll(model, tok, ids, ctl, runs));
+  return std::move(runs[0]->out);
 }
 
 // The parameters of choice i: its own seed stream.
@@ -229,6 +279,7 @@ absl::Status AddTrigger(const std::shared_ptr<const LoadedModel>& model, rt::Cha
   ASSIGN_OR_RETURN(c->triggered, TriggeredToolGrammar(f, tools));
   if (!c->triggered) return absl::OkStatus();
   c->trigger = rt::ToolSyntax(f).opener;
+  c->opening = OpeningTriggerFor(f);
   if (!c->index) c->index = TokenIndexFor(model);
   return absl::OkStatus();
 }
@@ -242,6 +293,22 @@ int64_t SessionContext(const rt::Model& m, const GenerationParams& p, size_t pro
   if (p.max_context > 0) return std::min(p.max_context, m.max_context());
   if (p.max_tokens < 0) return m.max_context();
   return std::min<int64_t>(m.max_context(), static_cast<int64_t>(prompt_tokens) + p.max_tokens);
+}
+
+// The n choices' runs, each with its own session and seed stream (choice
+// i samples with seed + i).
+std::vector<std::unique_ptr<ChoiceRun>> NewRuns(const LoadedModel& m, const GenerationParams& params,
+                                                size_t prompt_tokens) {
+  std::vector<std::unique_ptr<ChoiceRun>> runs;
+  for (int i = 0; i < params.n; ++i) {
+    const GenerationParams p = ChoiceParams(params, i);
+    auto r = std::make_unique<ChoiceRun>();
+    r->owned = m.model->NewSession(
+        {.max_context = SessionContext(*m.model, p, prompt_tokens), .sampler = SamplerFor(p)});
+    r->session = r->owned.get();
+    runs.push_back(std::move(r));
+  }
+  return runs;
 }
 
 absl::StatusOr<rt::ChatFormat> FormatFor(const LoadedModel& m, const std::string& name) {
@@ -595,12 +662,13 @@ absl::StatusOr<CompletionResponse> Complete(const std::shared_ptr<const LoadedMo
   ASSIGN_OR_RETURN(Constraint c, ConstraintFor(model, req.params));
   CompletionResponse r;
   r.model = model->ref;
-  // Each choice its own sequence and seed stream; the prompt counts once.
+  // Each choice its own sequence and seed stream, decoded together; the
+  // prompt runs and counts once.
+  std::vector<std::unique_ptr<ChoiceRun>> runs = NewRuns(*model, req.params, ids.size());
+  for (int i = 0; i < req.params.n; ++i) Prepare(*runs[i], tok, ids, ChoiceParams(req.params, i), ctl, c, i);
+  RETURN_IF_ERROR(RunAll(model, tok, ids, ctl, runs));
   for (int i = 0; i < req.params.n; ++i) {
-    const GenerationParams p = ChoiceParams(req.params, i);
-    auto session = model->model->NewSession(
-        {.max_context = SessionContext(*model->model, p, ids.size()), .sampler = SamplerFor(p)});
-    ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, p, ctl, c, i));
+    Outcome& o = runs[i]->out;
     if (i == 0) {
       r.usage = UsageOf(o.result.stats);
       r.stats = o.result.stats;
@@ -639,13 +707,14 @@ absl::StatusOr<ChatResponse> Chat(const std::shared_ptr<const LoadedModel>& mode
   if (tools && !forced && !c.grammar) RETURN_IF_ERROR(AddTrigger(model, format, req.tools, &c));
   ChatResponse r;
   r.model = model->ref;
+  std::vector<std::unique_ptr<ChoiceRun>> runs = NewRuns(*model, req.params, ids.size());
   for (int i = 0; i < req.params.n; ++i) {
-    const GenerationParams p = ChoiceParams(req.params, i);
-    auto session = model->model->NewSession(
-        {.max_context = SessionContext(*model->model, p, ids.size()), .sampler = SamplerFor(p)});
-    std::optional<ToolCallStreamFilter> filter;
-    if (tools) filter.emplace(format, forced != nullptr);
-    ASSIGN_OR_RETURN(Outcome o, Run(model, *session, tok, ids, p, ctl, c, i, filter ? &*filter : nullptr));
+    if (tools) runs[i]->filter.emplace(format, forced != nullptr);
+    Prepare(*runs[i], tok, ids, ChoiceParams(req.params, i), ctl, c, i);
+  }
+  RETURN_IF_ERROR(RunAll(model, tok, ids, ctl, runs));
+  for (int i = 0; i < req.params.n; ++i) {
+    Outcome& o = runs[i]->out;
     if (i == 0) {
       r.usage = UsageOf(o.result.stats);
       r.stats = o.result.stats;

@@ -6,6 +6,7 @@
 // function with arguments that validate against its parameters.
 #include <set>
 
+#include "app/engine.h"
 #include "app/generate.h"
 #include "app/models.h"
 #include "formats/gguf.h"
@@ -73,7 +74,7 @@ TEST_F(Structured, EveryJsonSchemaCompletionParsesAndValidatesAcrossSchemasAndSe
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 9 * 3);
+  EXPECT_EQ(checked, static_cast<int>(hart::testing::TestSchemas().size()) * 3);
 }
 
 TEST_F(Structured, JsonObjectThroughCompletionsWithATokenLimit) {
@@ -153,41 +154,112 @@ TEST_F(Structured, ForcedToolCallStreamsNoContentAndToolResultsGoBack) {
   ASSERT_TRUE(again.ok()) << again.status();
 }
 
+// n choices, alone on this thread and through the batching engine (all of
+// them in one batch, the prompt run once): choice i is the request with
+// n = 1 and seed + i; greedy choices are all the same.
 TEST_F(Structured, NChoicesEachWithItsOwnSeedStream) {
-  CompletionRequest req;
-  req.model = "tiny";
-  req.prompt = "Once";
-  req.params.seed = 11;
-  req.params.max_tokens = 8;
-  req.params.n = 3;
-  auto r = Complete(*registry_, req);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->choices.size(), 3u);
-  std::set<std::string> texts;
-  int64_t tokens = 0;
-  for (int i = 0; i < 3; ++i) {
-    CompletionRequest one = req;
-    one.params.n = 1;
-    one.params.seed = 11 + i;
-    auto o = Complete(*registry_, one);
-    ASSERT_TRUE(o.ok());
-    EXPECT_EQ(r->choices[i].text, o->text) << "choice " << i;
-    texts.insert(o->text);
-    tokens += o->usage.completion_tokens;
+  EngineSet engines(EngineOptions{.prefix_cache_bytes = 0});
+  for (EngineSet* es : {static_cast<EngineSet*>(nullptr), &engines}) {
+    SCOPED_TRACE(es ? "engine" : "alone");
+    GenerateControl base;
+    base.engines = es;
+    CompletionRequest req;
+    req.model = "tiny";
+    req.prompt = "Once upon a time";
+    req.params.seed = 11;
+    req.params.max_tokens = 8;
+    req.params.n = 3;
+    auto r = Complete(*registry_, req, base);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->choices.size(), 3u);
+    std::set<std::string> texts;
+    int64_t tokens = 0;
+    for (int i = 0; i < 3; ++i) {
+      CompletionRequest one = req;
+      one.params.n = 1;
+      one.params.seed = 11 + i;
+      auto o = Complete(*registry_, one);  // alone, never batched
+      ASSERT_TRUE(o.ok());
+      EXPECT_EQ(r->choices[i].text, o->text) << "choice " << i;
+      texts.insert(o->text);
+      tokens += o->usage.completion_tokens;
+    }
+    EXPECT_GT(texts.size(), 1u);
+    EXPECT_EQ(r->usage.completion_tokens, tokens);
+    EXPECT_EQ(r->text, r->choices[0].text);
+    // Streaming says which choice each delta belongs to.
+    std::map<int, std::string> by_index;
+    GenerateControl ctl = base;
+    ctl.on_delta = [&](const StreamDelta& d) {
+      by_index[d.index] += d.text;
+      return true;
+    };
+    auto s = Complete(*registry_, req, ctl);
+    ASSERT_TRUE(s.ok());
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(by_index[i], s->choices[i].text);
+      EXPECT_EQ(s->choices[i].text, r->choices[i].text);
+    }
+    // Greedy: two equal choices, in chat too.
+    ChatRequest chat = Ask("Hello", 1);
+    chat.params.temperature = 0;
+    chat.params.max_tokens = 6;
+    chat.params.n = 2;
+    auto g = Chat(*registry_, chat, base);
+    ASSERT_TRUE(g.ok()) << g.status();
+    ASSERT_EQ(g->choices.size(), 2u);
+    EXPECT_EQ(g->choices[0].message.content, g->choices[1].message.content);
   }
-  EXPECT_GT(texts.size(), 1u);
-  EXPECT_EQ(r->usage.completion_tokens, tokens);
-  EXPECT_EQ(r->text, r->choices[0].text);
-  // Streaming says which choice each delta belongs to.
-  std::map<int, std::string> by_index;
-  GenerateControl ctl;
-  ctl.on_delta = [&](const StreamDelta& d) {
-    by_index[d.index] += d.text;
-    return true;
-  };
-  auto s = Complete(*registry_, req, ctl);
-  ASSERT_TRUE(s.ok());
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(by_index[i], s->choices[i].text);
+}
+
+// tool_choice auto in the families whose call is the whole reply (llama
+// 3.1: {"name":..,"parameters":..}; mistral: [{"name":..,"arguments":..}]):
+// once the reply opens a call, the rest is constrained to a call of a
+// defined function with valid arguments. The random-weight model rarely
+// opens one by itself, so a logit_bias on the opening byte ('{' for llama,
+// '[' for mistral) makes it; without the bias, a reply that opens with the
+// call's first byte is still a valid call.
+TEST_F(Structured, AutoToolCallsInLlamaAndMistralAreConstrainedOnceOpened) {
+  const json weather = json::parse(R"({"type":"object","properties":{"city":{"type":"string","maxLength":6},
+      "unit":{"enum":["c","f"]}},"required":["city","unit"]})");
+  const json add = json::parse(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},
+      "required":["a","b"],"additionalProperties":false})");
+  int calls = 0;
+  for (const char* format : {"llama3", "mistral"}) {
+    const char open = std::string(format) == "llama3" ? '{' : '[';
+    for (bool biased : {true, false}) {
+      for (uint64_t seed = 1; seed <= 4; ++seed) {
+        SCOPED_TRACE(::testing::Message() << format << " seed " << seed << (biased ? " biased" : ""));
+        ChatRequest req = Ask("Weather in Paris?", seed);
+        req.chat_format = format;
+        req.tools = {{"get_weather", "Current weather", weather}, {"add", "Adds", add}};
+        req.params.truncate = true;
+        req.params.max_tokens = 64;  // the most the truncated prompt leaves; the tag as 12 byte tokens fits
+        if (biased) req.params.logit_bias = {{3 + open, 30.f}};  // byte tokens: id 3 + byte
+        auto r = Chat(*registry_, req);
+        ASSERT_TRUE(r.ok()) << r.status();
+        if (biased) {
+          ASSERT_FALSE(r->message.tool_calls.empty()) << r->message.content;
+        } else {
+          std::string_view t = r->message.content;
+          while (!t.empty() && (t[0] == ' ' || t[0] == '\n')) t.remove_prefix(1);
+          // Text, or a start of mistral's [TOOL_CALLS] tag cut off: never a broken call.
+          if (!t.empty() && t[0] == open)
+            EXPECT_TRUE(std::string_view("[TOOL_CALLS]").starts_with(t)) << "a call that did not parse: " << t;
+        }
+        for (const ToolCall& k : r->message.tool_calls) {
+          ASSERT_TRUE(k.name == "add" || k.name == "get_weather") << k.name;
+          const json& schema = k.name == "add" ? add : weather;
+          json args = json::parse(k.arguments, nullptr, false);
+          ASSERT_FALSE(args.is_discarded()) << k.arguments;
+          EXPECT_EQ(hart::testing::ValidateJson(args, schema, schema), "") << k.arguments;
+          ++calls;
+        }
+        if (!r->message.tool_calls.empty()) EXPECT_EQ(r->finish_reason, FinishReason::kStop);
+      }
+    }
+  }
+  EXPECT_GE(calls, 8);
 }
 
 TEST_F(Structured, LogitBiasForcesAndBansTokens) {
