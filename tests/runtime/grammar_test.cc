@@ -91,7 +91,7 @@ TEST(JsonGrammar, RandomSamplingAlwaysValidatesAcrossSchemasAndSeeds) {
       }
     }
   }
-  EXPECT_EQ(checked, 9 * 2 * 12);
+  EXPECT_EQ(checked, static_cast<int>(hart::testing::TestSchemas().size()) * 2 * 12);
 }
 
 TEST(JsonGrammar, AnyObjectIsAnObjectAndBudgetClosesIt) {
@@ -213,7 +213,14 @@ TEST(JsonGrammar, UnsupportedFeaturesNameTheSchemaPath) {
   };
   const Case cases[] = {
       {R"({"type":"string","pattern":"^a"})", "schema #: 'pattern' is not supported"},
-      {R"({"type":"object","properties":{"a":{"type":"string","minLength":2}}})", "#/properties/a: 'minLength'"},
+      {R"({"type":"object","properties":{"a":{"type":"integer","minimum":2}}})", "#/properties/a: 'minimum'"},
+      {R"({"type":"string","minLength":3,"maxLength":2})", "#/maxLength: less than minLength"},
+      {R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":2}]})", "#/oneOf: branches 0 and 1 may both match"},
+      {R"({"oneOf":[{"type":"integer"},{"type":"number"}]})", "#/oneOf: branches 0 and 1"},
+      {R"({"oneOf":[{"type":"object","properties":{"k":{"const":1}},"required":["k"]},
+          {"type":"object","properties":{"k":{"enum":[2,1]}},"required":["k"]}]})", "branches 0 and 1"},
+      {R"({"type":"array","prefixItems":[{"type":"null"}],"items":false,"minItems":2})", "#/minItems: more items"},
+      {R"({"type":"array","prefixItems":[{"type":"null"}],"maxItems":40})", "at most 32 positions"},
       {R"({"type":"object","properties":{"d":{"type":"string","format":"date"}}})", "#/properties/d: 'format'"},
       {R"({"type":"array","items":[{"type":"string"}]})", "#/items: tuple items"},
       {R"({"type":"wat"})", "#/type: unknown type 'wat'"},
@@ -246,7 +253,7 @@ TEST(JsonGrammar, RealTokenizersDecodeToValidJson) {
     auto tok = Tokenizer::FromGgufFile(path);
     ASSERT_TRUE(tok.ok()) << tok.status();
     auto ix = TokenIndex::FromTokenizer(**tok);
-    for (size_t k : {0, 3, 7}) {
+    for (size_t k : {0, 3, 7, 9, 10}) {
       auto g = JsonGrammar::FromSchema(schemas[k]);
       ASSERT_TRUE(g.ok());
       for (uint64_t seed = 1; seed <= 1; ++seed) {
@@ -276,6 +283,66 @@ TEST(JsonGrammar, RealTokenizersDecodeToValidJson) {
         EXPECT_EQ(hart::testing::ValidateJson(v, schemas[k], schemas[k]), "") << name << ": " << text;
       }
     }
+  }
+}
+
+// tool_choice auto where the call is the whole reply (mistral here: "[" or
+// the tag, then an array of calls): undecided, only tokens that keep the
+// reply a text, a start of the tag or a valid start of the call; a reply
+// that opens the call is constrained to its end and then Finished.
+TEST(JsonGrammar, OpeningGrammarConstrainsAReplyThatOpensACall) {
+  JsonGrammar::Builder b;
+  auto args = b.Schema(json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})"));
+  ASSERT_TRUE(args.ok());
+  const uint32_t call = b.Object({{"name", b.Literal("\"f\"")}, {"arguments", *args}});
+  auto g = b.Build(b.Array(call, 1, -1));
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto ix = MergedVocab();
+  auto id_of = [&](const std::string& s) {
+    for (int32_t i = 0; i < ix->size(); ++i)
+      if (ix->bytes(i) == s && ix->kind(i) == TokenIndex::kText) return i;
+    return -1;
+  };
+  const int32_t eog = ix->size() - 1;
+  auto piece = [&](int32_t id) { return id == ix->size() - 2 ? std::string("<|ctrl|>") : ix->bytes(id); };
+  std::vector<float> logits(ix->size(), 0);
+  auto allowed = [&](OpeningGrammarProcessor& p, const std::string& t) {
+    std::fill(logits.begin(), logits.end(), 0.f);
+    EXPECT_TRUE(p.Apply(logits).ok());
+    const int32_t id = t == "EOG" ? eog : id_of(t);
+    return !std::isinf(logits[id]);
+  };
+  {
+    OpeningGrammarProcessor p(*g, ix, "[TC]", "[", piece, false, -1);
+    EXPECT_TRUE(allowed(p, "["));
+    EXPECT_TRUE(allowed(p, "[{"));
+    EXPECT_TRUE(allowed(p, " {"));  // "{" opens no call here: text
+    EXPECT_TRUE(allowed(p, "EOG"));
+    ASSERT_TRUE(p.Accept(id_of(" ")).ok());  // leading whitespace decides nothing
+    ASSERT_TRUE(p.Accept(id_of("[")).ok());
+    EXPECT_FALSE(p.active());
+    EXPECT_TRUE(allowed(p, "{"));
+    EXPECT_TRUE(allowed(p, "T"));      // maybe the tag
+    EXPECT_FALSE(allowed(p, "x"));     // neither the tag nor a call
+    EXPECT_FALSE(allowed(p, "]}"));
+    EXPECT_FALSE(allowed(p, "EOG"));   // not ended on a bare "["
+    ASSERT_TRUE(p.Accept(id_of("{")).ok());
+    EXPECT_TRUE(p.active());
+    EXPECT_FALSE(allowed(p, "}"));
+    for (const char* t : {"\"", "name", "\":", "\"", "f", "\",\"", "a", "r", "g", "u", "m", "e", "n", "t", "s",
+                          "\":", "{\"", "a", "\":", "12", "}", "}", "]"})
+      ASSERT_TRUE(p.Accept(id_of(t)).ok()) << t;
+    EXPECT_TRUE(p.Finished());
+  }
+  {
+    // Text: nothing masked once the first visible character is not an opener.
+    OpeningGrammarProcessor p(*g, ix, "[TC]", "[", piece, false, -1);
+    ASSERT_TRUE(p.Accept(id_of("name")).ok());
+    EXPECT_TRUE(allowed(p, "["));
+    EXPECT_TRUE(allowed(p, "x"));
+    ASSERT_TRUE(p.Accept(id_of("[")).ok());
+    EXPECT_FALSE(p.active());
+    EXPECT_FALSE(p.Finished());
   }
 }
 

@@ -1,8 +1,9 @@
 // A small JSON Schema validator for tests, written apart from the grammar
 // compiler (runtime/grammar) so that it checks the compiler's output
 // independently: type (and type lists), properties, required,
-// additionalProperties, items, minItems, maxItems, enum, const, anyOf,
-// oneOf (exactly one), $ref to #/... . Returns "" when `v` is valid, else
+// additionalProperties, items, prefixItems, minItems, maxItems,
+// minLength, maxLength (in code points), enum, const, anyOf, oneOf (exactly
+// one), $ref to #/... . Returns "" when `v` is valid, else
 // where and why not.
 #pragma once
 
@@ -70,14 +71,22 @@ inline std::string ValidateJson(const nlohmann::json& v, const nlohmann::json& s
       }
     }
   }
+  if (v.is_string()) {
+    size_t chars = 0;
+    for (unsigned char c : v.get_ref<const std::string&>()) chars += (c & 0xC0) != 0x80;
+    if (s.contains("minLength") && chars < s["minLength"].get<size_t>()) return where + ": too short: " + v.dump();
+    if (s.contains("maxLength") && chars > s["maxLength"].get<size_t>()) return where + ": too long: " + v.dump();
+  }
   if (v.is_array()) {
     if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return where + ": too few items";
     if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return where + ": too many items";
-    if (s.contains("items"))
-      for (size_t i = 0; i < v.size(); ++i) {
-        std::string e = ValidateJson(v[i], s["items"], root, where + "[" + std::to_string(i) + "]");
-        if (!e.empty()) return e;
-      }
+    const size_t np = s.contains("prefixItems") ? s["prefixItems"].size() : 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const json* item = i < np ? &s["prefixItems"][i] : s.contains("items") ? &s["items"] : nullptr;
+      if (item == nullptr) continue;
+      std::string e = ValidateJson(v[i], *item, root, where + "[" + std::to_string(i) + "]");
+      if (!e.empty()) return e;
+    }
   }
   return "";
 }
@@ -107,6 +116,16 @@ inline std::vector<nlohmann::json> TestSchemas() {
       json::parse(R"({"type":"object","additionalProperties":{"type":"integer"}})"),
       json::parse(R"({"type":"object"})"),
       json::parse(R"({"type":"array","items":{"enum":[1,"two",null,true,{"k":[]}]},"minItems":2,"maxItems":4})"),
+      json::parse(R"({"type":"object","properties":{"code":{"type":"string","minLength":2,"maxLength":4},
+                      "note":{"type":"string","maxLength":3},"id":{"type":"string","minLength":5},
+                      "any":{"minLength":1}},"required":["code","note","id","any"]})"),
+      json::parse(R"({"type":"object","properties":{"pt":{"type":"array","prefixItems":[{"type":"integer"},
+                      {"type":"string","maxLength":2}],"items":false,"minItems":1},
+                      "row":{"type":"array","prefixItems":[{"type":"boolean"}],"items":{"type":"null"},"maxItems":4},
+                      "open":{"prefixItems":[{"const":"a"}]}},"required":["pt","row","open"]})"),
+      json::parse(R"({"oneOf":[{"type":"object","properties":{"kind":{"const":"circle"},"r":{"type":"number"}},
+                      "required":["kind","r"]},{"type":"object","properties":{"kind":{"const":"square"},
+                      "side":{"type":"number"}},"required":["kind","side"]},{"type":"string","minLength":1}]})"),
   };
 }
 

@@ -1,8 +1,10 @@
 #include "runtime/grammar/json_grammar.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "core/status.h"
@@ -23,7 +25,8 @@ const std::set<std::string> kAnnotations = {"title",   "description", "default",
                                             "readOnly", "writeOnly"};
 const std::set<std::string> kSupported = {"type",  "properties", "required", "additionalProperties",
                                           "items", "minItems",   "maxItems", "enum",
-                                          "const", "anyOf",      "oneOf",    "$ref"};
+                                          "const", "anyOf",      "oneOf",    "$ref",
+                                          "minLength", "maxLength", "prefixItems"};
 
 absl::Status Bad(const std::string& path, const std::string& why) {
   return absl::InvalidArgumentError(fmt::format("schema {}: {}", path, why));
@@ -194,6 +197,15 @@ uint32_t JsonGrammar::Builder::Array(uint32_t item, int64_t min_items, int64_t m
   return static_cast<uint32_t>(nodes_.size() - 1);
 }
 
+uint32_t JsonGrammar::Builder::String(int64_t min_len, int64_t max_len) {
+  if (min_len <= 0 && max_len < 0) return string_;
+  Node n{.kind = Node::kString};
+  n.min_items = std::max<int64_t>(0, min_len);
+  n.max_items = max_len;
+  nodes_.push_back(std::move(n));
+  return static_cast<uint32_t>(nodes_.size() - 1);
+}
+
 uint32_t JsonGrammar::Builder::Object(std::vector<std::pair<std::string, uint32_t>> props) {
   Node n{.kind = Node::kObject};
   for (auto& [k, v] : props) n.props.push_back({json(k).dump() + ":", v, true});
@@ -216,8 +228,8 @@ struct JsonGrammar::Builder::Compiler {
     for (const auto& [k, v] : s.items()) {
       if (kAnnotations.count(k) || kSupported.count(k)) continue;
       return Bad(path, fmt::format("'{}' is not supported (supported: type, properties, required, "
-                                   "additionalProperties, items, minItems, maxItems, enum, const, anyOf, oneOf, "
-                                   "$ref, $defs)",
+                                   "additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, enum, const, "
+                                   "anyOf, oneOf with disjoint branches, $ref, $defs)",
                                    k));
     }
     if (s.contains("$ref")) {
@@ -233,6 +245,7 @@ struct JsonGrammar::Builder::Compiler {
       for (const json& v : e) alts.push_back(b.Literal(v.dump()));
       return alts.size() == 1 ? alts[0] : b.Union(std::move(alts));
     }
+    if (s.contains("oneOf")) RETURN_IF_ERROR(Disjoint(s["oneOf"], path + "/oneOf"));
     for (const char* k : {"anyOf", "oneOf"}) {
       if (!s.contains(k)) continue;
       for (const auto& [kk, v] : s.items())
@@ -261,8 +274,143 @@ struct JsonGrammar::Builder::Compiler {
     }
     if (s.contains("properties") || s.contains("required") || s.contains("additionalProperties"))
       return Typed(s, "object", path);
-    if (s.contains("items") || s.contains("minItems") || s.contains("maxItems")) return Typed(s, "array", path);
+    if (s.contains("items") || s.contains("prefixItems") || s.contains("minItems") || s.contains("maxItems"))
+      return Typed(s, "array", path);
+    if (s.contains("minLength") || s.contains("maxLength")) {
+      // Applies to strings only; any other value is valid as it is.
+      ASSIGN_OR_RETURN(uint32_t str, Typed(s, "string", path));
+      json rest = s;
+      rest.erase("minLength");
+      rest.erase("maxLength");
+      std::vector<uint32_t> alts = {str};
+      for (const char* t : {"object", "array", "number", "boolean", "null"}) {
+        json one = rest;
+        one["type"] = t;
+        ASSIGN_OR_RETURN(uint32_t id, Typed(one, t, path));
+        alts.push_back(id);
+      }
+      return b.Union(std::move(alts));
+    }
     return b.any_;
+  }
+
+  // oneOf is compiled as anyOf, which is exact only when no value can match
+  // two branches: branches of different types, different const/enum values,
+  // or objects told apart by a required property's const/enum.
+  enum : uint32_t { kObj = 1, kArr = 2, kStr = 4, kNum = 8, kBool = 16, kNull = 32, kAll = 63 };
+  struct Sig {
+    uint32_t types = kAll;
+    std::optional<std::vector<json>> values;  // const / enum: exactly these
+    std::map<std::string, std::vector<json>> tags;  // required properties with const / enum
+  };
+  static uint32_t TypeBit(const json& v) {
+    if (v.is_object()) return kObj;
+    if (v.is_array()) return kArr;
+    if (v.is_string()) return kStr;
+    if (v.is_number()) return kNum;
+    if (v.is_boolean()) return kBool;
+    return kNull;
+  }
+  const json* Resolve(const json& s, int depth = 0) const {
+    if (!s.is_object() || !s.contains("$ref") || !s["$ref"].is_string() || depth > 16) return &s;
+    const std::string ref = s["$ref"].get<std::string>();
+    if (ref.empty() || ref[0] != '#') return &s;
+    try {
+      json::json_pointer p(ref.substr(1));
+      if (root.contains(p)) return Resolve(root.at(p), depth + 1);
+    } catch (const json::exception&) {
+    }
+    return &s;
+  }
+  Sig SigOf(const json& in) const {
+    Sig g;
+    const json& s = *Resolve(in);
+    if (s.is_boolean()) {
+      g.types = s.get<bool>() ? kAll : 0;
+      return g;
+    }
+    if (!s.is_object()) return g;
+    if (s.contains("const")) {
+      g.values = std::vector<json>{s["const"]};
+      g.types = TypeBit(s["const"]);
+      return g;
+    }
+    if (s.contains("enum") && s["enum"].is_array()) {
+      g.values = std::vector<json>(s["enum"].begin(), s["enum"].end());
+      g.types = 0;
+      for (const json& v : *g.values) g.types |= TypeBit(v);
+      return g;
+    }
+    for (const char* k : {"anyOf", "oneOf"}) {
+      if (!s.contains(k) || !s[k].is_array()) continue;
+      g.types = 0;
+      for (const json& a : s[k]) g.types |= SigOf(a).types;
+      return g;
+    }
+    auto bit = [](const std::string& t) -> uint32_t {
+      if (t == "object") return kObj;
+      if (t == "array") return kArr;
+      if (t == "string") return kStr;
+      if (t == "number" || t == "integer") return kNum;
+      if (t == "boolean") return kBool;
+      if (t == "null") return kNull;
+      return kAll;
+    };
+    if (s.contains("type") && s["type"].is_string()) {
+      g.types = bit(s["type"].get<std::string>());
+    } else if (s.contains("type") && s["type"].is_array()) {
+      g.types = 0;
+      for (const json& t : s["type"]) g.types |= t.is_string() ? bit(t.get<std::string>()) : kAll;
+    } else if (s.contains("properties") || s.contains("required") || s.contains("additionalProperties")) {
+      g.types = kObj;
+    } else if (s.contains("items") || s.contains("prefixItems") || s.contains("minItems") || s.contains("maxItems")) {
+      g.types = kArr;
+    }
+    if ((g.types & kObj) && s.contains("required") && s["required"].is_array() && s.contains("properties") &&
+        s["properties"].is_object()) {
+      for (const json& k : s["required"]) {
+        if (!k.is_string() || !s["properties"].contains(k.get<std::string>())) continue;
+        Sig p = SigOf(s["properties"][k.get<std::string>()]);
+        if (p.values) g.tags[k.get<std::string>()] = *p.values;
+      }
+    }
+    return g;
+  }
+  static bool DisjointValues(const std::vector<json>& a, const std::vector<json>& b) {
+    for (const json& x : a)
+      for (const json& y : b)
+        if (x == y) return false;
+    return true;
+  }
+  static bool DisjointSigs(const Sig& a, const Sig& b) {
+    if ((a.types & b.types) == 0) return true;
+    if (a.values && b.values) return DisjointValues(*a.values, *b.values);
+    auto outside = [](const Sig& v, const Sig& t) {
+      for (const json& x : *v.values)
+        if (TypeBit(x) & t.types) return false;
+      return true;
+    };
+    if (a.values) return outside(a, b);
+    if (b.values) return outside(b, a);
+    // Objects on both sides, told apart by a required tag; nothing else shared.
+    if ((a.types & b.types & ~static_cast<uint32_t>(kObj)) != 0) return false;
+    for (const auto& [k, v] : a.tags)
+      if (auto it = b.tags.find(k); it != b.tags.end() && DisjointValues(v, it->second)) return true;
+    return false;
+  }
+  absl::Status Disjoint(const json& alts, const std::string& path) const {
+    if (!alts.is_array()) return absl::OkStatus();  // reported when compiled
+    std::vector<Sig> sigs;
+    for (const json& a : alts) sigs.push_back(SigOf(a));
+    for (size_t i = 0; i < sigs.size(); ++i)
+      for (size_t j = i + 1; j < sigs.size(); ++j)
+        if (!DisjointSigs(sigs[i], sigs[j]))
+          return Bad(path, fmt::format("branches {} and {} may both match one value, which oneOf forbids; oneOf is "
+                                       "supported when its branches are provably disjoint (different types, "
+                                       "different const/enum values, or objects with a required property of "
+                                       "different const/enum values); use anyOf if either may match",
+                                       i, j));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<uint32_t> Ref(const json& r, const std::string& path) {
@@ -293,9 +441,54 @@ struct JsonGrammar::Builder::Compiler {
     return v.get<int64_t>();
   }
 
+  // prefixItems: "[" then the tuple's items in order, each position a
+  // choice between "]" (when minItems allows stopping there) and "," and the
+  // next item; past the prefix, `item` (when `more`) up to maxItems. Each
+  // position is its own node (bounded: at most kMaxTuple of them), so
+  // nesting grows one frame per item and an unbounded tail is a cycle.
+  static constexpr int64_t kMaxTuple = 32;
+  absl::StatusOr<uint32_t> Tuple(const json& s, const std::string& path, uint32_t item, bool more, int64_t lo,
+                                 int64_t hi) {
+    const json& pi = s["prefixItems"];
+    if (!pi.is_array() || pi.empty()) return Bad(path + "/prefixItems", "expected a non-empty array of schemas");
+    std::vector<uint32_t> parts;
+    for (size_t i = 0; i < pi.size(); ++i) {
+      ASSIGN_OR_RETURN(uint32_t id, Compile(pi[i], fmt::format("{}/prefixItems/{}", path, i)));
+      parts.push_back(id);
+    }
+    const int64_t np = static_cast<int64_t>(parts.size());
+    if (!more) hi = hi < 0 ? np : std::min(hi, np);
+    if (hi >= 0 && hi < lo) return Bad(path + "/minItems", "more items than prefixItems and items allow");
+    const int64_t bound = std::max(np, lo) + 1;
+    if (bound > kMaxTuple || (hi >= 0 && hi > kMaxTuple))
+      return Bad(path + "/prefixItems", fmt::format("with minItems/maxItems: at most {} positions are supported", kMaxTuple));
+    // rest(i): what may follow once i items are written.
+    const uint32_t close = b.Literal("]");
+    const uint32_t comma = b.Literal(",");
+    // Past the prefix and minItems with no maximum: one node that loops.
+    std::optional<uint32_t> loop;
+    std::function<uint32_t(int64_t)> rest = [&](int64_t i) -> uint32_t {
+      const bool can_close = i >= lo;
+      const bool can_add = (hi < 0 || i < hi) && (i < np || more);
+      const uint32_t next = i < np ? parts[static_cast<size_t>(i)] : item;
+      if (i >= np && i >= lo && hi < 0) {
+        if (loop) return *loop;
+        loop = b.Union({});
+        b.nodes_[*loop].children = {close, b.Sequence({comma, next, *loop})};
+        return *loop;
+      }
+      std::vector<uint32_t> alts;
+      if (can_close) alts.push_back(close);
+      if (can_add) alts.push_back(i == 0 ? b.Sequence({next, rest(i + 1)}) : b.Sequence({comma, next, rest(i + 1)}));
+      return alts.size() == 1 ? alts[0] : b.Union(std::move(alts));
+    };
+    return b.Sequence({b.Literal("["), rest(0)});
+  }
+
   absl::StatusOr<uint32_t> Typed(const json& s, const std::string& type, const std::string& path) {
     auto only = [&](std::initializer_list<const char*> allowed) -> absl::Status {
-      for (const char* k : {"properties", "required", "additionalProperties", "items", "minItems", "maxItems"}) {
+      for (const char* k : {"properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
+                            "minLength", "maxLength"}) {
         if (!s.contains(k)) continue;
         bool ok = false;
         for (const char* a : allowed) ok = ok || std::string_view(a) == k;
@@ -305,8 +498,11 @@ struct JsonGrammar::Builder::Compiler {
       return absl::OkStatus();
     };
     if (type == "string") {
-      RETURN_IF_ERROR(only({}));
-      return b.string_;
+      RETURN_IF_ERROR(only({"minLength", "maxLength"}));
+      ASSIGN_OR_RETURN(int64_t lo, Count(s, "minLength", path));
+      ASSIGN_OR_RETURN(int64_t hi, Count(s, "maxLength", path));
+      if (hi >= 0 && hi < lo) return Bad(path + "/maxLength", "less than minLength");
+      return b.String(lo, hi);
     }
     if (type == "number" || type == "integer") {
       RETURN_IF_ERROR(only({}));
@@ -323,17 +519,29 @@ struct JsonGrammar::Builder::Compiler {
       return b.Literal("null");
     }
     if (type == "array") {
-      RETURN_IF_ERROR(only({"items", "minItems", "maxItems"}));
+      RETURN_IF_ERROR(only({"items", "prefixItems", "minItems", "maxItems"}));
       uint32_t item = b.any_;
+      bool more = true;  // items after the prefix allowed
       if (s.contains("items")) {
-        if (s["items"].is_array()) return Bad(path + "/items", "tuple items (an array of schemas) are not supported");
-        ASSIGN_OR_RETURN(item, Compile(s["items"], path + "/items"));
+        if (s["items"].is_array()) return Bad(path + "/items", "tuple items (an array of schemas) are not supported; use prefixItems");
+        if (s["items"].is_boolean() && !s["items"].get<bool>()) {
+          more = false;
+        } else {
+          ASSIGN_OR_RETURN(item, Compile(s["items"], path + "/items"));
+        }
       }
       ASSIGN_OR_RETURN(int64_t lo, Count(s, "minItems", path));
       ASSIGN_OR_RETURN(int64_t hi, Count(s, "maxItems", path));
       lo = std::max<int64_t>(lo, 0);
       if (hi >= 0 && hi < lo) return Bad(path + "/maxItems", "less than minItems");
-      return b.Array(item, lo, hi);
+      if (!s.contains("prefixItems")) {
+        if (!more) {
+          if (lo > 0) return Bad(path + "/minItems", "more items than items: false allows");
+          return b.Literal("[]");
+        }
+        return b.Array(item, lo, hi);
+      }
+      return Tuple(s, path, item, more, lo, hi);
     }
     if (type == "object") {
       RETURN_IF_ERROR(only({"properties", "required", "additionalProperties"}));
@@ -403,7 +611,7 @@ absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::Builder::Build(u
       uint32_t d = kInfDepth;
       switch (n.kind) {
         case Node::kLiteral: c = n.text.size(), d = 1; break;
-        case Node::kString: c = 2, d = 1; break;
+        case Node::kString: c = Add(2, static_cast<uint64_t>(n.min_items)), d = 1; break;
         case Node::kNumber:
         case Node::kInteger: c = 1, d = 1; break;
         case Node::kFreeObject: c = 2, d = 1; break;
@@ -555,13 +763,35 @@ void JsonGrammar::Step(std::vector<Frame>& s, uint8_t c, State* out) const {
         s.pop_back();
         Settle(s);
         continue;
-      case Node::kString:
-        switch (StepString(f, c)) {
-          case kReject: return;
-          case kAccept: return Emit(s, out);
-          case kClosed: return close();
+      case Node::kString: {
+        if (n.min_items == 0 && n.max_items < 0) {
+          switch (StepString(f, c)) {
+            case kReject: return;
+            case kAccept: return Emit(s, out);
+            case kClosed: return close();
+          }
+          return;
         }
-        return;
+        // Bounded length: st = state | characters << 3. A character is
+        // counted when it is whole (state back to 1 from inside the string).
+        const uint32_t prev = f.st & 7;
+        const int64_t count = f.st >> 3;
+        if (prev == 1 && c != '"' && n.max_items >= 0 && count >= n.max_items) return;
+        Frame g = f;
+        g.st = prev;
+        const StringResult r = StepString(g, c);
+        if (r == kReject) return;
+        if (r == kClosed) {
+          if (count < n.min_items) return;
+          return close();
+        }
+        // Past minLength with no maxLength the count no longer matters.
+        const int64_t now = std::min(count + ((g.st == 1 && prev != 0) ? 1 : 0),
+                                     n.max_items >= 0 ? n.max_items : n.min_items);
+        f = g;
+        f.st = g.st | static_cast<uint32_t>(now << 3);
+        return Emit(s, out);
+      }
       case Node::kNumber:
       case Node::kInteger:
         switch (StepNumber(f, c, n.kind == Node::kInteger)) {
@@ -734,13 +964,18 @@ uint64_t JsonGrammar::FrameRemaining(const Frame& f) const {
       for (size_t i = f.st; i < n.children.size(); ++i) c = Add(c, nodes_[n.children[i]].min_chars);
       return c;
     }
-    case Node::kString:
-      switch (f.st) {
-        case 0: return 2;
-        case 1: return 1;
-        case 2: return 2;
-        default: return f.b + 1;
+    case Node::kString: {
+      // Characters still needed for minLength, one byte each at least; the
+      // one in progress (an escape, a UTF-8 sequence) counts among them.
+      const int64_t count = f.st >> 3;
+      const uint64_t more = static_cast<uint64_t>(std::max<int64_t>(0, n.min_items - count));
+      switch (f.st & 7) {
+        case 0: return Add(2, more);
+        case 1: return Add(1, more);
+        case 2: return Add(1, std::max<uint64_t>(more, 1));
+        default: return Add(f.b, Add(1, more > 0 ? more - 1 : 0));
       }
+    }
     case Node::kNumber:
     case Node::kInteger: return NumberEndable(f.st) ? 0 : 1;
     case Node::kArray: {
@@ -783,7 +1018,9 @@ uint64_t JsonGrammar::FrameRemaining(const Frame& f) const {
 bool JsonGrammar::InStringContent(const State& s) const {
   if (s.ends.size() != 1 || s.frames.empty()) return false;
   const Frame& f = s.frames.back();
-  return nodes_[f.node].kind == Node::kString && f.st == 1;
+  const Node& n = nodes_[f.node];
+  // A bounded string counts its characters: its state changes with each.
+  return n.kind == Node::kString && f.st == 1 && n.min_items == 0 && n.max_items < 0;
 }
 
 uint64_t JsonGrammar::Remaining(const State& s) const {

@@ -41,7 +41,8 @@ struct Node {
   std::string text;                // kLiteral
   std::vector<uint32_t> children;  // kUnion: alternatives; kSequence: parts; kArray, kFreeObject: [value]
   std::vector<Prop> props;         // kObject
-  int64_t min_items = 0, max_items = -1;  // kArray (-1: no maximum)
+  int64_t min_items = 0, max_items = -1;  // kArray (-1: no maximum); kString: minLength, maxLength
+                                          // (characters), counted in the frame's st above its 3 low bits
   // Computed by Finish(): the fewest bytes of a complete value, and the
   // fewest frames (this one included) that completing one needs.
   uint64_t min_chars = 0;
@@ -88,6 +89,8 @@ class JsonGrammar {
     uint32_t Union(std::vector<uint32_t> alts);
     uint32_t Sequence(std::vector<uint32_t> parts);
     uint32_t Array(uint32_t item, int64_t min_items, int64_t max_items);
+    // A string of min_len..max_len characters (max_len -1: no maximum).
+    uint32_t String(int64_t min_len, int64_t max_len);
     uint32_t Object(std::vector<std::pair<std::string, uint32_t>> props);  // all required, in order
     // A schema, compiled into this builder; `path` names it in errors.
     absl::StatusOr<uint32_t> Schema(const nlohmann::json& schema, const std::string& path = "#");
