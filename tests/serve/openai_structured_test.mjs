@@ -167,6 +167,17 @@ test('n > 1: one choice per index, streamed and not', async () => {
   const whole = await client.completions.create({ model: 'tiny', prompt: 'Once', n: 3, seed: 5, max_tokens: 6 });
   assert.deepEqual(texts, whole.choices.map((c) => c.text));
   assert.ok(new Set(texts).size > 1, texts.join('|'));
+  // Choice i is the same request with n = 1 and seed + i (decoded in one
+  // batch, the prompt run once).
+  for (let i = 0; i < 3; i++) {
+    const one = await client.completions.create({ model: 'tiny', prompt: 'Once', n: 1, seed: 5 + i, max_tokens: 6 });
+    assert.equal(whole.choices[i].text, one.choices[0].text, `choice ${i}`);
+  }
+  // Greedy: the choices agree.
+  const greedy = await client.chat.completions.create({ model: 'tiny', messages: ask, n: 2, temperature: 0,
+    max_tokens: 6 });
+  assert.equal(greedy.choices.length, 2);
+  assert.equal(greedy.choices[0].message.content, greedy.choices[1].message.content);
 });
 
 test('logit_bias forces and bans tokens', async () => {
@@ -193,7 +204,10 @@ test('bad input: 400 naming the field', async () => {
   await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x',
     schema: { type: 'string', pattern: '^a' } } } }, /response_format\.json_schema\.schema.*pattern/);
   await bad({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object',
-    properties: { d: { type: 'string', minLength: 3 } } } } }] }, /tools\[0\]\.function\.parameters.*minLength/);
+    properties: { d: { type: 'integer', minimum: 3 } } } } }] }, /tools\[0\]\.function\.parameters.*minimum/);
+  await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x',
+    schema: { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 2 }] } } } },
+    /response_format\.json_schema\.schema.*oneOf.*branches 0 and 1/);
   await bad({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'objekt' } } }] },
     /tools\[0\]\.function\.parameters/);
 });
