@@ -235,7 +235,9 @@ absl::StatusOr<json> Generate(Server::Call& c, const json& args) {
   double total = static_cast<double>(req.params.max_tokens);
   ctl.on_delta = [&](const app::StreamDelta& d) {
     ++tokens;
-    bool alive = c.Progress(static_cast<double>(tokens), total, std::string(d.text));
+    // Replaced as the result's text is (app::ToJson: U+FFFD per bad byte),
+    // so the pieces join to exactly that text, a cut-off last character too.
+    bool alive = c.Progress(static_cast<double>(tokens), total, app::ValidUtf8(d.text));
     return alive && !Cancelled(c.ctx.cancel);
   };
   ASSIGN_OR_RETURN(auto resp, app::Complete(c.server.registry(), req, ctl));

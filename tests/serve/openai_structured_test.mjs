@@ -180,6 +180,30 @@ test('n > 1: one choice per index, streamed and not', async () => {
   assert.equal(greedy.choices[0].message.content, greedy.choices[1].message.content);
 });
 
+test('streamed text equals the whole, a cut-off last character (U+FFFD) included', async () => {
+  // The random-weight model often ends inside a UTF-8 character (byte
+  // tokens): the held-back rest is streamed as the last delta.
+  let replaced = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    for (const n of [1, 2]) {
+      const body = { model: 'tiny', prompt: 'x', max_tokens: 2, seed, n };
+      const whole = await client.completions.create(body);
+      const texts = Array(n).fill('');
+      for await (const c of await client.completions.create({ ...body, stream: true }))
+        for (const ch of c.choices) texts[ch.index] += ch.text;
+      assert.deepEqual(texts, whole.choices.map((c) => c.text), `seed ${seed}`);
+      replaced += whole.choices.filter((c) => c.text.includes('\uFFFD')).length;
+      const chat = await client.chat.completions.create({ model: 'tiny', messages: ask, max_tokens: 2, seed, n });
+      const parts = Array(n).fill('');
+      for await (const c of await client.chat.completions.create({ model: 'tiny', messages: ask, max_tokens: 2, seed,
+        n, stream: true }))
+        for (const ch of c.choices) parts[ch.index] += ch.delta?.content ?? '';
+      assert.deepEqual(parts, chat.choices.map((c) => c.message.content), `chat seed ${seed}`);
+    }
+  }
+  assert.ok(replaced > 0, 'no completion ended inside a character');
+});
+
 test('logit_bias forces and bans tokens', async () => {
   // Byte tokens: <0x41> ('A') is id 3 + 0x41 = 68.
   const r = await client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 5, temperature: 0,
