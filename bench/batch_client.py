@@ -9,6 +9,12 @@
       whose long "system" part (WORDS words) is new (a miss), then of the
       same system part with another question (a prompt-cache hit), and the
       prompt tokens and cached tokens the server reported.
+  choices PORT MODEL TOKENS N  -> one JSON line: one /v1/completions request
+      with n = N (seed 7, temperature 1, TOKENS tokens each; the server
+      decodes the choices in one batch, the prompt once) against the same N
+      choices as N requests with n = 1 and seeds 7..7+N-1 one after another
+      (as the server ran them before); wall times, and whether every
+      choice's text is the same both ways.
 """
 import http.client
 import json
@@ -77,12 +83,39 @@ def ttft(port, model, words):
     return res
 
 
+def complete(port, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", "/v1/completions", json.dumps(body), {"content-type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    assert r.status == 200, data
+    return json.loads(data)
+
+
+def choices(port, model, tokens, n):
+    prompt = "Story: " + " ".join(["once upon a time there was a quiet river"] * 6)
+    base = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 1}
+    complete(port, {**base, "max_tokens": 1, "seed": 1})  # warm
+    t0 = time.perf_counter()
+    alone = [complete(port, {**base, "seed": 7 + i})["choices"][0]["text"] for i in range(n)]
+    t1 = time.perf_counter()
+    batched = complete(port, {**base, "seed": 7, "n": n})
+    t2 = time.perf_counter()
+    same = [c["text"] for c in batched["choices"]] == alone
+    return {"n": n, "tokens_each": tokens, "prompt_tokens": batched["usage"]["prompt_tokens"],
+            "completion_tokens": batched["usage"]["completion_tokens"],
+            "sequential_s": round(t1 - t0, 3), "batched_s": round(t2 - t1, 3),
+            "speedup": round((t1 - t0) / (t2 - t1), 2), "same_texts": same}
+
+
 def main():
     port, model = int(sys.argv[2]), sys.argv[3]
     if sys.argv[1] == "streams":
         print(json.dumps(streams(port, model, int(sys.argv[4]), int(sys.argv[5]))))
     elif sys.argv[1] == "ttft":
         print(json.dumps(ttft(port, model, int(sys.argv[4]))))
+    elif sys.argv[1] == "choices":
+        print(json.dumps(choices(port, model, int(sys.argv[4]), int(sys.argv[5]))))
 
 
 if __name__ == "__main__":
