@@ -244,8 +244,9 @@ TEST_F(Structured, AutoToolCallsInLlamaAndMistralAreConstrainedOnceOpened) {
           std::string_view t = r->message.content;
           while (!t.empty() && (t[0] == ' ' || t[0] == '\n')) t.remove_prefix(1);
           // Text, or a start of mistral's [TOOL_CALLS] tag cut off: never a broken call.
-          if (!t.empty() && t[0] == open)
+          if (!t.empty() && t[0] == open) {
             EXPECT_TRUE(std::string_view("[TOOL_CALLS]").starts_with(t)) << "a call that did not parse: " << t;
+          }
         }
         for (const ToolCall& k : r->message.tool_calls) {
           ASSERT_TRUE(k.name == "add" || k.name == "get_weather") << k.name;
@@ -255,7 +256,9 @@ TEST_F(Structured, AutoToolCallsInLlamaAndMistralAreConstrainedOnceOpened) {
           EXPECT_EQ(hart::testing::ValidateJson(args, schema, schema), "") << k.arguments;
           ++calls;
         }
-        if (!r->message.tool_calls.empty()) EXPECT_EQ(r->finish_reason, FinishReason::kStop);
+        if (!r->message.tool_calls.empty()) {
+          EXPECT_EQ(r->finish_reason, FinishReason::kStop);
+        }
       }
     }
   }

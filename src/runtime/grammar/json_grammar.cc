@@ -326,7 +326,7 @@ struct JsonGrammar::Builder::Compiler {
     Sig g;
     const json& s = *Resolve(in);
     if (s.is_boolean()) {
-      g.types = s.get<bool>() ? kAll : 0;
+      g.types = s.get<bool>() ? static_cast<uint32_t>(kAll) : 0u;
       return g;
     }
     if (!s.is_object()) return g;
