@@ -89,9 +89,15 @@ void EncodeOut(DType t, const float* in, size_t n, uint8_t* out) {
       std::memcpy(out + 2 * i, &h, 2);
     }
   } else {
+    // F32ToBF16 without a branch, so the loop vectorizes: round to nearest
+    // even, NaN kept quiet.
+    uint16_t* o = reinterpret_cast<uint16_t*>(out);
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(in);
     for (size_t i = 0; i < n; ++i) {
-      const uint16_t h = F32ToBF16(in[i]);
-      std::memcpy(out + 2 * i, &h, 2);
+      const uint32_t x = u[i];
+      const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+      const uint32_t nan = (x >> 16) | 0x40u;
+      o[i] = static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
     }
   }
 }
@@ -167,34 +173,52 @@ ComputePiecesFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput>
       if (step + 1 < steps) next = std::async(std::launch::async, read, step + 1);
       const auto [off, n] = block_of(step);
       const std::vector<std::vector<uint8_t>>& r = raw[step % 2];
-      // Decode every input's parts (part bounds are whole ggml blocks).
+      const int pass = static_cast<int>(step / blocks);
       for (size_t i = 0; i < inputs.size(); ++i) {
         bufs[i].resize(n);
         ptrs[i] = bufs[i].data();
       }
+      // Decodes input i's part [b, e) (part bounds are whole ggml blocks).
+      auto decode = [&](size_t i, size_t b, size_t e) -> absl::Status {
+        const DType t = inputs[i].row.dtype;
+        ASSIGN_OR_RETURN(uint64_t b0, ByteSize(t, b));
+        ASSIGN_OR_RETURN(uint64_t b1, ByteSize(t, e));
+        return DecodeToF32(t, std::span<const uint8_t>(r[i]).subspan(b0, b1 - b0),
+                           std::span<float>(bufs[i].data() + b, e - b));
+      };
+      res.resize(n);
+      out.resize(n * esize);
+      if (pass == merger.observe_passes() && merger.parts_independent()) {
+        // The merge pass of every method but ties: each part decoded,
+        // merged and encoded by one task (one pool round per block).
+        std::vector<absl::Status> st(kParts);
+        pool.ParallelFor(kParts, [&](size_t k) {
+          const auto [b, e] = TensorMerger::Part(n, k);
+          if (e == b) return;
+          std::vector<const float*> part(inputs.size());
+          for (size_t i = 0; i < inputs.size(); ++i) {
+            st[k] = decode(i, b, e);
+            if (!st[k].ok()) return;
+            part[i] = bufs[i].data() + b;
+          }
+          merger.ComputeRange(off + b, part, e - b, res.data() + b);
+          EncodeOut(out_type, res.data() + b, e - b, out.data() + b * esize);
+        });
+        for (const absl::Status& x : st) RETURN_IF_ERROR(x);
+        RETURN_IF_ERROR(emit(out));
+        continue;
+      }
       std::vector<absl::Status> st(inputs.size() * kParts);
       pool.ParallelFor(inputs.size() * kParts, [&](size_t job) {
-        const size_t i = job / kParts;
         const auto [b, e] = TensorMerger::Part(n, job % kParts);
-        if (e == b) return;
-        const DType t = inputs[i].row.dtype;
-        auto b0 = ByteSize(t, b), b1 = ByteSize(t, e);
-        if (!b0.ok() || !b1.ok()) {
-          st[job] = b0.ok() ? b1.status() : b0.status();
-          return;
-        }
-        st[job] = DecodeToF32(t, std::span<const uint8_t>(r[i]).subspan(*b0, *b1 - *b0),
-                              std::span<float>(bufs[i].data() + b, e - b));
+        if (e > b) st[job] = decode(job / kParts, b, e);
       });
       for (const absl::Status& x : st) RETURN_IF_ERROR(x);
-      const int pass = static_cast<int>(step / blocks);
       if (pass < merger.observe_passes()) {
         merger.Observe(pass, off, ptrs, n, &pool);
         continue;
       }
-      res.resize(n);
       merger.Compute(off, ptrs, n, res.data(), &pool);
-      out.resize(n * esize);
       pool.ParallelFor(kParts, [&](size_t k) {
         const auto [b, e] = TensorMerger::Part(n, k);
         if (e > b) EncodeOut(out_type, res.data() + b, e - b, out.data() + b * esize);

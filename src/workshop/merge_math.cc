@@ -243,6 +243,15 @@ void TensorMerger::Compute(uint64_t offset, std::span<const float* const> in, si
   });
 }
 
+void TensorMerger::ComputeRange(uint64_t offset, std::span<const float* const> in, size_t n,
+                                float* out) const {
+  const bool task = s_.method != MergeMethod::kPassthrough && s_.method != MergeMethod::kLinear &&
+                    s_.method != MergeMethod::kSlerp;
+  std::vector<float> scratch(task ? n_ * n : 0);
+  std::vector<uint64_t> no_budget(n_, 0);
+  ComputePart(offset, in, n, scratch.data(), n, out, no_budget.data());
+}
+
 void TensorMerger::ComputePart(uint64_t offset, std::span<const float* const> in, size_t n,
                                float* scratch, size_t stride, float* out,
                                uint64_t* equal_left) const {

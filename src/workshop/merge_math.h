@@ -85,6 +85,13 @@ class TensorMerger {
   void Compute(uint64_t offset, std::span<const float* const> in, size_t n, float* out,
                ThreadPool* pool = nullptr);
 
+  // Whether the parts of a block compute independently (every method but
+  // ties, whose budget of equal magnitudes runs across them): then
+  // ComputeRange may run on disjoint ranges of one block concurrently, and
+  // gives what Compute gives for them.
+  bool parts_independent() const { return s_.method != MergeMethod::kTies; }
+  void ComputeRange(uint64_t offset, std::span<const float* const> in, size_t n, float* out) const;
+
   // Parts a block is split into, and part k's [begin, end): boundaries on
   // multiples of 256 elements (whole blocks of every ggml type, so callers
   // decode and encode by the same parts).
