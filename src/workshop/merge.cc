@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "core/decode.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "fmt/format.h"
 #include "runtime/kernels.h"
 #include "workshop/merge_math.h"
@@ -20,6 +23,8 @@ namespace {
 // Elements per streamed block: 1 MiB of floats per input, a whole number of
 // blocks of every ggml type.
 std::atomic<uint64_t> g_block_elems{uint64_t{1} << 18};
+// The pool merges run on (null: ThreadPool::Default()); tests vary it.
+std::atomic<ThreadPool*> g_pool{nullptr};
 
 std::string ShapeText(const Shape& s) { return nlohmann::json(s).dump(); }
 
@@ -84,9 +89,15 @@ void EncodeOut(DType t, const float* in, size_t n, uint8_t* out) {
       std::memcpy(out + 2 * i, &h, 2);
     }
   } else {
+    // F32ToBF16 without a branch, so the loop vectorizes: round to nearest
+    // even, NaN kept quiet.
+    uint16_t* o = reinterpret_cast<uint16_t*>(out);
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(in);
     for (size_t i = 0; i < n; ++i) {
-      const uint16_t h = F32ToBF16(in[i]);
-      std::memcpy(out + 2 * i, &h, 2);
+      const uint32_t x = u[i];
+      const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+      const uint32_t nan = (x >> 16) | 0x40u;
+      o[i] = static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
     }
   }
 }
@@ -98,9 +109,17 @@ struct Shared {
   std::shared_ptr<std::atomic<uint64_t>> read_bytes;
 };
 
+ThreadPool& MergePool() {
+  ThreadPool* p = g_pool.load();
+  return p ? *p : ThreadPool::Default();
+}
+
 // The tensor is merged block by block and each block's output handed to the
-// scratch file as it is made: a tensor costs a block of each input and of
-// the output, never the whole tensor.
+// scratch file as it is made: a tensor costs two blocks of each input's
+// stored bytes, a block of floats of each input and the output, never the
+// whole tensor. While a block is decoded, merged and encoded on the thread
+// pool (TensorMerger::kParts parts each), the next block's bytes are read
+// on a thread of their own, so the O_DIRECT reads overlap the arithmetic.
 ComputePiecesFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput> inputs,
                             MergeSettings s, DType out_type) {
   std::string name(s.name);  // s.name points into the planner's strings
@@ -114,41 +133,96 @@ ComputePiecesFn MakeCompute(std::shared_ptr<Shared> sh, std::vector<TensorInput>
       ASSIGN_OR_RETURN(auto ex, sh->store->LocateTensor(in.version_id, in.row.name));
       extents.push_back(std::move(ex));
     }
+    ThreadPool& pool = MergePool();
     TensorMerger merger(settings, inputs.size(), numel);
-    std::vector<std::vector<float>> bufs(inputs.size());
-    std::vector<const float*> ptrs(inputs.size());
-    std::vector<uint8_t> raw;
-    auto load = [&](uint64_t off, size_t n) -> absl::Status {
+    const uint64_t kBlockElems = g_block_elems.load();
+    const uint64_t blocks = (numel + kBlockElems - 1) / kBlockElems;
+    const uint64_t steps = blocks * (merger.observe_passes() + 1);
+    // Step j reads block j % blocks (the observe passes, then the merge).
+    auto block_of = [&](uint64_t step) {
+      const uint64_t off = (step % blocks) * kBlockElems;
+      return std::make_pair(off, static_cast<size_t>(std::min(kBlockElems, numel - off)));
+    };
+    std::vector<std::vector<uint8_t>> raw[2];
+    raw[0].resize(inputs.size());
+    raw[1].resize(inputs.size());
+    auto read = [&](uint64_t step) -> absl::Status {
+      const auto [off, n] = block_of(step);
+      std::vector<std::vector<uint8_t>>& r = raw[step % 2];
       for (size_t i = 0; i < inputs.size(); ++i) {
         const DType t = inputs[i].row.dtype;
         ASSIGN_OR_RETURN(uint64_t b0, ByteSize(t, off));
         ASSIGN_OR_RETURN(uint64_t nb, ByteSize(t, n));
-        raw.resize(nb);
-        RETURN_IF_ERROR(ReadRange(*sh->reader, extents[i], b0, raw));
+        r[i].resize(nb);
+        RETURN_IF_ERROR(ReadRange(*sh->reader, extents[i], b0, r[i]));
         *sh->read_bytes += nb;
-        bufs[i].resize(n);
-        RETURN_IF_ERROR(DecodeToF32(t, raw, std::span<float>(bufs[i].data(), n)));
-        ptrs[i] = bufs[i].data();
       }
       return absl::OkStatus();
     };
-    const uint64_t kBlockElems = g_block_elems.load();
-    for (int pass = 0; pass < merger.observe_passes(); ++pass)
-      for (uint64_t off = 0; off < numel; off += kBlockElems) {
-        const size_t n = static_cast<size_t>(std::min(kBlockElems, numel - off));
-        RETURN_IF_ERROR(load(off, n));
-        merger.Observe(pass, off, ptrs, n);
-      }
+    std::vector<std::vector<float>> bufs(inputs.size());
+    std::vector<const float*> ptrs(inputs.size());
     std::vector<float> res;
     std::vector<uint8_t> out;
     const size_t esize = Info(out_type).type_size;
-    for (uint64_t off = 0; off < numel; off += kBlockElems) {
-      const size_t n = static_cast<size_t>(std::min(kBlockElems, numel - off));
-      RETURN_IF_ERROR(load(off, n));
+    constexpr size_t kParts = TensorMerger::kParts;
+    // Declared after the buffers it fills: destroyed (joined) first.
+    std::future<absl::Status> next;
+    if (steps > 0) next = std::async(std::launch::async, read, 0);
+    for (uint64_t step = 0; step < steps; ++step) {
+      RETURN_IF_ERROR(next.get());
+      if (step + 1 < steps) next = std::async(std::launch::async, read, step + 1);
+      const auto [off, n] = block_of(step);
+      const std::vector<std::vector<uint8_t>>& r = raw[step % 2];
+      const int pass = static_cast<int>(step / blocks);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        bufs[i].resize(n);
+        ptrs[i] = bufs[i].data();
+      }
+      // Decodes input i's part [b, e) (part bounds are whole ggml blocks).
+      auto decode = [&](size_t i, size_t b, size_t e) -> absl::Status {
+        const DType t = inputs[i].row.dtype;
+        ASSIGN_OR_RETURN(uint64_t b0, ByteSize(t, b));
+        ASSIGN_OR_RETURN(uint64_t b1, ByteSize(t, e));
+        return DecodeToF32(t, std::span<const uint8_t>(r[i]).subspan(b0, b1 - b0),
+                           std::span<float>(bufs[i].data() + b, e - b));
+      };
       res.resize(n);
-      merger.Compute(off, ptrs, n, res.data());
       out.resize(n * esize);
-      EncodeOut(out_type, res.data(), n, out.data());
+      if (pass == merger.observe_passes() && merger.parts_independent()) {
+        // The merge pass of every method but ties: each part decoded,
+        // merged and encoded by one task (one pool round per block).
+        std::vector<absl::Status> st(kParts);
+        pool.ParallelFor(kParts, [&](size_t k) {
+          const auto [b, e] = TensorMerger::Part(n, k);
+          if (e == b) return;
+          std::vector<const float*> part(inputs.size());
+          for (size_t i = 0; i < inputs.size(); ++i) {
+            st[k] = decode(i, b, e);
+            if (!st[k].ok()) return;
+            part[i] = bufs[i].data() + b;
+          }
+          merger.ComputeRange(off + b, part, e - b, res.data() + b);
+          EncodeOut(out_type, res.data() + b, e - b, out.data() + b * esize);
+        });
+        for (const absl::Status& x : st) RETURN_IF_ERROR(x);
+        RETURN_IF_ERROR(emit(out));
+        continue;
+      }
+      std::vector<absl::Status> st(inputs.size() * kParts);
+      pool.ParallelFor(inputs.size() * kParts, [&](size_t job) {
+        const auto [b, e] = TensorMerger::Part(n, job % kParts);
+        if (e > b) st[job] = decode(job / kParts, b, e);
+      });
+      for (const absl::Status& x : st) RETURN_IF_ERROR(x);
+      if (pass < merger.observe_passes()) {
+        merger.Observe(pass, off, ptrs, n, &pool);
+        continue;
+      }
+      merger.Compute(off, ptrs, n, res.data(), &pool);
+      pool.ParallelFor(kParts, [&](size_t k) {
+        const auto [b, e] = TensorMerger::Part(n, k);
+        if (e > b) EncodeOut(out_type, res.data() + b, e - b, out.data() + b * esize);
+      });
       RETURN_IF_ERROR(emit(out));
     }
     return absl::OkStatus();
@@ -455,6 +529,17 @@ class Planner {
 }  // namespace
 
 void SetMergeBlockElemsForTesting(uint64_t n) { g_block_elems = n ? n : uint64_t{1} << 18; }
+
+void SetMergeThreadsForTesting(size_t threads) {
+  static std::mutex mu;
+  static std::unique_ptr<ThreadPool> owned;
+  std::lock_guard<std::mutex> l(mu);
+  g_pool = nullptr;
+  owned.reset();
+  if (threads == 0) return;
+  owned = std::make_unique<ThreadPool>(threads);
+  g_pool = owned.get();
+}
 
 absl::StatusOr<MergePlan> PlanMerge(store::Store& store, const MergeRecipe& recipe,
                                     std::string_view recipe_text) {

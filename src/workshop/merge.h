@@ -5,7 +5,9 @@
 // tensors are taken unchanged (their chunks shared, zero new tensor bytes),
 // every other tensor is computed by a TensorMerger (merge_math.h) over its
 // inputs read in blocks of 256 Ki elements straight from the packs, so a
-// merge holds the output tensor and a few blocks, never a model.
+// merge holds a few blocks, never a tensor or a model. Blocks are decoded,
+// merged and encoded in parts on the thread pool while the next block is
+// read; the bytes do not depend on the number of threads.
 //
 // Layers: `models` merges whole models tensor by tensor; `slices` stacks
 // slices of layers (blk.N renumbered in output order, `<arch>.block_count`
@@ -66,5 +68,8 @@ absl::StatusOr<Derivation> BuildMergeFromRecord(store::Store& store,
 // Tests: elements per streamed block (a multiple of 256; 0 restores 256 Ki),
 // so tiny models cross block boundaries.
 void SetMergeBlockElemsForTesting(uint64_t n);
+// Tests: the merge runs on its own pool of `threads` (1: the calling thread
+// alone) instead of ThreadPool::Default(); 0 restores the default.
+void SetMergeThreadsForTesting(size_t threads);
 
 }  // namespace hart::workshop

@@ -15,15 +15,29 @@
 // two radix passes) Observe the inputs before Compute. DARE's randomness is
 // a pure function of (seed, tensor name, input index, element index)
 // (DareKeep), so a merge gives the same bytes every time and in any order.
+//
+// Parallel: Observe and Compute split a block into kParts fixed parts (the
+// split depends on the block alone, never on the threads) and run them on a
+// ThreadPool when given one. Every output element is computed by the same
+// operations in the same order as serially; slerp's sums stay sequential
+// per block (one task per sum); ties' histograms are per part and summed
+// at the end (integers); ties' "equal magnitudes in index order" budget is
+// handed to the parts by a prefix sum of their counts. So the bytes do not
+// depend on the thread count.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <utility>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "workshop/merge_recipe.h"
+
+namespace hart {
+class ThreadPool;
+}
 
 namespace hart::workshop {
 
@@ -63,13 +77,36 @@ class TensorMerger {
 
   // Passes over the inputs before Compute (0, 1 or 2).
   int observe_passes() const;
-  // Pass `pass` sees block [offset, offset + n) of every input.
-  void Observe(int pass, uint64_t offset, std::span<const float* const> in, size_t n);
+  // Pass `pass` sees block [offset, offset + n) of every input. With a
+  // pool, the block's parts run on it (same results).
+  void Observe(int pass, uint64_t offset, std::span<const float* const> in, size_t n,
+               ThreadPool* pool = nullptr);
   // The output block [offset, offset + n). Blocks come in ascending order.
-  void Compute(uint64_t offset, std::span<const float* const> in, size_t n, float* out);
+  void Compute(uint64_t offset, std::span<const float* const> in, size_t n, float* out,
+               ThreadPool* pool = nullptr);
+
+  // Whether the parts of a block compute independently (every method but
+  // ties, whose budget of equal magnitudes runs across them): then
+  // ComputeRange may run on disjoint ranges of one block concurrently, and
+  // gives what Compute gives for them.
+  bool parts_independent() const { return s_.method != MergeMethod::kTies; }
+  void ComputeRange(uint64_t offset, std::span<const float* const> in, size_t n, float* out) const;
+
+  // Parts a block is split into, and part k's [begin, end): boundaries on
+  // multiples of 256 elements (whole blocks of every ggml type, so callers
+  // decode and encode by the same parts).
+  static constexpr size_t kParts = 8;
+  static std::pair<size_t, size_t> Part(size_t n, size_t k);
 
  private:
-  void Delta(size_t i, uint64_t offset, const float* x, const float* b, size_t n, float* d);
+  // d[0, n) = the delta of input i over [offset, offset + n); ties keeps
+  // at most *equal_left elements equal to the threshold, first ones first.
+  void Delta(size_t i, uint64_t offset, const float* x, const float* b, size_t n, float* d,
+             uint64_t* equal_left) const;
+  // One part: in[i] and out point at its first element, input i's
+  // weighted delta goes to scratch + i * stride.
+  void ComputePart(uint64_t offset, std::span<const float* const> in, size_t n, float* scratch,
+                   size_t stride, float* out, uint64_t* equal_left) const;
 
   MergeSettings s_;
   size_t n_;
@@ -80,7 +117,7 @@ class TensorMerger {
   // elements equal to it are still kept, and the radix histograms.
   struct Ties {
     uint64_t k = 0;
-    std::vector<uint64_t> hist;
+    std::vector<uint64_t> hist;  // kParts histograms of 65536 bins
     uint32_t hi = 0;
     uint64_t above = 0;  // elements whose magnitude bits exceed the threshold's high half
     uint32_t threshold = 0;

@@ -353,5 +353,49 @@ random_seed: 3
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
+TEST_F(Merge, SameBytesWhateverTheThreadCount) {
+  // ties (histograms per part, equal magnitudes budgeted across parts) and
+  // dare_ties (seeded drops per element index) on one thread and three,
+  // with blocks small enough that every tensor spans several: one file
+  // digest per recipe (slerp's per-block sums: merge_parallel_test).
+  SetMergeBlockElemsForTesting(4096);
+  auto st = store::Store::Open(store_->dir());
+  ASSERT_TRUE(st.ok()) << st.status();
+  const std::string recipes[] = {R"(
+merge_method: ties
+base_model: a
+models:
+  - model: b
+    parameters: {weight: 0.7, density: 0.4}
+  - model: c
+    parameters: {weight: 0.3, density: 0.6}
+)", R"(
+merge_method: dare_ties
+base_model: a
+models:
+  - model: b
+    parameters: {weight: 0.6, density: 0.5}
+  - model: c
+    parameters: {weight: 0.5, density: 0.8}
+random_seed: 9
+)"};
+  int r_i = 0;
+  for (const std::string& yaml : recipes) {
+    const std::string recipe = Write(fmt::format("threads{}", r_i++), yaml);
+    std::string digest;
+    for (size_t threads : {1, 3}) {
+      SetMergeThreadsForTesting(threads);
+      DeriveOptions o;
+      o.model = fmt::format("threads{}", threads);
+      auto r = RunMerge(**st, yaml, recipe, o);
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (digest.empty()) digest = r->derive.file_digest;
+      EXPECT_EQ(r->derive.file_digest, digest) << threads << " threads\n" << yaml;
+    }
+  }
+  SetMergeThreadsForTesting(0);
+  SetMergeBlockElemsForTesting(0);
+}
+
 }  // namespace
 }  // namespace hart::workshop
