@@ -135,43 +135,76 @@ absl::Status WriteText(const std::string& path, std::string_view text, Cleanup* 
 
 // Llama 3's rope scaling as llama.cpp stores it: rope_freqs.weight holds, per
 // rotated pair, the divisor of its frequency, with no keys saying how it was
-// made. The divisors follow from (factor, low_freq_factor,
-// high_freq_factor, original_max_position_embeddings); the published Llama
-// 3.1/3.2 checkpoints use factor = the largest divisor, 1, 4 and 8192. Those
-// are written when they reproduce every stored divisor; anything else is
-// refused rather than guessed.
+// made. HF computes the divisors from (factor, low_freq_factor,
+// high_freq_factor, original_max_position_embeddings): 1 for short
+// wavelengths, `factor` for long ones, and between them 1 / ((1 - s) /
+// factor + s) with s = (orig / wavelen - low) / (high - low), a line in
+// 1 / wavelen. The published Llama 3.1/3.2 values (1, 4, 8192) are tried
+// first; else the line through the stored divisors between the two bounds
+// gives orig / (high - low) and low / (high - low), written with
+// low_freq_factor 1 (every choice on the line gives the same divisors).
+// Parameters are written only when they reproduce every stored divisor;
+// anything else is refused rather than guessed.
+struct Llama3Params {
+  double factor, low, high, orig;
+};
+double Llama3Divisor(const Llama3Params& p, double inv) {
+  const double wavelen = 2 * std::numbers::pi / inv;
+  if (wavelen < p.orig / p.high) return 1.0;
+  if (wavelen > p.orig / p.low) return p.factor;
+  const double smooth = (p.orig / wavelen - p.low) / (p.high - p.low);
+  return 1.0 / ((1 - smooth) / p.factor + smooth);
+}
+
 absl::StatusOr<json> Llama3ScalingFromFreqs(const std::vector<float>& freqs, double theta, int64_t rope_dim) {
   if (freqs.size() != static_cast<size_t>(rope_dim / 2))
     return absl::InvalidArgumentError(fmt::format("rope_freqs.weight has {} values for {} rotated pairs",
                                                   freqs.size(), rope_dim / 2));
+  std::vector<double> inv(freqs.size());
+  for (size_t i = 0; i < freqs.size(); ++i)
+    inv[i] = 1.0 / std::pow(theta, 2.0 * static_cast<double>(i) / static_cast<double>(rope_dim));
   double factor = 0;
   for (float f : freqs) factor = std::max<double>(factor, f);
-  const double low = 1.0, high = 4.0, orig = 8192.0;
-  const double low_wavelen = orig / low, high_wavelen = orig / high;
+  if (!(factor > 1.0) || !std::isfinite(factor))
+    return absl::UnimplementedError(fmt::format("rope_freqs.weight: largest divisor {} is not a scaling", factor));
+  std::vector<Llama3Params> candidates = {{factor, 1.0, 4.0, 8192.0}};
+  std::vector<std::pair<double, double>> line;  // (1 / wavelen, s)
   for (size_t i = 0; i < freqs.size(); ++i) {
-    const double inv = 1.0 / std::pow(theta, 2.0 * static_cast<double>(i) / static_cast<double>(rope_dim));
-    const double wavelen = 2 * std::numbers::pi / inv;
-    double divisor;
-    if (wavelen < high_wavelen) {
-      divisor = 1.0;
-    } else if (wavelen > low_wavelen) {
-      divisor = factor;
-    } else {
-      const double smooth = (orig / wavelen - low) / (high - low);
-      divisor = 1.0 / ((1 - smooth) / factor + smooth);
-    }
-    if (std::abs(divisor - freqs[i]) > 1e-4 * std::max(1.0, divisor))
-      return absl::UnimplementedError(fmt::format(
-          "rope_freqs.weight[{}] = {} is not Llama 3 scaling with factor {}, low_freq_factor 1, "
-          "high_freq_factor 4, original_max_position_embeddings 8192 (which gives {}); config.json "
-          "cannot say what it is",
-          i, freqs[i], factor, divisor));
+    const double d = freqs[i];
+    if (d > 1.0 + 1e-4 && d < factor * (1 - 1e-4))
+      line.push_back({inv[i] / (2 * std::numbers::pi), (1.0 / d - 1.0 / factor) / (1.0 - 1.0 / factor)});
   }
-  return json{{"rope_type", "llama3"},
-              {"factor", factor},
-              {"low_freq_factor", low},
-              {"high_freq_factor", high},
-              {"original_max_position_embeddings", static_cast<int64_t>(orig)}};
+  if (line.size() >= 2) {
+    const auto [x1, s1] = line.front();
+    const auto [x2, s2] = line.back();
+    const double a = (s2 - s1) / (x2 - x1), b = s1 - a * x1;  // s = a / wavelen + b
+    if (a > 0 && b < 0) {
+      const double span = std::round(-1.0 / b * 1e4) / 1e4;  // high - low, with low = 1
+      candidates.push_back({factor, 1.0, 1.0 + span, std::round(a * span)});
+    }
+  }
+  std::string why;
+  for (const Llama3Params& p : candidates) {
+    bool ok = true;
+    for (size_t i = 0; i < freqs.size() && ok; ++i) {
+      const double want = Llama3Divisor(p, inv[i]);
+      if (std::abs(want - freqs[i]) > 1e-4 * std::max(1.0, want)) {
+        ok = false;
+        if (why.empty())
+          why = fmt::format("rope_freqs.weight[{}] = {}, but Llama 3 scaling with factor {}, low_freq_factor {}, "
+                            "high_freq_factor {}, original_max_position_embeddings {} gives {}",
+                            i, freqs[i], p.factor, p.low, p.high, p.orig, want);
+      }
+    }
+    if (ok)
+      return json{{"rope_type", "llama3"},
+                  {"factor", p.factor},
+                  {"low_freq_factor", p.low},
+                  {"high_freq_factor", p.high},
+                  {"original_max_position_embeddings", static_cast<int64_t>(p.orig)}};
+  }
+  return absl::UnimplementedError(
+      fmt::format("{}; config.json cannot say what these rope frequencies are", why));
 }
 
 // The first version the lineage reaches (itself, derivation inputs, then
@@ -230,8 +263,7 @@ absl::StatusOr<TokenizerFiles> TokenizerFilesFromGguf(const formats::GgufMetadat
   const std::string model = md.GetString("tokenizer.ggml.model").value_or("");
   if (model != "gpt2")
     return absl::UnimplementedError(fmt::format(
-        "tokenizer.ggml.model is '{}'; only a byte-level BPE ('gpt2') vocabulary has an exact tokenizer.json form "
-        "here",
+        "tokenizer.ggml.model is '{}', not a byte-level BPE ('gpt2') vocabulary",
         model.empty() ? "(missing)" : model));
   std::string pre = md.GetString("tokenizer.ggml.pre").value_or("default");
   const std::vector<std::string>* patterns = runtime::PreTokenizer::PatternsForName(pre);
@@ -606,8 +638,7 @@ absl::StatusOr<HfExportResult> ExportHf(store::Store& store, int64_t version_id,
   } else {
     res.tokenizer_note = fmt::format(
         "no tokenizer written: no version in {}'s lineage was ingested with a tokenizer.json, and its GGUF "
-        "vocabulary has no exact tokenizer.json form here ({}); copy the original model's tokenizer files "
-        "into {}",
+        "vocabulary has no exact tokenizer.json form here ({}); copy the original model's tokenizer files into {}",
         ref, Msg(tokenizer_files.status()), dir);
   }
   cleanup.done = true;

@@ -109,6 +109,8 @@ class HfExport : public ::testing::Test {
     root_ = new std::string(MakeTempDir("hart_hf_export_"));
     for (const char* arch : {"llama", "mistral", "qwen2"})
       Fixture(*root_, arch, fmt::format("--arch {} --format hf --type f32 --layers 2 --also-gguf", arch));
+    // Llama 3 rope scaling: the GGUF holds it as rope_freqs.weight only.
+    Fixture(*root_, "llama3", "--arch llama --rope-scaling llama3 --format hf --type f32 --layers 2 --also-gguf");
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -147,7 +149,7 @@ class HfExport : public ::testing::Test {
 std::string* HfExport::root_ = nullptr;
 
 TEST_F(HfExport, F32ExportIsTheHuggingFaceCheckpointByteForByte) {
-  for (const char* arch : {"llama", "mistral", "qwen2"}) {
+  for (const char* arch : {"llama", "mistral", "qwen2", "llama3"}) {
     SCOPED_TRACE(arch);
     Ingest(Hf(arch) + "/gguf/model.gguf", arch);
     const std::string out = store_.root() + "/" + arch + "-hf";
@@ -173,6 +175,12 @@ TEST_F(HfExport, F32ExportIsTheHuggingFaceCheckpointByteForByte) {
     for (auto& [k, v] : orig.items()) {
       if (k == "rms_norm_eps" || k == "rope_theta") {
         EXPECT_FLOAT_EQ(cfg[k].get<double>(), v.get<double>()) << k;
+      } else if (k == "rope_scaling") {
+        ASSERT_TRUE(cfg[k].is_object()) << cfg.dump();
+        for (auto& [sk, sv] : v.items()) {
+          if (sv.is_number()) EXPECT_NEAR(cfg[k][sk].get<double>(), sv.get<double>(), 1e-5) << sk;
+          else EXPECT_EQ(cfg[k][sk], sv) << sk;
+        }
       } else {
         EXPECT_EQ(cfg[k], v) << k;
       }
@@ -181,6 +189,13 @@ TEST_F(HfExport, F32ExportIsTheHuggingFaceCheckpointByteForByte) {
     EXPECT_EQ(cfg["eos_token_id"], 2);
     nlohmann::json gen = nlohmann::json::parse(ReadAll(out + "/generation_config.json"));
     EXPECT_EQ(gen["eos_token_id"], 2);
+    if (std::string(arch) == "llama3") {
+      EXPECT_EQ(j["dropped"][0], "rope_freqs.weight");
+      // The runtime reads that config.json as it read rope_freqs.weight.
+      AddTokenizer(out);
+      Ingest(out, "llama3-back");
+      EXPECT_EQ(StoredGreedy("llama3-back@1").generated, StoredGreedy("llama3@1").generated);
+    }
   }
 }
 
