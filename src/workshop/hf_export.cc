@@ -207,9 +207,31 @@ absl::StatusOr<json> Llama3ScalingFromFreqs(const std::vector<float>& freqs, dou
       fmt::format("{}; config.json cannot say what these rope frequencies are", why));
 }
 
+// The largest token id a tokenizer.json names (model.vocab, added_tokens).
+absl::StatusOr<int64_t> MaxTokenId(store::Store& store, int64_t version_id, const store::FileRow& f) {
+  std::string data(f.size, '\0');
+  RETURN_IF_ERROR(store.ReadFileRange(version_id, f.index, 0,
+                                      std::span<uint8_t>(reinterpret_cast<uint8_t*>(data.data()), data.size())));
+  json j = json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("tokenizer.json is not a JSON object");
+  int64_t max_id = -1;
+  if (auto m = j.find("model"); m != j.end() && m->is_object())
+    if (auto v = m->find("vocab"); v != m->end() && v->is_object())
+      for (const auto& [text, id] : v->items())
+        if (id.is_number_integer()) max_id = std::max(max_id, id.get<int64_t>());
+  if (auto a = j.find("added_tokens"); a != j.end() && a->is_array())
+    for (const auto& t : *a)
+      if (t.is_object() && t.contains("id") && t["id"].is_number_integer())
+        max_id = std::max(max_id, t["id"].get<int64_t>());
+  return max_id;
+}
+
 // The first version the lineage reaches (itself, derivation inputs, then
-// parents, breadth first) with a tokenizer.json among its files.
-absl::StatusOr<std::optional<store::VersionRow>> FindTokenizerVersion(store::Store& store, int64_t start) {
+// parents, breadth first) with a tokenizer.json among its files whose ids
+// fit the exported vocabulary (`vocab` embedding rows); one that does not
+// fit is passed over and named in *skipped.
+absl::StatusOr<std::optional<store::VersionRow>> FindTokenizerVersion(store::Store& store, int64_t start,
+                                                                      int64_t vocab, std::string* skipped) {
   ASSIGN_OR_RETURN(std::vector<store::VersionRow> all, store.ListVersions());
   std::map<int64_t, const store::VersionRow*> by_id;
   std::map<std::string, int64_t> by_ref;
@@ -225,8 +247,15 @@ absl::StatusOr<std::optional<store::VersionRow>> FindTokenizerVersion(store::Sto
     auto it = by_id.find(id);
     if (it == by_id.end()) continue;
     ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(id));
-    for (const auto& f : files)
-      if (f.name == "tokenizer.json") return std::optional<store::VersionRow>(*it->second);
+    for (const auto& f : files) {
+      if (f.name != "tokenizer.json") continue;
+      auto max_id = MaxTokenId(store, id, f);
+      if (max_id.ok() && *max_id >= 0 && *max_id < vocab) return std::optional<store::VersionRow>(*it->second);
+      *skipped += fmt::format("{}{}'s tokenizer.json {}", skipped->empty() ? "" : "; ", it->second->ref(),
+                              max_id.ok() ? fmt::format("names token id {}, past the {} rows of the embedding",
+                                                        *max_id, vocab)
+                                          : std::string(Msg(max_id.status())));
+    }
     ASSIGN_OR_RETURN(std::optional<store::DerivationRecord> d, store.GetDerivation(id));
     std::vector<int64_t> next;
     if (d)
@@ -524,7 +553,8 @@ absl::StatusOr<HfExportResult> ExportHf(store::Store& store, int64_t version_id,
   }
   res.config = config;
   // Decided before anything is written, like everything else.
-  ASSIGN_OR_RETURN(std::optional<store::VersionRow> tv, FindTokenizerVersion(store, version_id));
+  std::string skipped;
+  ASSIGN_OR_RETURN(std::optional<store::VersionRow> tv, FindTokenizerVersion(store, version_id, vocab, &skipped));
   absl::StatusOr<TokenizerFiles> tokenizer_files = absl::NotFoundError("");
   if (!tv) tokenizer_files = TokenizerFilesFromGguf(md, cfg.context_length);
 
@@ -640,6 +670,7 @@ absl::StatusOr<HfExportResult> ExportHf(store::Store& store, int64_t version_id,
         "no tokenizer written: no version in {}'s lineage was ingested with a tokenizer.json, and its GGUF "
         "vocabulary has no exact tokenizer.json form here ({}); copy the original model's tokenizer files into {}",
         ref, Msg(tokenizer_files.status()), dir);
+    if (!skipped.empty()) res.tokenizer_note += fmt::format(" (passed over: {})", skipped);
   }
   cleanup.done = true;
   return res;

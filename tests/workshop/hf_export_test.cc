@@ -293,6 +293,51 @@ TEST_F(HfExport, QuantizedVersionExportsDequantizedToBf16) {
   EXPECT_EQ(Reference(out, got), got.generated);
 }
 
+// A GGUF ingested with --parent naming the HF checkpoint it was converted
+// from: its exports, and those of versions derived from it, carry that
+// checkpoint's tokenizer files, and run as they are.
+TEST_F(HfExport, TokenizerIsCopiedFromTheLineage) {
+  Ingest(Hf("llama"), "orig");  // the HF directory, with tokenizer.json
+  RunResult in = store_.Run({"ingest", Hf("llama") + "/gguf/model.gguf", "--model", "conv", "--license", "mit",
+                             "--parent", "orig@1"});
+  ASSERT_EQ(in.exit_code, 0) << Describe(in);
+  ASSERT_EQ(store_.Run({"quantize", "conv", "--type", "q8_0", "--as", "cq"}).exit_code, 0);
+  const std::string out = store_.root() + "/cq-hf";
+  RunResult r = ExportHf("cq", out, "bf16");
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json j = r.Json();
+  EXPECT_EQ(j["tokenizer_from"], "orig@1");
+  EXPECT_TRUE(j["tokenizer_note"].is_null());
+  EXPECT_EQ(ReadAll(out + "/tokenizer.json"), ReadAll(Hf("llama") + "/tokenizer.json"));
+  EXPECT_EQ(ReadAll(out + "/tokenizer_config.json"), ReadAll(Hf("llama") + "/tokenizer_config.json"));
+  Ingest(out, "cq-back");  // no tokenizer added by the test
+  const GreedyRun got = StoredGreedy("cq-back@1");
+  ASSERT_EQ(got.generated.size(), 10u);
+  EXPECT_EQ(got.prompt, StoredGreedy("cq@1").prompt);
+  EXPECT_EQ(Reference(out, got), got.generated);
+
+  // A tokenizer.json with ids past the embedding is passed over, and said so.
+  const std::string big = store_.root() + "/bigtok";
+  fs::create_directories(big);
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer_config.json"})
+    fs::copy_file(Hf("llama") + "/" + f, big + "/" + f);
+  nlohmann::json tok = nlohmann::json::parse(ReadAll(Hf("llama") + "/tokenizer.json"));
+  tok["added_tokens"].push_back({{"id", 5000}, {"content", "<extra>"}, {"special", true}});
+  { std::ofstream(big + "/tokenizer.json") << tok.dump(); }
+  Ingest(big, "bigtok");
+  ASSERT_EQ(store_.Run({"ingest", Hf("llama") + "/gguf/model.gguf", "--model", "conv2", "--license", "mit",
+                        "--parent", "bigtok@1"}).exit_code, 0);
+  r = ExportHf("conv2", store_.root() + "/conv2-hf", "bf16");
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  j = r.Json();
+  EXPECT_TRUE(j["tokenizer_from"].is_null());
+  EXPECT_NE(j["tokenizer_note"].get<std::string>().find("bigtok@1's tokenizer.json names token id 5000, past the "
+                                                         "259 rows"),
+            std::string::npos)
+      << j["tokenizer_note"];
+  EXPECT_FALSE(fs::exists(store_.root() + "/conv2-hf/tokenizer.json"));
+}
+
 TEST_F(HfExport, BadInputIsRefusedBeforeAnythingIsWritten) {
   const std::string gemma = Fixture(store_.root(), "gemma", "--arch gemma2 --type f32 --layers 1");
   Ingest(gemma + "/model.gguf", "gem");
