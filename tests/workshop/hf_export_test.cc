@@ -3,7 +3,8 @@
 // the same weights both as a Hugging Face directory (HF names, HF q/k row
 // order) and as a GGUF (llama.cpp names, llama/mistral q/k rows permuted):
 //  - the F32 export of the GGUF version is the HF directory's tensors, byte
-//    for byte (names, un-permutation, biases) for llama, mistral and qwen2;
+//    for byte (names, un-permutation, biases, q/k norms, tied embeddings,
+//    Llama 3 rope scaling) for llama, mistral, qwen2 and qwen3;
 //  - a compose that stacks blocks exports with config.json saying so, and
 //    re-ingested, generates the same greedy tokens as the composed version
 //    itself, and as an independent numpy HF forward pass over the exported
@@ -107,8 +108,9 @@ class HfExport : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     root_ = new std::string(MakeTempDir("hart_hf_export_"));
-    for (const char* arch : {"llama", "mistral", "qwen2"})
+    for (const char* arch : {"llama", "mistral", "qwen2", "qwen3"})
       Fixture(*root_, arch, fmt::format("--arch {} --format hf --type f32 --layers 2 --also-gguf", arch));
+    Fixture(*root_, "tied", "--arch llama --tied --format hf --type f32 --layers 2 --also-gguf");
     // Llama 3 rope scaling: the GGUF holds it as rope_freqs.weight only.
     Fixture(*root_, "llama3", "--arch llama --rope-scaling llama3 --format hf --type f32 --layers 2 --also-gguf");
   }
@@ -149,7 +151,7 @@ class HfExport : public ::testing::Test {
 std::string* HfExport::root_ = nullptr;
 
 TEST_F(HfExport, F32ExportIsTheHuggingFaceCheckpointByteForByte) {
-  for (const char* arch : {"llama", "mistral", "qwen2", "llama3"}) {
+  for (const char* arch : {"llama", "mistral", "qwen2", "qwen3", "llama3", "tied"}) {
     SCOPED_TRACE(arch);
     Ingest(Hf(arch) + "/gguf/model.gguf", arch);
     const std::string out = store_.root() + "/" + arch + "-hf";
@@ -168,6 +170,12 @@ TEST_F(HfExport, F32ExportIsTheHuggingFaceCheckpointByteForByte) {
     }
     if (std::string(arch) == "qwen2") {
       EXPECT_EQ(got.count("model.layers.1.self_attn.k_proj.bias"), 1u);
+    }
+    if (std::string(arch) == "qwen3") {
+      EXPECT_EQ(got.count("model.layers.1.self_attn.k_norm.weight"), 1u);
+    }
+    if (std::string(arch) == "tied") {
+      EXPECT_EQ(got.count("lm_head.weight"), 0u);
     }
     // config.json: every field the fixture's own config.json has, equal.
     nlohmann::json cfg = nlohmann::json::parse(ReadAll(out + "/config.json"));
