@@ -183,6 +183,10 @@ absl::StatusOr<ExportResponse> Export(const Context& ctx, const ExportRequest& r
   r.format = format;
   RETURN_IF_ERROR(ctx.CheckCancel("export"));
   if (format == "hf") {
+    if (req.verify)
+      return absl::InvalidArgumentError(
+          "export --format hf: --verify compares against recorded digests or stored tensors, which a converted "
+          "directory has neither of; leave it out");
     workshop::HfExportOptions o;
     ASSIGN_OR_RETURN(o.dtype, workshop::HfExportDType(req.dtype));
     o.progress = ctx.tty_progress;

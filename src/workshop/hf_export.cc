@@ -410,6 +410,15 @@ absl::StatusOr<HfExportResult> ExportHf(store::Store& store, int64_t version_id,
   if (opts.dtype != DType::kBF16 && opts.dtype != DType::kF16 && opts.dtype != DType::kF32)
     return absl::InvalidArgumentError(fmt::format("dtype {}: expected BF16, F16 or F32", Name(opts.dtype)));
   if (dir.empty()) return absl::InvalidArgumentError("export: no output directory");
+  {
+    ASSIGN_OR_RETURN(std::vector<store::VersionRow> all, store.ListVersions());
+    for (const store::VersionRow& v : all)
+      if (v.id == version_id && v.format != formats::Format::kGguf)
+        return absl::FailedPreconditionError(fmt::format(
+            "export {} as a Hugging Face model: it is a {} version, not a GGUF one; its original files are "
+            "what it is (export them with --format original)",
+            v.ref(), formats::FormatName(v.format)));
+  }
   ASSIGN_OR_RETURN(SourceModel m, OpenSourceById(store, version_id));
   const std::string ref = m.version.ref();
   auto bad = [&](std::string what) {

@@ -369,6 +369,16 @@ TEST_F(HfExport, BadInputIsRefusedBeforeAnythingIsWritten) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("q8_0"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(store_.root() + "/x"));
+  r = store_.Run({"export", "tiny", "--format", "hf", "--verify", "-o", store_.root() + "/v"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--verify"), std::string::npos) << r.err;
+  Ingest(Hf("llama"), "already-hf");
+  r = ExportHf("already-hf", store_.root() + "/h", "bf16");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("already-hf@1 as a Hugging Face model: it is a safetensors version"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(store_.root() + "/v"));
+  EXPECT_FALSE(fs::exists(store_.root() + "/h"));
   // An empty directory is fine.
   const std::string empty = store_.root() + "/empty";
   fs::create_directories(empty);
