@@ -111,6 +111,7 @@ class HfExport : public ::testing::Test {
     for (const char* arch : {"llama", "mistral", "qwen2", "qwen3"})
       Fixture(*root_, arch, fmt::format("--arch {} --format hf --type f32 --layers 2 --also-gguf", arch));
     Fixture(*root_, "tied", "--arch llama --tied --format hf --type f32 --layers 2 --also-gguf");
+    Fixture(*root_, "llamab", "--arch llama --seed 99 --format hf --type f32 --layers 2 --also-gguf");
     // Llama 3 rope scaling: the GGUF holds it as rope_freqs.weight only.
     Fixture(*root_, "llama3", "--arch llama --rope-scaling llama3 --format hf --type f32 --layers 2 --also-gguf");
   }
@@ -428,6 +429,91 @@ TEST(HfExportTokenizer, ByteLevelBpeVocabulariesRoundTripThroughTokenizerJson) {
   auto refused = workshop::TokenizerFilesFromGguf(*spm, 2048);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("'llama'"), std::string::npos) << refused.status();
+}
+
+}  // namespace
+}  // namespace hart::cli_test
+
+namespace hart::cli_test {
+namespace {
+
+// GGUF name -> bytes of every tensor of a GGUF file.
+std::map<std::string, std::string> GgufTensors(const std::string& path) {
+  std::map<std::string, std::string> out;
+  auto src = formats::ReadGguf(path);
+  EXPECT_TRUE(src.ok()) << src.status();
+  if (!src.ok()) return out;
+  for (size_t i = 0; i < src->tensors.size(); ++i) {
+    auto b = src->TensorBytes(i);
+    out[src->tensors[i].name] = std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  return out;
+}
+
+// HF checkpoints as workshop inputs: `hart convert` gives the GGUF layout of
+// a checkpoint ingested from its HF directory. make_tiny_llama.py writes the
+// same weights both ways, so the converted tensors must be the fixture's
+// GGUF tensors byte for byte (llama.cpp's q/k permutation included), the
+// tokenizer must tokenize as the fixture's GGUF vocabulary, and merges and
+// composes of converted versions equal those of the GGUF originals.
+class HfConvert : public HfExport {};
+
+TEST_F(HfConvert, ConvertedCheckpointIsTheGgufAndMergesAsIt) {
+  for (const char* arch : {"llama", "qwen2", "llama3", "llamab"}) {
+    SCOPED_TRACE(arch);
+    Ingest(Hf(arch), std::string(arch) + "-hf");
+    // Before conversion the workshop says what to do.
+    RunResult q = store_.Run({"quantize", std::string(arch) + "-hf", "--type", "q8_0"});
+    EXPECT_NE(q.exit_code, 0);
+    EXPECT_NE(q.err.find("hart convert"), std::string::npos) << q.err;
+    RunResult c = store_.Run({"--json", "convert", std::string(arch) + "-hf", "--as", std::string(arch) + "-conv"});
+    ASSERT_EQ(c.exit_code, 0) << Describe(c);
+    nlohmann::json j = c.Json();
+    // Only the permuted q/k (llama) and rope_freqs (llama3) are new tensor bytes.
+    const std::string conv = store_.root() + "/" + arch + "-conv.gguf";
+    ASSERT_EQ(store_.Run({"export", std::string(arch) + "-conv", "-o", conv}).exit_code, 0);
+    auto got = GgufTensors(conv);
+    auto want = GgufTensors(Hf(arch) + "/gguf/model.gguf");
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [name, bytes] : want) {
+      ASSERT_EQ(got.count(name), 1u) << name;
+      EXPECT_TRUE(got[name] == bytes) << name;
+    }
+    EXPECT_EQ(j["computed_tensors"], std::string(arch) == "qwen2" ? 0 : std::string(arch) == "llama3" ? 5 : 4);
+    // It runs as the fixture's GGUF does, tokenizer included.
+    auto file = runtime::OpenFileWeights(Hf(arch) + "/gguf/model.gguf");
+    ASSERT_TRUE(file.ok()) << Msg(file.status());
+    const GreedyRun want_run = Greedy(file->get(), "Hello world");
+    const GreedyRun got_run = StoredGreedy(std::string(arch) + "-conv@1");
+    EXPECT_EQ(got_run.prompt, want_run.prompt);
+    EXPECT_EQ(got_run.generated, want_run.generated);
+    RunResult rb = store_.Run({"--json", "rebuild", std::string(arch) + "-conv@1"});
+    ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
+    EXPECT_TRUE(rb.Json()["identical"].get<bool>());
+  }
+  // A linear merge and a compose of converted checkpoints are those of the GGUFs.
+  Ingest(Hf("llama") + "/gguf/model.gguf", "g");
+  const std::string yaml_conv = store_.root() + "/conv.yaml", yaml_g = store_.root() + "/g.yaml";
+  auto recipe = [](const std::string& a, const std::string& b) {
+    return fmt::format("merge_method: linear\nmodels:\n  - model: {}\n    parameters: {{weight: 0.7}}\n"
+                       "  - model: {}\n    parameters: {{weight: 0.3}}\ndtype: float32\n",
+                       a, b);
+  };
+  { std::ofstream(yaml_conv) << recipe("llama-conv", "llamab-conv"); }
+  Ingest(Hf("llamab") + "/gguf/model.gguf", "gb");
+  { std::ofstream(yaml_g) << recipe("g", "gb"); }
+  RunResult m1 = store_.Run({"merge", yaml_conv, "--as", "m-conv"});
+  ASSERT_EQ(m1.exit_code, 0) << Describe(m1);
+  RunResult m2 = store_.Run({"merge", yaml_g, "--as", "m-g"});
+  ASSERT_EQ(m2.exit_code, 0) << Describe(m2);
+  const std::string e1 = store_.root() + "/m-conv.gguf", e2 = store_.root() + "/m-g.gguf";
+  ASSERT_EQ(store_.Run({"export", "m-conv", "-o", e1}).exit_code, 0);
+  ASSERT_EQ(store_.Run({"export", "m-g", "-o", e2}).exit_code, 0);
+  auto t1 = GgufTensors(e1), t2 = GgufTensors(e2);
+  ASSERT_EQ(t1.size(), t2.size());
+  for (const auto& [name, bytes] : t2) EXPECT_TRUE(t1[name] == bytes) << name;
+  RunResult cc = store_.Run({"compose", "--base", "llama-conv", "--blocks", "qwen2-conv:0-1"});
+  EXPECT_NE(cc.exit_code, 0);  // another architecture: refused as for GGUF inputs
 }
 
 }  // namespace
