@@ -94,8 +94,10 @@ bool IsHexByte(const std::string& t) {
          std::isxdigit(static_cast<unsigned char>(t[4]));
 }
 
+}  // namespace
+
 // tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys.
-absl::Status TokenizerMetadata(const std::string& tok_text, const std::string& cfg_text, std::string_view origin,
+absl::Status TokenizerGgufMetadata(const std::string& tok_text, const std::string& cfg_text, std::string_view origin,
                                formats::GgufMetadata* md) {
   const std::string file = fmt::format("{}: tokenizer.json", origin);
   auto bad = [&](std::string_view field, std::string what) {
@@ -241,15 +243,36 @@ absl::Status TokenizerMetadata(const std::string& tok_text, const std::string& c
   if (eos && *eos >= 0) SetMetadata(md, "tokenizer.ggml.eos_token_id", U32(static_cast<uint32_t>(*eos)));
   if (unk)
     if (int64_t id = find(*unk); id >= 0) SetMetadata(md, "tokenizer.ggml.unknown_token_id", U32(static_cast<uint32_t>(id)));
-  bool add_bos = spm;
-  if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) add_bos = cfg["add_bos_token"].get<bool>();
+  // BOS in front: add_bos_token when the config says, else a post-processor
+  // template starting with a special token (Llama 3), else SentencePiece's
+  // default - as the runtime reads tokenizer.json.
+  std::optional<bool> add_bos_opt;
+  if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) add_bos_opt = cfg["add_bos_token"].get<bool>();
+  std::vector<const json*> post;
+  if (auto it = root.find("post_processor"); it != root.end() && it->is_object()) {
+    if (it->value("type", "") == "Sequence" && it->contains("processors") && (*it)["processors"].is_array())
+      for (const json& e : (*it)["processors"]) post.push_back(&e);
+    else
+      post.push_back(&*it);
+  }
+  for (const json* c : post) {
+    if (!c->is_object() || c->value("type", "") != "TemplateProcessing") continue;
+    const json single = c->value("single", json::array());
+    if (!single.is_array() || single.empty() || !single[0].contains("SpecialToken")) continue;
+    const int64_t id = find(single[0]["SpecialToken"].value("id", ""));
+    if (id < 0) continue;
+    if (!bos || *bos < 0) {
+      bos = id;
+      SetMetadata(md, "tokenizer.ggml.bos_token_id", U32(static_cast<uint32_t>(id)));
+    }
+    if (!add_bos_opt) add_bos_opt = id == *bos;
+  }
+  const bool add_bos = add_bos_opt.value_or(spm);
   SetMetadata(md, "tokenizer.ggml.add_bos_token", Bool(add_bos));
   if (cfg.contains("chat_template") && cfg["chat_template"].is_string())
     SetMetadata(md, "tokenizer.chat_template", Str(cfg["chat_template"].get<std::string>()));
   return absl::OkStatus();
 }
-
-}  // namespace
 
 std::string GgufTensorName(std::string_view n) {
   if (n == "model.embed_tokens.weight") return "token_embd.weight";
@@ -327,7 +350,7 @@ absl::StatusOr<Derivation> BuildConvertHf(store::Store& store, int64_t version_i
         fmt::format("{} has no tokenizer.json: a GGUF carries its tokenizer, so there is nothing to convert it from",
                     ref));
   std::string tok_cfg = ReadVersionFile(store, version_id, files, "tokenizer_config.json").value_or("");
-  RETURN_IF_ERROR(TokenizerMetadata(*tok, tok_cfg, ref, &md));
+  RETURN_IF_ERROR(TokenizerGgufMetadata(*tok, tok_cfg, ref, &md));
 
   ASSIGN_OR_RETURN(std::vector<store::TensorRow> rows, store.ListTensors(version_id));
   std::shared_ptr<TensorReader> reader = d.reader;

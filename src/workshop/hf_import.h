@@ -37,6 +37,11 @@ namespace hart::workshop {
 // the file and field for what cannot be converted.
 absl::StatusOr<Derivation> BuildConvertHf(store::Store& store, int64_t version_id);
 
+// tokenizer.json (+ tokenizer_config.json, "" when absent) as the
+// tokenizer.ggml.* keys of `md` (see above); `origin` names them in errors.
+absl::Status TokenizerGgufMetadata(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
+                                   std::string_view origin, formats::GgufMetadata* md);
+
 // The GGUF name of an HF tensor name of a llama-family model ("" when none).
 std::string GgufTensorName(std::string_view hf_name);
 

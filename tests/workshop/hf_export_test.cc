@@ -31,6 +31,7 @@
 #include "runtime/weight_source.h"
 #include "store/store.h"
 #include "workshop/hf_export.h"
+#include "workshop/hf_import.h"
 #include "workshop/merge_math.h"
 
 namespace hart::cli_test {
@@ -424,6 +425,26 @@ TEST(HfExportTokenizer, ByteLevelBpeVocabulariesRoundTripThroughTokenizerJson) {
     }
   }
   EXPECT_GT(checked, 50);
+  // And back: that tokenizer.json as GGUF metadata (hart convert's path)
+  // tokenizes the vectors as the original vocabulary does.
+  for (const char* name : {"gpt-2", "deepseek-llm", "starcoder"}) {
+    SCOPED_TRACE(name);
+    auto md = formats::ReadGgufMetadata(fmt::format("{}/ggml-vocab-{}.gguf", dir, name));
+    ASSERT_TRUE(md.ok()) << md.status();
+    auto files = workshop::TokenizerFilesFromGguf(*md, 2048);
+    ASSERT_TRUE(files.ok()) << files.status();
+    formats::GgufMetadata back;
+    ASSERT_TRUE(workshop::TokenizerGgufMetadata(files->tokenizer_json, files->tokenizer_config_json, name, &back).ok());
+    EXPECT_EQ(back.GetString("tokenizer.ggml.pre"), md->GetString("tokenizer.ggml.pre").value_or("default"));
+    auto tok = runtime::Tokenizer::FromGguf(back, name);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    auto orig = runtime::Tokenizer::FromGguf(*md, name);
+    ASSERT_TRUE(orig.ok()) << orig.status();
+    EXPECT_EQ((*tok)->bos_id(), (*orig)->bos_id());
+    EXPECT_EQ((*tok)->add_bos_default(), (*orig)->add_bos_default());
+    for (const auto& c : runtime::testing::ReadVectors(name))
+      EXPECT_EQ((*tok)->Encode(c.text, false), c.ids) << runtime::testing::Escaped(c.text);
+  }
   auto spm = formats::ReadGgufMetadata(dir + "/ggml-vocab-llama-spm.gguf");
   ASSERT_TRUE(spm.ok());
   auto refused = workshop::TokenizerFilesFromGguf(*spm, 2048);
@@ -514,6 +535,28 @@ TEST_F(HfConvert, ConvertedCheckpointIsTheGgufAndMergesAsIt) {
   for (const auto& [name, bytes] : t2) EXPECT_TRUE(t1[name] == bytes) << name;
   RunResult cc = store_.Run({"compose", "--base", "llama-conv", "--blocks", "qwen2-conv:0-1"});
   EXPECT_NE(cc.exit_code, 0);  // another architecture: refused as for GGUF inputs
+}
+
+TEST_F(HfConvert, WhatCannotBeConvertedIsRefusedBeforeAnythingIsStored) {
+  const std::string gemma = Fixture(store_.root(), "gemma-hf", "--arch gemma2 --format hf --type f32 --layers 1");
+  const std::string notok = store_.root() + "/notok";
+  fs::create_directories(notok);
+  for (const char* f : {"model.safetensors", "config.json"}) fs::copy_file(Hf("llama") + "/" + f, notok + "/" + f);
+  Ingest(gemma, "gem");
+  Ingest(notok, "notok");
+  Ingest(Hf("llama") + "/gguf/model.gguf", "g");
+  auto versions = [&] { return store_.Run({"sql", "--format", "csv", "SELECT count(*) FROM versions"}).out; };
+  const std::string before = versions();
+  auto refused = [&](const std::string& ref, const std::string& needle) {
+    RunResult r = store_.Run({"convert", ref});
+    EXPECT_NE(r.exit_code, 0) << Describe(r);
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in\n" << r.err;
+  };
+  refused("gem", "model_type 'gemma2' does not convert here");
+  refused("notok", "notok@1 has no tokenizer.json");
+  refused("g", "g@1 is already a GGUF version");
+  refused("nosuch", "nosuch");
+  EXPECT_EQ(versions(), before);
 }
 
 }  // namespace
