@@ -96,9 +96,29 @@ bool IsHexByte(const std::string& t) {
 
 }  // namespace
 
-// tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys.
+namespace {
+absl::Status TokenizerGgufMetadataImpl(const std::string& tok_text, const std::string& cfg_text,
+                                       std::string_view origin, formats::GgufMetadata* md);
+}  // namespace
+
+// tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys. The
+// files are the user's: a field of an unexpected JSON type (which
+// nlohmann's accessors answer with an exception) is an error, not a crash.
 absl::Status TokenizerGgufMetadata(const std::string& tok_text, const std::string& cfg_text, std::string_view origin,
-                               formats::GgufMetadata* md) {
+                                   formats::GgufMetadata* md) {
+  formats::GgufMetadata out = *md;
+  try {
+    RETURN_IF_ERROR(TokenizerGgufMetadataImpl(tok_text, cfg_text, origin, &out));
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(fmt::format("{}: tokenizer.json / tokenizer_config.json: {}", origin, e.what()));
+  }
+  *md = std::move(out);
+  return absl::OkStatus();
+}
+
+namespace {
+absl::Status TokenizerGgufMetadataImpl(const std::string& tok_text, const std::string& cfg_text,
+                                       std::string_view origin, formats::GgufMetadata* md) {
   const std::string file = fmt::format("{}: tokenizer.json", origin);
   auto bad = [&](std::string_view field, std::string what) {
     return absl::UnimplementedError(fmt::format("{}: {}: {}", file, field, what));
@@ -113,24 +133,30 @@ absl::Status TokenizerGgufMetadata(const std::string& tok_text, const std::strin
   if (type != "BPE") return bad("model.type", fmt::format("'{}' cannot be converted (BPE can)", type));
   if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("model.vocab", "missing");
   int64_t max_id = -1;
-  for (const auto& [t, id] : model["vocab"].items())
-    if (id.is_number_integer()) max_id = std::max(max_id, id.get<int64_t>());
+  for (const auto& [t, id] : model["vocab"].items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0)
+      return absl::InvalidArgumentError(fmt::format("{}: model.vocab: '{}' has no valid id", file, t));
+    max_id = std::max(max_id, id.get<int64_t>());
+  }
   const json added = root.value("added_tokens", json::array());
-  for (const json& a : added)
-    if (a.is_object() && a.contains("id") && a["id"].is_number_integer())
-      max_id = std::max(max_id, a["id"].get<int64_t>());
+  if (!added.is_array()) return absl::InvalidArgumentError(file + ": added_tokens: not an array");
+  for (size_t i = 0; i < added.size(); ++i) {
+    const json& a = added[i];
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
+        !a.contains("content") || !a["content"].is_string())
+      return absl::InvalidArgumentError(fmt::format("{}: added_tokens[{}]: needs an id and a content", file, i));
+    max_id = std::max(max_id, a["id"].get<int64_t>());
+  }
   if (max_id < 0 || max_id >= (int64_t{1} << 24)) return bad("model.vocab", "empty or too large");
   const size_t n = static_cast<size_t>(max_id + 1);
   std::vector<std::string> tokens(n);
   std::vector<double> types(n, 0);
   for (size_t i = 0; i < n; ++i) tokens[i] = fmt::format("[PAD{}]", i);  // holes, as llama.cpp's converter
   for (const auto& [t, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0) continue;
     tokens[id.get<size_t>()] = t;
     types[id.get<size_t>()] = 1;
   }
   for (const json& a : added) {
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content")) continue;
     const size_t id = a["id"].get<size_t>();
     tokens[id] = a["content"].get<std::string>();
     types[id] = a.value("special", false) ? 3 : 4;
@@ -273,6 +299,7 @@ absl::Status TokenizerGgufMetadata(const std::string& tok_text, const std::strin
     SetMetadata(md, "tokenizer.chat_template", Str(cfg["chat_template"].get<std::string>()));
   return absl::OkStatus();
 }
+}  // namespace
 
 std::string GgufTensorName(std::string_view n) {
   if (n == "model.embed_tokens.weight") return "token_embd.weight";
