@@ -452,6 +452,14 @@ absl::StatusOr<Derivation> BuildConvertHf(store::Store& store, int64_t version_i
     d.tensors.push_back(std::move(o));
   }
   if (d.tensors.empty()) return absl::InvalidArgumentError(fmt::format("{} has no tensors", ref));
+  // A vocabulary the embedding cannot hold would fail at run time; fewer
+  // tokens than rows (padding, as Qwen2 has) is fine.
+  for (const store::TensorRow& t : rows)
+    if (t.name == "model.embed_tokens.weight" && !t.shape.empty())
+      if (auto tokens = md.GetArray("tokenizer.ggml.tokens"); tokens && tokens->items.size() > t.shape[0])
+        return absl::InvalidArgumentError(fmt::format(
+            "{}: tokenizer.json has {} tokens, more than the {} rows of model.embed_tokens.weight", ref,
+            tokens->items.size(), t.shape[0]));
   return d;
 }
 

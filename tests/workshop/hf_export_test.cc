@@ -508,6 +508,12 @@ TEST_F(HfConvert, ConvertedCheckpointIsTheGgufAndMergesAsIt) {
     const GreedyRun got_run = StoredGreedy(std::string(arch) + "-conv@1");
     EXPECT_EQ(got_run.prompt, want_run.prompt);
     EXPECT_EQ(got_run.generated, want_run.generated);
+    // Its HF export finds the checkpoint's tokenizer through the lineage.
+    const std::string back = store_.root() + "/" + arch + "-back";
+    RunResult e = ExportHf(std::string(arch) + "-conv", back, "f32");
+    ASSERT_EQ(e.exit_code, 0) << Describe(e);
+    EXPECT_EQ(e.Json()["tokenizer_from"], std::string(arch) + "-hf@1");
+    EXPECT_EQ(ReadAll(back + "/tokenizer.json"), ReadAll(Hf(arch) + "/tokenizer.json"));
     RunResult rb = store_.Run({"--json", "rebuild", std::string(arch) + "-conv@1"});
     ASSERT_EQ(rb.exit_code, 0) << Describe(rb);
     EXPECT_TRUE(rb.Json()["identical"].get<bool>());
@@ -547,16 +553,31 @@ TEST_F(HfConvert, WhatCannotBeConvertedIsRefusedBeforeAnythingIsStored) {
   Ingest(Hf("llama") + "/gguf/model.gguf", "g");
   auto versions = [&] { return store_.Run({"sql", "--format", "csv", "SELECT count(*) FROM versions"}).out; };
   const std::string before = versions();
+  EXPECT_EQ(before, "count(*)\n3\n");
   auto refused = [&](const std::string& ref, const std::string& needle) {
     RunResult r = store_.Run({"convert", ref});
     EXPECT_NE(r.exit_code, 0) << Describe(r);
     EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in\n" << r.err;
   };
   refused("gem", "model_type 'gemma2' does not convert here");
+  // More tokens than embedding rows.
+  const std::string big = store_.root() + "/bigvocab";
+  fs::create_directories(big);
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer_config.json"})
+    fs::copy_file(Hf("llama") + "/" + f, big + "/" + f);
+  nlohmann::json tok = nlohmann::json::parse(ReadAll(Hf("llama") + "/tokenizer.json"));
+  tok["model"]["vocab"]["extra"] = 300;
+  { std::ofstream(big + "/tokenizer.json") << tok.dump(); }
+  Ingest(big, "bigvocab");
+  const std::string before2 = versions();
+  RunResult bv = store_.Run({"convert", "bigvocab"});
+  EXPECT_NE(bv.exit_code, 0);
+  EXPECT_NE(bv.err.find("tokenizer.json has 301 tokens, more than the 259 rows"), std::string::npos) << bv.err;
+  EXPECT_EQ(versions(), before2);
   refused("notok", "notok@1 has no tokenizer.json");
   refused("g", "g@1 is already a GGUF version");
   refused("nosuch", "nosuch");
-  EXPECT_EQ(versions(), before);
+  EXPECT_EQ(versions(), before2);
 }
 
 }  // namespace
