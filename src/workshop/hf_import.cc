@@ -48,9 +48,11 @@ GgufValue StrArray(const std::vector<std::string>& v) {
 GgufValue NumArray(GgufType t, const std::vector<double>& v) {
   formats::GgufArray a{t, {}};
   a.items.reserve(v.size());
-  for (double x : v) {
-    if (t == GgufType::kFloat32) a.items.push_back(GgufValue{t, x});
-    else a.items.push_back(GgufValue{t, static_cast<int64_t>(x)});
+  a.items.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    a.items[i].type = t;
+    if (t == GgufType::kFloat32) a.items[i].value = v[i];
+    else a.items[i].value = static_cast<int64_t>(v[i]);
   }
   return GgufValue{GgufType::kArray, std::move(a)};
 }
