@@ -42,3 +42,15 @@ h rebuild stacked
 echo; echo "# bad input is refused before anything is written"
 h compose --base tiny --blocks tiny:0-9 || true
 h quantize tiny-q8_0 --type q4_0 || true
+
+echo; echo "# export a derived version as a Hugging Face model directory (transformers' layout)"
+h export stacked --format hf -o "$work/stacked-hf"
+ls "$work/stacked-hf"
+/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print({k: c[k] for k in ("architectures", "num_hidden_layers", "hidden_size", "torch_dtype")})' "$work/stacked-hf/config.json"
+
+echo; echo "# a Hugging Face checkpoint into the workshop: hart convert (only q/k rows are new bytes)"
+/usr/bin/python3 "$here/../tests/fixtures/make_tiny_llama.py" "$work/hf" --format hf --type bf16 --layers 2
+h ingest "$work/hf" --model tiny-hf --license mit >/dev/null
+h convert tiny-hf --stats
+h quantize tiny-hf-gguf --type q8_0 --as tiny-hf-q8
+h run tiny-hf-q8 "Once" -n 8 --temp 0 | od -c | head -2

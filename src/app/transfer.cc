@@ -119,17 +119,34 @@ absl::StatusOr<ExportRequest> ExportRequest::FromJson(const json& j) {
   ExportRequest r;
   RETURN_IF_ERROR(FieldReader(j, "export request")
                       .String("version", &r.version, true)
-                      .Enum("format", &r.format, {"auto", "original", "safetensors"})
+                      .Enum("format", &r.format, {"auto", "original", "safetensors", "hf"})
                       .Bool("verify", &r.verify)
+                      .Enum("dtype", &r.dtype, {"bf16", "f16", "f32"})
                       .Finish());
   return r;
 }
 
 json ExportRequest::ToJson() const {
-  return {{"version", version}, {"format", format}, {"verify", verify}};
+  json j = {{"version", version}, {"format", format}, {"verify", verify}};
+  if (format == "hf") j["dtype"] = dtype;
+  return j;
 }
 
 json ExportResponse::ToJson() const {
+  if (format == "hf" && hf)
+    return {{"version", version.ref()},
+            {"path", path},
+            {"format", "hf"},
+            {"architecture", hf->arch},
+            {"files", hf->files},
+            {"tensors", hf->tensors},
+            {"tensor_bytes", hf->tensor_bytes},
+            {"input_bytes", hf->input_bytes},
+            {"max_buffer_bytes", hf->max_buffer_bytes},
+            {"dropped", hf->dropped},
+            {"tokenizer_from", hf->tokenizer_from.empty() ? json(nullptr) : json(hf->tokenizer_from)},
+            {"tokenizer_note", hf->tokenizer_note.empty() ? json(nullptr) : json(hf->tokenizer_note)},
+            {"config", hf->config}};
   if (format == "safetensors")
     return {{"version", version.ref()},
             {"path", path},
@@ -160,11 +177,26 @@ absl::StatusOr<ExportResponse> Export(const Context& ctx, const ExportRequest& r
     format = out_path.ends_with(".safetensors") && v.format != formats::Format::kSafetensors
                  ? "safetensors"
                  : "original";
-  if (format != "original" && format != "safetensors")
+  if (format != "original" && format != "safetensors" && format != "hf")
     return absl::InvalidArgumentError(
-        fmt::format("export format '{}': expected auto, original or safetensors", req.format));
+        fmt::format("export format '{}': expected auto, original, safetensors or hf", req.format));
   r.format = format;
   RETURN_IF_ERROR(ctx.CheckCancel("export"));
+  if (format == "hf") {
+    if (req.verify)
+      return absl::InvalidArgumentError(
+          "export --format hf: --verify compares against recorded digests or stored tensors, which a converted "
+          "directory has neither of; leave it out");
+    workshop::HfExportOptions o;
+    ASSIGN_OR_RETURN(o.dtype, workshop::HfExportDType(req.dtype));
+    o.progress = ctx.tty_progress;
+    o.progress_sink = ctx.progress;
+    o.cancel = ctx.cancel;
+    ASSIGN_OR_RETURN(r.hf, workshop::ExportHf(ctx.st(), v.id, out_path, o));
+    r.tensors = r.hf->tensors;
+    r.tensor_bytes = r.hf->tensor_bytes;
+    return r;
+  }
   if (format == "safetensors") {
     absl::Status s = ctx.st().ExportSafetensors(v.id, out_path, req.verify, ctx.tty_progress);
     if (!s.ok()) return Annotate(s, fmt::format("export {} as safetensors", v.ref()));

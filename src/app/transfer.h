@@ -18,6 +18,7 @@
 #include "app/query.h"
 #include "nlohmann/json.hpp"
 #include "store/store.h"
+#include "workshop/hf_export.h"
 
 namespace hart::app {
 
@@ -60,23 +61,26 @@ absl::StatusOr<IngestResponse> Ingest(const Context& ctx, const IngestRequest& r
 absl::StatusOr<std::string> NewUploadPath(const Context& ctx, std::string_view suffix);
 void RemoveUpload(const std::string& path);
 
-// `hart export MODEL[@V] -o PATH [--format F] [--verify]`.
+// `hart export MODEL[@V] -o PATH [--format F] [--verify] [--dtype D]`.
 struct ExportRequest {
   std::string version;
-  std::string format = "auto";  // auto, original, safetensors
+  std::string format = "auto";  // auto, original, safetensors, hf
   bool verify = false;
+  // hf: the tensors' type in model.safetensors (bf16, f16, f32).
+  std::string dtype = "bf16";
   static absl::StatusOr<ExportRequest> FromJson(const nlohmann::json& j);
   nlohmann::json ToJson() const;
 };
 struct ExportResponse {
   store::VersionRow version;
   std::string path;
-  std::string format;  // what was written: "original" or "safetensors"
+  std::string format;  // what was written: "original", "safetensors" or "hf"
   bool verified = false;
   std::vector<store::FileRow> files;  // original
   uint64_t bytes = 0;                 // original: sum of file sizes
   uint64_t tensors = 0;               // safetensors
   uint64_t tensor_bytes = 0;          // safetensors
+  std::optional<workshop::HfExportResult> hf;  // hf: a Hugging Face model directory
   // As `hart export --json` prints it (its fields differ by format).
   nlohmann::json ToJson() const;
 };

@@ -1,4 +1,5 @@
 #include "app/workshop.h"
+#include "workshop/hf_import.h"
 
 #include <algorithm>
 #include <cctype>
@@ -62,6 +63,22 @@ absl::StatusOr<DeriveResponse> Compose(const Context& ctx, const ComposeRequest&
   std::string base_model = req.spec["base"].get<std::string>();
   base_model = base_model.substr(0, base_model.find('@'));
   o.model = req.as.empty() ? base_model + "-composed" : req.as;
+  o.actor = ctx.actor;
+  o.progress = ctx.tty_progress;
+  o.progress_sink = ctx.progress;
+  o.cancel = ctx.cancel;
+  DeriveResponse r;
+  ASSIGN_OR_RETURN(r.result, workshop::Derive(ctx.st(), d, o));
+  return r;
+}
+
+absl::StatusOr<DeriveResponse> Convert(const Context& ctx, const ConvertRequest& req) {
+  ASSIGN_OR_RETURN(store::VersionRef ref, store::ParseVersionRef(req.version));
+  auto v = ctx.st().Resolve(ref);
+  if (!v.ok()) return Annotate(v.status(), fmt::format("convert {}", req.version));
+  ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildConvertHf(ctx.st(), v->id));
+  workshop::DeriveOptions o;
+  o.model = req.as.empty() ? v->model + "-gguf" : req.as;
   o.actor = ctx.actor;
   o.progress = ctx.tty_progress;
   o.progress_sink = ctx.progress;

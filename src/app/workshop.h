@@ -36,6 +36,14 @@ struct ComposeRequest {
 };
 absl::StatusOr<DeriveResponse> Compose(const Context& ctx, const ComposeRequest& req);
 
+// `hart convert`: the GGUF-layout version of an HF checkpoint version
+// (workshop/hf_import.h), so the workshop's methods take it.
+struct ConvertRequest {
+  std::string version;  // MODEL[@V] ingested from a HF directory
+  std::string as;       // output model name; default "<model>-gguf"
+};
+absl::StatusOr<DeriveResponse> Convert(const Context& ctx, const ConvertRequest& req);
+
 struct RebuildResponse {
   workshop::RebuildResult result;
   nlohmann::json ToJson() const;

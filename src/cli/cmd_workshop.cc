@@ -1,4 +1,5 @@
-// The workshop's commands: `hart quantize`, `hart compose`, `hart rebuild`.
+// The workshop's commands: `hart quantize`, `hart compose`, `hart convert`,
+// `hart rebuild`.
 // Each derives a new version inside the store (src/workshop/), streamed
 // tensor by tensor, and records how it was made (`hart show` prints it).
 #include <fstream>
@@ -144,6 +145,25 @@ void RegisterWorkshop(Cli& cli) {
   cc->add_option("--tensor", c->tensors, "REF:NAME replacing the base's tensor (repeatable)");
   cc->add_option("--as", c->as, "model name of the new version (default BASE-composed)");
   cc->add_flag("--stats", c->stats, "print time, bytes read and peak memory");
+
+  auto cv = std::make_shared<std::pair<app::ConvertRequest, bool>>();
+  CLI::App* cvc = cli.AddCommand(
+      "convert",
+      "derive the GGUF-layout version of a Hugging Face checkpoint version, for quantize, compose and merge",
+      [&cli, cv] {
+        auto ctx = cli.MakeContext();
+        if (!ctx.ok()) return Fail(ctx.status());
+        auto r = app::Convert(*ctx, cv->first);
+        if (!r.ok()) return Fail(r.status());
+        if (cli.json()) PrintJson(r->ToJson());
+        else PrintDerived(r->result, cv->second);
+        return kExitOk;
+      });
+  cvc->add_option("version", cv->first.version,
+                  "MODEL[@V] ingested from a HF directory (safetensors + config.json + tokenizer.json)")
+      ->required();
+  cvc->add_option("--as", cv->first.as, "model name of the new version (default MODEL-gguf)");
+  cvc->add_flag("--stats", cv->second, "print time, bytes read and peak memory");
 
   auto version = std::make_shared<std::string>();
   CLI::App* rc = cli.AddCommand("rebuild",

@@ -238,8 +238,9 @@ absl::StatusOr<SourceModel> OpenSourceById(store::Store& store, int64_t version_
   ASSIGN_OR_RETURN(m.version, VersionById(store, version_id));
   if (m.version.format != formats::Format::kGguf)
     return absl::FailedPreconditionError(fmt::format(
-        "{} is a {} version; the workshop derives from GGUF versions only (ingest the .gguf)",
-        m.version.ref(), formats::FormatName(m.version.format)));
+        "{} is a {} version; the workshop derives from GGUF versions (a Hugging Face checkpoint: `hart convert "
+        "{}` first, which stores its GGUF layout sharing the tensors)",
+        m.version.ref(), formats::FormatName(m.version.format), m.version.ref()));
   ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(version_id));
   if (files.empty()) return absl::DataLossError(fmt::format("{} has no files", m.version.ref()));
   // The header's size is not in the catalog: read a growing prefix of the

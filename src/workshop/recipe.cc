@@ -3,6 +3,7 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "workshop/compose.h"
+#include "workshop/hf_import.h"
 #include "workshop/lora.h"
 #include "workshop/merge.h"
 #include "workshop/quantize.h"
@@ -26,6 +27,10 @@ absl::StatusOr<Derivation> BuildFromRecord(store::Store& store, const store::Der
     return BuildQuantize(store, src, p);
   }
   if (rec.method == "compose") return BuildCompose(store, rec.parameters);
+  if (rec.method == "convert-hf") {
+    if (inputs.size() != 1) return absl::DataLossError("convert-hf record: exactly one input expected");
+    return BuildConvertHf(store, inputs[0]);
+  }
   if (rec.method == "merge") return BuildMergeFromRecord(store, rec.parameters);
   if (rec.method == "merge-lora") {
     if (inputs.size() != 2) return absl::DataLossError("merge-lora record: two inputs expected");
