@@ -93,7 +93,11 @@ KernelSet SelectKernels(Isa isa, DType t) {
     if (RowDotFn dot = Avx512RowDot(t); dot != nullptr) return {dot, Avx512RowsDot(t), ActFormat::kQ8x8};
     isa = Isa::kAvx2;
   }
-  if (isa == Isa::kAvx2 && IsaSupported(isa)) return {Avx2RowDot(t), Avx2RowsDot(t), ActivationFormat(t)};
+  if (isa == Isa::kAvx2 && IsaSupported(isa)) {
+    // Q4_0 and Q8_0 take the transposed groups (kQ8x8) on AVX2 as well.
+    const ActFormat f = ActivationFormat(t) == ActFormat::kQ8 ? ActFormat::kQ8x8 : ActivationFormat(t);
+    return {Avx2RowDot(t), Avx2RowsDot(t), f};
+  }
   return {PortableRowDot(t), nullptr, ActivationFormat(t)};
 }
 
