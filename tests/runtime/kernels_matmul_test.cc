@@ -1,7 +1,8 @@
 // MatMul on every ISA against dequantize-then-dot references, for every
 // supported weight type, decode (1 token) and prefill (7, 37 tokens), row
 // counts that are not a multiple of the thread chunk and unaligned weights;
-// and the multi-row decode kernels against the one-row ones, bit for bit.
+// and the multi-row decode and multi-token tile kernels against the one-row
+// ones, bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -192,6 +193,18 @@ TEST_P(MatMulTest, GroupedRowsAndTokensGiveIdenticalBits) {
       k.dot(wq.data() + r * row_bytes, xq.data(), xs, n_x, cols, tile.data(), 1);
       for (int64_t t = 0; t < n_x; ++t) EXPECT_EQ(tile[t], one[r * n_x + t]) << "row " << r << " token " << t;
     }
+    if (k.tile_dot != nullptr) {
+      // Every rows x tokens tile (odd row counts leave a one-row tile).
+      for (int n = 1; n <= rows; ++n)
+        for (int64_t nt = 1; nt <= n_x; ++nt) {
+          std::vector<float> got(nt * rows, -1.0f);
+          k.tile_dot(wq.data(), row_bytes, n, xq.data(), xs, static_cast<int>(nt), cols, got.data(),
+                     static_cast<size_t>(rows));
+          for (int64_t t = 0; t < nt; ++t)
+            for (int r = 0; r < n; ++r)
+              EXPECT_EQ(got[t * rows + r], one[r * n_x + t]) << n << " rows, " << nt << " tokens: " << r << ", " << t;
+        }
+    }
     if (k.rows_dot == nullptr) continue;
     for (int n = 1; n <= internal::kRowsPerDot; ++n) {
       for (int64_t r0 = 0; r0 + n <= rows; ++r0) {
@@ -200,6 +213,23 @@ TEST_P(MatMulTest, GroupedRowsAndTokensGiveIdenticalBits) {
         for (int i = 0; i < n; ++i) EXPECT_EQ(got[i], one[(r0 + i) * n_x]) << n << " rows from " << r0;
       }
     }
+  }
+}
+
+// Q4_0 and Q8_0 take the same float steps per block on AVX2 and AVX-512
+// (exact integer block dots, (d_w * d_x) * dot into one accumulator per slot
+// of ActGroupQ8), so the two paths give the same bits, decode and batched.
+TEST_P(MatMulTest, Avx2AndAvx512GiveIdenticalBits) {
+  if (isa() != Isa::kAvx512 || (dtype() != DType::kQ4_0 && dtype() != DType::kQ8_0))
+    GTEST_SKIP() << "AVX-512 Q4_0 / Q8_0 only";
+  for (const Shape2& s : Shapes()) {
+    SCOPED_TRACE(::testing::Message() << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
+    const std::vector<uint8_t> wq = testing::Quantize(dtype(), testing::RandomFloats(s.rows * s.cols, 71));
+    const std::vector<float> x = testing::RandomFloats(s.n_tokens * s.cols, 72);
+    std::vector<float> y2(s.n_tokens * s.rows), y5(s.n_tokens * s.rows);
+    internal::MatMulIsa(Isa::kAvx2, {dtype(), s.rows, s.cols, wq.data()}, x.data(), y2.data(), s.n_tokens, pool_);
+    internal::MatMulIsa(Isa::kAvx512, {dtype(), s.rows, s.cols, wq.data()}, x.data(), y5.data(), s.n_tokens, pool_);
+    EXPECT_EQ(y2, y5);
   }
 }
 
