@@ -90,16 +90,15 @@ Isa ActiveIsa() {
 KernelSet SelectKernels(Isa isa, DType t) {
   if (isa == Isa::kAvx512 && IsaSupported(isa)) {
     // Every AVX-512 kernel takes its activations regrouped (kQ8x8).
-    if (RowDotFn dot = Avx512RowDot(t); dot != nullptr)
-      return {dot, Avx512RowsDot(t), Avx512TileDot(t), ActFormat::kQ8x8};
+    if (RowDotFn dot = Avx512RowDot(t); dot != nullptr) return {dot, Avx512RowsDot(t), ActFormat::kQ8x8};
     isa = Isa::kAvx2;
   }
   if (isa == Isa::kAvx2 && IsaSupported(isa)) {
     // Q4_0 and Q8_0 take the transposed groups (kQ8x8) on AVX2 as well.
     const ActFormat f = ActivationFormat(t) == ActFormat::kQ8 ? ActFormat::kQ8x8 : ActivationFormat(t);
-    return {Avx2RowDot(t), Avx2RowsDot(t), nullptr, f};
+    return {Avx2RowDot(t), Avx2RowsDot(t), f};
   }
-  return {PortableRowDot(t), nullptr, nullptr, ActivationFormat(t)};
+  return {PortableRowDot(t), nullptr, ActivationFormat(t)};
 }
 
 void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t n_tokens,
@@ -137,7 +136,6 @@ void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t
   const int64_t chunk = std::clamp<int64_t>(rows / (4 * threads), kMinChunkRows, kMaxChunkRows);
   const int64_t items = (rows + chunk - 1) / chunk;
   const RowsDotFn rows_dot = n_tokens == 1 ? kernels.rows_dot : nullptr;
-  const TileDotFn tile_dot = kernels.tile_dot;
   pool.ParallelFor(static_cast<size_t>(items), [&](size_t item) {
     const int64_t r0 = static_cast<int64_t>(item) * chunk;
     const int64_t r1 = std::min(rows, r0 + chunk);
@@ -149,11 +147,6 @@ void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t
     }
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
       const int nt = static_cast<int>(std::min(kTokenTile, n_tokens - t0));
-      if (tile_dot != nullptr) {
-        tile_dot(wbytes + r0 * row_bytes, row_bytes, static_cast<int>(r1 - r0), xq + t0 * x_stride, x_stride, nt,
-                 cols, y + t0 * rows + r0, static_cast<size_t>(rows));
-        continue;
-      }
       for (int64_t r = r0; r < r1; ++r)
         dot(wbytes + r * row_bytes, xq + t0 * x_stride, x_stride, nt, cols, y + t0 * rows + r,
             static_cast<size_t>(rows));

@@ -222,44 +222,6 @@ struct Q8Group {
     for (int k = 0; k < N; ++k) out[k * os] = Hsum(acc[k]);
   }
 
-  // R weight rows against N activation rows (batched decode, prefill): each
-  // weight group is unpacked once for the N tokens and each activation group
-  // loaded once for the R rows, halving the loads per product at R = 2 (the
-  // L1 bandwidth had become the limit). Every (row, token) takes Run<1>'s
-  // steps, so the bits are the same. out[k * os + r].
-  template <int R, int N>
-  static void Tile(const uint8_t* w, size_t row_bytes, const uint8_t* x, size_t xs, int64_t cols, float* out,
-                   size_t os) {
-    __m256 acc[R][N];
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) acc[r][k] = _mm256_setzero_ps();
-    auto step = [&](const uint8_t* const* g, int64_t gi) __attribute__((always_inline)) {
-      WeightRegs wr[R];
-      for (int r = 0; r < R; ++r) wr[r] = Unpack(g[r]);
-      for (int k = 0; k < N; ++k) {
-        const ActRegs a = LoadAct<kShift>(reinterpret_cast<const ActGroupQ8*>(x + k * xs)[gi]);
-        for (int r = 0; r < R; ++r) acc[r][k] = Dot(wr[r], a, acc[r][k]);
-      }
-    };
-    const int64_t nb = cols / kQK, full = nb / kGroup;
-    constexpr size_t kGroupBytes = kGroup * sizeof(Block);
-    const uint8_t* g[R];
-    for (int64_t gi = 0; gi < full; ++gi) {
-      for (int r = 0; r < R; ++r) g[r] = w + r * row_bytes + gi * kGroupBytes;
-      step(g, gi);
-    }
-    if (const int64_t tail = nb - full * kGroup; tail != 0) {
-      alignas(64) uint8_t pad[R][kGroupBytes] = {};
-      for (int r = 0; r < R; ++r) {
-        std::memcpy(pad[r], w + r * row_bytes + full * kGroupBytes, static_cast<size_t>(tail) * sizeof(Block));
-        g[r] = pad[r];
-      }
-      step(g, full);
-    }
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) out[k * os + r] = Hsum(acc[r][k]);
-  }
-
   // R weight rows against one activation row (decode): the activation group
   // is loaded once for all rows; each row's steps are Run<1>'s, so the bits
   // are the same.
@@ -310,34 +272,6 @@ void RowDot(const void* w_row, const void* x, size_t x_stride, int n_x, int64_t 
   }
 }
 
-template <typename K, int R>
-void TileRows(const uint8_t* w, size_t row_bytes, const uint8_t* x, size_t xs, int n_x, int64_t cols, float* out,
-              size_t os) {
-  int t = 0;
-  for (; t + kMaxTokens <= n_x; t += kMaxTokens)
-    K::template Tile<R, kMaxTokens>(w, row_bytes, x + t * xs, xs, cols, out + t * os, os);
-  const uint8_t* xr = x + t * xs;
-  float* o = out + t * os;
-  switch (n_x - t) {
-    case 3: K::template Tile<R, 3>(w, row_bytes, xr, xs, cols, o, os); break;
-    case 2: K::template Tile<R, 2>(w, row_bytes, xr, xs, cols, o, os); break;
-    case 1: K::template Tile<R, 1>(w, row_bytes, xr, xs, cols, o, os); break;
-    default: break;
-  }
-}
-
-// Rows two at a time (and a last odd one) against n_x tokens.
-template <typename K>
-void TileDot(const void* w, size_t row_bytes, int n_rows, const void* x, size_t x_stride, int n_x, int64_t cols,
-             float* out, size_t out_stride) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(x);
-  int r = 0;
-  for (; r + 2 <= n_rows; r += 2)
-    TileRows<K, 2>(wb + r * row_bytes, row_bytes, xb, x_stride, n_x, cols, out + r, out_stride);
-  if (r < n_rows) TileRows<K, 1>(wb + r * row_bytes, row_bytes, xb, x_stride, n_x, cols, out + r, out_stride);
-}
-
 template <typename K>
 void RowsDot(const void* w, size_t row_bytes, int n_rows, const void* x, int64_t cols, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -370,14 +304,6 @@ RowsDotFn Avx512RowsDot(DType t) {
   }
 }
 
-TileDotFn Avx512TileDot(DType t) {
-  switch (t) {
-    case DType::kQ4_0: return TileDot<Q8Group<true>>;
-    case DType::kQ8_0: return TileDot<Q8Group<false>>;
-    default: return nullptr;
-  }
-}
-
 }  // namespace hart::runtime::internal
 
 #else  // built without AVX-512 flags (non-x86 target or an old compiler)
@@ -385,7 +311,6 @@ TileDotFn Avx512TileDot(DType t) {
 namespace hart::runtime::internal {
 RowDotFn Avx512RowDot(DType) { return nullptr; }
 RowsDotFn Avx512RowsDot(DType) { return nullptr; }
-TileDotFn Avx512TileDot(DType) { return nullptr; }
 }  // namespace hart::runtime::internal
 
 #endif

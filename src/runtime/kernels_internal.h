@@ -54,14 +54,6 @@ inline constexpr int kRowsPerDot = 4;
 using RowsDotFn = void (*)(const void* w, size_t row_bytes, int n_rows, const void* x, int64_t cols,
                            float* out);
 
-// Several tokens (n_x, activation rows x_stride bytes apart) against n_rows
-// consecutive weight rows row_bytes apart: out[t * out_stride + r] =
-// dot(weight row r, activation row t). A register tile of rows x tokens
-// loads each weight group and each activation group once per tile; each
-// result must be bit-identical to RowDot's for that row and token.
-using TileDotFn = void (*)(const void* w, size_t row_bytes, int n_rows, const void* x, size_t x_stride, int n_x,
-                           int64_t cols, float* out, size_t out_stride);
-
 // Row dot of weight type t on `isa`; nullptr when t is unsupported.
 RowDotFn PortableRowDot(DType t);
 RowDotFn Avx2RowDot(DType t);  // nullptr too when built without AVX2 support
@@ -71,16 +63,13 @@ RowsDotFn Avx2RowsDot(DType t);
 // other types and when built without AVX-512 support.
 RowDotFn Avx512RowDot(DType t);
 RowsDotFn Avx512RowsDot(DType t);
-TileDotFn Avx512TileDot(DType t);
 
 // What MatMul runs for type t on `isa` (which must be supported): the row
-// dot, the multi-row decode kernel (nullptr: none), the multi-token tile
-// (nullptr: none) and the activation format
+// dot, the multi-row decode kernel (nullptr: none) and the activation format
 // both expect. Types an ISA has no kernel for get the next ISA down's.
 struct KernelSet {
   RowDotFn dot = nullptr;
   RowsDotFn rows_dot = nullptr;
-  TileDotFn tile_dot = nullptr;  // several tokens; nullptr: RowDot row by row
   ActFormat format = ActFormat::kF32;
 };
 KernelSet SelectKernels(Isa isa, DType t);
