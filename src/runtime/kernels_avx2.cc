@@ -205,7 +205,10 @@ struct Q8Kernel {
     }
   }
 
-  template <int N, bool kPrefetch = false>
+  // kPrefetch: a software prefetch kPrefetchAhead bytes ahead of the weight
+  // stream (decode, and several tokens from DRAM, where the hardware
+  // prefetcher alone leaves too few lines in flight).
+  template <int N, bool kPrefetch = true>
   static void Run(const uint8_t* w, const uint8_t* x, size_t xs, int64_t cols, float* out, size_t os) {
     const ActGroupQ8* xg[N];
     for (int k = 0; k < N; ++k) xg[k] = reinterpret_cast<const ActGroupQ8*>(x + k * xs);
