@@ -32,7 +32,8 @@ constexpr int64_t kMaxChunkRows = 64;
 // in cache (Q4_0 13.4 vs 11 GB/s per core) but lost a whole decode step from
 // DRAM on the 1B-shaped benchmark (Q4_0 7-9 tok/s with 4 or 2 rows, 19-20
 // with 1; Q8_0 likewise), so the shared-work kernel runs one row at a time,
-// keeping its cheaper unsigned-nibble block and one weight stream per thread.
+// one weight stream per thread (a two-row tile for batched steps lost from
+// DRAM the same way).
 constexpr int kDecodeRows = 1;
 
 size_t RowBytes(const WeightMatrix& w) {

@@ -5,8 +5,9 @@
 // unsigned by signed bytes and adds pairs to int16 (no saturation here: the
 // weight operand is at most 63, or |8| and 128 after the sign trick, and the
 // activations never hold -128), madd widens to int32. Each kernel unpacks a
-// weight block once and applies it to up to 4 tokens, so prefill reads each
-// weight row once per 4 tokens from cache instead of re-unpacking it.
+// weight block (Q4_0/Q8_0: a transposed group of eight) once and applies it
+// to up to 4 tokens, so a batched step or prefill reads each weight row once
+// per 4 tokens from cache instead of re-unpacking it.
 #include "runtime/kernels_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -3,11 +3,14 @@
 // check. Other types use the AVX2 kernels (SelectKernels).
 //
 // The weights go into vpdpbusd as unsigned bytes (Q4_0 nibbles 0..15, Q8_0
-// values + 128) against the signed activations, two 32-weight blocks per
-// 512-bit register. Four registers (a group of eight blocks) are then reduced
-// to the eight exact integer block dots, the unsigned offset is taken back as
-// 8 or 128 times the activation block sums that ActGroupQ8 carries, and each
-// block is scaled in float as the portable kernel does: (d_w * d_x) * dot.
+// values + 128) against the signed activations. A group of eight blocks is
+// transposed into ActGroupQ8's shape (four registers, two rows of 32 bytes
+// each), so the four vpdpbusd of a token sum each block's products down the
+// rows and two halves add to the eight exact integer block dots; the
+// unsigned offset is taken back as 8 or 128 times the activation block sums
+// that ActGroupQ8 carries, and each block is scaled in float as the
+// portable kernel does: (d_w * d_x) * dot. The transpose is paid once per
+// weight group and shared by every token of a batched step.
 // Only the order of the float sum over blocks differs from portable.
 #include "runtime/kernels_internal.h"
 
@@ -212,18 +215,25 @@ struct Q8Group {
   static void Run(const uint8_t* w, const uint8_t* x, size_t xs, int64_t cols, float* out, size_t os) {
     __m256 acc[N];
     for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-    ForGroups(w, cols / kQK, [&](const uint8_t* g, int64_t gi) {
-      // Decode's software prefetch (Rows): several tokens per weight byte
-      // keep fewer weight lines in flight, so the hardware prefetcher alone
-      // left a 4-token step from DRAM far below the in-cache kernel speed.
-      for (size_t off = 0; off < sizeof(Block) * kGroup; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetchAhead + off), _MM_HINT_T0);
+    auto step = [&](const uint8_t* g, int64_t gi) __attribute__((always_inline)) {
       const WeightRegs wr = Unpack(g);
       for (int k = 0; k < N; ++k) {
         const auto* xg = reinterpret_cast<const ActGroupQ8*>(x + k * xs) + gi;
         acc[k] = Dot(wr, LoadAct<kShift>(*xg), acc[k]);
       }
-    });
+    };
+    const int64_t nb = cols / kQK, full = nb / kGroup;
+    for (int64_t gi = 0; gi < full; ++gi) {
+      const uint8_t* g = w + gi * kGroup * sizeof(Block);
+      // Decode's software prefetch (Rows): several tokens per weight byte
+      // keep fewer weight lines in flight, so the hardware prefetcher alone
+      // left a 4-token step from DRAM far below the in-cache kernel speed.
+      for (size_t off = 0; off < sizeof(Block) * kGroup; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetchAhead + off), _MM_HINT_T0);
+      step(g, gi);
+    }
+    if (full * kGroup < nb) ForGroups(w + full * kGroup * sizeof(Block), nb - full * kGroup,
+                                      [&](const uint8_t* g, int64_t) { step(g, full); });
     for (int k = 0; k < N; ++k) out[k * os] = Hsum(acc[k]);
   }
 
