@@ -2,7 +2,7 @@
 // the same run with the same threads.
 //
 //   kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] [--no-model]
-//                 [--prefill] [--in-cache]
+//                 [--prefill] [--in-cache] [--batch [LAYERS]]
 //
 // The wall-clock parts run on the best ISA the CPU has, or the --isa one
 // (--portable is --isa portable); the in-cache table shows every ISA.
@@ -17,7 +17,12 @@
 // 4. With --prefill: the same [2048, 8192] matrix against 64 tokens, GFLOP/s.
 // 0. First (alone with --in-cache): kernel speed per core in thread CPU time
 //    with the weights in L2, which holds even on a loaded machine where the
-//    wall-clock figures do not.
+//    wall-clock figures do not; for each ISA one token and four tokens per
+//    weight row (the batched decode step), as token-weight GB/s.
+// 5. With --batch (alone: no other part but 0): the batched decode step of
+//    continuous batching, the llama-3.2-1B shape cut to LAYERS layers (4, as
+//    bench/batch_bench.sh) plus the output matrix, Q8_0 and Q4_0, at 1, 2, 4
+//    and 8 tokens per step: tokens/s against the 1-token step of the same run.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -144,17 +149,17 @@ double ThreadCpuSeconds() {
 // be bandwidth-bound if this times the thread count exceeds the bandwidth.
 void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
   const int64_t rows = 256, cols = 2048;
-  std::printf("\nin-cache kernel speed, 1 thread, [256, 2048], weight GB/s per core (CPU time)\n");
+  std::printf("\nin-cache kernel speed, 1 thread, [256, 2048], token-weight GB/s per core (CPU time):\n"
+              "weight bytes times tokens per second, 1 token and 4 tokens per row (x4)\n");
   std::printf("%-6s", "type");
-  for (Isa isa : isas) std::printf(" %14s", internal::IsaName(isa));
-  const bool tile = isas.front() != Isa::kPortable;
-  if (tile) std::printf(" %14s", (std::string(internal::IsaName(isas.front())) + " 7-token").c_str());
+  for (Isa isa : isas)
+    std::printf(" %10s %10s", internal::IsaName(isa), (std::string(internal::IsaName(isa)) + " x4").c_str());
   std::printf("\n");
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
                   DType::kQ5_K, DType::kQ6_K}) {
     const std::vector<uint8_t> w = RandomWeights(t, rows, cols, 3);
     const WeightMatrix m{t, rows, cols, w.data()};
-    std::vector<float> x(7 * cols, 0.5f), y(7 * rows);
+    std::vector<float> x(4 * cols, 0.5f), y(4 * rows);
     std::printf("%-6s", std::string(Name(t)).c_str());
     auto rate = [&](Isa isa, int64_t n_tokens) {
       internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, one);
@@ -166,11 +171,51 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
         calls += 10;
         c = ThreadCpuSeconds();
       }
-      return static_cast<double>(w.size()) * static_cast<double>(calls) / (c - c0) / 1e9;
+      return static_cast<double>(w.size()) * static_cast<double>(calls * n_tokens) / (c - c0) / 1e9;
     };
-    for (Isa isa : isas) std::printf(" %14.2f", rate(isa, 1));
-    if (tile) std::printf(" %14.2f", rate(isas.front(), 7));
+    for (Isa isa : isas) std::printf(" %10.2f %10.2f", rate(isa, 1), rate(isa, 4));
     std::printf("\n");
+  }
+}
+
+// The matrices of one decode step of the llama-3.2-1B shape with `layers`
+// layers: q, k, v, o, gate, up, down per layer and the 128256-row output.
+struct Shape {
+  int64_t rows, cols;
+};
+std::vector<Shape> Llama1BShapes(int layers) {
+  std::vector<Shape> shapes;
+  for (int l = 0; l < layers; ++l)
+    for (Shape m : {Shape{2048, 2048}, Shape{512, 2048}, Shape{512, 2048}, Shape{2048, 2048}, Shape{8192, 2048},
+                    Shape{8192, 2048}, Shape{2048, 8192}})
+      shapes.push_back(m);
+  shapes.push_back({128256, 2048});
+  return shapes;
+}
+
+void BatchBench(Isa isa, ThreadPool& pool, int layers) {
+  const std::vector<Shape> shapes = Llama1BShapes(layers);
+  std::printf("\nbatched decode step: llama-3.2-1B shape, %d layers + output (%zu matrices), path %s\n", layers,
+              shapes.size(), internal::IsaName(isa));
+  std::printf("%-6s %9s %7s %10s %10s %9s\n", "type", "MiB", "tokens", "ms/step", "tok/s", "vs 1");
+  for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
+    std::vector<std::vector<uint8_t>> store;
+    std::vector<WeightMatrix> mats;
+    double bytes = 0;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      store.push_back(RandomWeights(t, shapes[i].rows, shapes[i].cols, 7 + i));
+      mats.push_back({t, shapes[i].rows, shapes[i].cols, store.back().data()});
+      bytes += static_cast<double>(store.back().size());
+    }
+    double base = 0;
+    for (int64_t n : {1, 2, 4, 8}) {
+      const Result r = TimeMatMuls(isa, mats, n, pool, 2.0);
+      const double step = r.seconds_per_call * static_cast<double>(mats.size());
+      const double tps = static_cast<double>(n) / step;
+      if (n == 1) base = tps;
+      std::printf("%-6s %9.1f %7lld %10.2f %10.1f %8.2fx\n", std::string(Name(t)).c_str(), bytes / (1 << 20),
+                  static_cast<long long>(n), step * 1e3, tps, tps / base);
+    }
   }
 }
 
@@ -206,13 +251,7 @@ void MatVecBench(Isa isa, ThreadPool& pool, double bandwidth, bool prefill) {
 void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
   // llama-3.2-1B: hidden 2048, 32 heads / 8 kv heads of 64, ffn 8192, 16
   // layers, vocabulary 128256 (output tied to the embedding).
-  struct M { int64_t rows, cols; };
-  std::vector<M> shapes;
-  for (int l = 0; l < 16; ++l)
-    for (M m : {M{2048, 2048}, M{512, 2048}, M{512, 2048}, M{2048, 2048}, M{8192, 2048},
-                M{8192, 2048}, M{2048, 8192}})
-      shapes.push_back(m);
-  shapes.push_back({128256, 2048});
+  const std::vector<Shape> shapes = Llama1BShapes(16);
   std::printf("\nllama-3.2-1B-shaped decode step (113 matrices), path %s\n", internal::IsaName(isa));
   std::printf("%-6s %9s %10s %9s %8s\n", "type", "MiB", "ms/token", "GB/s", "of bw");
   for (DType t : {DType::kQ4_K, DType::kQ8_0}) {
@@ -236,6 +275,7 @@ int Main(int argc, char** argv) {
   size_t threads = 0;
   Isa isa = Isa::kAvx512;
   bool model = true, prefill = false, in_cache_only = false;
+  int batch_layers = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::strtoul(argv[++i], nullptr, 10);
@@ -247,9 +287,13 @@ int Main(int argc, char** argv) {
     else if (a == "--no-model") model = false;
     else if (a == "--prefill") prefill = true;
     else if (a == "--in-cache") in_cache_only = true;
+    else if (a == "--batch") {
+      batch_layers = 4;
+      if (i + 1 < argc && argv[i + 1][0] != '-') batch_layers = std::atoi(argv[++i]);
+    }
     else {
       std::fprintf(stderr, "usage: kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] "
-                           "[--no-model] [--prefill] [--in-cache]\n");
+                           "[--no-model] [--prefill] [--in-cache] [--batch [LAYERS]]\n");
       return 2;
     }
   }
@@ -262,6 +306,10 @@ int Main(int argc, char** argv) {
   ThreadPool one(1);
   InCacheBench(one, isas);
   if (in_cache_only) return 0;
+  if (batch_layers > 0) {
+    BatchBench(isa, pool, batch_layers);
+    return 0;
+  }
   const double bw = MeasureReadBandwidth(pool, size_t{1} << 30);
   std::printf("read bandwidth (1 GiB sum, best of 5): %.2f GB/s\n", bw);
   MatVecBench(isa, pool, bw, prefill);

@@ -32,7 +32,8 @@ constexpr int64_t kMaxChunkRows = 64;
 // in cache (Q4_0 13.4 vs 11 GB/s per core) but lost a whole decode step from
 // DRAM on the 1B-shaped benchmark (Q4_0 7-9 tok/s with 4 or 2 rows, 19-20
 // with 1; Q8_0 likewise), so the shared-work kernel runs one row at a time,
-// keeping its cheaper unsigned-nibble block and one weight stream per thread.
+// one weight stream per thread (a two-row tile for batched steps lost from
+// DRAM the same way).
 constexpr int kDecodeRows = 1;
 
 size_t RowBytes(const WeightMatrix& w) {
@@ -93,7 +94,11 @@ KernelSet SelectKernels(Isa isa, DType t) {
     if (RowDotFn dot = Avx512RowDot(t); dot != nullptr) return {dot, Avx512RowsDot(t), ActFormat::kQ8x8};
     isa = Isa::kAvx2;
   }
-  if (isa == Isa::kAvx2 && IsaSupported(isa)) return {Avx2RowDot(t), Avx2RowsDot(t), ActivationFormat(t)};
+  if (isa == Isa::kAvx2 && IsaSupported(isa)) {
+    // Q4_0 and Q8_0 take the transposed groups (kQ8x8) on AVX2 as well.
+    const ActFormat f = ActivationFormat(t) == ActFormat::kQ8 ? ActFormat::kQ8x8 : ActivationFormat(t);
+    return {Avx2RowDot(t), Avx2RowsDot(t), f};
+  }
   return {PortableRowDot(t), nullptr, ActivationFormat(t)};
 }
 
@@ -118,7 +123,8 @@ void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t
     auto quantize = [&](size_t t) {
       QuantizeActivationRow(format, x + t * cols, cols, xq_buf.get() + t * x_stride);
     };
-    if (n_tokens >= 4) {
+    // A thread hand-off costs more than quantizing a few rows.
+    if (n_tokens * cols >= (int64_t{1} << 16)) {
       pool.ParallelFor(static_cast<size_t>(n_tokens), quantize);
     } else {
       for (int64_t t = 0; t < n_tokens; ++t) quantize(static_cast<size_t>(t));

@@ -5,8 +5,9 @@
 // unsigned by signed bytes and adds pairs to int16 (no saturation here: the
 // weight operand is at most 63, or |8| and 128 after the sign trick, and the
 // activations never hold -128), madd widens to int32. Each kernel unpacks a
-// weight block once and applies it to up to 4 tokens, so prefill reads each
-// weight row once per 4 tokens from cache instead of re-unpacking it.
+// weight block (Q4_0/Q8_0: a transposed group of eight) once and applies it
+// to up to 4 tokens, so a batched step or prefill reads each weight row once
+// per 4 tokens from cache instead of re-unpacking it.
 #include "runtime/kernels_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -119,137 +120,140 @@ struct LoadBF16 {
   }
 };
 
-// Q4_0 / Q8_0 against ActBlockQ8: one int8 dot and one scale per 32.
+// Q4_0 / Q8_0 against ActGroupQ8 (kQ8x8): eight blocks at a time. The
+// weight group is transposed once into ActGroupQ8's shape (row w, lane s:
+// values 4w .. 4w+3 of the block in slot s) and shared by every token, whose
+// products then sum down the rows with vertical adds: no horizontal work
+// per block, so the cost per token is little more than the multiplies.
+// Per slot the float step is the AVX-512 kernel's, (d_w * d_x) * exact
+// block dot into one accumulator, so the two paths give the same bits.
+constexpr int kGroup = ActGroupQ8::kBlocks;
+constexpr size_t kPrefetchAhead = 2048;  // decode's software prefetch distance
+
+// 4x4 transposes of dwords within each 128-bit lane: r[i] lane d -> r[d] lane i.
+inline void Transpose4(__m256i* r) {
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  r[0] = _mm256_unpacklo_epi64(t0, t2);
+  r[1] = _mm256_unpackhi_epi64(t0, t2);
+  r[2] = _mm256_unpacklo_epi64(t1, t3);
+  r[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+// Two 16-byte pieces as one register: lo from a, hi from b.
+inline __m256i Load2x16(const void* a, const void* b) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(a))),
+                                 _mm_loadu_si128(static_cast<const __m128i*>(b)), 1);
+}
+
 template <bool kQ4>
 struct Q8Kernel {
+  using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
+
+  // The eight scales in slot order (blocks 0, 2, 4, 6, 1, 3, 5, 7) as floats.
+  static inline __attribute__((always_inline)) __m256 Scales(const B* b) {
+    uint64_t lo = 0, hi = 0;
+    for (int s = 0; s < 4; ++s) {
+      lo |= static_cast<uint64_t>(b[2 * s].d) << (16 * s);
+      hi |= static_cast<uint64_t>(b[2 * s + 1].d) << (16 * s);
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(hi), static_cast<int64_t>(lo)));
+  }
+
+  // One group: isum[k] += the eight exact block dots of token k (slot order).
   template <int N>
-  static void Run(const uint8_t* w, const uint8_t* x, size_t xs, int64_t cols, float* out,
-                  size_t os) {
-    const ActBlockQ8* xb[N];
-    for (int k = 0; k < N; ++k) xb[k] = reinterpret_cast<const ActBlockQ8*>(x + k * xs);
-    // Two accumulator chains per token (even and odd blocks): one FMA chain
-    // would cap a decode matvec at one block per FMA latency.
-    __m256 acc0[N], acc1[N];
-    for (int k = 0; k < N; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
-    const int64_t nb = cols / kQK;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      Block<N>(w, xb, i, acc0);
-      Block<N>(w, xb, i + 1, acc1);
-    }
-    if (i < nb) Block<N>(w, xb, i, acc0);
-    for (int k = 0; k < N; ++k) out[k * os] = Hsum(_mm256_add_ps(acc0[k], acc1[k]));
-  }
-
-  template <int N>
-  static inline __attribute__((always_inline)) void Block(const uint8_t* w,
-                                                          const ActBlockQ8* const* xb, int64_t i,
-                                                          __m256* acc) {
-    __m256i q;
-    float wd;
-    if constexpr (kQ4) {
-      const auto& b = reinterpret_cast<const BlockQ4_0*>(w)[i];
-      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-      q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-      q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
-      wd = Half(b.d);
-    } else {
-      const auto& b = reinterpret_cast<const BlockQ8_0*>(w)[i];
-      q = Load32(b.qs);
-      wd = Half(b.d);
-    }
-    const __m256i abs_q = _mm256_sign_epi8(q, q);
-    for (int k = 0; k < N; ++k) {
-      const __m256i p = DotI8(abs_q, q, Load32(xb[k][i].qs));
-      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xb[k][i].d), _mm256_cvtepi32_ps(p), acc[k]);
-    }
-  }
-};
-
-// Decode of Q4_0 / Q8_0 over up to kRowsPerDot rows at once. Per block the
-// activation load (and, for Q4_0, 8 * pair sums of the activations) and the
-// f16 -> f32 conversion of the rows' scales (one vcvtph2ps for all rows) are
-// shared. Q4_0 nibbles stay unsigned: maddubs(u, x) - maddubs(8, x) is
-// (u - 8) . x pairwise in int16 (|u x| pairs <= 3810, 8 x pairs <= 2032),
-// exactly the int16 pairs of Q8Kernel's sign trick, and the float steps
-// (scale wd * xd, even/odd accumulator chains, final Hsum) are Q8Kernel's
-// too, so every row's result is bit-identical to RowDot's.
-constexpr size_t kPrefetchBytes = 768;
-
-template <bool kQ4>
-struct Q8Rows {
-  template <int R>
-  static void Run(const uint8_t* w, size_t row_bytes, const ActBlockQ8* xb, int64_t nb, float* out) {
-    __m256 acc0[R], acc1[R];
-    for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
-    using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      // R interleaved row streams defeat the hardware prefetchers once the
-      // weights come from DRAM (measured: slower than one row at a time), so
-      // each row asks for its line kPrefetchBytes ahead.
-      for (int r = 0; r < R; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(w + r * row_bytes + i * sizeof(B) + kPrefetchBytes),
-                     _MM_HINT_T0);
-      Block<R>(w, row_bytes, xb, i, acc0);
-      Block<R>(w, row_bytes, xb, i + 1, acc1);
-    }
-    if (i < nb) Block<R>(w, row_bytes, xb, i, acc0);
-    for (int r = 0; r < R; ++r) out[r] = Hsum(_mm256_add_ps(acc0[r], acc1[r]));
-  }
-
-  template <int R>
-  static inline __attribute__((always_inline)) void Block(const uint8_t* w, size_t row_bytes,
-                                                          const ActBlockQ8* xb, int64_t i, __m256* acc) {
-    using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
-    const B* blk[R];
-    for (int r = 0; r < R; ++r) blk[r] = reinterpret_cast<const B*>(w + r * row_bytes) + i;
-    // The rows' f16 scales side by side, converted and multiplied by the
-    // activation scale in one go.
-    uint64_t packed = 0;
-    for (int r = 0; r < R; ++r) {
-      uint16_t d;  // the f16 scale is the first field of both block types
-      __builtin_memcpy(&d, reinterpret_cast<const uint8_t*>(blk[r]), 2);
-      packed |= static_cast<uint64_t>(d) << (16 * r);
-    }
-    alignas(16) float scale[4];
-    _mm_store_ps(scale, _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(packed))),
-                                   _mm_set1_ps(xb[i].d)));
-    const __m256i x = Load32(xb[i].qs);
+  static inline __attribute__((always_inline)) void Group(const B* b, const ActGroupQ8* const* xg,
+                                                          __m256i* isum) {
     const __m256i ones = _mm256_set1_epi16(1);
     if constexpr (kQ4) {
-      const __m256i corr = _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
-      const __m256i shift = _mm256_set_epi64x(4, 4, 0, 0);
+      // Rows 0-3 are the low nibbles of raw dwords 0-3, rows 4-7 the high
+      // ones. |pair| <= 2 * 15 * 127, so the int16 pairs of all eight rows
+      // add without overflow before one madd.
+      __m256i raw[4];
+      for (int s = 0; s < 4; ++s) raw[s] = Load2x16(b[2 * s].qs, b[2 * s + 1].qs);
+      Transpose4(raw);
       const __m256i low4 = _mm256_set1_epi8(0x0F);
-      for (int r = 0; r < R; ++r) {
-        const __m256i raw =
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r]->qs)));
-        const __m256i u = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), low4);
-        const __m256i p = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), corr), ones);
-        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[r]), _mm256_cvtepi32_ps(p), acc[r]);
+      __m256i u[8];
+      for (int c = 0; c < 4; ++c) {
+        u[c] = _mm256_and_si256(raw[c], low4);
+        u[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw[c], 4), low4);
+      }
+      for (int k = 0; k < N; ++k) {
+        const int8_t* x = xg[k]->qs;
+        __m256i p = _mm256_maddubs_epi16(u[0], Load32(x));
+        for (int w = 1; w < 8; ++w)
+          p = _mm256_add_epi16(p, _mm256_maddubs_epi16(u[w], Load32(x + ActGroupQ8::kRowBytes * w)));
+        isum[k] = _mm256_madd_epi16(p, ones);
       }
     } else {
-      for (int r = 0; r < R; ++r) {
-        const __m256i q = Load32(blk[r]->qs);
-        const __m256i p = DotI8(_mm256_sign_epi8(q, q), q, x);
-        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[r]), _mm256_cvtepi32_ps(p), acc[r]);
+      // Signed weights: |w| against x with w's sign (maddubs's int16 pairs
+      // stay below saturation: |w| <= 128, |x| <= 127). Two halves of four
+      // rows each keep the registers in hand.
+      for (int half = 0; half < 2; ++half) {
+        __m256i q[4];
+        for (int s = 0; s < 4; ++s) q[s] = Load2x16(b[2 * s].qs + 16 * half, b[2 * s + 1].qs + 16 * half);
+        Transpose4(q);
+        for (int c = 0; c < 4; ++c) {
+          const __m256i a = _mm256_sign_epi8(q[c], q[c]);
+          const int row = 4 * half + c;
+          for (int k = 0; k < N; ++k) {
+            const __m256i x = Load32(xg[k]->qs + ActGroupQ8::kRowBytes * row);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(a, _mm256_sign_epi8(x, q[c])), ones);
+            isum[k] = half == 0 && c == 0 ? p : _mm256_add_epi32(isum[k], p);
+          }
+        }
       }
     }
   }
+
+  // kPrefetch: a software prefetch kPrefetchAhead bytes ahead of the weight
+  // stream (decode, and several tokens from DRAM, where the hardware
+  // prefetcher alone leaves too few lines in flight).
+  template <int N, bool kPrefetch = true>
+  static void Run(const uint8_t* w, const uint8_t* x, size_t xs, int64_t cols, float* out, size_t os) {
+    const ActGroupQ8* xg[N];
+    for (int k = 0; k < N; ++k) xg[k] = reinterpret_cast<const ActGroupQ8*>(x + k * xs);
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    const int64_t nb = cols / kQK, full = nb / kGroup;
+    auto group = [&](const B* b) {
+      __m256i isum[N];
+      Group<N>(b, xg, isum);
+      const __m256 wd = Scales(b);
+      for (int k = 0; k < N; ++k) {
+        __m256i dots = isum[k];
+        if constexpr (kQ4)
+          dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(Load32(xg[k]->sum), 3));
+        acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_loadu_ps(xg[k]->d)), _mm256_cvtepi32_ps(dots), acc[k]);
+        ++xg[k];
+      }
+    };
+    const B* b = reinterpret_cast<const B*>(w);
+    for (int64_t g = 0; g < full; ++g, b += kGroup) {
+      if constexpr (kPrefetch)
+        for (size_t off = 0; off < sizeof(B) * kGroup; off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchAhead + off, _MM_HINT_T0);
+      group(b);
+    }
+    if (const int64_t tail = nb - full * kGroup; tail != 0) {
+      // A partial last group runs on zero-padded blocks (the activation
+      // group is zero there too), so nothing is read past the row.
+      B pad[kGroup] = {};
+      __builtin_memcpy(pad, b, static_cast<size_t>(tail) * sizeof(B));
+      group(pad);
+    }
+    for (int k = 0; k < N; ++k) out[k * os] = Hsum(acc[k]);
+  }
 };
 
+// Decode: each row through the one-token kernel (the same bits as RowDot),
+// with a software prefetch ahead of the weight stream.
 template <typename K>
 void RowsDot(const void* w, size_t row_bytes, int n_rows, const void* x, int64_t cols, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const ActBlockQ8*>(x);
-  const int64_t nb = cols / kQK;
-  switch (n_rows) {
-    case 4: K::template Run<4>(wb, row_bytes, xb, nb, out); break;
-    case 3: K::template Run<3>(wb, row_bytes, xb, nb, out); break;
-    case 2: K::template Run<2>(wb, row_bytes, xb, nb, out); break;
-    case 1: K::template Run<1>(wb, row_bytes, xb, nb, out); break;
-    default: break;
-  }
+  const auto* xb = static_cast<const uint8_t*>(x);
+  for (int r = 0; r < n_rows; ++r)
+    K::template Run<1, true>(wb + r * row_bytes, xb, 0, cols, out + r, 1);
 }
 
 // Q4_K / Q5_K against ActBlockQ8K. Per super-block the integer sum over the
@@ -438,8 +442,8 @@ QuantizeBlockFn Avx2QuantizeBlock() { return QuantizeBlockAvx2; }
 
 RowsDotFn Avx2RowsDot(DType t) {
   switch (t) {
-    case DType::kQ4_0: return RowsDot<Q8Rows<true>>;
-    case DType::kQ8_0: return RowsDot<Q8Rows<false>>;
+    case DType::kQ4_0: return RowsDot<Q8Kernel<true>>;
+    case DType::kQ8_0: return RowsDot<Q8Kernel<false>>;
     default: return nullptr;
   }
 }

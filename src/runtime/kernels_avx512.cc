@@ -3,11 +3,14 @@
 // check. Other types use the AVX2 kernels (SelectKernels).
 //
 // The weights go into vpdpbusd as unsigned bytes (Q4_0 nibbles 0..15, Q8_0
-// values + 128) against the signed activations, two 32-weight blocks per
-// 512-bit register. Four registers (a group of eight blocks) are then reduced
-// to the eight exact integer block dots, the unsigned offset is taken back as
-// 8 or 128 times the activation block sums that ActGroupQ8 carries, and each
-// block is scaled in float as the portable kernel does: (d_w * d_x) * dot.
+// values + 128) against the signed activations. A group of eight blocks is
+// transposed into ActGroupQ8's shape (four registers, two rows of 32 bytes
+// each), so the four vpdpbusd of a token sum each block's products down the
+// rows and two halves add to the eight exact integer block dots; the
+// unsigned offset is taken back as 8 or 128 times the activation block sums
+// that ActGroupQ8 carries, and each block is scaled in float as the
+// portable kernel does: (d_w * d_x) * dot. The transpose is paid once per
+// weight group and shared by every token of a batched step.
 // Only the order of the float sum over blocks differs from portable.
 #include "runtime/kernels_internal.h"
 
@@ -41,9 +44,9 @@ inline float Hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One activation group in registers: the values of block pairs (0,1) .. (6,7)
-// and, in slot order, the offset to subtract from the unsigned dots and the
-// scales.
+// One activation group in registers: the transposed rows (pairs 2j, 2j+1 in
+// q[j]) and, in slot order, the offset to subtract from the unsigned dots and
+// the scales.
 struct ActRegs {
   __m512i q[4];
   __m256i offset;
@@ -59,9 +62,10 @@ inline ActRegs LoadAct(const ActGroupQ8& g) {
   return a;
 }
 
-// Eight blocks of one weight row as vpdpbusd operands: u[k] holds blocks 2k
-// and 2k+1 as unsigned bytes in element order; d their f16 scales as floats,
-// in slot order.
+// Eight blocks of one weight row as vpdpbusd operands in ActGroupQ8's
+// transposed shape: u[j] holds rows 2j and 2j+1 (dword lane 8h + s: values
+// 4(2j+h) .. +3 of the block in slot s) as unsigned bytes; d the f16 scales
+// as floats, in slot order.
 struct WeightRegs {
   __m512i u[4];
   __m256 d;
@@ -69,6 +73,56 @@ struct WeightRegs {
 
 // Decode's software prefetch distance in weight bytes (see Q8Group::Rows).
 constexpr size_t kPrefetchAhead = 4096;
+
+// Slot s of a group holds block SlotBlock(s) (the inverse of ActGroupSlot).
+constexpr int SlotBlock(int s) { return s < 4 ? 2 * s : 2 * (s - 4) + 1; }
+
+// Dword permutes that transpose Q8_0's block pairs (register k = blocks 2k,
+// 2k+1 = slots k, k+4, eight dwords each) into rows. Step one takes register
+// pairs (0, 1) and (2, 3) to X[p], lane 4i + e = dword 4p + e of the i-th of
+// slots (a, a+4, b, b+4); step two takes X[j / 2] of both pairs to u[j].
+struct TransposeTable {
+  int32_t step1[2][16];
+  int32_t step2[4][16];
+};
+constexpr TransposeTable MakeTransposeTable() {
+  TransposeTable t{};
+  for (int p = 0; p < 2; ++p)
+    for (int m = 0; m < 16; ++m) {
+      const int i = m / 4;
+      t.step1[p][m] = (i / 2) * 16 + (i % 2) * 8 + 4 * p + m % 4;
+    }
+  for (int j = 0; j < 4; ++j)
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 8; ++s) {
+        const int i = (s % 2) * 2 + s / 4;  // index of slot s within its pair's X
+        t.step2[j][8 * h + s] = (s % 4 >= 2 ? 16 : 0) + 4 * i + 2 * (j % 2) + h;
+      }
+  return t;
+}
+alignas(64) constexpr TransposeTable kTranspose = MakeTransposeTable();
+
+// Q4_0: word lanes of raw dwords (2c + h) of each slot's 16 nibble bytes
+// (block b's at byte 18b + 2, word 9b + 1) for c = 0, 1: blocks 0-6 from the
+// group's bytes 0..127 (two registers), block 7 from bytes 128..143.
+struct RawWordTable {
+  int16_t w[2][32];   // blocks 0-6, from bytes 0..127
+  int16_t w7[2][32];  // block 7, from bytes 128..143
+};
+constexpr RawWordTable MakeRawWordTable() {
+  RawWordTable t{};
+  for (int c = 0; c < 2; ++c)
+    for (int lane = 0; lane < 32; ++lane) {
+      const int dword = lane / 2, h = dword / 8, s = dword % 8, b = SlotBlock(s);
+      const int word = 9 * b + 1 + 2 * (2 * c + h) + lane % 2;
+      if (b < 7) t.w[c][lane] = static_cast<int16_t>(word);
+      else t.w7[c][lane] = static_cast<int16_t>(word - 64);
+    }
+  return t;
+}
+alignas(64) constexpr RawWordTable kRawWords = MakeRawWordTable();
+// Word lanes of slot 7 (block 7): dword lanes 7 and 15.
+constexpr __mmask32 kSlot7Words = (3u << 14) | (3u << 30);
 
 template <bool kQ4>
 struct Q8Group {
@@ -81,49 +135,45 @@ struct Q8Group {
   static constexpr int kHigh = kQ4 ? 0 : 64;
   alignas(64) static constexpr int16_t kScaleWords[32] = {
       0, 2 * kW, 4 * kW - kHigh, 6 * kW - kHigh, kW, 3 * kW, 5 * kW - kHigh, 7 * kW - kHigh};
-  // Q4_0: word j of pair k's register is word w = j % 8 of block 2k + j / 16's
-  // 16 nibble bytes (block b's start at word 9b + 1), counted from the first
-  // of the two registers the permute reads (bytes 0..127; 64..143 for k = 3).
-  struct NibbleTable {
-    int16_t w[4][32];
-  };
-  static constexpr NibbleTable MakeNibbleWords() {
-    NibbleTable t{};
-    for (int k = 0; k < 4; ++k)
-      for (int j = 0; j < 32; ++j)
-        t.w[k][j] = static_cast<int16_t>(9 * (2 * k + j / 16) + 1 + j % 8 - (k == 3 ? 32 : 0));
-    return t;
-  }
-  alignas(64) static constexpr NibbleTable kNibbleTable = MakeNibbleWords();
-  static constexpr const int16_t (&kNibbleWords)[4][32] = kNibbleTable.w;
 
-  // g points at kGroup whole blocks.
+  // g points at kGroup whole blocks. The transpose is paid once per weight
+  // group and shared by every token it meets.
   static inline __attribute__((always_inline)) WeightRegs Unpack(const uint8_t* g) {
     WeightRegs w;
     if constexpr (kQ4) {
-      // Pair k's nibble bytes picked out of the group's 144 bytes (three
-      // loads) by word permutes as [raw_a, raw_a, raw_b, raw_b], the second
-      // copy of each shifted by 4: low nibbles are elements 0..15, high 16..31.
+      // The raw nibble dwords picked out of the group's 144 bytes (three
+      // loads) by word permutes; the low nibbles of raw dwords 0-3 are
+      // values 0..15 (rows 0-3), the high nibbles values 16..31 (rows 4-7).
       const __m512i l0 = _mm512_loadu_si512(g), l1 = _mm512_loadu_si512(g + 64);
       const __m512i l2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 128)));
-      const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
       const __m512i low4 = _mm512_set1_epi8(0x0F);
-      for (int k = 0; k < 4; ++k) {
-        const __m512i idx = _mm512_loadu_si512(kNibbleWords[k]);
-        const __m512i z = k < 3 ? _mm512_permutex2var_epi16(l0, idx, l1) : _mm512_permutex2var_epi16(l1, idx, l2);
-        w.u[k] = _mm512_and_si512(_mm512_srlv_epi64(z, shift), low4);
+      for (int c = 0; c < 2; ++c) {
+        __m512i raw = _mm512_permutex2var_epi16(l0, _mm512_load_si512(kRawWords.w[c]), l1);
+        raw = _mm512_mask_permutexvar_epi16(raw, kSlot7Words, _mm512_load_si512(kRawWords.w7[c]), l2);
+        w.u[c] = _mm512_and_si512(raw, low4);
+        w.u[c + 2] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
       }
       // The f16 scales, the first field of each block: words 0, 9, ..., 63.
       const __m512i sidx = _mm512_loadu_si512(kScaleWords);
       w.d = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, sidx, l1)));
     } else {
       const Block* b = reinterpret_cast<const Block*>(g);
-      const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+      __m512i v[4];
       for (int k = 0; k < 4; ++k) {
         const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k].qs));
         const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k + 1].qs));
-        w.u[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), bias);
+        v[k] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
       }
+      __m512i x01[2], x23[2];
+      for (int p = 0; p < 2; ++p) {
+        const __m512i idx = _mm512_load_si512(kTranspose.step1[p]);
+        x01[p] = _mm512_permutex2var_epi32(v[0], idx, v[1]);
+        x23[p] = _mm512_permutex2var_epi32(v[2], idx, v[3]);
+      }
+      const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+      for (int j = 0; j < 4; ++j)
+        w.u[j] = _mm512_xor_si512(
+            _mm512_permutex2var_epi32(x01[j / 2], _mm512_load_si512(kTranspose.step2[j]), x23[j / 2]), bias);
       // Scales at words 0, 17, ..., 119: blocks 0-3 from bytes 0..127, 4-7
       // from 128..255.
       const __m512i idx = _mm512_loadu_si512(kScaleWords);
@@ -135,23 +185,14 @@ struct Q8Group {
     return w;
   }
 
-  // acc += (d_w * d_x) * exact block dot, per slot.
+  // acc += (d_w * d_x) * exact block dot, per slot. The four dpbusd sum the
+  // rows down; the two halves (even and odd rows) add to the block dots.
   static inline __attribute__((always_inline)) __m256 Dot(const WeightRegs& w, const ActRegs& x,
                                                          __m256 acc) {
-    __m512i p[4];
-    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.u[k], x.q[k]);
-    // Each 128-bit lane of p[k] holds four partial dots of a quarter pair
-    // (lanes 0, 1: block 2k; lanes 2, 3: block 2k+1). Fold four vectors into
-    // one whose lane j holds pair k's quarter j at position k ...
-    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi64(p[0], p[1]), _mm512_unpackhi_epi64(p[0], p[1]));
-    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi64(p[2], p[3]), _mm512_unpackhi_epi64(p[2], p[3]));
-    const __m512 f01 = _mm512_castsi512_ps(s01), f23 = _mm512_castsi512_ps(s23);
-    const __m512i t = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(f01, f23, _MM_SHUFFLE(2, 0, 2, 0))),
-                                       _mm512_castps_si512(_mm512_shuffle_ps(f01, f23, _MM_SHUFFLE(3, 1, 3, 1))));
-    // ... then add lanes 0+1 and 2+3: blocks 0, 2, 4, 6, 1, 3, 5, 7.
-    const __m512i e = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512i o = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 3, 1));
-    const __m256i dots = _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_add_epi32(e, o)), x.offset);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.u[0], x.q[0]);
+    for (int k = 1; k < 4; ++k) p = _mm512_dpbusd_epi32(p, w.u[k], x.q[k]);
+    const __m256i sum = _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
+    const __m256i dots = _mm256_sub_epi32(sum, x.offset);
     return _mm256_fmadd_ps(_mm256_mul_ps(w.d, x.d), _mm256_cvtepi32_ps(dots), acc);
   }
 
@@ -174,13 +215,25 @@ struct Q8Group {
   static void Run(const uint8_t* w, const uint8_t* x, size_t xs, int64_t cols, float* out, size_t os) {
     __m256 acc[N];
     for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-    ForGroups(w, cols / kQK, [&](const uint8_t* g, int64_t gi) {
+    auto step = [&](const uint8_t* g, int64_t gi) __attribute__((always_inline)) {
       const WeightRegs wr = Unpack(g);
       for (int k = 0; k < N; ++k) {
         const auto* xg = reinterpret_cast<const ActGroupQ8*>(x + k * xs) + gi;
         acc[k] = Dot(wr, LoadAct<kShift>(*xg), acc[k]);
       }
-    });
+    };
+    const int64_t nb = cols / kQK, full = nb / kGroup;
+    for (int64_t gi = 0; gi < full; ++gi) {
+      const uint8_t* g = w + gi * kGroup * sizeof(Block);
+      // Decode's software prefetch (Rows): several tokens per weight byte
+      // keep fewer weight lines in flight, so the hardware prefetcher alone
+      // left a 4-token step from DRAM far below the in-cache kernel speed.
+      for (size_t off = 0; off < sizeof(Block) * kGroup; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetchAhead + off), _MM_HINT_T0);
+      step(g, gi);
+    }
+    if (full * kGroup < nb) ForGroups(w + full * kGroup * sizeof(Block), nb - full * kGroup,
+                                      [&](const uint8_t* g, int64_t) { step(g, full); });
     for (int k = 0; k < N; ++k) out[k * os] = Hsum(acc[k]);
   }
 

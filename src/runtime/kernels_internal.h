@@ -28,10 +28,10 @@ enum class ActFormat {
   kF32,   // plain float row (F32, F16, BF16 weights)
   kQ8,    // ActBlockQ8 per 32 (Q4_0, Q8_0)
   kQ8K,   // ActBlockQ8K per 256 (Q4_K, Q5_K, Q6_K)
-  kQ8x8,  // ActGroupQ8 per 256 (Q4_0, Q8_0 on AVX-512): the kQ8 bytes regrouped
+  kQ8x8,  // ActGroupQ8 per 256 (Q4_0, Q8_0 on AVX2 and AVX-512): kQ8's bytes transposed
 };
-// The format of type t's activations on the portable and AVX2 paths (the
-// values every path multiplies; kQ8x8 only rearranges kQ8's).
+// The format of type t's activations on the portable path (the values every
+// path multiplies; kQ8x8 only rearranges kQ8's).
 ActFormat ActivationFormat(DType t);
 size_t ActivationRowBytes(ActFormat f, int64_t cols);
 // Writes one activation row of `cols` floats in format f to dst
@@ -59,7 +59,7 @@ RowDotFn PortableRowDot(DType t);
 RowDotFn Avx2RowDot(DType t);  // nullptr too when built without AVX2 support
 // Multi-row decode kernels; nullptr where a type has none (RowDot is used).
 RowsDotFn Avx2RowsDot(DType t);
-// AVX-512 VNNI kernels (Q4_0 and Q8_0, activations in kQ8x8); nullptr for
+// AVX-512 VNNI kernels (Q4_0 and Q8_0, activations in kQ8x8 as on AVX2); nullptr for
 // other types and when built without AVX-512 support.
 RowDotFn Avx512RowDot(DType t);
 RowsDotFn Avx512RowsDot(DType t);

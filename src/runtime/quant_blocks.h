@@ -84,16 +84,21 @@ struct ActBlockQ8 {
 };
 static_assert(sizeof(ActBlockQ8) == 36);
 
-// Eight ActBlockQ8 regrouped for the AVX-512 kernels (kernels_avx512.cc): the
-// 256 values in order, then the blocks' scales and the sums of their values,
-// both in slot order (ActGroupSlot): blocks 0, 2, 4, 6, 1, 3, 5, 7, the order
-// in which the kernel's lane reduction leaves its per-block integer dots. The
-// sums turn an unsigned-weight dot back into a signed one (Q4_0's -8 offset,
+// Eight ActBlockQ8 regrouped for the SIMD kernels of Q4_0 and Q8_0
+// (kernels_avx512.cc, kernels_avx2.cc), transposed: qs is eight rows of 32
+// bytes, row w holding the values 4w .. 4w+3 of every block, block k's four
+// bytes in lane ActGroupSlot(k) (bytes 4 * slot ..). A kernel that puts the
+// weights in the same shape sums each block's products down the rows with
+// vertical adds (no horizontal reduction per block), and is left with the
+// eight exact block dots in slot order: blocks 0, 2, 4, 6, 1, 3, 5, 7. The
+// scales and the sums of the blocks' values are in slot order too; the sums
+// turn an unsigned-weight dot back into a signed one (Q4_0's -8 offset,
 // Q8_0's +128 bias) once per block instead of once per weight row. A row
 // whose block count is not a multiple of 8 ends in a group padded with zero
 // blocks (values, scale and sum 0), which add exactly nothing.
 struct ActGroupQ8 {
   static constexpr int kBlocks = 8;
+  static constexpr int kRowBytes = 4 * kBlocks;  // one transposed row: 4 values of each block
   int8_t qs[kBlocks * kQK];
   float d[kBlocks];
   int32_t sum[kBlocks];

@@ -84,24 +84,21 @@ void QuantizeActivationRow(ActFormat f, const float* x, int64_t cols, void* dst)
       return;
     }
     case ActFormat::kQ8x8: {
+      // Each block's values go to its slot's lane of the eight transposed
+      // 32-byte rows (see ActGroupQ8); a partial last group is zero first.
       auto* g = static_cast<ActGroupQ8*>(dst);
       const int64_t blocks = cols / kQK;
+      if (blocks % ActGroupQ8::kBlocks != 0)
+        std::memset(&g[blocks / ActGroupQ8::kBlocks], 0, sizeof(ActGroupQ8));
+      int8_t q[kQK];
       for (int64_t i = 0; i < blocks; ++i) {
         ActGroupQ8& group = g[i / ActGroupQ8::kBlocks];
-        const int k = static_cast<int>(i % ActGroupQ8::kBlocks), slot = ActGroupSlot(k);
-        int8_t* q = group.qs + k * kQK;
+        const int slot = ActGroupSlot(static_cast<int>(i % ActGroupQ8::kBlocks));
         group.d[slot] = QuantizeBlock(x + i * kQK, kQK, q);
         int32_t sum = 0;
         for (int l = 0; l < kQK; ++l) sum += q[l];
         group.sum[slot] = sum;
-      }
-      if (const int64_t tail = blocks % ActGroupQ8::kBlocks; tail != 0) {
-        ActGroupQ8& last = g[blocks / ActGroupQ8::kBlocks];
-        std::memset(last.qs + tail * kQK, 0, static_cast<size_t>((ActGroupQ8::kBlocks - tail) * kQK));
-        for (int64_t k = tail; k < ActGroupQ8::kBlocks; ++k) {
-          last.d[ActGroupSlot(static_cast<int>(k))] = 0.0f;
-          last.sum[ActGroupSlot(static_cast<int>(k))] = 0;
-        }
+        for (int w = 0; w < kQK / 4; ++w) std::memcpy(group.qs + ActGroupQ8::kRowBytes * w + 4 * slot, q + 4 * w, 4);
       }
       return;
     }

@@ -203,6 +203,23 @@ TEST_P(MatMulTest, GroupedRowsAndTokensGiveIdenticalBits) {
   }
 }
 
+// Q4_0 and Q8_0 take the same float steps per block on AVX2 and AVX-512
+// (exact integer block dots, (d_w * d_x) * dot into one accumulator per slot
+// of ActGroupQ8), so the two paths give the same bits, decode and batched.
+TEST_P(MatMulTest, Avx2AndAvx512GiveIdenticalBits) {
+  if (isa() != Isa::kAvx512 || (dtype() != DType::kQ4_0 && dtype() != DType::kQ8_0))
+    GTEST_SKIP() << "AVX-512 Q4_0 / Q8_0 only";
+  for (const Shape2& s : Shapes()) {
+    SCOPED_TRACE(::testing::Message() << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
+    const std::vector<uint8_t> wq = testing::Quantize(dtype(), testing::RandomFloats(s.rows * s.cols, 71));
+    const std::vector<float> x = testing::RandomFloats(s.n_tokens * s.cols, 72);
+    std::vector<float> y2(s.n_tokens * s.rows), y5(s.n_tokens * s.rows);
+    internal::MatMulIsa(Isa::kAvx2, {dtype(), s.rows, s.cols, wq.data()}, x.data(), y2.data(), s.n_tokens, pool_);
+    internal::MatMulIsa(Isa::kAvx512, {dtype(), s.rows, s.cols, wq.data()}, x.data(), y5.data(), s.n_tokens, pool_);
+    EXPECT_EQ(y2, y5);
+  }
+}
+
 std::string ParamName(const ::testing::TestParamInfo<std::tuple<DType, Isa>>& info) {
   return std::string(Name(std::get<0>(info.param))) + "_" + internal::IsaName(std::get<1>(info.param));
 }
