@@ -206,6 +206,9 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
     HttpResponse l = Call(w, "GET", "/api/models");
     ASSERT_EQ(l.status, 200) << l.body;
     EXPECT_EQ(models_in(l.Json(), "name"), want);
+    HttpResponse sizes = Call(w, "GET", "/api/ui/model-sizes");
+    ASSERT_EQ(sizes.status, 200) << sizes.body;
+    EXPECT_EQ(models_in(sizes.Json(), "model"), want);
     HttpResponse v1 = Call(w, "GET", "/v1/models");
     ASSERT_EQ(v1.status, 200);
     std::set<std::string> ids = models_in(v1.Json()["data"], "id"), want_ids;
