@@ -49,6 +49,27 @@ absl::Status CheckCreate(const Context& ctx) {
   return absl::OkStatus();
 }
 
+absl::Status IngestAllowed(const Caller& c, std::string_view model, const std::optional<store::ModelAccess>& m) {
+  if (c.role == AccessRole::kAdmin) return absl::OkStatus();
+  if (!m) {
+    if (c.role == AccessRole::kReader)
+      return absl::PermissionDeniedError("creating models needs the Contributor or Admin role");
+    return absl::OkStatus();
+  }
+  if (!MayRead(c, *m)) return Hidden(model);
+  if (!MayWrite(c, *m))
+    return absl::PermissionDeniedError(fmt::format("model '{}' is not yours to change", model));
+  return absl::OkStatus();
+}
+
+absl::Status CheckIngest(const Context& ctx, std::string_view model) {
+  if (ctx.caller.role == AccessRole::kAdmin) return absl::OkStatus();
+  if (model.empty()) return absl::InvalidArgumentError("ingest: give the model name (model)");
+  auto m = ctx.st().GetModelAccess(model);
+  if (!m.ok() && !absl::IsNotFound(m.status())) return m.status();
+  return IngestAllowed(ctx.caller, model, m.ok() ? std::optional<store::ModelAccess>(*m) : std::nullopt);
+}
+
 absl::Status CheckAdmin(const Context& ctx, std::string_view what) {
   if (ctx.caller.role != AccessRole::kAdmin)
     return absl::PermissionDeniedError(fmt::format("{} needs the Admin role", what));

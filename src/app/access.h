@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,13 @@ absl::Status CheckRead(const Context& ctx, std::string_view model);
 absl::Status CheckWrite(const Context& ctx, std::string_view model);
 // Creating a new model (ingest of a name not yet in the store): Contributor.
 absl::Status CheckCreate(const Context& ctx);
+// Ingest into `model` ("": named by the file; only an Admin may): CheckWrite
+// when it exists, CheckCreate when not. Needs no file, so a server runs it
+// before it takes in an upload.
+absl::Status CheckIngest(const Context& ctx, std::string_view model);
+// The same decision over the model's access as the ingest's commit
+// transaction sees it (nullopt: the ingest creates the model).
+absl::Status IngestAllowed(const Caller& c, std::string_view model, const std::optional<store::ModelAccess>& m);
 // Store-wide work (gc, verify, raw SQL, the audit trail): Admin only.
 absl::Status CheckAdmin(const Context& ctx, std::string_view what);
 

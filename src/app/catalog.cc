@@ -16,10 +16,28 @@ namespace hart::app {
 
 using nlohmann::json;
 
+namespace {
+// A parent in a model the caller may not read is left out, as the MQE's
+// versions view does (NULL): its name never reaches the caller, and every
+// lineage built from it stops there (issue 14).
+absl::Status HideUnreadableParents(const Context& ctx, std::vector<store::VersionRow*> rows) {
+  if (ctx.caller.role == AccessRole::kAdmin) return absl::OkStatus();
+  bool any = false;
+  for (auto* v : rows) any = any || v->parent.has_value();
+  if (!any) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+  for (auto* v : rows)
+    if (v->parent && !readable(ModelOfRef(*v->parent))) v->parent.reset();
+  return absl::OkStatus();
+}
+}  // namespace
+
 absl::StatusOr<store::VersionRow> ResolveVersion(const Context& ctx, std::string_view ref) {
   ASSIGN_OR_RETURN(store::VersionRef r, store::ParseVersionRef(ref));
   RETURN_IF_ERROR(CheckRead(ctx, r.model));
-  return ctx.st().Resolve(r);
+  ASSIGN_OR_RETURN(store::VersionRow v, ctx.st().Resolve(r));
+  RETURN_IF_ERROR(HideUnreadableParents(ctx, {&v}));
+  return v;
 }
 
 // ---- list ----
@@ -88,6 +106,11 @@ absl::StatusOr<ListResponse> List(const Context& ctx, const ListRequest& req) {
   RETURN_IF_ERROR(CheckRead(ctx, req.model));
   r.versions_of_model = true;
   ASSIGN_OR_RETURN(r.versions, ctx.st().ListVersions(req.model));
+  {
+    std::vector<store::VersionRow*> rows;
+    for (auto& v : r.versions) rows.push_back(&v);
+    RETURN_IF_ERROR(HideUnreadableParents(ctx, rows));
+  }
   if (r.versions.empty())
     return absl::NotFoundError(fmt::format("no model named '{}'", req.model));
   ASSIGN_OR_RETURN(r.access[req.model], ctx.st().GetModelAccess(req.model));
@@ -130,6 +153,22 @@ absl::StatusOr<ShowResponse> Show(const Context& ctx, const ShowRequest& req) {
   ASSIGN_OR_RETURN(r.derivation, ctx.st().GetDerivation(r.version.id));
   ASSIGN_OR_RETURN(r.derived, ctx.st().DerivedFrom(r.version.id));
   ASSIGN_OR_RETURN(r.access, ctx.st().GetModelAccess(r.version.model));
+  if (ctx.caller.role != AccessRole::kAdmin) {
+    // Inputs and derived versions in models the caller may not read are left
+    // out, as the MQE's derivations view does.
+    ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+    std::erase_if(r.derived, [&](const std::string& ref) { return !readable(ModelOfRef(ref)); });
+    // Which other versions hold the same tensor bytes: only readable ones,
+    // or the list would tell what others' private models contain.
+    for (auto& t : r.tensors)
+      std::erase_if(t.shared_with, [&](const std::string& ref) { return !readable(ModelOfRef(ref)); });
+    if (r.derivation && r.derivation->inputs.is_array()) {
+      nlohmann::json kept = nlohmann::json::array();
+      for (const auto& in : r.derivation->inputs)
+        if (in.is_object() && readable(ModelOfRef(in.value("ref", std::string())))) kept.push_back(in);
+      r.derivation->inputs = std::move(kept);
+    }
+  }
   return r;
 }
 

@@ -41,6 +41,16 @@ absl::StatusOr<std::function<bool(const store::Event&)>> VisibleEvent(const Cont
   });
 }
 
+namespace {
+// A visible event may still name another model (a version's parent): not
+// one the caller may not read (as ResolveVersion hides such a parent).
+void HideUnreadableParent(store::Event& e, const std::function<bool(std::string_view)>& readable) {
+  auto it = e.payload.find("parent");
+  if (it != e.payload.end() && it->is_string() && !readable(ModelOfRef(it->get<std::string>())))
+    *it = nullptr;
+}
+}  // namespace
+
 absl::StatusOr<EventsResponse> Events(const Context& ctx, const EventsRequest& req) {
   if (req.after < 0) return absl::InvalidArgumentError("events: after must be >= 0");
   if (req.limit < 1 || req.limit > 10000)
@@ -50,6 +60,10 @@ absl::StatusOr<EventsResponse> Events(const Context& ctx, const EventsRequest& r
   const int64_t last = r.events.empty() ? req.after : r.events.back().id;
   ASSIGN_OR_RETURN(auto visible, VisibleEvent(ctx));
   std::erase_if(r.events, [&](const store::Event& e) { return !visible(e); });
+  if (ctx.caller.role != AccessRole::kAdmin) {
+    ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+    for (auto& e : r.events) HideUnreadableParent(e, readable);
+  }
   r.last_id = last;  // past the hidden ones too, so a client does not ask again
   return r;
 }
@@ -62,11 +76,13 @@ absl::Status FollowEvents(const Context& ctx, int64_t after,
     if (ctx.cancel && ctx.cancel->cancelled()) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto events, ctx.st().Events(after, kBatch));
     ASSIGN_OR_RETURN(auto visible, VisibleEvent(ctx));
-    for (const auto& e : events) {
+    ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
+    for (auto& e : events) {
       if (!visible(e)) {
         after = e.id;
         continue;
       }
+      if (ctx.caller.role != AccessRole::kAdmin) HideUnreadableParent(e, readable);
       if (!on_event(e)) return absl::OkStatus();
       after = e.id;
     }

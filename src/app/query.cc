@@ -186,6 +186,26 @@ json SearchResponse::ToJson() const {
   return j;
 }
 
+namespace {
+// The first k items of a ranked list that `keep` accepts, for a caller that
+// may read only some models (issue 14): `fetch(n)` gives the top n; when
+// filtering leaves fewer than k, fetch more (4x each round) until k are kept
+// or the list is exhausted (fewer than n came back).
+template <typename T, typename Fetch, typename Keep>
+absl::StatusOr<std::vector<T>> TopKept(int64_t k, Fetch fetch, Keep keep) {
+  for (int64_t n = k;; n *= 4) {
+    ASSIGN_OR_RETURN(std::vector<T> all, fetch(n));
+    const bool exhausted = static_cast<int64_t>(all.size()) < n || n >= (int64_t{1} << 24);
+    std::vector<T> out;
+    for (auto& h : all) {
+      if (static_cast<int64_t>(out.size()) == k) break;
+      if (keep(h)) out.push_back(std::move(h));
+    }
+    if (static_cast<int64_t>(out.size()) == k || exhausted) return out;
+  }
+}
+}  // namespace
+
 absl::StatusOr<SearchResponse> Search(const Context& ctx, const SearchRequest& req) {
   if (req.query.empty()) return absl::InvalidArgumentError("search: the query is empty");
   if (req.k < 1 || req.k > 1000) return absl::InvalidArgumentError("search: k must be in [1, 1000]");
@@ -194,24 +214,31 @@ absl::StatusOr<SearchResponse> Search(const Context& ctx, const SearchRequest& r
                    store::Stmt::Prepare(engine->db(),
                                         "SELECT rank, kind, ref, component_id, name, snippet "
                                         "FROM search_text(?, ?)"));
-  st.Bind(1, req.query).Bind(2, int64_t{req.k});
   SearchResponse out;
   ASSIGN_OR_RETURN(auto readable, ReadableFilter(ctx));
-  for (;;) {
-    auto row = st.Step();
-    if (!row.ok())
-      return absl::InvalidArgumentError(fmt::format("search '{}': {}", req.query, Msg(row.status())));
-    if (!*row) break;
-    SearchHit h;
-    h.rank = st.Double(0);
-    h.kind = st.Text(1);
-    h.ref = st.Text(2);
-    if (!st.IsNull(3)) h.component_id = st.Int(3);
-    h.name = st.Text(4);
-    h.snippet = st.Text(5);
-    if (!readable(ModelOfRef(h.ref))) continue;
-    out.hits.push_back(std::move(h));
-  }
+  auto fetch = [&](int64_t n) -> absl::StatusOr<std::vector<SearchHit>> {
+    std::vector<SearchHit> hits;
+    st.Reset();
+    st.Bind(1, req.query).Bind(2, n);
+    for (;;) {
+      auto row = st.Step();
+      if (!row.ok())
+        return absl::InvalidArgumentError(fmt::format("search '{}': {}", req.query, Msg(row.status())));
+      if (!*row) break;
+      SearchHit h;
+      h.rank = st.Double(0);
+      h.kind = st.Text(1);
+      h.ref = st.Text(2);
+      if (!st.IsNull(3)) h.component_id = st.Int(3);
+      h.name = st.Text(4);
+      h.snippet = st.Text(5);
+      hits.push_back(std::move(h));
+    }
+    return hits;
+  };
+  ASSIGN_OR_RETURN(out.hits, TopKept<SearchHit>(req.k, fetch, [&](const SearchHit& h) {
+    return readable(ModelOfRef(h.ref));
+  }));
   return out;
 }
 
@@ -262,13 +289,17 @@ absl::StatusOr<SimilarResponse> Similar(const Context& ctx, const SimilarRequest
       ASSIGN_OR_RETURN(store::Store::Connection conn, ctx.st().OpenConnection());
       ASSIGN_OR_RETURN(tensor_id, query::ResolveComponent(conn.get(), req.target));
     }
-    ASSIGN_OR_RETURN(out.tensors, sim.NearestTensors(tensor_id, req.k));
-    std::erase_if(out.tensors, [&](const auto& h) { return !readable(ModelOfRef(h.ref)); });
+    using TensorHit = decltype(out.tensors)::value_type;
+    ASSIGN_OR_RETURN(out.tensors, TopKept<TensorHit>(
+                                      req.k, [&](int64_t n) { return sim.NearestTensors(tensor_id, static_cast<int>(n)); },
+                                      [&](const TensorHit& h) { return readable(ModelOfRef(h.ref)); }));
     return out;
   }
   ASSIGN_OR_RETURN(out.version, ResolveVersion(ctx, req.target));
-  ASSIGN_OR_RETURN(out.versions, sim.NearestVersions(out.version.id, req.k));
-  std::erase_if(out.versions, [&](const auto& h) { return !readable(ModelOfRef(h.ref)); });
+  using VersionHit = decltype(out.versions)::value_type;
+  ASSIGN_OR_RETURN(out.versions, TopKept<VersionHit>(
+                                     req.k, [&](int64_t n) { return sim.NearestVersions(out.version.id, static_cast<int>(n)); },
+                                     [&](const VersionHit& h) { return readable(ModelOfRef(h.ref)); }));
   ASSIGN_OR_RETURN(auto derivation, ctx.st().GetDerivation(out.version.id));
   if (derivation)
     for (const json& in : derivation->inputs) {

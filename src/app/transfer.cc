@@ -47,12 +47,6 @@ json IngestRequest::ToJson() const {
 json IngestResponse::ToJson() const {
   json j = app::ToJson(result);
   j["path"] = path;
-  if (hide_sharing) {
-    j["new_bytes"] = nullptr;
-    j["new_chunks"] = nullptr;
-    j["suggested_parent"] = nullptr;
-    j.erase("suggested_shared");
-  }
   return j;
 }
 
@@ -72,35 +66,31 @@ absl::StatusOr<IngestResponse> Ingest(const Context& ctx, const IngestRequest& r
   opts.cancel = ctx.cancel;
   opts.actor = ctx.actor;
   // A new version of an existing model: its owner (Contributor) or an Admin;
-  // a new model: any Contributor, who then owns it.
-  bool new_model = false;
+  // a new model: any Contributor, who then owns it. Checked here first (a
+  // refused caller costs no read of the file), and again inside the commit
+  // transaction (store::IngestOptions::authorize), so a model created or
+  // changed meanwhile is judged as it is when the version lands.
   if (ctx.caller.role != AccessRole::kAdmin || ctx.caller.authenticated) {
     if (req.model.empty() && ctx.caller.role != AccessRole::kAdmin)
       return absl::InvalidArgumentError("ingest: give the model name (model)");
-    auto existing = req.model.empty() ? absl::NotFoundError("") : ctx.st().GetModelAccess(req.model).status();
-    if (existing.ok()) {
-      RETURN_IF_ERROR(CheckWrite(ctx, req.model));
-    } else if (absl::IsNotFound(existing)) {
-      RETURN_IF_ERROR(CheckCreate(ctx));
-      new_model = true;
-    } else {
-      return existing;
-    }
+    RETURN_IF_ERROR(CheckIngest(ctx, req.model));
     if (opts.parent) RETURN_IF_ERROR(CheckRead(ctx, opts.parent->model));
+    opts.authorize = [caller = ctx.caller, model = req.model](const std::optional<store::ModelAccess>& m) {
+      return IngestAllowed(caller, model, m);
+    };
+    // The caller owns what it creates, private until it says otherwise:
+    // written in the same transaction as the version.
+    opts.new_model_access = store::ModelAccess{ctx.caller.owner, ctx.caller.tenant, "private"};
   }
+  // Dedup across owners stays invisible: chunks only others' models hold
+  // count, and cost, as new (docs/AUTH.md).
+  if (ctx.caller.role != AccessRole::kAdmin)
+    opts.dedup_visible = [caller = ctx.caller](const store::ModelAccess& m) { return MayRead(caller, m); };
   RETURN_IF_ERROR(ctx.CheckCancel("ingest"));
   ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModel(req.path, {.tokenizer = req.tokenizer}));
   IngestResponse r;
   r.path = req.path;
   ASSIGN_OR_RETURN(r.result, ctx.st().Ingest(src, opts));
-  r.hide_sharing = ctx.caller.role != AccessRole::kAdmin;
-  if (new_model || (ctx.caller.authenticated && r.result.number == 1)) {
-    // The caller owns what it created, private until it says otherwise. (Not in
-    // the ingest's transaction: a crash between leaves it the local user's and
-    // private, which hides it rather than exposing it.)
-    store::ModelAccess a{ctx.caller.owner, ctx.caller.tenant, "private"};
-    RETURN_IF_ERROR(ctx.st().SetModelAccess(r.result.model, a, ctx.actor));
-  }
   return r;
 }
 

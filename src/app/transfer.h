@@ -45,10 +45,9 @@ struct IngestRequest {
 struct IngestResponse {
   std::string path;
   store::IngestResult result;
-  // For callers that are not Admins: new_bytes, new_chunks and the suggested
-  // parent would tell which chunks other owners' models hold, so they are
-  // null in the JSON (issue 14: dedup across owners stays invisible).
-  bool hide_sharing = false;
+  // For a caller that is not an Admin, new_bytes, new_chunks and the
+  // suggested parent count only what models it may read hold (issue 14:
+  // dedup across owners stays invisible; see store::IngestOptions).
   // One element of `hart ingest --json`'s array: the result plus "path".
   nlohmann::json ToJson() const;
 };

@@ -158,7 +158,7 @@ absl::StatusOr<app::Caller> Authenticator::Authenticate(std::string_view authori
     if (token.size() != kApiKeyPrefix.size() + 43) return Bad("malformed API key");
     return api_keys_(ApiKeyHash(token));
   }
-  if (!keys_) return Bad("tokens are not accepted by this server");
+  if (!keys_) return Bad("this server accepts API keys only (hart serve --auth keys), not tokens");
   auto jwt = ParseJwt(token);
   if (!jwt.ok()) return jwt.status();
   auto key = keys_->Get(jwt->kid);

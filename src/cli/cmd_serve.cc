@@ -111,7 +111,12 @@ int RunServe(Cli& cli, const ServeArgs& a) {
   std::shared_ptr<store::Store> shared(std::move(*store));
   o.http.upload_dir = shared->dir();
   std::shared_ptr<auth::Authenticator> authn;
-  if (!a.auth_file.empty()) {
+  if (a.auth_file == "keys") {
+    // API keys without an identity provider (scripts, CI): bearer JWTs are
+    // refused, every request needs a live `hart keys` key.
+    o.auth.api_keys_only = true;
+    authn = std::make_shared<auth::Authenticator>(auth::AuthConfig{}, nullptr, serve::ApiKeyLookupFor(shared));
+  } else if (!a.auth_file.empty()) {
     auto cfg = auth::LoadAuthConfig(a.auth_file);
     if (!cfg.ok()) return Fail(cfg.status());
     o.auth = {cfg->issuer, cfg->client_id, cfg->scopes, cfg->discovery};
@@ -185,7 +190,8 @@ void RegisterServe(Cli& cli) {
               "Offer the MCP write tools (ingest, delete_version) at /mcp to callers whose role allows");
   c->add_option("--auth", args->auth_file,
                 "Sign-in settings (JSON: issuer, audience, ...; docs/AUTH.md): every request then needs a bearer "
-                "token or API key, and --addr may be any address");
+                "token or API key, and --addr may be any address. The word `keys` instead of a file: API keys "
+                "(`hart keys`) only, no identity provider (a settings file named keys: ./keys)");
   c->add_option("--public-url", args->public_url, "The base URL clients reach this server at (for sign-in metadata)");
 }
 

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "query/engine.h"
+#include "query/graph.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -26,6 +27,9 @@ absl::Status RegisterAccessFunction(sqlite3* db, ReadScope scope);
 absl::StatusOr<bool> ComponentReadable(sqlite3* db, int64_t id);
 absl::StatusOr<bool> VersionReadable(sqlite3* db, int64_t id);
 absl::StatusOr<bool> RefReadable(sqlite3* db, const std::string& ref);
+// For graph walks: ComponentReadable as a NodeFilter; null (every component)
+// when the connection's scope is unrestricted.
+absl::StatusOr<NodeFilter> ReadableComponentFilter(sqlite3* db);
 
 // The stable user views (views.cc); `restricted` picks the chunks view that
 // counts only chunks of readable tensors.

@@ -76,7 +76,7 @@ absl::StatusOr<Direction> ParseDirection(std::string_view s) {
 }
 
 absl::StatusOr<std::vector<Step>> Walk(sqlite3* db, int64_t start, Direction dir, int max_depth,
-                                       const std::vector<std::string>& kinds) {
+                                       const std::vector<std::string>& kinds, const NodeFilter& may_enter) {
   RETURN_IF_ERROR(CheckExists(db, start));
   ASSIGN_OR_RETURN(Adjacency adj, Adjacency::Make(db, kinds));
   std::vector<Step> out = {{start, 0, -1, "", true}};
@@ -87,14 +87,20 @@ absl::StatusOr<std::vector<Step>> Walk(sqlite3* db, int64_t start, Direction dir
     RETURN_IF_ERROR(adj.Neighbors(out[i].id, dir, &nb));
     int64_t from = out[i].id;
     int depth = out[i].depth + 1;
-    for (auto& n : nb)
-      if (seen.insert(n.id).second) out.push_back({n.id, depth, from, n.kind, n.forward});
+    for (auto& n : nb) {
+      if (!seen.insert(n.id).second) continue;
+      if (may_enter) {
+        ASSIGN_OR_RETURN(bool ok, may_enter(n.id));
+        if (!ok) continue;
+      }
+      out.push_back({n.id, depth, from, n.kind, n.forward});
+    }
   }
   return out;
 }
 
 absl::StatusOr<std::vector<Step>> ShortestPath(sqlite3* db, int64_t a, int64_t b,
-                                               const std::vector<std::string>& kinds) {
+                                               const std::vector<std::string>& kinds, const NodeFilter& may_enter) {
   RETURN_IF_ERROR(CheckExists(db, a));
   RETURN_IF_ERROR(CheckExists(db, b));
   ASSIGN_OR_RETURN(Adjacency adj, Adjacency::Make(db, kinds));
@@ -108,6 +114,10 @@ absl::StatusOr<std::vector<Step>> ShortestPath(sqlite3* db, int64_t a, int64_t b
       RETURN_IF_ERROR(adj.Neighbors(cur, dir, &nb));
       for (auto& n : nb) {
         if (prev.count(n.id)) continue;
+        if (may_enter) {
+          ASSIGN_OR_RETURN(bool ok, may_enter(n.id));
+          if (!ok) continue;
+        }
         prev[n.id] = {n.id, prev[cur].depth + 1, cur, n.kind, n.forward};
         queue.push_back(n.id);
       }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,14 +26,19 @@ struct Step {
   bool forward = true; // taken along its direction (src -> dst)
 };
 
+// Whether a walk may enter a component (issue 14: a scoped caller's walk
+// never lists, nor passes through, a component it may not read). Null: all.
+using NodeFilter = std::function<absl::StatusOr<bool>(int64_t id)>;
+
 // Every component within max_depth of start (start itself at depth 0).
 // kinds empty = every edge kind.
 absl::StatusOr<std::vector<Step>> Walk(sqlite3* db, int64_t start, Direction dir, int max_depth,
-                                       const std::vector<std::string>& kinds);
+                                       const std::vector<std::string>& kinds, const NodeFilter& may_enter = nullptr);
 // Fewest edges from a to b: along edge direction if possible, else ignoring
-// it. Empty when b is unreachable.
+// it. Empty when b is unreachable (through components `may_enter` accepts).
 absl::StatusOr<std::vector<Step>> ShortestPath(sqlite3* db, int64_t a, int64_t b,
-                                               const std::vector<std::string>& kinds);
+                                               const std::vector<std::string>& kinds,
+                                               const NodeFilter& may_enter = nullptr);
 
 struct NodeInfo {
   std::string name, kind, role;

@@ -28,8 +28,10 @@ namespace hart::query {
 namespace {
 
 // A component of a model the caller may not read is answered as absent, in
-// the same words (scope.cc). Edges join components of one version, so a
-// walk from a readable start stays inside readable components.
+// the same words (scope.cc). Edges join components of one version today, so
+// a walk from a readable start stays inside readable components; the walks
+// still check every component they enter (ReadableComponentFilter), so an
+// edge across models never leads a scoped caller through one it may not read.
 absl::StatusOr<int64_t> ArgComponent(sqlite3* db, sqlite3_value* v, const char* what) {
   if (sqlite3_value_type(v) == SQLITE_INTEGER) {
     int64_t id = sqlite3_value_int64(v);
@@ -80,16 +82,18 @@ absl::StatusOr<std::vector<TableRow>> WalkRows(sqlite3* db, int argc, sqlite3_va
   ASSIGN_OR_RETURN(int64_t start, ArgComponent(db, argv[0], "graph_walk start"));
   const char* dir = reinterpret_cast<const char*>(sqlite3_value_text(argv[1]));
   ASSIGN_OR_RETURN(Direction d, ParseDirection(dir ? dir : ""));
-  ASSIGN_OR_RETURN(std::vector<Step> steps,
-                   Walk(db, start, d, sqlite3_value_int(argv[2]), ArgKinds(argc > 3 ? argv[3] : nullptr)));
+  ASSIGN_OR_RETURN(NodeFilter readable, ReadableComponentFilter(db));
+  ASSIGN_OR_RETURN(std::vector<Step> steps, Walk(db, start, d, sqlite3_value_int(argv[2]),
+                                                 ArgKinds(argc > 3 ? argv[3] : nullptr), readable));
   return StepRows(db, steps);
 }
 
 absl::StatusOr<std::vector<TableRow>> PathRows(sqlite3* db, int argc, sqlite3_value** argv) {
   ASSIGN_OR_RETURN(int64_t a, ArgComponent(db, argv[0], "shortest_path a"));
   ASSIGN_OR_RETURN(int64_t b, ArgComponent(db, argv[1], "shortest_path b"));
+  ASSIGN_OR_RETURN(NodeFilter readable, ReadableComponentFilter(db));
   ASSIGN_OR_RETURN(std::vector<Step> steps,
-                   ShortestPath(db, a, b, ArgKinds(argc > 2 ? argv[2] : nullptr)));
+                   ShortestPath(db, a, b, ArgKinds(argc > 2 ? argv[2] : nullptr), readable));
   return StepRows(db, steps);
 }
 

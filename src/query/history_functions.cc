@@ -1,6 +1,9 @@
 // History functions: versions are immutable snapshots with a parent, so
 // "as of" questions are answered by choosing the version.
-//   lineage(ref)                 table: ref's parent chain, depth 0 = ref itself
+//   lineage(ref)                 table: ref's parent chain, depth 0 = ref itself;
+//     for a scoped caller the chain ends before the first parent it may not
+//     read (as the versions view's parent is NULL there): no name of an
+//     unreadable model, and no gap in depth
 //   components_as_of(model, at)  table: the components of `model` as they were
 //     at version `at` (an integer below 10^9 is a version number), or at a
 //     time: unix seconds, or text such as '2026-11-25 12:00:00' (UTC): the
@@ -27,7 +30,8 @@ absl::Status RegisterHistoryFunctions(sqlite3* db) {
       SELECT id, 0 FROM start
       UNION ALL
       SELECT v.parent_id, chain.depth + 1 FROM main.version v JOIN chain ON v.id = chain.id
-      WHERE v.parent_id IS NOT NULL AND chain.depth < 10000)
+      JOIN main.version pv ON pv.id = v.parent_id JOIN main.model pm ON pm.id = pv.model_id
+      WHERE chain.depth < 10000 AND hart_can_read(pm.owner, pm.tenant, pm.visibility))
     SELECT chain.depth, v.id, m.name || '@' || v.number, m.name, v.number, v.created_at, v.license, v.format
     FROM chain JOIN main.version v ON v.id = chain.id JOIN main.model m ON m.id = v.model_id
     WHERE hart_can_read(m.owner, m.tenant, m.visibility)

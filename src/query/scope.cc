@@ -4,6 +4,10 @@
 // read what.
 #include <sqlite3.h>
 
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
 #include "core/status.h"
 #include "fmt/format.h"
 #include "query/functions.h"
@@ -39,7 +43,34 @@ absl::Status RegisterAccessFunction(sqlite3* db, ReadScope scope) {
   int rc = sqlite3_create_function_v2(db, "hart_can_read", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                       owned, CanRead, nullptr, nullptr, owned ? DestroyScope : nullptr);
   if (rc != SQLITE_OK) return store::SqlError(db, rc, "register hart_can_read");
+  rc = sqlite3_create_function_v2(db, "hart_scope_restricted", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                  reinterpret_cast<void*>(static_cast<intptr_t>(owned ? 1 : 0)),
+                                  [](sqlite3_context* ctx, int, sqlite3_value**) {
+                                    sqlite3_result_int(ctx, static_cast<int>(reinterpret_cast<intptr_t>(
+                                                                sqlite3_user_data(ctx))));
+                                  },
+                                  nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return store::SqlError(db, rc, "register hart_scope_restricted");
   return absl::OkStatus();
+}
+
+absl::StatusOr<NodeFilter> ReadableComponentFilter(sqlite3* db) {
+  ASSIGN_OR_RETURN(bool restricted, One(db, "SELECT hart_scope_restricted()", [](store::Stmt&) {}));
+  if (!restricted) return NodeFilter();
+  // One catalog read per component, one rule check per version.
+  auto cache = std::make_shared<std::unordered_map<int64_t, bool>>();
+  return NodeFilter([db, cache](int64_t id) -> absl::StatusOr<bool> {
+    ASSIGN_OR_RETURN(store::Stmt q, store::Stmt::Prepare(db, "SELECT version_id FROM main.component WHERE id = ?"));
+    q.Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return false;
+    int64_t version = q.Int(0);
+    auto it = cache->find(version);
+    if (it != cache->end()) return it->second;
+    ASSIGN_OR_RETURN(bool ok, VersionReadable(db, version));
+    cache->emplace(version, ok);
+    return ok;
+  });
 }
 
 absl::StatusOr<bool> ComponentReadable(sqlite3* db, int64_t id) {

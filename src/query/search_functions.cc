@@ -58,19 +58,27 @@ absl::StatusOr<std::vector<Row>> RunText(SearchState*, sqlite3* db, int argc, sq
     ASSIGN_OR_RETURN(store::Stmt st, store::Stmt::Prepare(db,
         "SELECT kind, ref, component_id, name, snippet(fts_doc, -1, '[', ']', '...', 12) "
         "FROM main.fts_doc WHERE fts_doc MATCH ? ORDER BY rank LIMIT ?"));
-    st.Bind(1, match).Bind(2, k);
-    std::vector<Row> rows;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) break;
-      // Hits in models the caller may not read are left out (scope.cc).
-      ASSIGN_OR_RETURN(bool readable, RefReadable(db, st.Text(1)));
-      if (!readable) continue;
-      Row r{int64_t(rows.size() + 1), st.Text(0), st.Text(1),
-            st.IsNull(2) ? Cell{} : Cell{st.Int(2)}, st.Text(3), st.Text(4)};
-      rows.push_back(std::move(r));
+    // Hits in models the caller may not read are left out (scope.cc); when
+    // that leaves fewer than k, the top 4x as many are read again, until k
+    // are kept or the matches run out (issue 14: never fewer than k visible).
+    for (int64_t limit = k;; limit *= 4) {
+      st.Reset();
+      st.Bind(1, match).Bind(2, limit);
+      std::vector<Row> rows;
+      int64_t seen = 0;
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        ++seen;
+        if (static_cast<int64_t>(rows.size()) == k) continue;
+        ASSIGN_OR_RETURN(bool readable, RefReadable(db, st.Text(1)));
+        if (!readable) continue;
+        Row r{int64_t(rows.size() + 1), st.Text(0), st.Text(1),
+              st.IsNull(2) ? Cell{} : Cell{st.Int(2)}, st.Text(3), st.Text(4)};
+        rows.push_back(std::move(r));
+      }
+      if (static_cast<int64_t>(rows.size()) == k || seen < limit || limit >= (int64_t{1} << 30)) return rows;
     }
-    return rows;
   };
   auto rows = run(q);
   if (rows.ok()) return rows;
@@ -92,14 +100,19 @@ absl::StatusOr<std::vector<Row>> RunSimilar(SearchState* st, sqlite3* db, int ar
   if (k <= 0) return std::vector<Row>{};
   if (k > 10000) return absl::InvalidArgumentError("similar_tensors: k is at most 10000");
   if (!st->similarity) st->similarity = std::make_unique<Similarity>(*st->store);
-  ASSIGN_OR_RETURN(auto hits, st->similarity->NearestTensors(sqlite3_value_int64(argv[0]),
-                                                             static_cast<int>(k)));
-  std::vector<Row> rows;
-  for (const TensorMatch& m : hits) {
-    ASSIGN_OR_RETURN(bool readable, ComponentReadable(db, m.id));
-    if (readable) rows.push_back(Row{m.id, m.ref, m.name, m.distance});
+  // As search_text: read further down the ranking until k readable ones.
+  for (int64_t n = k;; n *= 4) {
+    ASSIGN_OR_RETURN(auto hits, st->similarity->NearestTensors(sqlite3_value_int64(argv[0]),
+                                                               static_cast<int>(n)));
+    std::vector<Row> rows;
+    for (const TensorMatch& m : hits) {
+      if (static_cast<int64_t>(rows.size()) == k) break;
+      ASSIGN_OR_RETURN(bool readable, ComponentReadable(db, m.id));
+      if (readable) rows.push_back(Row{m.id, m.ref, m.name, m.distance});
+    }
+    if (static_cast<int64_t>(rows.size()) == k || static_cast<int64_t>(hits.size()) < n || n >= (int64_t{1} << 26))
+      return rows;
   }
-  return rows;
 }
 
 }  // namespace

@@ -356,6 +356,10 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     ServerHooks::BodyPlan plan = srv_->hooks.body_plan ? srv_->hooks.body_plan(req_) : ServerHooks::BodyPlan{};
+    if (plan.reject) {
+      ReplyAndClose(std::move(*plan.reject));
+      return;
+    }
     auto len = header_parser_->content_length();
     if (len && *len > plan.limit) {
       ReplyAndClose(413, absl::StrFormat("request body of %d bytes is larger than the limit of %d bytes for %s %s",
@@ -512,11 +516,16 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void ReplyAndClose(int status, const std::string& message) {
+  void ReplyAndClose(int status, const std::string& message) { ReplyAndClose(ErrorResponse(status, message)); }
+  void ReplyAndClose(Response r) {
     keep_alive_ = false;
-    Response r = ErrorResponse(status, message);
+    const int status = r.status;
     auto bytes = std::make_shared<std::string>(StatusLine(status));
-    *bytes += "content-type: application/json\r\nconnection: close\r\n";
+    for (const auto& [k, v] : r.headers)
+      if (k != "content-length" && k != "connection" && k != "content-type") *bytes += k + ": " + v + "\r\n";
+    auto ct = r.headers.find("content-type");
+    *bytes += "content-type: " + (ct == r.headers.end() ? std::string("application/json") : ct->second) +
+              "\r\nconnection: close\r\n";
     *bytes += "content-length: " + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
     stream_.expires_after(srv_->opts.write_timeout);
     if (srv_->hooks.done) srv_->hooks.done(req_, status, bytes->size(), 0, false);

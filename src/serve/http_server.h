@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,9 @@ struct ServerHooks {
   struct BodyPlan {
     uint64_t limit = 0;
     bool to_file = false;
+    // Set: answer this at once, read no body, close (an upload the caller
+    // may not make is refused before its bytes arrive).
+    std::optional<Response> reject;
   };
   // On the I/O thread, after the header: match the route (may set the
   // request's route fields) and say how to read the body.

@@ -4,10 +4,12 @@
 // MCP transport register its endpoint the same way.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "app/caller.h"
 #include "nlohmann/json.hpp"
 #include "serve/http.h"
@@ -42,6 +44,9 @@ struct Route {
   // Answered without sign-in (health, the sign-in metadata): the handler
   // gets an unauthenticated Reader that owns nothing.
   bool anonymous = false;
+  // Upload routes (issue 14): run on the I/O thread once the header is in,
+  // after sign-in; an error is the answer and no byte of the body is read.
+  std::function<absl::Status(const Request&, const Caller&)> before_body;
 };
 
 struct RouteMatch {

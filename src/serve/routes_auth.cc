@@ -45,6 +45,11 @@ void AddAuthRoutes(Service& svc) {
          .handler =
              [&svc](Exchange& ex, const Caller&) {
                const auto& a = svc.options().auth;
+               if (a.api_keys_only) {
+                 // Sign-in is on, with API keys only: there is no provider to run PKCE against.
+                 RespondJson(ex, {{"enabled", true}, {"api_keys_only", true}, {"issuer", nullptr}});
+                 return;
+               }
                if (a.issuer.empty()) {
                  RespondJson(ex, {{"enabled", false}});
                  return;

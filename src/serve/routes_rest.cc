@@ -20,6 +20,7 @@
 #include "app/transfer.h"
 #include "serve/errors.h"
 #include "app/access.h"
+#include "core/status.h"
 #include "serve/service.h"
 #include "serve/service_state.h"
 
@@ -123,6 +124,34 @@ absl::StatusOr<std::string> UploadSuffix(const std::string& filename) {
   return absl::InvalidArgumentError("query parameter 'filename': \"" + filename +
                                     "\" must end in .safetensors, .gguf, .onnx, .pt, .pth, .bin or .ckpt "
                                     "(the format is told by it)");
+}
+
+// The model an upload goes into: its `model` parameter, else the file's name
+// without suffix.
+absl::StatusOr<std::string> UploadModel(const Request& r) {
+  auto fn = r.query.find("filename");
+  auto m = r.query.find("model");
+  if (m != r.query.end() && !m->second.empty()) return m->second;
+  if (fn == r.query.end()) return std::string();
+  ASSIGN_OR_RETURN(std::string suffix, UploadSuffix(fn->second));
+  std::string stem = std::filesystem::path(fn->second).filename().string();
+  return stem.substr(0, stem.size() - suffix.size());
+}
+
+// Before the upload's body is read (Route::before_body): may the caller
+// ingest into that model at all? Bad parameters are left to the handler.
+absl::Status IngestBeforeBody(Service& svc, const Request& r, const Caller& caller) {
+  auto model = UploadModel(r);
+  if (!model.ok() || model->empty()) return absl::OkStatus();
+  app::Context ctx;
+  ctx.store = svc.store();
+  ctx.actor = caller.actor;
+  ctx.caller = caller;
+  RETURN_IF_ERROR(app::CheckIngest(ctx, *model));
+  auto parent = r.query.find("parent");
+  if (parent != r.query.end() && !parent->second.empty())
+    return app::CheckRead(ctx, app::ModelOfRef(parent->second));
+  return absl::OkStatus();
 }
 
 void HandleIngest(Service& svc, Exchange& ex, const Caller& caller) {
@@ -480,7 +509,8 @@ void AddRestRoutes(Service& svc) {
                           Q("file_sha256", "boolean", "Also record the file's SHA-256")},
          .request_schema = {{"type", "string"}, {"format", "binary"}},
          .request_type = "application/octet-stream",
-         .upload = true});
+         .upload = true,
+         .before_body = [&svc](const Request& r, const Caller& c) { return IngestBeforeBody(svc, r, c); }});
   r.Add({.method = "GET",
          .path = "/api/events",
          .operation_id = "events",

@@ -120,6 +120,20 @@ ServerHooks Service::Hooks() {
         r.params[k] = std::move(d);
       }
       if (m.route->upload) plan = {opts_.max_upload, true};
+      // An upload is judged before its body is read: sign-in, then the
+      // route's own check (may the caller write there?), so a refused
+      // caller's bytes are never taken in (issue 14).
+      if (m.route->upload && r.route_status == 0 && !m.route->anonymous) {
+        absl::StatusOr<Caller> caller = auth_(r);
+        if (!caller.ok()) {
+          Response resp = ErrorResponse(caller.status());
+          if (resp.status == 401) resp.headers["www-authenticate"] = BearerChallenge(r, caller.status());
+          plan.reject = std::move(resp);
+        } else if (m.route->before_body) {
+          absl::Status s = m.route->before_body(r, *caller);
+          if (!s.ok()) plan.reject = ErrorResponse(s);
+        }
+      }
     } else {
       r.route = "unmatched";
       r.route_status = m.path_known ? 405 : 404;

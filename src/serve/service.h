@@ -48,6 +48,9 @@ struct ServiceOptions {
     std::string client_id;  // the web UI's OIDC client (PKCE), may be ""
     std::vector<std::string> scopes;
     std::string discovery;
+    // `hart serve --auth keys`: sign-in on with `hart keys` API keys only,
+    // no identity provider (issuer "").
+    bool api_keys_only = false;
   };
   AuthInfo auth;
   // The server's own base URL as clients reach it ("https://hart.example");

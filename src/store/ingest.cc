@@ -58,6 +58,7 @@ struct UniqueChunk {
   int64_t id = 0;        // chunk row id when the catalog has it already
   int64_t pack = 0;      // where this ingest wrote it, when new
   uint64_t offset = 0;
+  bool written = false;  // reported as new: appended to a pack by this ingest
 };
 
 std::string Actor(std::string_view given) {
@@ -116,6 +117,27 @@ absl::Status InsertEvent(sqlite3* db, std::string_view kind, const nlohmann::jso
   ASSIGN_OR_RETURN(Stmt a, Stmt::Prepare(db, "INSERT INTO audit(ts, actor, action, detail) "
                                              "VALUES(?, ?, ?, ?)"));
   return a.Bind(1, now_ms).Bind(2, Actor(actor)).Bind(3, action).Bind(4, text).Run();
+}
+
+// A chunk row and whether a version of a model in ?2 (a JSON array of
+// model ids) references it.
+constexpr const char* kScopedChunkLookup =
+    "SELECT c.id, EXISTS(SELECT 1 FROM tensor_chunk tc JOIN component co ON co.id = tc.component_id "
+    "                    JOIN version v ON v.id = co.version_id "
+    "                    WHERE tc.chunk_id = c.id AND v.model_id IN (SELECT value FROM json_each(?2))) "
+    "          OR EXISTS(SELECT 1 FROM segment_chunk sc JOIN version v ON v.id = sc.version_id "
+    "                    WHERE sc.chunk_id = c.id AND v.model_id IN (SELECT value FROM json_each(?2))) "
+    "FROM chunk c WHERE c.sha256 = ?1";
+
+absl::StatusOr<std::string> VisibleModelIds(sqlite3* db, const std::function<bool(const ModelAccess&)>& ok) {
+  ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(db, "SELECT id, owner, tenant, visibility FROM model"));
+  nlohmann::json ids = nlohmann::json::array();
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    if (ok(ModelAccess{q.Text(1), q.Text(2), q.Text(3)})) ids.push_back(q.Int(0));
+  }
+  return ids.dump();
 }
 
 }  // namespace
@@ -236,6 +258,7 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   std::unordered_map<Digest, uint32_t, DigestHash> seen;
   seen.reserve(chunks.size());
   nlohmann::json existing_ids = nlohmann::json::array();
+  std::string visible_models;  // JSON array of model ids, when scoped
   IngestResult res;
   res.model = model;
   res.license = *license;
@@ -246,7 +269,13 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
     PackWriter writer(impl_->packs_dir, impl_->env);
     writer.UseDirectIo();
     std::lock_guard<std::recursive_mutex> l(impl_->db_mu);
-    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, "SELECT id FROM chunk WHERE sha256 = ?"));
+    // Issue 14: for a scoped caller, the models it may read; a chunk only
+    // others' versions reference goes the new chunk's way (see IngestOptions).
+    if (opts.dedup_visible) {
+      ASSIGN_OR_RETURN(visible_models, VisibleModelIds(impl_->db, opts.dedup_visible));
+    }
+    ASSIGN_OR_RETURN(Stmt q, Stmt::Prepare(impl_->db, opts.dedup_visible ? kScopedChunkLookup
+                                                                          : "SELECT id, 1 FROM chunk WHERE sha256 = ?1"));
     // A run of new chunks waiting to go out in one write; their buffers are
     // released after it.
     size_t run_first = 0;
@@ -279,12 +308,16 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
         if (fresh) {
           UniqueChunk u{d, chunks[c].size, c};
           q.BindBlob(1, u.digest);
+          if (opts.dedup_visible) q.Bind(2, visible_models);
           ASSIGN_OR_RETURN(bool row, q.Step());
-          if (row) {
-            u.id = q.Int(0);
+          if (row) u.id = q.Int(0);
+          if (row && q.Int(1) != 0) {
             existing_ids.push_back(u.id);
           } else {
+            // New, or held only by versions the caller may not read: written
+            // all the same (a dead copy when the row exists).
             is_new = true;
+            u.written = true;
           }
           q.Reset();
           uniq.push_back(u);
@@ -335,8 +368,11 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
         " UNION SELECT sc.version_id, sc.chunk_id FROM segment_chunk sc WHERE sc.chunk_id IN ids) "
         "SELECT m.name, v.number, SUM(ch.size) AS b FROM shared s JOIN chunk ch ON ch.id = s.cid "
         "JOIN version v ON v.id = s.v JOIN model m ON m.id = v.model_id "
+        "WHERE ?2 IS NULL OR v.model_id IN (SELECT value FROM json_each(?2)) "
         "GROUP BY s.v ORDER BY b DESC, s.v DESC LIMIT 1"));
     q.Bind(1, existing_ids.dump());
+    if (opts.dedup_visible) q.Bind(2, visible_models);
+    else q.BindNull(2);
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (row && mine > 0) {
       res.suggested_parent = fmt::format("{}@{}", q.Text(0), q.Int(1));
@@ -347,9 +383,30 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
   // 4. One transaction.
   ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(db));
   int64_t now = static_cast<int64_t>(std::time(nullptr));
+  // Issue 14: the caller's right to this model, checked against the catalog
+  // as this transaction sees it, and a new model's owner written with it.
+  if (opts.authorize) {
+    ASSIGN_OR_RETURN(Stmt qa, Stmt::Prepare(db, "SELECT owner, tenant, visibility FROM model WHERE name = ?"));
+    qa.Bind(1, model);
+    ASSIGN_OR_RETURN(bool arow, qa.Step());
+    std::optional<ModelAccess> current;
+    if (arow) current = ModelAccess{qa.Text(0), qa.Text(1), qa.Text(2)};
+    RETURN_IF_ERROR(opts.authorize(current));
+  }
   ASSIGN_OR_RETURN(Stmt im, Stmt::Prepare(db, "INSERT INTO model(name, created_at) VALUES(?, ?) "
                                               "ON CONFLICT(name) DO NOTHING"));
   RETURN_IF_ERROR(im.Bind(1, model).Bind(2, now).Run());
+  if (sqlite3_changes(db) == 1 && opts.new_model_access) {
+    const ModelAccess& a = *opts.new_model_access;
+    if (a.owner.empty() || (a.visibility != "private" && a.visibility != "tenant" && a.visibility != "public"))
+      return absl::InvalidArgumentError("ingest: a new model's owner or visibility is not valid");
+    ASSIGN_OR_RETURN(Stmt ua, Stmt::Prepare(db, "UPDATE model SET owner = ?, tenant = ?, visibility = ? WHERE name = ?"));
+    RETURN_IF_ERROR(ua.Bind(1, a.owner).Bind(2, a.tenant).Bind(3, a.visibility).Bind(4, model).Run());
+    ASSIGN_OR_RETURN(Stmt au, Stmt::Prepare(db, "INSERT INTO audit(ts, actor, action, detail) VALUES(?, ?, ?, ?)"));
+    nlohmann::json detail = {{"model", model}, {"owner", a.owner}, {"tenant", a.tenant}, {"visibility", a.visibility}};
+    RETURN_IF_ERROR(au.Bind(1, now * 1000).Bind(2, Actor(opts.actor)).Bind(3, "model.access")
+                        .Bind(4, detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).Run());
+  }
   ASSIGN_OR_RETURN(Stmt qm, Stmt::Prepare(db, "SELECT id, MAX((SELECT COALESCE(MAX(number), 0) FROM version "
                                               "WHERE model_id = model.id), (SELECT COALESCE(MAX(number), 0) "
                                               "FROM version_tombstone WHERE model_id = model.id)) + 1 "
@@ -380,12 +437,12 @@ absl::StatusOr<IngestResult> Store::Ingest(const formats::ModelSource& src, cons
                                               "VALUES(?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING"));
   ASSIGN_OR_RETURN(Stmt qc, Stmt::Prepare(db, "SELECT id FROM chunk WHERE sha256 = ?"));
   for (UniqueChunk& u : uniq) {
+    if (u.written) ++res.new_chunks;
     if (u.id != 0) continue;
     ic.BindBlob(1, u.digest).Bind(2, u.pack).Bind(3, static_cast<int64_t>(u.offset));
     RETURN_IF_ERROR(ic.Bind(4, static_cast<int64_t>(u.size)).Run());
     if (sqlite3_changes(db) == 1) {
       u.id = sqlite3_last_insert_rowid(db);
-      ++res.new_chunks;
     } else {
       qc.BindBlob(1, u.digest);
       ASSIGN_OR_RETURN(bool row, qc.Step());

@@ -45,6 +45,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -95,6 +96,13 @@ struct DerivationRecord {
   int64_t created_at = 0;  // unix seconds; set by the store
 };
 
+// Who owns a model and who else may read it (issue 14; app/access.h has the rule).
+struct ModelAccess {
+  std::string owner = "local";
+  std::string tenant;
+  std::string visibility = "private";  // "private", "tenant", "public"
+};
+
 struct IngestOptions {
   std::string model;                   // default: the source's name_hint
   std::optional<std::string> license;  // used when the file names none; wins over none
@@ -114,6 +122,22 @@ struct IngestOptions {
   const CancelToken* cancel = nullptr;
   // Set for a derived version: recorded with it (see DerivationRecord).
   std::optional<DerivationRecord> derivation;
+  // Issue 14: dedup across owners stays invisible. When set (a caller that
+  // is not an Admin), a chunk already in the store counts as deduplicated
+  // only if a version of a model this accepts references it; any other is
+  // reported as new and written to a pack again, exactly like a new one (same
+  // bytes, same fsync), and the catalog keeps pointing at the first copy: the
+  // second is dead bytes that gc reclaims. The parent suggestion considers
+  // only accepted models too. Null: every model (the local user, an Admin).
+  std::function<bool(const ModelAccess&)> dedup_visible;
+  // Called inside the commit transaction with the model's access as it is
+  // then (nullopt: this ingest creates the model); an error aborts the
+  // ingest, so the access check and the commit are atomic. Null: no check.
+  std::function<absl::Status(const std::optional<ModelAccess>&)> authorize;
+  // The owner and visibility of a model this ingest creates, written in the
+  // commit transaction (a version is never without them). Unset: the
+  // catalog's default (local, private).
+  std::optional<ModelAccess> new_model_access;
 };
 
 struct IngestResult {
@@ -269,13 +293,6 @@ struct ApiKeyRow {
   int64_t created_at = 0;
   std::string created_by;
   std::optional<int64_t> revoked_at;
-};
-
-// Who owns a model and who else may read it (issue 14; app/access.h has the rule).
-struct ModelAccess {
-  std::string owner = "local";
-  std::string tenant;
-  std::string visibility = "private";  // "private", "tenant", "public"
 };
 
 class Store {

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "app/access.h"
 #include "app/transfer.h"
 #include "auth/authenticator.h"
@@ -184,6 +186,12 @@ TEST_F(AuthServe, ApiKeysActAsTheirOwnerUntilRevoked) {
 }
 
 TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
+  // The one original file of each version (all ingested from the same fixture).
+  auto v1 = store_->Resolve({"alice-public", 1});
+  ASSERT_TRUE(v1.ok());
+  auto files = store_->ListFiles(v1->id);
+  ASSERT_TRUE(files.ok() && files->size() == 1u);
+  const std::string file_name = (*files)[0].name;
   auto models_in = [](const json& list, const char* field) {
     std::set<std::string> out;
     for (const auto& e : list) out.insert(e[field].get<std::string>());
@@ -198,6 +206,9 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
     HttpResponse l = Call(w, "GET", "/api/models");
     ASSERT_EQ(l.status, 200) << l.body;
     EXPECT_EQ(models_in(l.Json(), "name"), want);
+    HttpResponse sizes = Call(w, "GET", "/api/ui/model-sizes");
+    ASSERT_EQ(sizes.status, 200) << sizes.body;
+    EXPECT_EQ(models_in(sizes.Json(), "model"), want);
     HttpResponse v1 = Call(w, "GET", "/v1/models");
     ASSERT_EQ(v1.status, 200);
     std::set<std::string> ids = models_in(v1.Json()["data"], "id"), want_ids;
@@ -210,7 +221,10 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
       for (const std::string& path :
            {"/api/models/" + m, "/api/versions/" + ref, "/api/versions/" + ref + "/tensors",
             "/api/versions/" + ref + "/components", "/api/versions/" + ref + "/download",
-            "/api/diff?a=" + ref + "&b=alice-public@1", "/api/diff?a=alice-public@1&b=" + ref, "/v1/models/" + m}) {
+            "/api/diff?a=" + ref + "&b=alice-public@1", "/api/diff?a=alice-public@1&b=" + ref, "/v1/models/" + m,
+            "/api/versions/" + ref + "/files/" + file_name,
+            "/api/versions/" + ref + "/histogram?tensor=model.embed_tokens.weight",
+            "/api/versions/" + ref + "/heatmap?tensor=model.embed_tokens.weight&rows=4&cols=4"}) {
         HttpResponse r = Call(w, "GET", path);
         EXPECT_EQ(r.status, read ? 200 : 404) << path << ": " << r.body.substr(0, 200);
         if (!read) {
@@ -227,6 +241,8 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
       for (const auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
                {"GET", "/api/similar?target=" + ref, ""},
                {"POST", "/api/plan", json{{"version", ref}}.dump()},
+               {"POST", "/api/diff/norms", json{{"a", ref}, {"b", "alice-public@1"}}.dump()},
+               {"POST", "/api/diff/norms", json{{"a", "alice-public@1"}, {"b", ref}}.dump()},
                {"POST", "/api/load", json{{"version", ref}, {"names", {"model.embed_tokens.weight"}}}.dump()},
                {"POST", "/v1/embeddings", json{{"model", m}, {"input", "hi"}}.dump()},
                {"POST", "/v1/completions", json{{"model", ref}, {"prompt", "hi"}, {"max_tokens", 1}}.dump()},
@@ -261,6 +277,7 @@ TEST_F(AuthServe, AccessMatrixAllowsExactlyTheRule) {
     EXPECT_EQ(Call(w, "GET", "/api/stats").status, admin);
     EXPECT_EQ(Call(w, "POST", "/api/sql", json{{"sql", "SELECT actor FROM audit"}}.dump()).status, admin);
     EXPECT_EQ(Call(w, "POST", "/api/verify", "{}").status, admin);
+    EXPECT_EQ(Call(w, "GET", "/api/runtime/models").status, admin);
   }
 }
 
@@ -368,10 +385,10 @@ TEST_F(AuthServe, OwnersWriteTheirOwnAndTheAuditNamesThem) {
   EXPECT_EQ(Call(reader, "POST", "/api/ingest?filename=x.safetensors&model=dave-new", ss.str()).status, 403);
   HttpResponse c = Call(carol, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=carol-new", ss.str());
   ASSERT_EQ(c.status, 201) << c.body;
-  // The same bytes as alice's private models: nothing says they were shared.
-  EXPECT_TRUE(c.Json()["new_bytes"].is_null()) << c.body;
-  EXPECT_TRUE(c.Json()["new_chunks"].is_null()) << c.body;
-  EXPECT_TRUE(c.Json()["suggested_parent"].is_null()) << c.body;
+  // The same bytes as alice's models; carol may read alice-public, so they
+  // dedup against it, and only it is suggested (see DedupAcrossOwnersIsReportedAsNew).
+  EXPECT_EQ(c.Json()["new_bytes"], 0) << c.body;
+  EXPECT_EQ(c.Json()["suggested_parent"], "alice-public@1") << c.body;
   auto a = store_->GetModelAccess("carol-new");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->owner, Owner("carol"));
@@ -467,6 +484,214 @@ TEST_F(AuthServe, McpFollowsSignInAndShowsOnlyWhatTheRuleAllows) {
     const Who other = w.name == "bob" ? Who{"alice", "t1", ""} : Who{"bob", "t1", "Reader"};
     EXPECT_EQ(rpc(other, session, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}).status, 404);
   }
+}
+
+// Issue 14, dedup across owners stays invisible: an upload whose bytes only
+// others' private models hold is reported (and stored) exactly as in an
+// empty store; the same bytes under a model the caller may read dedup.
+TEST_F(AuthServe, DedupAcrossOwnersIsReportedAsNew) {
+  // Every copy of the fixture private: alice's and bob's.
+  for (const auto& [m, owner, vis] : kModels) ASSERT_TRUE(store_->SetModelAccess(m, {Owner(owner), "t1", "private"}, "setup").ok());
+  std::ifstream f(app::testing::Fixture("base.safetensors"), std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  // What a store that has never seen these bytes reports.
+  uint64_t fresh_bytes = 0, fresh_chunks = 0, chunks = 0;
+  {
+    std::string dir = root_ + "/fresh";
+    ASSERT_TRUE(store::Store::Init(dir).ok());
+    auto s = store::Store::Open(dir);
+    ASSERT_TRUE(s.ok());
+    app::Context local;
+    local.store = std::shared_ptr<store::Store>(std::move(*s));
+    app::IngestRequest req;
+    req.path = app::testing::Fixture("base.safetensors");
+    req.model = "x";
+    req.license = "mit";
+    auto r = app::Ingest(local, req);
+    ASSERT_TRUE(r.ok()) << r.status();
+    fresh_bytes = r->result.new_bytes;
+    fresh_chunks = r->result.new_chunks;
+    chunks = r->result.chunks;
+    ASSERT_GT(fresh_bytes, 0u);
+  }
+  Who carol{"carol", "t2", "Contributor"}, alice{"alice", "t1", "Contributor"};
+  HttpResponse c = Call(carol, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=carol-new", ss.str());
+  ASSERT_EQ(c.status, 201) << c.body;
+  EXPECT_EQ(c.Json()["new_bytes"], fresh_bytes) << c.body;
+  EXPECT_EQ(c.Json()["new_chunks"], fresh_chunks) << c.body;
+  EXPECT_EQ(c.Json()["chunks"], chunks) << c.body;
+  EXPECT_TRUE(c.Json()["suggested_parent"].is_null()) << c.body;
+  // Nor does the version say which others hold the same tensors.
+  HttpResponse shown = Call(carol, "GET", "/api/versions/carol-new@1");
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  for (const auto& [m, owner, vis] : kModels) EXPECT_EQ(shown.body.find(m), std::string::npos) << m;
+  // The event carol may read says the same.
+  HttpResponse e = Call(carol, "GET", "/api/events");
+  ASSERT_EQ(e.status, 200);
+  bool found = false;
+  for (const auto& ev : e.Json())
+    if (ev["payload"].value("model", "") == "carol-new") {
+      found = true;
+      EXPECT_EQ(ev["payload"]["new_bytes"], fresh_bytes) << ev.dump();
+    }
+  EXPECT_TRUE(found) << e.body;
+  // Its own bytes dedup, and it is told so.
+  HttpResponse again = Call(carol, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=carol-new", ss.str());
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(again.Json()["new_bytes"], 0) << again.body;
+  EXPECT_EQ(again.Json()["new_chunks"], 0) << again.body;
+  EXPECT_EQ(again.Json()["suggested_parent"], "carol-new@1") << again.body;
+  // alice reads alice-private: the same bytes dedup for her, and the
+  // suggestion names only a model she may read.
+  HttpResponse a = Call(alice, "POST", "/api/ingest?filename=x.safetensors&license=mit&model=alice-new", ss.str());
+  ASSERT_EQ(a.status, 201) << a.body;
+  EXPECT_EQ(a.Json()["new_bytes"], 0) << a.body;
+  ASSERT_TRUE(a.Json()["suggested_parent"].is_string()) << a.body;
+  EXPECT_EQ(a.Json()["suggested_parent"].get<std::string>().rfind("alice-", 0), 0u) << a.body;
+  // The second copy carol's first upload wrote is dead bytes: the store
+  // verifies, gc reclaims them, every version still reads back whole.
+  EXPECT_TRUE(store_->Verify(false).ok());
+  auto g = store_->Gc("setup");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_TRUE(store_->Verify(false).ok());
+  for (const std::string m : {"alice-private", "bob-private", "carol-new", "alice-new"}) {
+    HttpResponse dl = Call({"root", "", "Admin"}, "GET", "/api/versions/" + m + "@1/download");
+    EXPECT_EQ(dl.status, 200) << m;
+    EXPECT_EQ(dl.body, ss.str()) << m;
+  }
+}
+
+// An upload the caller may not make is answered from its header alone:
+// the server reads no byte of the body (a large one is never sent here).
+TEST_F(AuthServe, RefusedUploadIsAnsweredBeforeItsBody) {
+  const std::string big = std::to_string(uint64_t{8} << 30);
+  auto head_only = [&](const std::string& target, const std::string& auth) {
+    serve_test::Conn c(svc_->port());
+    EXPECT_TRUE(c.ok());
+    std::string req = "POST " + target + " HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/octet-stream\r\n"
+                      "content-length: " + big + "\r\n";
+    if (!auth.empty()) req += "authorization: Bearer " + auth + "\r\n";
+    req += "\r\n";
+    EXPECT_TRUE(c.Send(req));
+    // The answer comes at once, with the body still unsent (without the
+    // check the server would wait for it).
+    pollfd pf{c.fd(), POLLIN, 0};
+    if (::poll(&pf, 1, 5000) <= 0) {
+      ADD_FAILURE() << target << ": no answer before the body";
+      return HttpResponse{};
+    }
+    return c.ReadResponse();
+  };
+  Who reader{"bob", "t1", "Reader"}, carol{"carol", "t2", "Contributor"};
+  HttpResponse none = head_only("/api/ingest?filename=x.safetensors&model=m", "");
+  EXPECT_EQ(none.status, 401) << none.body;
+  EXPECT_NE(none.Header("www-authenticate").find("Bearer"), std::string::npos);
+  EXPECT_EQ(head_only("/api/ingest?filename=x.safetensors&model=m", "garbage").status, 401);
+  // A Reader creates nothing; a model one may read but not change is 403,
+  // one it may not read 404 (as for any other route).
+  EXPECT_EQ(head_only("/api/ingest?filename=x.safetensors&model=new-one", Token(reader)).status, 403);
+  EXPECT_EQ(head_only("/api/ingest?filename=alice-public.safetensors", Token(carol)).status, 403);
+  HttpResponse hidden = head_only("/api/ingest?filename=x.safetensors&model=bob-private", Token(carol));
+  EXPECT_EQ(hidden.status, 404) << hidden.body;
+  EXPECT_EQ(head_only("/api/ingest?filename=x.safetensors&model=carol-x&parent=bob-private@1", Token(carol)).status, 404);
+  // Nothing was written anywhere.
+  EXPECT_FALSE(store_->Resolve({"new-one", 1}).ok());
+  EXPECT_FALSE(store_->Resolve({"alice-public", 2}).ok());
+}
+
+// search, similar and search_text give a scoped caller its top k readable
+// hits, not the top k of everyone's filtered afterwards.
+TEST_F(AuthServe, SearchAndSimilarFillKWithReadableHits) {
+  const Who dave{"dave", "", ""};  // reads alice-public only
+  for (int k : {1, 2, 3}) {
+    HttpResponse s = Call(dave, "GET", "/api/search?q=weight&k=" + std::to_string(k));
+    ASSERT_EQ(s.status, 200) << s.body;
+    ASSERT_EQ(s.Json().size(), static_cast<size_t>(k)) << s.body;
+    for (const auto& h : s.Json()) EXPECT_EQ(app::ModelOfRef(h["ref"].get<std::string>()), "alice-public") << h.dump();
+    HttpResponse q = Call(dave, "POST", "/api/sql",
+                          json{{"sql", "SELECT ref FROM search_text('weight', " + std::to_string(k) + ")"}}.dump());
+    ASSERT_EQ(q.status, 200) << q.body;
+    EXPECT_EQ(q.Json()["rows"].size(), static_cast<size_t>(k)) << q.body;
+    HttpResponse t = Call(dave, "GET", "/api/similar?target=alice-public@1:model.embed_tokens.weight&k=" + std::to_string(k));
+    ASSERT_EQ(t.status, 200) << t.body;
+    ASSERT_EQ(t.Json().size(), static_cast<size_t>(k)) << t.body;
+    for (const auto& h : t.Json()) EXPECT_EQ(app::ModelOfRef(h["ref"].get<std::string>()), "alice-public") << h.dump();
+  }
+}
+
+// Lineage and graph walks never name, list or pass through what the caller
+// may not read: a lineage ends before the first hidden parent (no gap in
+// depth), a version's parent in a hidden model is null, and a walk does not
+// enter a hidden component even where an edge leads to one.
+TEST_F(AuthServe, LineageAndGraphWalksStopAtWhatIsHidden) {
+  app::Context local;
+  local.store = store_;
+  local.actor = "setup";
+  // lin-top (public) -> lin-mid (bob's, private) -> lin-root (public)
+  for (const auto& [m, parent] : std::vector<std::pair<std::string, std::string>>{
+           {"lin-root", ""}, {"lin-mid", "lin-root@1"}, {"lin-top", "lin-mid@1"}}) {
+    app::IngestRequest req;
+    req.path = app::testing::Fixture("ft1.safetensors");
+    req.model = m;
+    req.license = "mit";
+    req.parent = parent;
+    auto r = app::Ingest(local, req);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(store_->SetModelAccess(m, {Owner("bob"), "t1", m == "lin-mid" ? "private" : "public"}, "setup").ok());
+  }
+  const Who dave{"dave", "", ""}, root{"root", "t9", "Admin"};
+  auto lineage = [&](const Who& w) {
+    HttpResponse r = Call(w, "POST", "/api/sql", json{{"sql", "SELECT depth, ref FROM lineage('lin-top@1')"}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r;
+  };
+  HttpResponse all = lineage(root);
+  EXPECT_EQ(all.Json()["rows"].size(), 3u) << all.body;
+  HttpResponse mine = lineage(dave);
+  ASSERT_EQ(mine.Json()["rows"].size(), 1u) << mine.body;
+  EXPECT_EQ(mine.Json()["rows"][0]["depth"], 0);
+  EXPECT_EQ(mine.body.find("lin-mid"), std::string::npos) << mine.body;
+  for (const std::string path : {"/api/versions/lin-top@1", "/api/models/lin-top", "/api/events"}) {
+    HttpResponse v = Call(dave, "GET", path);
+    ASSERT_EQ(v.status, 200) << v.body;
+    EXPECT_EQ(v.body.find("lin-mid"), std::string::npos) << path << ": " << v.body;
+    HttpResponse a = Call(root, "GET", path);
+    EXPECT_NE(a.body.find("lin-mid@1"), std::string::npos) << path << ": " << a.body;
+  }
+  // An edge from a readable component into a hidden one and on to another
+  // readable one (the catalog has none across models today; a walk must not
+  // rely on that).
+  auto id_of = [&](const std::string& ref) {
+    HttpResponse r = Call(root, "POST", "/api/sql",
+                          json{{"sql", "SELECT id FROM tensors WHERE ref = '" + ref + "' AND name = 'model.embed_tokens.weight'"}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.Json()["rows"][0]["id"].get<int64_t>();
+  };
+  const int64_t top = id_of("lin-top@1"), mid = id_of("lin-mid@1"), base = id_of("lin-root@1");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((root_ + "/store/catalog.sqlite").c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    std::string sql = "INSERT INTO edge(src, dst, kind) VALUES(" + std::to_string(top) + ", " + std::to_string(mid) +
+                      ", 'test'), (" + std::to_string(mid) + ", " + std::to_string(base) + ", 'test')";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto walk = [&](const Who& w, const std::string& q) {
+    HttpResponse r = Call(w, "POST", "/api/sql", json{{"sql", q}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::set<int64_t> ids;
+    const json body = r.Json();
+    for (const auto& row : body["rows"]) ids.insert(row["id"].get<int64_t>());
+    return ids;
+  };
+  const std::string w = "SELECT id FROM graph_walk(" + std::to_string(top) + ", 'down', 5, 'test')";
+  EXPECT_EQ(walk(root, w), (std::set<int64_t>{top, mid, base}));
+  EXPECT_EQ(walk(dave, w), (std::set<int64_t>{top}));
+  const std::string p = "SELECT id FROM shortest_path(" + std::to_string(top) + ", " + std::to_string(base) + ", 'test')";
+  EXPECT_EQ(walk(root, p), (std::set<int64_t>{top, mid, base}));
+  EXPECT_TRUE(walk(dave, p).empty());
 }
 
 }  // namespace
