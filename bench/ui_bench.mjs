@@ -6,21 +6,19 @@
 // REPS times (default 5) from navigation until what a person looks for is
 // drawn; the median and the spread are printed. Usage:
 //   flock -x /tmp/bench.lock node bench/ui_bench.mjs BUILD_DIR [REPS]
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempStore, hartCli, startServe, stopServe } from '../tests/node/hart_server.mjs';
 
 const build = resolve(process.argv[2] ?? 'build');
 const reps = Number(process.argv[3] ?? 5);
 const src = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { chromium } = createRequire(join(src, 'web', 'package.json'))('playwright-core');
 const HART = join(build, 'hart');
-const dir = mkdtempSync(join(tmpdir(), 'hart_ui_bench_'));
-const store = join(dir, 'store');
-const hart = (...a) => execFileSync(HART, ['--store', store, '--no-progress', ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+const { dir, store } = tempStore('hart_ui_bench_');
+const hart = hartCli(HART, store, ['ignore', 'ignore', 'inherit']);
 
 function safetensors(path, tensors, salt = 0) {
   const header = {}, parts = [];
@@ -67,14 +65,7 @@ hart('ingest', join(dir, 'many.safetensors'), '--model', 'many', '--license', 'm
 hart('ingest', join(dir, 'few.safetensors'), '--model', 'few', '--license', 'mit');
 const setup = (Date.now() - t0) / 1000;
 
-const server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-  '--no-access-log', '--ui-dir', join(build, 'web', 'ui')], { stdio: 'ignore' });
-let port = 0;
-for (let i = 0; i < 600 && !port; i++) {
-  if (existsSync(join(dir, 'port'))) port = Number(readFileSync(join(dir, 'port'), 'utf8').trim());
-  if (!port) await new Promise((r) => setTimeout(r, 50));
-}
-const base = `http://127.0.0.1:${port}`;
+const { server, base } = await startServe(HART, store, dir, ['--ui-dir', join(build, 'web', 'ui')], 'ignore');
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
 const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
 page.setDefaultTimeout(60000);
@@ -118,6 +109,5 @@ await page.click('button:has-text("Expand all")');
 await page.waitForFunction(() => document.querySelectorAll('.gnode-tensor').length >= 1003);
 console.log(`| Graph, expand all 1,003 tensors (click to drawn) | ${(performance.now() - s).toFixed(0)} | | |`);
 await browser.close();
-server.kill('SIGTERM');
-await new Promise((r) => server.on('exit', r));
+await stopServe(server);
 rmSync(dir, { recursive: true, force: true });

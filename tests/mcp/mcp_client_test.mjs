@@ -6,54 +6,34 @@
 // CMake.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema, ResourceListChangedNotificationSchema,
   LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { tempStore, hartCli, makeTinyLlama, startServe, shutdown } from '../node/hart_server.mjs';
 
 const HART = process.env.HART_BIN;
-const dir = mkdtempSync(join(tmpdir(), 'hart_mcp_'));
-const store = join(dir, 'store');
+const { dir, store } = tempStore('hart_mcp_');
+const hart = hartCli(HART, store);
 let server;
 let port;
 
-async function waitForPort(file) {
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim();
-      if (p) return Number(p);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('hart serve did not start');
-}
-
 before(async () => {
-  execFileSync('/usr/bin/python3', [join(process.env.HART_SOURCE_DIR, 'tests/fixtures/make_tiny_llama.py'), dir,
-    '--type', 'q8_0', '--layers', '2'], { stdio: 'ignore' });
-  execFileSync(HART, ['--store', store, 'init'], { stdio: 'ignore' });
+  makeTinyLlama(process.env.HART_SOURCE_DIR, dir, '--type', 'q8_0', '--layers', '2');
+  hart('init');
   for (const [model, parent] of [['tiny', null], ['tiny', 'tiny@1']]) {
-    const args = ['--store', store, '--no-progress', 'ingest', join(dir, 'model.gguf'), '--model', model, '--license', 'mit'];
+    const args = ['ingest', join(dir, 'model.gguf'), '--model', model, '--license', 'mit'];
     if (parent) args.push('--parent', parent);
-    execFileSync(HART, args, { stdio: 'ignore' });
+    hart(...args);
   }
-  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-    '--no-access-log', '--mcp-enable-writes'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  port = await waitForPort(join(dir, 'port'));
+  ({ server, port } = await startServe(HART, store, dir, ['--mcp-enable-writes']));
 });
 
 after(async () => {
-  if (server) {
-    const exited = new Promise((r) => server.on('exit', r));
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await shutdown(server, dir);
 });
 
 async function connect(kind) {

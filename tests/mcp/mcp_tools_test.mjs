@@ -7,44 +7,33 @@
 // Run by ctest through `node --test`; HART_BIN and HART_SOURCE_DIR from CMake.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { tempStore, hartCli, makeTinyLlama, startServe, shutdown } from '../node/hart_server.mjs';
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const INSPECTOR = join(HERE, 'node_modules/@modelcontextprotocol/inspector/cli/build/index.js');
 const CONFORMANCE = join(HERE, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 const HART = process.env.HART_BIN;
-const dir = mkdtempSync(join(tmpdir(), 'hart_mcp_tools_'));
-const store = join(dir, 'store');
+const { dir, store } = tempStore('hart_mcp_tools_');
+const hart = hartCli(HART, store);
 let server;
 let url;
 
 before(async () => {
-  execFileSync('/usr/bin/python3', [join(process.env.HART_SOURCE_DIR, 'tests/fixtures/make_tiny_llama.py'), dir,
-    '--type', 'q8_0', '--layers', '2'], { stdio: 'ignore' });
-  execFileSync(HART, ['--store', store, 'init'], { stdio: 'ignore' });
-  execFileSync(HART, ['--store', store, '--no-progress', 'ingest', join(dir, 'model.gguf'), '--model', 'tiny',
-    '--license', 'mit'], { stdio: 'ignore' });
-  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-    '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 600 && !(existsSync(join(dir, 'port')) && readFileSync(join(dir, 'port'), 'utf8').trim()); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  url = `http://127.0.0.1:${readFileSync(join(dir, 'port'), 'utf8').trim()}/mcp`;
+  makeTinyLlama(process.env.HART_SOURCE_DIR, dir, '--type', 'q8_0', '--layers', '2');
+  hart('init');
+  hart('ingest', join(dir, 'model.gguf'), '--model', 'tiny', '--license', 'mit');
+  let base;
+  ({ server, base } = await startServe(HART, store, dir));
+  url = `${base}/mcp`;
 });
 
 after(async () => {
-  if (server) {
-    const exited = new Promise((r) => server.on('exit', r));
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await shutdown(server, dir);
 });
 
 for (const kind of ['stdio', 'http']) {

@@ -4,52 +4,30 @@
 // `node --test`; HART_BIN, HART_SOURCE_DIR and HART_WEB_DIR come from CMake.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempStore, hartCli, makeTinyLlama, startServe, shutdown } from '../node/hart_server.mjs';
 
 const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
 const OpenAI = require('openai');
 
 const HART = process.env.HART_BIN;
-const dir = mkdtempSync(join(tmpdir(), 'hart_openai_'));
-const store = join(dir, 'store');
+const { dir, store } = tempStore('hart_openai_');
+const hart = hartCli(HART, store);
 let server;
 let client;
 
-async function waitForPort(file) {
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim();
-      if (p) return Number(p);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('hart serve did not start');
-}
-
 before(async () => {
-  execFileSync('/usr/bin/python3', [join(process.env.HART_SOURCE_DIR, 'tests/fixtures/make_tiny_llama.py'), dir,
-    '--type', 'q8_0', '--layers', '2'], { stdio: 'ignore' });
-  execFileSync(HART, ['--store', store, 'init'], { stdio: 'ignore' });
-  execFileSync(HART, ['--store', store, '--no-progress', 'ingest', join(dir, 'model.gguf'), '--model', 'tiny',
-    '--license', 'mit'], { stdio: 'ignore' });
-  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-    '--no-access-log'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const port = await waitForPort(join(dir, 'port'));
+  makeTinyLlama(process.env.HART_SOURCE_DIR, dir, '--type', 'q8_0', '--layers', '2');
+  hart('init');
+  hart('ingest', join(dir, 'model.gguf'), '--model', 'tiny', '--license', 'mit');
+  let port;
+  ({ server, port } = await startServe(HART, store, dir));
   client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
-  if (server) {
-    const exited = new Promise((r) => server.on('exit', r));
-    server.kill('SIGTERM');
-    const code = await exited;
-    assert.equal(code, 0);
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await shutdown(server, dir);
 });
 
 test('models.list and models.retrieve', async () => {

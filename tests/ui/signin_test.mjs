@@ -10,27 +10,26 @@
 // Run by ctest (tests/ui/ui_tests.cmake); screenshots go to $HART_UI_OUT.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempStore, hartCli, startServe, shutdown } from '../node/hart_server.mjs';
 
 const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
 
 const HART = process.env.HART_BIN;
 const OUT = process.env.HART_UI_OUT ?? join(tmpdir(), 'hart_ui_out');
-const dir = mkdtempSync(join(tmpdir(), 'hart_signin_'));
-const store = join(dir, 'store');
+const { dir, store } = tempStore('hart_signin_');
 const AUDIENCE = 'api://hart';
 const CLIENT = 'hart-web';
 const USER = 'alice';
 let server, browser, page, base, issuer, idp;
 
-const hart = (...args) => execFileSync(HART, ['--store', store, '--no-progress', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const hart = hartCli(HART, store);
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
 // ---- the provider ----
@@ -126,17 +125,6 @@ function safetensors(path, name, n) {
   writeFileSync(path, Buffer.concat([len, h, buf]));
 }
 
-async function waitForPort(file) {
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim();
-      if (p) return Number(p);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('hart serve did not start');
-}
-
 const shot = (name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 const modelNames = () => page.$$eval('.model-link', (els) => els.map((e) => e.textContent).sort());
 
@@ -151,9 +139,8 @@ before(async () => {
   hart('ingest', join(dir, 'secret.safetensors'), '--model', 'secret-ft', '--license', 'mit');
   hart('visibility', 'open-base', 'public');  // secret-ft stays private to the local owner
   writeFileSync(join(dir, 'auth.json'), JSON.stringify({ issuer, audience: AUDIENCE, client_id: CLIENT, scopes: ['openid', 'profile'], clock_skew_seconds: 0 }));
-  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-    '--no-access-log', '--ui-dir', process.env.HART_UI_DIR, '--auth', join(dir, 'auth.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  base = `http://127.0.0.1:${await waitForPort(join(dir, 'port'))}`;
+  ({ server, base } = await startServe(HART, store, dir,
+    ['--ui-dir', process.env.HART_UI_DIR, '--auth', join(dir, 'auth.json')]));
   // alice's own private model, uploaded with her token (the owner is the token's issuer|oid).
   const up = await fetch(`${base}/api/ingest?filename=mine.safetensors&model=alice-ft&license=apache-2.0`, {
     method: 'POST', headers: { authorization: `Bearer ${userToken()}`, 'content-type': 'application/octet-stream' },
@@ -167,11 +154,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) {
-    const exited = new Promise((r) => server.on('exit', r));
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
-  }
+  await shutdown(server);  // the folder goes last, below
   if (idp) await new Promise((r) => idp.close(r));
   rmSync(dir, { recursive: true, force: true });
 });

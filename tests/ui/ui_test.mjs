@@ -8,12 +8,13 @@
 // $HART_UI_OUT. Run by ctest (tests/ui/ui_tests.cmake).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempStore, hartCli, startServe, shutdown } from '../node/hart_server.mjs';
 
 const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
@@ -22,13 +23,12 @@ const HART = process.env.HART_BIN;
 const SRC = process.env.HART_SOURCE_DIR;
 const OUT = process.env.HART_UI_OUT ?? join(tmpdir(), 'hart_ui_out');
 const PY = '/usr/bin/python3';
-const dir = mkdtempSync(join(tmpdir(), 'hart_ui_'));
-const store = join(dir, 'store');
+const { dir, store } = tempStore('hart_ui_');
 const HTML_NAME = '<img src=x onerror="window.__xss=1">';
 let server, browser, page, base, changed;
 const consoleErrors = [];
 
-const hart = (...args) => execFileSync(HART, ['--store', store, '--no-progress', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const hart = hartCli(HART, store);
 
 // A safetensors file: {name: [shape]} of f32 values i/100.
 function safetensors(path, tensors) {
@@ -48,17 +48,6 @@ function safetensors(path, tensors) {
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(h.length));
   writeFileSync(path, Buffer.concat([len, h, ...parts]));
-}
-
-async function waitForPort(file) {
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim();
-      if (p) return Number(p);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('hart serve did not start');
 }
 
 async function shot(name) {
@@ -88,9 +77,7 @@ before(async () => {
   hart('ingest', join(dir, 'flat.safetensors'), '--model', 'flat', '--license', 'mit');
   hart('ingest', join(dir, 'many.safetensors'), '--model', 'many', '--license', 'mit');
   hart('ingest', join(dir, 'chat', 'model.gguf'), '--model', HTML_NAME, '--license', '<b>bold</b>');
-  server = spawn(HART, ['--store', store, 'serve', '--addr', '127.0.0.1:0', '--port-file', join(dir, 'port'),
-    '--no-access-log', '--ui-dir', process.env.HART_UI_DIR], { stdio: ['ignore', 'ignore', 'inherit'] });
-  base = `http://127.0.0.1:${await waitForPort(join(dir, 'port'))}`;
+  ({ server, base } = await startServe(HART, store, dir, ['--ui-dir', process.env.HART_UI_DIR]));
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await ctx.newPage();
@@ -101,12 +88,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) {
-    const exited = new Promise((r) => server.on('exit', r));
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await shutdown(server, dir);
 });
 
 test('/ and /assets: strict CSP, index.html revalidated, hashed assets immutable', async () => {
