@@ -5,6 +5,7 @@
 #include <set>
 
 #include "query/graph.h"
+#include "tests/query/engine_test_util.h"
 #include "tests/store/store_test_util.h"
 
 namespace hart::query {
@@ -14,10 +15,10 @@ using store::testing::MakeSource;
 using store::testing::RandomBytes;
 using store::testing::TestFile;
 
-class EngineTest : public store::testing::StoreTest {
+class EngineTest : public testing::EngineFixture {
  protected:
   void SetUp() override {
-    StoreTest::SetUp();
+    EngineFixture::SetUp();
     // A two-layer llama-named model.
     TestFile f{"model.safetensors", RandomBytes(64, 1), {}, {}};
     int seed = 10;
@@ -29,15 +30,7 @@ class EngineTest : public store::testing::StoreTest {
     f.tensors.push_back({"output_norm.weight", RandomBytes(256, seed++)});
     f.tensors.push_back({"output.weight", RandomBytes(4096, seed++)});
     auto src = MakeSource(root_ + "/m", {f});
-    auto r = store_->Ingest(src, Opts("tiny"));
-    ASSERT_TRUE(r.ok()) << r.status();
-    auto e = Engine::Attach(*store_);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(*e);
-  }
-  void TearDown() override {
-    engine_.reset();
-    StoreTest::TearDown();
+    IngestAndAttach(src, "tiny");
   }
   ResultSet Q(const std::string& sql) {
     auto r = engine_->Query(sql);
@@ -47,7 +40,6 @@ class EngineTest : public store::testing::StoreTest {
   int64_t Int(const ResultSet& r, size_t row = 0, size_t col = 0) {
     return std::get<int64_t>(r.rows.at(row).at(col));
   }
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(EngineTest, ViewsExposeModelsVersionsTensorsEdges) {

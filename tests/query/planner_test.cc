@@ -6,6 +6,7 @@
 
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "tests/query/engine_test_util.h"
 #include "tests/store/store_test_util.h"
 
 namespace hart::query {
@@ -26,23 +27,15 @@ std::vector<std::string> LlamaNames(int layers) {
   return v;
 }
 
-class PlannerTest : public store::testing::StoreTest {
+class PlannerTest : public testing::EngineFixture {
  protected:
   void SetUp() override {
-    StoreTest::SetUp();
+    EngineFixture::SetUp();
     TestFile f{"model.safetensors", RandomBytes(40, 1), {}, {}};
     int seed = 100;
     for (const auto& n : LlamaNames(3)) f.tensors.push_back({n, RandomBytes(2048 + seed, seed)}), ++seed;
     src_ = MakeSource(root_ + "/m", {f});
-    auto r = store_->Ingest(src_, Opts("tiny"));
-    ASSERT_TRUE(r.ok()) << r.status();
-    auto e = Engine::Attach(*store_);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(*e);
-  }
-  void TearDown() override {
-    engine_.reset();
-    StoreTest::TearDown();
+    IngestAndAttach(src_, "tiny");
   }
   std::set<std::string> Names(const Plan& p) {
     std::set<std::string> s;
@@ -50,7 +43,6 @@ class PlannerTest : public store::testing::StoreTest {
     return s;
   }
   formats::ModelSource src_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(PlannerTest, NamesSelectionPullsUpstreamClosure) {

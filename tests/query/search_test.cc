@@ -7,6 +7,7 @@
 #include "fmt/format.h"
 #include "query/engine.h"
 #include "query/similarity.h"
+#include "tests/query/engine_test_util.h"
 #include "tests/store/store_test_util.h"
 
 namespace hart::query {
@@ -37,21 +38,15 @@ std::vector<std::vector<float>> FineTune(std::vector<std::vector<float>> m, uint
   return m;
 }
 
-class SearchTest : public store::testing::StoreTest {
+class SearchTest : public testing::EngineFixture {
  protected:
   void SetUp() override {
-    StoreTest::SetUp();
+    EngineFixture::SetUp();
     auto base = RandomModel(1);
     Ingest("base", base, "A zebra-striped assistant, tuned for haiku.");
     Ingest("tune", FineTune(base, 2), "");
     Ingest("other", RandomModel(3), "");
-    auto e = Engine::Attach(*store_);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(*e);
-  }
-  void TearDown() override {
-    engine_.reset();
-    StoreTest::TearDown();
+    AttachEngine();
   }
   void Ingest(const std::string& model, const std::vector<std::vector<float>>& tensors,
               const std::string& readme) {
@@ -76,7 +71,6 @@ class SearchTest : public store::testing::StoreTest {
     auto r = Q(fmt::format("SELECT id FROM tensors WHERE ref = '{}' AND name = '{}'", ref, name));
     return r.rows.empty() ? -1 : std::get<int64_t>(r.rows[0][0]);
   }
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(SearchTest, FullTextFindsTensorsByRoleAndModelsByMetadata) {

@@ -8,6 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "fmt/format.h"
 #include "query/engine.h"
+#include "tests/query/engine_test_util.h"
 #include "tests/store/store_test_util.h"
 
 namespace hart::query {
@@ -39,7 +40,7 @@ std::vector<uint8_t> AsBytes(const std::vector<T>& v) {
   return b;
 }
 
-class TensorFunctionsTest : public store::testing::StoreTest {
+class TensorFunctionsTest : public testing::EngineFixture {
  protected:
   struct Spec {
     std::string name;
@@ -51,7 +52,7 @@ class TensorFunctionsTest : public store::testing::StoreTest {
   };
 
   void SetUp() override {
-    StoreTest::SetUp();
+    EngineFixture::SetUp();
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0.0f, 0.5f);
     auto add = [&](std::string name, DType dt, Shape shape, std::vector<uint8_t> bytes,
@@ -133,15 +134,7 @@ class TensorFunctionsTest : public store::testing::StoreTest {
       src.tensors[i].dtype = specs_[i].dtype;
       src.tensors[i].shape = specs_[i].shape;
     }
-    auto r = store_->Ingest(src, Opts("typed"));
-    ASSERT_TRUE(r.ok()) << r.status();
-    auto e = Engine::Attach(*store_);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(*e);
-  }
-  void TearDown() override {
-    engine_.reset();
-    StoreTest::TearDown();
+    IngestAndAttach(src, "typed");
   }
   int64_t Id(const std::string& name) {
     auto r = engine_->Query(fmt::format("SELECT id FROM tensors WHERE name = '{}'", name));
@@ -155,7 +148,6 @@ class TensorFunctionsTest : public store::testing::StoreTest {
     return ValueToString(r->rows[0][0]);
   }
   std::vector<Spec> specs_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(TensorFunctionsTest, StatsMatchValuesComputedHere) {
