@@ -7,21 +7,8 @@
 namespace hart::cli_test {
 namespace {
 
-class CliExitTest : public ::testing::Test {
+class CliExitTest : public ModelsFixtureTest {
  protected:
-  static void SetUpTestSuite() {
-    fixtures_ = new std::string(MakeTempDir("hart_fx_"));
-    ASSERT_TRUE(MakeModels(*fixtures_));
-  }
-  static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*fixtures_, ec);
-    delete fixtures_;
-  }
-  static std::string Fixture(const std::string& name) { return *fixtures_ + "/" + name; }
-
-  void SetUp() override { ASSERT_TRUE(store_.Init()); }
-
   // A copy of fixture `name` cut to `keep` bytes.
   std::string Truncated(const std::string& name, uint64_t keep) {
     std::string path = store_.root() + "/trunc_" + name;
@@ -35,11 +22,7 @@ class CliExitTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_EQ(r.Json(), nlohmann::json::array());
   }
-
-  static std::string* fixtures_;
-  TempStore store_;
 };
-std::string* CliExitTest::fixtures_ = nullptr;
 
 TEST_F(CliExitTest, MissingStoreIsAUserErrorWithAHint) {
   std::string dir = store_.root() + "/nowhere";

@@ -7,19 +7,8 @@
 namespace hart::cli_test {
 namespace {
 
-class CliRoundTripTest : public ::testing::Test {
+class CliRoundTripTest : public ModelsFixtureTest {
  protected:
-  static void SetUpTestSuite() {
-    fixtures_ = new std::string(MakeTempDir("hart_fx_"));
-    ASSERT_TRUE(MakeModels(*fixtures_));
-  }
-  static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*fixtures_, ec);
-    delete fixtures_;
-  }
-  static std::string Fixture(const std::string& name) { return *fixtures_ + "/" + name; }
-
   // Ingests `path`, exports the version it made and compares every file.
   // Returns the ingest's JSON result.
   nlohmann::json RoundTrip(const std::string& path, const std::string& model,
@@ -56,13 +45,7 @@ class CliRoundTripTest : public ::testing::Test {
       if (e.is_regular_file()) n += e.file_size();
     return n;
   }
-
-  void SetUp() override { ASSERT_TRUE(store_.Init()); }
-
-  TempStore store_;
-  static std::string* fixtures_;
 };
-std::string* CliRoundTripTest::fixtures_ = nullptr;
 
 TEST_F(CliRoundTripTest, SafetensorsIsByteIdentical) {
   nlohmann::json j = RoundTrip(Fixture("base.safetensors"), "base", "apache-2.0");

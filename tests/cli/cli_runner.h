@@ -195,4 +195,26 @@ class TempStore {
   std::string root_, dir_;
 };
 
+// A suite with make_models.py's models made once in a temp folder
+// (Fixture(name) is a path in it) and a fresh, initialised TempStore per test.
+class ModelsFixtureTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    fixtures_ = new std::string(MakeTempDir("hart_fx_"));
+    ASSERT_TRUE(MakeModels(*fixtures_));
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*fixtures_, ec);
+    delete fixtures_;
+    fixtures_ = nullptr;
+  }
+  static std::string Fixture(const std::string& name) { return *fixtures_ + "/" + name; }
+
+  void SetUp() override { ASSERT_TRUE(store_.Init()); }
+
+  TempStore store_;
+  static inline std::string* fixtures_ = nullptr;
+};
+
 }  // namespace hart::cli_test
