@@ -16,6 +16,7 @@
 #include "tests/cli/cli_runner.h"
 #include "tests/runtime/finetune_fixture.h"
 #include "tests/serve/http_client.h"
+#include "tests/serve/serve_process.h"
 
 namespace hart::serve_test {
 namespace {
@@ -30,49 +31,11 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // `hart serve` on 127.0.0.1 (port 0) with the given budget; SIGTERM on destruction.
-class BudgetServer {
+class BudgetServer : public ServeProcess {
  public:
-  BudgetServer(const TempStore& store, const std::string& budget) {
-    base_ = MakeTempDir("hart_serve_models_");
-    proc_ = std::make_unique<HartProcess>(
-        store.Args({"serve", "--addr", "127.0.0.1:0", "--port-file", base_ + "/port", "--mem-budget", budget}),
-        base_ + "/out", base_ + "/err");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::string p = ReadAll(base_ + "/port");
-      if (!p.empty()) port_ = static_cast<uint16_t>(std::stoi(p));
-      if (port_ == 0) {
-        if (proc_->Poll()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-  }
-  ~BudgetServer() {
-    proc_->Kill(SIGTERM);
-    proc_->Wait();
-    std::error_code ec;
-    fs::remove_all(base_, ec);
-  }
-  uint16_t port() const { return port_; }
-  // Resident bytes of the server process (/proc/PID/statm).
-  uint64_t Rss() const {
-    std::ifstream f("/proc/" + std::to_string(proc_->pid()) + "/statm");
-    uint64_t size = 0, resident = 0;
-    f >> size >> resident;
-    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  }
-  std::string Log() const { return ReadAll(base_ + "/err"); }
-
- private:
-  std::string base_;
-  std::unique_ptr<HartProcess> proc_;
-  uint16_t port_ = 0;
+  BudgetServer(const TempStore& store, const std::string& budget)
+      : ServeProcess(store, {"--mem-budget", budget}, "hart_serve_models_") {}
 };
-
-double Metric(const std::string& text, const std::string& name) {
-  size_t pos = text.find("\n" + name + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(text.substr(pos + name.size() + 2));
-}
 
 uint64_t TensorBytes(const std::string& gguf) {
   auto src = formats::ReadGguf(gguf);

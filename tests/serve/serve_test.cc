@@ -11,6 +11,7 @@
 
 #include "tests/cli/cli_runner.h"
 #include "tests/serve/http_client.h"
+#include "tests/serve/serve_process.h"
 
 namespace hart::serve_test {
 namespace {
@@ -25,46 +26,7 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // A running `hart serve` on a store; stops it (SIGTERM) on destruction.
-class Server {
- public:
-  Server(const TempStore& store, std::vector<std::string> extra = {}) {
-    base_ = MakeTempDir("hart_serve_");
-    std::vector<std::string> args = store.Args({"serve", "--addr", "127.0.0.1:0", "--port-file", base_ + "/port"});
-    args.insert(args.end(), extra.begin(), extra.end());
-    proc_ = std::make_unique<HartProcess>(args, base_ + "/out", base_ + "/err");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::string p = ReadAll(base_ + "/port");
-      if (!p.empty()) port_ = static_cast<uint16_t>(std::stoi(p));
-      if (port_ == 0) {
-        if (proc_->Poll()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-  }
-  ~Server() {
-    if (proc_) {
-      proc_->Kill(SIGTERM);
-      proc_->Wait();
-    }
-    std::error_code ec;
-    fs::remove_all(base_, ec);
-  }
-  uint16_t port() const { return port_; }
-  HartProcess& proc() { return *proc_; }
-  std::string Log() const { return ReadAll(base_ + "/err"); }
-
- private:
-  std::string base_;
-  std::unique_ptr<HartProcess> proc_;
-  uint16_t port_ = 0;
-};
-
-// The value of an unlabelled metric line "name value".
-double Metric(const std::string& text, const std::string& name) {
-  size_t pos = text.find("\n" + name + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(text.substr(pos + name.size() + 2));
-}
+using Server = ServeProcess;
 
 class Serve : public ::testing::Test {
  protected:

@@ -8,6 +8,7 @@
 
 #include "tests/cli/cli_runner.h"
 #include "tests/serve/http_client.h"
+#include "tests/serve/serve_process.h"
 
 namespace hart::serve_test {
 namespace {
@@ -19,35 +20,18 @@ using cli_test::TempStore;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-class UiServer {
+// `hart serve --no-access-log --ui-dir UI_DIR EXTRA...`.
+class UiServer : public ServeProcess {
  public:
-  UiServer(const TempStore& store, const std::string& ui_dir, std::vector<std::string> extra = {}) {
-    base_ = MakeTempDir("hart_ui_serve_");
-    std::vector<std::string> args =
-        store.Args({"serve", "--addr", "127.0.0.1:0", "--port-file", base_ + "/port", "--no-access-log", "--ui-dir", ui_dir});
-    args.insert(args.end(), extra.begin(), extra.end());
-    proc_ = std::make_unique<HartProcess>(args, base_ + "/out", base_ + "/err");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::string p = ReadAll(base_ + "/port");
-      if (!p.empty()) port_ = static_cast<uint16_t>(std::stoi(p));
-      if (port_ == 0) {
-        if (proc_->Poll()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-  }
-  ~UiServer() {
-    proc_->Kill(SIGTERM);
-    proc_->Wait();
-    std::error_code ec;
-    fs::remove_all(base_, ec);
-  }
-  uint16_t port() const { return port_; }
+  UiServer(const TempStore& store, const std::string& ui_dir, std::vector<std::string> extra = {})
+      : ServeProcess(store, WithUi(ui_dir, std::move(extra)), "hart_ui_serve_") {}
 
  private:
-  std::string base_;
-  std::unique_ptr<HartProcess> proc_;
-  uint16_t port_ = 0;
+  static std::vector<std::string> WithUi(const std::string& ui_dir, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--no-access-log", "--ui-dir", ui_dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
 };
 
 void Write(const std::string& path, const std::string& text) {
