@@ -20,20 +20,10 @@ WORDS=${WORDS:-110}
 SECTIONS=${SECTIONS:-streams ttft choices}
 HART="$BUILD/hart"
 mkdir -p "$WORK"
-model="$WORK/m$LAYERS/model.gguf"
-[ -f "$model" ] || /usr/bin/python3 tests/fixtures/make_tiny_llama.py "$WORK/m$LAYERS" --shape llama-3.2-1b \
-  --type q8_0 --layers "$LAYERS" >/dev/null
-store="$WORK/store"
-rm -rf "$store"
-"$HART" --store "$store" init >/dev/null
-"$HART" --store "$store" --no-progress ingest "$model" --model bbm --license mit >/dev/null
-rm -f "$WORK/port"
-"$HART" --store "$store" serve --addr 127.0.0.1:0 --port-file "$WORK/port" --no-access-log \
-  --max-generations 8 2>"$WORK/serve.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-port=$(cat "$WORK/port")
+. bench/serve_lib.sh
+bench_model "$LAYERS"
+bench_store bbm
+bench_serve --max-generations 8
 /usr/bin/python3 bench/batch_client.py streams "$port" bbm 4 1 >/dev/null  # load the model
 if [[ " $SECTIONS " == *" streams "* ]]; then
   echo "## concurrent greedy streams, $TOKENS tokens each (layers=$LAYERS)"
@@ -48,5 +38,4 @@ if [[ " $SECTIONS " == *" choices "* ]]; then
   for n in 2 4 8; do /usr/bin/python3 bench/batch_client.py choices "$port" bbm "$TOKENS" "$n"; done
 fi
 curl -s "http://127.0.0.1:$port/metrics" | grep -E "^hart_prompt_cache" || true
-kill -TERM $pid
-wait $pid && echo "server drained and exited 0"
+bench_stop

@@ -23,31 +23,11 @@ import sys
 import threading
 import time
 
+from completion_stream import stream_completion
+
 
 def stream(port, model, prompt, tokens, out):
-    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-                       "stream": True, "stream_options": {"include_usage": True}})
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    t0 = time.perf_counter()
-    c.request("POST", "/v1/completions", body, {"content-type": "application/json"})
-    r = c.getresponse()
-    assert r.status == 200, r.read()
-    times, usage = [], None
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        data = line[6:]
-        if data == b"[DONE]":
-            break
-        chunk = json.loads(data)
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        if chunk["choices"] and chunk["choices"][0].get("text") is not None:
-            times.append(time.perf_counter())
+    t0, times, usage = stream_completion(port, model, prompt, tokens, timeout=600, empty_text_counts=True)
     out.update({"t0": t0, "times": times, "usage": usage})
 
 

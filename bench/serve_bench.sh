@@ -18,20 +18,11 @@ LAYERS=${LAYERS:-4}
 TOKENS=${TOKENS:-64}
 HART="$BUILD/hart"
 mkdir -p "$WORK"
-model="$WORK/m$LAYERS/model.gguf"
-[ -f "$model" ] || /usr/bin/python3 tests/fixtures/make_tiny_llama.py "$WORK/m$LAYERS" --shape llama-3.2-1b \
-  --type q8_0 --layers "$LAYERS" >/dev/null
-store="$WORK/store"
-rm -rf "$store"
-"$HART" --store "$store" init >/dev/null
-"$HART" --store "$store" --no-progress ingest "$model" --model sbm --license mit >/dev/null
+. bench/serve_lib.sh
+bench_model "$LAYERS"
+bench_store sbm
 ulimit -n 8192
-rm -f "$WORK/port"
-"$HART" --store "$store" serve --addr 127.0.0.1:0 --port-file "$WORK/port" --no-access-log 2>"$WORK/serve.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-port=$(cat "$WORK/port")
+bench_serve
 base="http://127.0.0.1:$port"
 
 echo "## wrk -t2 -c64 -d${DURATION}s --latency"
@@ -54,5 +45,4 @@ for i in 1 2; do
   echo "# server, 1000 idle keep-alive connections held, run $i"
   /usr/bin/python3 bench/serve_client.py stream "$port" sbm "$TOKENS" 1000
 done
-kill -TERM $pid
-wait $pid && echo "server drained and exited 0"
+bench_stop

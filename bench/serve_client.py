@@ -7,11 +7,11 @@
       IDLE > 0 it first opens IDLE keep-alive connections (one request each,
       then held idle) and keeps them open while the generation streams.
 """
-import http.client
 import json
 import socket
 import sys
-import time
+
+from completion_stream import stream_completion
 
 
 def hold_idle(port, n):
@@ -26,32 +26,7 @@ def hold_idle(port, n):
 
 
 def stream(port, model, tokens):
-    body = json.dumps({"model": model, "prompt": "Tell me a story.",
-                       "max_tokens": tokens, "temperature": 0, "stream": True,
-                       "stream_options": {"include_usage": True}})
-    c = http.client.HTTPConnection("127.0.0.1", port)
-    t0 = time.perf_counter()
-    c.request("POST", "/v1/completions", body, {"content-type": "application/json"})
-    r = c.getresponse()
-    assert r.status == 200, r.read()
-    times = []
-    usage = None
-    buf = b""
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        data = line[6:]
-        if data == b"[DONE]":
-            break
-        chunk = json.loads(data)
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        if chunk["choices"] and chunk["choices"][0].get("text"):
-            times.append(time.perf_counter())
+    t0, times, usage = stream_completion(port, model, "Tell me a story.", tokens)
     n = usage["completion_tokens"] if usage else len(times)
     ttft = times[0] - t0 if times else float("nan")
     decode = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
