@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include "workshop/lora.h"
 #include "tests/cli/cli_runner.h"
+#include "tests/workshop/store_suite.h"
 
 namespace hart::workshop {
 namespace {
@@ -24,45 +25,33 @@ using cli_test::RunResult;
 using cli_test::TempStore;
 namespace fs = std::filesystem;
 
-class Lora : public ::testing::Test {
+class Lora : public testing::StoreSuite {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(cli_test::MakeTempDir("hart_lora_"));
-    store_ = new TempStore();
-    ASSERT_TRUE(store_->Init());
+    MakeSuiteStore("hart_lora_");
     auto sh = [](const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; };
     sh(fmt::format("/usr/bin/python3 {}/tests/fixtures/make_tiny_llama.py '{}/base' --seed 1 --layers 2 > /dev/null",
-                   HART_SOURCE_DIR, *dir_));
+                   HART_SOURCE_DIR, *models_));
     sh(fmt::format("/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/base/model.gguf' '{}/ad'",
-                   HART_SOURCE_DIR, *dir_, *dir_));
+                   HART_SOURCE_DIR, *models_, *models_));
     sh(fmt::format("/usr/bin/python3 {}/tests/workshop/lora_reference.py make '{}/base/model.gguf' '{}/wrong' --wrong",
-                   HART_SOURCE_DIR, *dir_, *dir_));
+                   HART_SOURCE_DIR, *models_, *models_));
     sh(fmt::format("/usr/bin/python3 {}/tests/fixtures/make_tiny_llama.py '{}/other' --seed 2 --layers 2 "
                    "--shape tiny-ffn768 > /dev/null",
-                   HART_SOURCE_DIR, *dir_));
-    RunResult r = store_->Run({"ingest", *dir_ + "/base/model.gguf", "--model", "base", "--license", "mit"});
+                   HART_SOURCE_DIR, *models_));
+    RunResult r = store_->Run({"ingest", *models_ + "/base/model.gguf", "--model", "base", "--license", "mit"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    RunResult o = store_->Run({"ingest", *dir_ + "/other/model.gguf", "--model", "other", "--license", "mit"});
+    RunResult o = store_->Run({"ingest", *models_ + "/other/model.gguf", "--model", "other", "--license", "mit"});
     ASSERT_EQ(o.exit_code, 0) << Describe(o);
   }
-  static void TearDownTestSuite() {
-    delete store_;
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
-    delete dir_;
-  }
-  static std::string* dir_;
-  static TempStore* store_;
 };
-std::string* Lora::dir_ = nullptr;
-TempStore* Lora::store_ = nullptr;
 
 TEST_F(Lora, PeftAndGgufAdaptersMergeLikeNumpy) {
-  RunResult p = store_->Run({"--json", "lora", *dir_ + "/ad/peft", "--base", "base", "--as", "peft"});
+  RunResult p = store_->Run({"--json", "lora", *models_ + "/ad/peft", "--base", "base", "--as", "peft"});
   ASSERT_EQ(p.exit_code, 0) << Describe(p);
   EXPECT_EQ(p.Json()["rank"], 8);
   EXPECT_EQ(p.Json()["pairs"], 6);
-  RunResult g = store_->Run({"--json", "lora", *dir_ + "/ad/adapter.gguf", "--base", "base", "--as", "gg"});
+  RunResult g = store_->Run({"--json", "lora", *models_ + "/ad/adapter.gguf", "--base", "base", "--as", "gg"});
   ASSERT_EQ(g.exit_code, 0) << Describe(g);
   // The PEFT adapter converted (names mapped, q rows permuted) is the GGUF one.
   RunResult diff = store_->Run({"--json", "diff", "peft@1", "gg@1"});
@@ -72,12 +61,12 @@ TEST_F(Lora, PeftAndGgufAdaptersMergeLikeNumpy) {
 
   RunResult m = store_->Run({"--json", "merge-lora", "base", "peft@1:0.5", "--as", "merged"});
   ASSERT_EQ(m.exit_code, 0) << Describe(m);
-  const std::string out = *dir_ + "/merged.gguf";
+  const std::string out = *models_ + "/merged.gguf";
   RunResult e = store_->Run({"export", "merged@1", "-o", out});
   ASSERT_EQ(e.exit_code, 0) << Describe(e);
   const std::string cmd = fmt::format(
       "/usr/bin/python3 {}/tests/workshop/lora_reference.py check '{}/base/model.gguf' '{}' '{}/ad' 0.5",
-      HART_SOURCE_DIR, *dir_, out, *dir_);
+      HART_SOURCE_DIR, *models_, out, *models_);
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   RunResult m2 = store_->Run({"--json", "merge-lora", "base", "gg:0.5", "--as", "merged"});
   ASSERT_EQ(m2.exit_code, 0) << Describe(m2);
@@ -92,7 +81,7 @@ TEST_F(Lora, PeftAndGgufAdaptersMergeLikeNumpy) {
 
 TEST_F(Lora, AnAdapterForAnotherBaseIsRefusedBeforeAnyWrite) {
   RunResult before = store_->Run({"--json", "ls"});
-  RunResult r = store_->Run({"lora", *dir_ + "/wrong/peft", "--base", "base"});
+  RunResult r = store_->Run({"lora", *models_ + "/wrong/peft", "--base", "base"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.err.find("a LoRA for another base"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("blk.0.attn_q.weight"), std::string::npos) << r.err;
@@ -107,7 +96,7 @@ TEST_F(Lora, AnAdapterForAnotherBaseIsRefusedBeforeAnyWrite) {
 // greedy output is the materialized merge's (`merge-lora BASE A:S`), and
 // two --lora flags add up.
 TEST_F(Lora, RunWithLoraMatchesTheMergedVersion) {
-  RunResult p = store_->Run({"lora", *dir_ + "/ad/peft", "--base", "base", "--as", "rtl"});
+  RunResult p = store_->Run({"lora", *models_ + "/ad/peft", "--base", "base", "--as", "rtl"});
   ASSERT_EQ(p.exit_code, 0) << Describe(p);
   RunResult m = store_->Run({"merge-lora", "base", "rtl@1:0.75", "--as", "rtmerged"});
   ASSERT_EQ(m.exit_code, 0) << Describe(m);
@@ -131,7 +120,7 @@ TEST_F(Lora, RunWithLoraMatchesTheMergedVersion) {
 }
 
 TEST_F(Lora, RunRefusesAnAdapterForAnotherBase) {
-  RunResult p = store_->Run({"lora", *dir_ + "/ad/peft", "--base", "base", "--as", "rtl2"});
+  RunResult p = store_->Run({"lora", *models_ + "/ad/peft", "--base", "base", "--as", "rtl2"});
   ASSERT_EQ(p.exit_code, 0) << Describe(p);
   RunResult r = store_->Run({"run", "other", "Hello", "-n", "2", "--temp", "0", "--lora", "rtl2"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
@@ -163,7 +152,7 @@ TEST_F(Lora, RunRefusesAnAdapterForAnotherBase) {
 // and streamed under a budget: the same kernels, the same tokens); between
 // the quantized and the F32 run a near-tie may flip a later token.
 TEST_F(Lora, RunWithLoraOnQuantizedBasesMatchesTheDequantizedMerge) {
-  RunResult p = store_->Run({"lora", *dir_ + "/ad/peft", "--base", "base", "--as", "qad"});
+  RunResult p = store_->Run({"lora", *models_ + "/ad/peft", "--base", "base", "--as", "qad"});
   ASSERT_EQ(p.exit_code, 0) << Describe(p);
   auto greedy = [&](std::vector<std::string> args) {
     std::vector<std::string> cmd = {"run"};
@@ -176,7 +165,7 @@ TEST_F(Lora, RunWithLoraOnQuantizedBasesMatchesTheDequantizedMerge) {
   const std::vector<int32_t> tokens = {1, 75, 104, 111, 111, 114, 35, 122, 114, 117, 111, 103};
   // Logits of every position of `tokens` for an exported version.
   auto logits = [&](const std::string& ref, std::vector<runtime::LoraTensor> lora) {
-    const std::string path = fmt::format("{}/{}.gguf", *dir_, ref);
+    const std::string path = fmt::format("{}/{}.gguf", *models_, ref);
     RunResult e = store_->Run({"export", ref + "@1", "-o", path});
     EXPECT_EQ(e.exit_code, 0) << Describe(e);
     std::vector<float> out;
@@ -218,7 +207,7 @@ TEST_F(Lora, RunWithLoraOnQuantizedBasesMatchesTheDequantizedMerge) {
     for (const auto& t : shown.Json()["tensors"])
       if (t["name"] == "blk.0.attn_q.weight" || t["name"] == "blk.1.ffn_down.weight")
         EXPECT_EQ(t["dtype"], upper) << "the adapted tensors' base must be quantized";
-    const std::string recipe = fmt::format("{}/{}.yaml", *dir_, deq);
+    const std::string recipe = fmt::format("{}/{}.yaml", *models_, deq);
     {
       std::ofstream f(recipe);
       f << fmt::format("merge_method: linear\nmodels:\n  - {{model: {}@1, parameters: {{weight: 1.0}}}}\n"

@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "formats/model_source.h"
 #include "tests/cli/cli_runner.h"
+#include "tests/workshop/store_suite.h"
 #include "workshop/merge.h"
 
 namespace hart::workshop {
@@ -22,12 +23,10 @@ using cli_test::RunResult;
 using cli_test::TempStore;
 namespace fs = std::filesystem;
 
-class Merge : public ::testing::Test {
+class Merge : public testing::StoreSuite {
  protected:
   static void SetUpTestSuite() {
-    models_ = new std::string(cli_test::MakeTempDir("hart_merge_models_"));
-    store_ = new TempStore();
-    ASSERT_TRUE(store_->Init());
+    MakeSuiteStore("hart_merge_models_");
     struct M {
       const char* name;
       const char* args;
@@ -56,12 +55,6 @@ class Merge : public ::testing::Test {
     RunResult r = store_->Run({"ingest", *models_ + "/short.gguf", "--model", "short", "--license", "mit"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
   }
-  static void TearDownTestSuite() {
-    delete store_;
-    std::error_code ec;
-    fs::remove_all(*models_, ec);
-    delete models_;
-  }
 
   static std::string Write(const std::string& name, const std::string& yaml) {
     const std::string path = *models_ + "/" + name + ".yaml";
@@ -86,11 +79,7 @@ class Merge : public ::testing::Test {
     return j;
   }
 
-  static std::string* models_;
-  static TempStore* store_;
 };
-std::string* Merge::models_ = nullptr;
-TempStore* Merge::store_ = nullptr;
 
 TEST_F(Merge, LinearMatchesNumpy) {
   auto j = MergeAndCheck("lin", R"(

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "fmt/format.h"
 #include "tests/cli/cli_runner.h"
+#include "tests/workshop/store_suite.h"
 #include "workshop/lora.h"
 #include "workshop/merge.h"
 #include "workshop/quantize.h"
@@ -26,12 +27,10 @@ namespace fs = std::filesystem;
 
 constexpr uint64_t kSmallPiece = 1000;
 
-class Pieces : public ::testing::Test {
+class Pieces : public testing::StoreSuite {
  protected:
   static void SetUpTestSuite() {
-    models_ = new std::string(cli_test::MakeTempDir("hart_pieces_models_"));
-    store_ = new TempStore();
-    ASSERT_TRUE(store_->Init());
+    MakeSuiteStore("hart_pieces_models_");
     for (const char* m : {"a", "b"}) {
       const std::string dir = *models_ + "/" + m;
       const std::string cmd = fmt::format(
@@ -41,12 +40,6 @@ class Pieces : public ::testing::Test {
       RunResult r = store_->Run({"ingest", dir + "/model.gguf", "--model", m, "--license", "mit"});
       ASSERT_EQ(r.exit_code, 0) << Describe(r);
     }
-  }
-  static void TearDownTestSuite() {
-    delete store_;
-    std::error_code ec;
-    fs::remove_all(*models_, ec);
-    delete models_;
   }
   void TearDown() override {
     SetPieceBytesForTesting(0);
@@ -82,11 +75,7 @@ class Pieces : public ::testing::Test {
     EXPECT_GT(largest, 20 * kSmallPiece) << name;
   }
 
-  static std::string* models_;
-  static TempStore* store_;
 };
-std::string* Pieces::models_ = nullptr;
-TempStore* Pieces::store_ = nullptr;
 
 TEST_F(Pieces, TakenTensorsCopiedInPieces) {
   MergeBothWays("stack", R"(
