@@ -6,11 +6,12 @@
 // REPS times (default 5) from navigation until what a person looks for is
 // drawn; the median and the spread are printed. Usage:
 //   flock -x /tmp/bench.lock node bench/ui_bench.mjs BUILD_DIR [REPS]
-import { writeFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempStore, hartCli, startServe, stopServe } from '../tests/node/hart_server.mjs';
+import { writeSafetensors } from '../tests/node/safetensors.mjs';
 
 const build = resolve(process.argv[2] ?? 'build');
 const reps = Number(process.argv[3] ?? 5);
@@ -20,23 +21,7 @@ const HART = join(build, 'hart');
 const { dir, store } = tempStore('hart_ui_bench_');
 const hart = hartCli(HART, store, ['ignore', 'ignore', 'inherit']);
 
-function safetensors(path, tensors, salt = 0) {
-  const header = {}, parts = [];
-  let off = 0;
-  for (const [name, shape] of Object.entries(tensors)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const buf = Buffer.alloc(n * 4);
-    for (let i = 0; i < n; i++) buf.writeFloatLE(((i + salt) % 97) / 97 - 0.5, i * 4);
-    header[name] = { dtype: 'F32', shape, data_offsets: [off, off + buf.length] };
-    parts.push(buf);
-    off += buf.length;
-  }
-  let h = Buffer.from(JSON.stringify(header));
-  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  writeFileSync(path, Buffer.concat([len, h, ...parts]));
-}
+const safetensors = (path, tensors, salt = 0) => writeSafetensors(path, tensors, (i) => ((i + salt) % 97) / 97 - 0.5);
 
 function llama(layers) {
   const t = { 'model.embed_tokens.weight': [32, 16], 'model.norm.weight': [16], 'lm_head.weight': [32, 16] };

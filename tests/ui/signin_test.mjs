@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempStore, hartCli, startServe, shutdown } from '../node/hart_server.mjs';
+import { writeSafetensors } from '../node/safetensors.mjs';
 
 const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
@@ -115,15 +116,7 @@ function startProvider() {
 
 // ---- the store and the server ----
 
-function safetensors(path, name, n) {
-  const buf = Buffer.alloc(n * 4);
-  for (let i = 0; i < n; i++) buf.writeFloatLE(i / n, i * 4);
-  let h = Buffer.from(JSON.stringify({ [name]: { dtype: 'F32', shape: [n], data_offsets: [0, buf.length] } }));
-  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  writeFileSync(path, Buffer.concat([len, h, buf]));
-}
+const safetensors = (path, name, n) => writeSafetensors(path, { [name]: [n] }, (i) => i / n);
 
 const shot = (name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 const modelNames = () => page.$$eval('.model-link', (els) => els.map((e) => e.textContent).sort());

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempStore, hartCli, startServe, shutdown } from '../node/hart_server.mjs';
+import { writeSafetensors } from '../node/safetensors.mjs';
 
 const require = createRequire(join(process.env.HART_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
@@ -30,25 +31,8 @@ const consoleErrors = [];
 
 const hart = hartCli(HART, store);
 
-// A safetensors file: {name: [shape]} of f32 values i/100.
-function safetensors(path, tensors) {
-  const header = {};
-  const parts = [];
-  let off = 0;
-  for (const [name, shape] of Object.entries(tensors)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const buf = Buffer.alloc(n * 4);
-    for (let i = 0; i < n; i++) buf.writeFloatLE(((i % 200) - 100) / 100, i * 4);
-    header[name] = { dtype: 'F32', shape, data_offsets: [off, off + buf.length] };
-    parts.push(buf);
-    off += buf.length;
-  }
-  let h = Buffer.from(JSON.stringify(header));
-  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  writeFileSync(path, Buffer.concat([len, h, ...parts]));
-}
+// A safetensors file: {name: [shape]} of f32 values ((i % 200) - 100) / 100.
+const safetensors = (path, tensors) => writeSafetensors(path, tensors, (i) => ((i % 200) - 100) / 100);
 
 async function shot(name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
