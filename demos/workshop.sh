@@ -54,3 +54,6 @@ h ingest "$work/hf" --model tiny-hf --license mit >/dev/null
 h convert tiny-hf --stats
 h quantize tiny-hf-gguf --type q8_0 --as tiny-hf-q8
 h run tiny-hf-q8 "Once" -n 8 --temp 0 | od -c | head -2
+echo "# or straight from the HF version: its stored conversion is reused, the lineage shows both steps"
+h quantize tiny-hf --type q4_0 --as tiny-hf-q4
+h sql "SELECT ref, method, inputs FROM derivations WHERE ref IN ('tiny-hf-gguf@1', 'tiny-hf-q4@1')"

@@ -1,5 +1,6 @@
 #include "app/merge.h"
 
+#include "app/workshop.h"
 #include "core/status.h"
 
 namespace hart::app {
@@ -17,7 +18,8 @@ nlohmann::json MergeResponse::ToJson() const {
           {"peak_rss_bytes", peak_rss},
           {"seconds", seconds},
           {"file_digest", digest},
-          {"notes", notes}};
+          {"notes", notes},
+          {"conversions", ConversionsJson(conversions)}};
 }
 
 absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req) {
@@ -27,10 +29,20 @@ absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req)
   opts.progress = ctx.tty_progress;
   opts.progress_sink = ctx.progress;
   opts.cancel = ctx.cancel;
-  ASSIGN_OR_RETURN(workshop::MergeResult r,
-                   workshop::RunMerge(ctx.st(), req.recipe,
-                                      req.recipe_name.empty() ? "recipe.yaml" : req.recipe_name,
-                                      opts));
+  const std::string name = req.recipe_name.empty() ? "recipe.yaml" : req.recipe_name;
+  // HF models converted first; a recipe that does not parse is reported by RunMerge.
+  std::vector<workshop::InputConversion> conv;
+  if (auto parsed = workshop::ParseMergeRecipe(req.recipe, name); parsed.ok()) {
+    workshop::DeriveOptions co = opts;
+    co.model.clear();
+    ASSIGN_OR_RETURN(conv, workshop::ConvertInputs(ctx.st(), parsed->ModelRefs(), co));
+  }
+  auto run = workshop::RunMerge(ctx.st(), req.recipe, name, opts);
+  if (!run.ok()) {
+    workshop::UndoConversions(ctx.st(), conv, ctx.actor);
+    return workshop::AnnotateUndone(run.status(), conv);
+  }
+  workshop::MergeResult& r = *run;
   MergeResponse out;
   out.ref = r.derive.ref;
   out.method = r.plan.derivation.parameters.value("merge_method", "");
@@ -45,6 +57,7 @@ absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req)
   out.seconds = r.derive.seconds;
   out.digest = r.derive.file_digest;
   out.notes = r.plan.notes;
+  out.conversions = std::move(conv);
   return out;
 }
 

@@ -31,9 +31,15 @@ struct MergeResponse {
   double seconds = 0;
   std::string digest;
   std::vector<std::string> notes;
+  // HF models of the recipe converted first (app/workshop.h ConversionsJson).
+  std::vector<workshop::InputConversion> conversions;
   nlohmann::json ToJson() const;
 };
 
+// A recipe's models may be HF versions: each is first converted to its
+// GGUF layout (workshop::ConvertInputs; a stored conversion is reused), the
+// merge derives from the conversions, and those made here are deleted again
+// when the merge fails.
 absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req);
 
 // Use cases `lora` (import an adapter attached to its base) and

@@ -30,6 +30,50 @@ json DeriveResultJson(const workshop::DeriveResult& r) {
           {"seconds", r.seconds}};
 }
 
+json ConversionsJson(const std::vector<workshop::InputConversion>& c) {
+  json out = json::array();
+  for (const workshop::InputConversion& x : c) {
+    json j = {{"input", x.input}, {"hf", x.hf_ref}, {"converted", x.converted}, {"created", x.created}};
+    if (x.created) j["new_bytes"] = x.result.ingest.new_bytes;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+namespace {
+
+workshop::DeriveOptions Options(const Context& ctx, std::string model) {
+  workshop::DeriveOptions o;
+  o.model = std::move(model);
+  o.actor = ctx.actor;
+  o.progress = ctx.tty_progress;
+  o.progress_sink = ctx.progress;
+  o.cancel = ctx.cancel;
+  return o;
+}
+
+// Converts the HF versions among `refs` (see workshop.h), runs `op`, and
+// deletes the conversions made here when `op` fails.
+template <typename Op>
+absl::StatusOr<DeriveResponse> WithConvertedInputs(const Context& ctx, const std::vector<std::string>& refs,
+                                                   Op op) {
+  ASSIGN_OR_RETURN(std::vector<workshop::InputConversion> conv,
+                   workshop::ConvertInputs(ctx.st(), refs, Options(ctx, "")));
+  absl::StatusOr<workshop::DeriveResult> r = op();
+  if (!r.ok()) {
+    workshop::UndoConversions(ctx.st(), conv, ctx.actor);
+    return workshop::AnnotateUndone(r.status(), conv);
+  }
+  DeriveResponse out;
+  out.result = std::move(*r);
+  out.conversions = std::move(conv);
+  return out;
+}
+
+std::string ModelOf(std::string_view ref) { return std::string(ref.substr(0, ref.find('@'))); }
+
+}  // namespace
+
 absl::StatusOr<QuantizeRequest> QuantizeRequest::FromJson(const json& j) {
   if (!j.is_object()) return absl::InvalidArgumentError("quantize request: a JSON object expected");
   QuantizeRequest r;
@@ -43,33 +87,33 @@ absl::StatusOr<QuantizeRequest> QuantizeRequest::FromJson(const json& j) {
 }
 
 absl::StatusOr<DeriveResponse> Quantize(const Context& ctx, const QuantizeRequest& req) {
-  ASSIGN_OR_RETURN(workshop::SourceModel src, workshop::OpenSource(ctx.st(), req.version));
   workshop::QuantizeParams p{req.type, req.keep};
-  ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildQuantize(ctx.st(), src, p));
-  workshop::DeriveOptions o;
-  o.model = req.as.empty() ? fmt::format("{}-{}", src.version.model, req.type) : req.as;
-  o.actor = ctx.actor;
-  o.progress = ctx.tty_progress;
-  o.progress_sink = ctx.progress;
-  o.cancel = ctx.cancel;
-  DeriveResponse r;
-  ASSIGN_OR_RETURN(r.result, workshop::Derive(ctx.st(), d, o));
-  return r;
+  // An unknown type is refused before an HF input is converted.
+  RETURN_IF_ERROR(workshop::PlanQuantize(workshop::SourceModel{}, p).status());
+  return WithConvertedInputs(ctx, {req.version}, [&]() -> absl::StatusOr<workshop::DeriveResult> {
+    ASSIGN_OR_RETURN(workshop::SourceModel src, workshop::OpenSource(ctx.st(), req.version));
+    ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildQuantize(ctx.st(), src, p));
+    // The default name follows the model the user named, not its conversion.
+    return workshop::Derive(ctx.st(), d,
+                            Options(ctx, req.as.empty() ? fmt::format("{}-{}", ModelOf(req.version), req.type)
+                                                        : req.as));
+  });
 }
 
 absl::StatusOr<DeriveResponse> Compose(const Context& ctx, const ComposeRequest& req) {
-  ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildCompose(ctx.st(), req.spec));
-  workshop::DeriveOptions o;
-  std::string base_model = req.spec["base"].get<std::string>();
-  base_model = base_model.substr(0, base_model.find('@'));
-  o.model = req.as.empty() ? base_model + "-composed" : req.as;
-  o.actor = ctx.actor;
-  o.progress = ctx.tty_progress;
-  o.progress_sink = ctx.progress;
-  o.cancel = ctx.cancel;
-  DeriveResponse r;
-  ASSIGN_OR_RETURN(r.result, workshop::Derive(ctx.st(), d, o));
-  return r;
+  std::vector<std::string> refs;
+  if (req.spec.is_object()) {
+    if (req.spec.contains("base") && req.spec["base"].is_string()) refs.push_back(req.spec["base"]);
+    if (req.spec.contains("parts") && req.spec["parts"].is_array())
+      for (const json& part : req.spec["parts"])
+        if (part.is_object() && part.contains("from") && part["from"].is_string()) refs.push_back(part["from"]);
+  }
+  return WithConvertedInputs(ctx, refs, [&]() -> absl::StatusOr<workshop::DeriveResult> {
+    ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildCompose(ctx.st(), req.spec));
+    std::string base_model = req.spec["base"].get<std::string>();
+    base_model = base_model.substr(0, base_model.find('@'));
+    return workshop::Derive(ctx.st(), d, Options(ctx, req.as.empty() ? base_model + "-composed" : req.as));
+  });
 }
 
 absl::StatusOr<DeriveResponse> Convert(const Context& ctx, const ConvertRequest& req) {

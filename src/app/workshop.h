@@ -24,9 +24,23 @@ struct QuantizeRequest {
   std::string as;                  // output model name; default "<model>-<type>"
   static absl::StatusOr<QuantizeRequest> FromJson(const nlohmann::json& j);
 };
+// HF inputs converted on the way (workshop::ConvertInputs): [{"input",
+// "hf", "converted", "created"}], the created ones with their new bytes.
+nlohmann::json ConversionsJson(const std::vector<workshop::InputConversion>& c);
+
+// Quantize and Compose take HF (safetensors + config.json) versions too:
+// each is first converted to its GGUF layout (its stored `convert-hf`
+// derivation reused, else one made and recorded; workshop/derive.h), and the
+// method derives from that. When the method fails, the conversions it made
+// are deleted again.
 struct DeriveResponse {
   workshop::DeriveResult result;
-  nlohmann::json ToJson() const { return DeriveResultJson(result); }
+  std::vector<workshop::InputConversion> conversions;
+  nlohmann::json ToJson() const {
+    nlohmann::json j = DeriveResultJson(result);
+    j["conversions"] = ConversionsJson(conversions);
+    return j;
+  }
 };
 absl::StatusOr<DeriveResponse> Quantize(const Context& ctx, const QuantizeRequest& req);
 

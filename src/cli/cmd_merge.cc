@@ -52,6 +52,12 @@ int RunMerge(Cli& cli, const MergeArgs& args) {
     PrintJson(r->ToJson());
     return kExitOk;
   }
+  for (const workshop::InputConversion& c : r->conversions)
+    if (c.created)
+      fmt::print("converted {} (Hugging Face) to {}, its GGUF layout; {} new bytes stored\n", c.hf_ref,
+                 c.converted, HumanBytes(c.result.ingest.new_bytes));
+    else
+      fmt::print("{} (Hugging Face): using its conversion {}\n", c.hf_ref, c.converted);
   for (const std::string& n : r->notes) fmt::print(stderr, "note: {}\n", n);
   fmt::print("merged {} ({}) from {}: {} layers, {} tensors computed, {} taken unchanged; {} new\n",
              r->ref, r->method, fmt::join(r->inputs, ", "), r->layers, r->computed, r->taken,

@@ -27,6 +27,16 @@ void PrintDerived(const workshop::DeriveResult& r, bool stats) {
                HumanBytes(r.max_tensor_buffer));
 }
 
+// HF inputs converted on the way (app/workshop.h).
+void PrintConversions(const std::vector<workshop::InputConversion>& conv) {
+  for (const workshop::InputConversion& c : conv)
+    if (c.created)
+      fmt::print("converted {} (Hugging Face) to {}, its GGUF layout; {} new bytes stored\n", c.hf_ref,
+                 c.converted, HumanBytes(c.result.ingest.new_bytes));
+    else
+      fmt::print("{} (Hugging Face): using its conversion {}\n", c.hf_ref, c.converted);
+}
+
 struct QuantizeArgs {
   std::string version, type, as;
   std::vector<std::string> keep;
@@ -38,8 +48,12 @@ int RunQuantize(Cli& cli, const QuantizeArgs& a) {
   if (!ctx.ok()) return Fail(ctx.status());
   auto r = app::Quantize(*ctx, {a.version, a.type, a.keep, a.as});
   if (!r.ok()) return Fail(r.status());
-  if (cli.json()) PrintJson(r->ToJson());
-  else PrintDerived(r->result, a.stats);
+  if (cli.json()) {
+    PrintJson(r->ToJson());
+  } else {
+    PrintConversions(r->conversions);
+    PrintDerived(r->result, a.stats);
+  }
   return kExitOk;
 }
 
@@ -96,8 +110,12 @@ int RunCompose(Cli& cli, const ComposeArgs& a) {
   if (!spec.ok()) return Fail(spec.status());
   auto r = app::Compose(*ctx, {*spec, a.as});
   if (!r.ok()) return Fail(r.status());
-  if (cli.json()) PrintJson(r->ToJson());
-  else PrintDerived(r->result, a.stats);
+  if (cli.json()) {
+    PrintJson(r->ToJson());
+  } else {
+    PrintConversions(r->conversions);
+    PrintDerived(r->result, a.stats);
+  }
   return kExitOk;
 }
 

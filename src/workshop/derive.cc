@@ -11,6 +11,8 @@
 #include "core/decode.h"
 #include "core/status.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "workshop/hf_import.h"
 
 namespace hart::workshop {
 namespace {
@@ -269,7 +271,99 @@ absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref
   ASSIGN_OR_RETURN(store::VersionRef r, store::ParseVersionRef(ref));
   auto v = store.Resolve(r);
   if (!v.ok()) return Annotate(v.status(), fmt::format("input {}", ref));
+  if (v->format != formats::Format::kGguf) {
+    ASSIGN_OR_RETURN(std::optional<store::VersionRow> conv, FindConversion(store, v->id));
+    if (conv) return OpenSourceById(store, conv->id);
+  }
   return OpenSourceById(store, v->id);
+}
+
+// ---- Hugging Face inputs ----------------------------------------------------
+
+absl::StatusOr<std::optional<store::VersionRow>> FindConversion(store::Store& store,
+                                                                int64_t version_id) {
+  ASSIGN_OR_RETURN(std::vector<std::string> derived, store.DerivedFrom(version_id));
+  std::optional<store::VersionRow> best;
+  for (const std::string& ref : derived) {
+    ASSIGN_OR_RETURN(store::VersionRef r, store::ParseVersionRef(ref));
+    ASSIGN_OR_RETURN(store::VersionRow v, store.Resolve(r));
+    ASSIGN_OR_RETURN(std::optional<store::DerivationRecord> rec, store.GetDerivation(v.id));
+    if (!rec || rec->method != "convert-hf" || rec->inputs.size() != 1) continue;
+    const nlohmann::json& in = rec->inputs[0];
+    if (!in.is_object() || !in.contains("version_id") || !in["version_id"].is_number_integer() ||
+        in["version_id"].get<int64_t>() != version_id)
+      continue;
+    if (v.format != formats::Format::kGguf) continue;
+    if (!best || v.id > best->id) best = std::move(v);
+  }
+  return best;
+}
+
+absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
+                                                           const std::vector<std::string>& refs,
+                                                           const DeriveOptions& opts) {
+  std::vector<InputConversion> out;
+  struct Pending {
+    size_t index;  // into out
+    std::string model;
+    Derivation d;
+  };
+  std::vector<Pending> pending;
+  std::unordered_set<int64_t> seen;
+  // Every conversion built (and so checked) before any is stored.
+  for (const std::string& ref : refs) {
+    auto r = store::ParseVersionRef(ref);
+    if (!r.ok()) continue;
+    auto v = store.Resolve(*r);
+    if (!v.ok() || v->format != formats::Format::kSafetensors || !seen.insert(v->id).second) continue;
+    InputConversion ic;
+    ic.input = ref;
+    ic.hf_ref = v->ref();
+    ASSIGN_OR_RETURN(std::optional<store::VersionRow> conv, FindConversion(store, v->id));
+    if (conv) {
+      ic.converted = conv->ref();
+      out.push_back(std::move(ic));
+      continue;
+    }
+    auto d = BuildConvertHf(store, v->id);
+    if (!d.ok())
+      return Annotate(d.status(), fmt::format("input {} (a Hugging Face version, converted to the GGUF layout first)", ref));
+    out.push_back(std::move(ic));
+    pending.push_back({out.size() - 1, v->model, std::move(*d)});
+  }
+  for (Pending& p : pending) {
+    DeriveOptions o = opts;
+    o.model = p.model + "-gguf";
+    o.parent.reset();
+    o.license.clear();
+    auto res = Derive(store, p.d, o);
+    if (!res.ok()) {
+      UndoConversions(store, out, opts.actor);
+      return Annotate(res.status(), fmt::format("converting {}", out[p.index].hf_ref));
+    }
+    out[p.index].created = true;
+    out[p.index].converted = res->ref;
+    out[p.index].result = std::move(*res);
+  }
+  return out;
+}
+
+absl::Status AnnotateUndone(const absl::Status& s, const std::vector<InputConversion>& done) {
+  std::vector<std::string> made;
+  for (const InputConversion& c : done)
+    if (c.created) made.push_back(c.converted);
+  if (made.empty() || s.ok()) return s;
+  return absl::Status(s.code(), fmt::format("{} (converted for it and deleted again: {})", std::string(s.message()),
+                                            fmt::join(made, ", ")));
+}
+
+void UndoConversions(store::Store& store, const std::vector<InputConversion>& done,
+                     std::string_view actor) {
+  for (const InputConversion& c : done) {
+    if (!c.created) continue;
+    auto r = store::ParseVersionRef(c.converted);
+    if (r.ok()) (void)store.DeleteVersion(*r, /*force=*/false, actor);
+  }
 }
 
 TensorReader::TensorReader(store::Store& store) : store_(store), reader_(store.OpenExtentReader()) {}

@@ -148,9 +148,57 @@ struct SourceModel {
   const store::TensorRow* Find(std::string_view name) const;
 };
 // NotFound naming the ref; FailedPrecondition for a version that is not a
-// GGUF (its metadata could not be carried into the output).
+// GGUF (its metadata could not be carried into the output). OpenSource opens
+// an HF version's stored conversion in its place (FindConversion);
+// OpenSourceById opens exactly the version given.
 absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref);
 absl::StatusOr<SourceModel> OpenSourceById(store::Store& store, int64_t version_id);
+
+// ---- Hugging Face inputs ---------------------------------------------------
+//
+// Quantize, compose and merge take an HF (safetensors + config.json) version
+// as they take a GGUF one: they derive from its GGUF layout, the `convert-hf`
+// derivation of that exact version (hf_import.h). OpenSource() opens the
+// newest stored conversion in its place; ConvertInputs() (run by the app's
+// use cases before the method is built) stores one where there is none.
+// The method then records the converted version as its input, and the
+// conversion records the HF version as its own, so the lineage reads
+// HF -> convert-hf -> method and `hart rebuild` of either step re-runs it
+// against the same stored inputs (the same digest).
+
+// The newest stored `convert-hf` derivation of `version_id`; nullopt when
+// none.
+absl::StatusOr<std::optional<store::VersionRow>> FindConversion(store::Store& store,
+                                                                int64_t version_id);
+
+// What ConvertInputs did for one HF input.
+struct InputConversion {
+  std::string input;       // the reference as the operation named it
+  std::string hf_ref;      // "m@N" of the HF version
+  std::string converted;   // "m@N" of its GGUF-layout version
+  bool created = false;    // stored now (else an earlier conversion reused)
+  DeriveResult result;     // of the conversion, when created
+};
+
+// For every ref that names a non-GGUF version without a stored conversion:
+// converts it (model "<model>-gguf"; actor, progress and cancel from
+// `opts`). Every conversion is built and checked (tokenizer, architecture,
+// tensor names) before any is stored, so an input that does not convert
+// leaves the store as it was. Refs that do not resolve, and GGUF versions,
+// are passed over: the method reports them with its own field names.
+absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
+                                                           const std::vector<std::string>& refs,
+                                                           const DeriveOptions& opts);
+
+// Deletes the versions ConvertInputs stored (`created`) when the operation
+// that needed them failed: their versions, tensors and lineage go; what
+// Store::DeleteVersion keeps (the model row, the number's tombstone, pack
+// bytes until gc) stays.
+void UndoConversions(store::Store& store, const std::vector<InputConversion>& done,
+                     std::string_view actor);
+// `s` with "(converted for it and deleted again: m-gguf@N, ...)" when
+// `done` created any (the message may name them).
+absl::Status AnnotateUndone(const absl::Status& s, const std::vector<InputConversion>& done);
 
 // Streams stored tensors into caller buffers through direct I/O (the page
 // cache is not filled with the whole model).
