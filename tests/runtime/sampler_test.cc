@@ -80,6 +80,23 @@ TEST(Sampler, RepetitionPenaltyMovesGreedyAway) {
   EXPECT_EQ(s.Sample(l), 7);  // 3.0 / 2 = 1.5 < 2.5
 }
 
+TEST(Sampler, GreedyIsTheFirstMaximumAtAnyLengthAndPlace) {
+  // Small integers make ties everywhere: in the eight-lane part, the tail,
+  // both. Greedy must pick what std::max_element picks.
+  std::mt19937_64 gen(3);
+  Sampler s(SamplerOptions{.temperature = 0});
+  for (int n : {1, 7, 8, 9, 63, 64, 1003, 128256})
+    for (int round = 0; round < 20; ++round) {
+      std::vector<float> l(n);
+      for (float& x : l) x = static_cast<float>(gen() % 50) - 60.0f;
+      l[gen() % n] = static_cast<float>(gen() % 3);  // a few maxima, anywhere
+      l[gen() % n] = static_cast<float>(gen() % 3);
+      if (round % 5 == 0) l[gen() % n] = -INFINITY;
+      const int32_t want = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+      EXPECT_EQ(s.Sample(l), want) << "n " << n << " round " << round;
+    }
+}
+
 // The chain as it was written first: the whole candidate list sorted for
 // every token. The sampler now sorts only the head of the order it walks;
 // it must pick the same tokens.
