@@ -30,12 +30,21 @@ absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req)
   opts.progress_sink = ctx.progress;
   opts.cancel = ctx.cancel;
   const std::string name = req.recipe_name.empty() ? "recipe.yaml" : req.recipe_name;
-  // HF models converted first; a recipe that does not parse is reported by RunMerge.
+  // HF models converted in memory and the merge planned and checked against
+  // them before any conversion is stored (derive.h, PrepareInputs); a recipe
+  // that does not parse is reported by RunMerge.
   std::vector<workshop::InputConversion> conv;
   if (auto parsed = workshop::ParseMergeRecipe(req.recipe, name); parsed.ok()) {
+    ASSIGN_OR_RETURN(workshop::PreparedInputs prepared, workshop::PrepareInputs(ctx.st(), parsed->ModelRefs()));
+    if (!prepared.pending.empty()) {
+      RETURN_IF_ERROR(workshop::CheckWithPrepared(ctx.st(), prepared, [&]() -> absl::Status {
+        ASSIGN_OR_RETURN(workshop::MergePlan plan, workshop::PlanMerge(ctx.st(), *parsed, req.recipe));
+        return workshop::CheckDerivation(ctx.st(), plan.derivation);
+      }));
+    }
     workshop::DeriveOptions co = opts;
     co.model.clear();
-    ASSIGN_OR_RETURN(conv, workshop::ConvertInputs(ctx.st(), parsed->ModelRefs(), co));
+    ASSIGN_OR_RETURN(conv, workshop::StorePrepared(ctx.st(), std::move(prepared), co));
   }
   auto run = workshop::RunMerge(ctx.st(), req.recipe, name, opts);
   if (!run.ok()) {

@@ -37,9 +37,11 @@ struct MergeResponse {
 };
 
 // A recipe's models may be HF versions: each is first converted to its
-// GGUF layout (workshop::ConvertInputs; a stored conversion is reused), the
-// merge derives from the conversions, and those made here are deleted again
-// when the merge fails.
+// GGUF layout (a stored conversion is reused), the merge derives from the
+// conversions. The merge is planned and checked against the conversions
+// built in memory before any is stored (workshop::PrepareInputs), so a
+// refused recipe leaves the store exactly as it was; those stored are
+// deleted again only when writing the merge fails after all.
 absl::StatusOr<MergeResponse> Merge(const Context& ctx, const MergeRequest& req);
 
 // Use cases `lora` (import an adapter attached to its base) and

@@ -52,13 +52,18 @@ workshop::DeriveOptions Options(const Context& ctx, std::string model) {
   return o;
 }
 
-// Converts the HF versions among `refs` (see workshop.h), runs `op`, and
-// deletes the conversions made here when `op` fails.
-template <typename Op>
+// Builds the conversions of the HF versions among `refs` in memory, runs
+// `check` (the method's own checks, up to CheckDerivation) against them,
+// stores them only when it passes, then runs `op`; the conversions made
+// here are deleted again when `op` fails after all (an I/O fault or a
+// cancel: everything else was checked with nothing stored).
+template <typename Check, typename Op>
 absl::StatusOr<DeriveResponse> WithConvertedInputs(const Context& ctx, const std::vector<std::string>& refs,
-                                                   Op op) {
+                                                   Check check, Op op) {
+  ASSIGN_OR_RETURN(workshop::PreparedInputs prepared, workshop::PrepareInputs(ctx.st(), refs));
+  if (!prepared.pending.empty()) RETURN_IF_ERROR(workshop::CheckWithPrepared(ctx.st(), prepared, check));
   ASSIGN_OR_RETURN(std::vector<workshop::InputConversion> conv,
-                   workshop::ConvertInputs(ctx.st(), refs, Options(ctx, "")));
+                   workshop::StorePrepared(ctx.st(), std::move(prepared), Options(ctx, "")));
   absl::StatusOr<workshop::DeriveResult> r = op();
   if (!r.ok()) {
     workshop::UndoConversions(ctx.st(), conv, ctx.actor);
@@ -90,9 +95,16 @@ absl::StatusOr<DeriveResponse> Quantize(const Context& ctx, const QuantizeReques
   workshop::QuantizeParams p{req.type, req.keep};
   // An unknown type is refused before an HF input is converted.
   RETURN_IF_ERROR(workshop::PlanQuantize(workshop::SourceModel{}, p).status());
-  return WithConvertedInputs(ctx, {req.version}, [&]() -> absl::StatusOr<workshop::DeriveResult> {
+  auto build = [&]() -> absl::StatusOr<workshop::Derivation> {
     ASSIGN_OR_RETURN(workshop::SourceModel src, workshop::OpenSource(ctx.st(), req.version));
-    ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildQuantize(ctx.st(), src, p));
+    return workshop::BuildQuantize(ctx.st(), src, p);
+  };
+  auto check = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(workshop::Derivation d, build());
+    return workshop::CheckDerivation(ctx.st(), d);
+  };
+  return WithConvertedInputs(ctx, {req.version}, check, [&]() -> absl::StatusOr<workshop::DeriveResult> {
+    ASSIGN_OR_RETURN(workshop::Derivation d, build());
     // The default name follows the model the user named, not its conversion.
     return workshop::Derive(ctx.st(), d,
                             Options(ctx, req.as.empty() ? fmt::format("{}-{}", ModelOf(req.version), req.type)
@@ -108,7 +120,11 @@ absl::StatusOr<DeriveResponse> Compose(const Context& ctx, const ComposeRequest&
       for (const json& part : req.spec["parts"])
         if (part.is_object() && part.contains("from") && part["from"].is_string()) refs.push_back(part["from"]);
   }
-  return WithConvertedInputs(ctx, refs, [&]() -> absl::StatusOr<workshop::DeriveResult> {
+  auto check = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildCompose(ctx.st(), req.spec));
+    return workshop::CheckDerivation(ctx.st(), d);
+  };
+  return WithConvertedInputs(ctx, refs, check, [&]() -> absl::StatusOr<workshop::DeriveResult> {
     ASSIGN_OR_RETURN(workshop::Derivation d, workshop::BuildCompose(ctx.st(), req.spec));
     std::string base_model = req.spec["base"].get<std::string>();
     base_model = base_model.substr(0, base_model.find('@'));

@@ -31,8 +31,10 @@ nlohmann::json ConversionsJson(const std::vector<workshop::InputConversion>& c);
 // Quantize and Compose take HF (safetensors + config.json) versions too:
 // each is first converted to its GGUF layout (its stored `convert-hf`
 // derivation reused, else one made and recorded; workshop/derive.h), and the
-// method derives from that. When the method fails, the conversions it made
-// are deleted again.
+// method derives from that. The method is built and checked against the
+// conversions made in memory before any is stored (workshop::PrepareInputs),
+// so a refused operation leaves the store exactly as it was; the ones stored
+// are deleted again only when writing fails after all (an I/O fault).
 struct DeriveResponse {
   workshop::DeriveResult result;
   std::vector<workshop::InputConversion> conversions;

@@ -34,6 +34,17 @@ absl::StatusOr<store::VersionRow> VersionById(store::Store& store, int64_t id) {
   return absl::NotFoundError(fmt::format("version id {} is not in the store", id));
 }
 
+// The prepared inputs CheckWithPrepared shows to OpenSource and Check on
+// this thread, while its check runs.
+thread_local const PreparedInputs* t_prepared = nullptr;
+
+const SourceModel* PreviewById(int64_t version_id) {
+  if (!t_prepared) return nullptr;
+  for (const PreparedInputs::Pending& p : t_prepared->pending)
+    if (p.preview.version.id == version_id) return &p.preview;
+  return nullptr;
+}
+
 // Everything that can be checked before a byte is written.
 absl::Status Check(store::Store& store, const Derivation& d) {
   if (d.method.empty()) return absl::InvalidArgumentError("derivation: no method");
@@ -56,6 +67,11 @@ absl::Status Check(store::Store& store, const Derivation& d) {
     if (!t.taken) continue;
     auto it = listed.find(t.taken->version_id);
     if (it == listed.end()) {
+      if (const SourceModel* pv = PreviewById(t.taken->version_id)) {
+        it = listed.emplace(t.taken->version_id, pv->tensors).first;
+      }
+    }
+    if (it == listed.end()) {
       ASSIGN_OR_RETURN(auto rows, store.ListTensors(t.taken->version_id));
       it = listed.emplace(t.taken->version_id, std::move(rows)).first;
     }
@@ -70,7 +86,8 @@ absl::Status Check(store::Store& store, const Derivation& d) {
                              t.taken->name, Name(src->dtype), ShapeText(src->shape),
                              Name(t.dtype), ShapeText(t.shape)));
   }
-  for (int64_t in : d.inputs) RETURN_IF_ERROR(VersionById(store, in).status());
+  for (int64_t in : d.inputs)
+    if (!PreviewById(in)) RETURN_IF_ERROR(VersionById(store, in).status());
   return absl::OkStatus();
 }
 
@@ -274,6 +291,9 @@ absl::StatusOr<SourceModel> OpenSource(store::Store& store, std::string_view ref
   if (v->format != formats::Format::kGguf) {
     ASSIGN_OR_RETURN(std::optional<store::VersionRow> conv, FindConversion(store, v->id));
     if (conv) return OpenSourceById(store, conv->id);
+    if (t_prepared)
+      for (const PreparedInputs::Pending& p : t_prepared->pending)
+        if (p.hf_id == v->id) return p.preview;
   }
   return OpenSourceById(store, v->id);
 }
@@ -299,17 +319,10 @@ absl::StatusOr<std::optional<store::VersionRow>> FindConversion(store::Store& st
   return best;
 }
 
-absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
-                                                           const std::vector<std::string>& refs,
-                                                           const DeriveOptions& opts) {
-  std::vector<InputConversion> out;
-  struct Pending {
-    size_t index;  // into out
-    std::string model;
-    Derivation d;
-  };
-  std::vector<Pending> pending;
+absl::StatusOr<PreparedInputs> PrepareInputs(store::Store& store, const std::vector<std::string>& refs) {
+  PreparedInputs out;
   std::unordered_set<int64_t> seen;
+  ASSIGN_OR_RETURN(std::vector<store::VersionRow> all, store.ListVersions());
   // Every conversion built (and so checked) before any is stored.
   for (const std::string& ref : refs) {
     auto r = store::ParseVersionRef(ref);
@@ -322,30 +335,97 @@ absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
     ASSIGN_OR_RETURN(std::optional<store::VersionRow> conv, FindConversion(store, v->id));
     if (conv) {
       ic.converted = conv->ref();
-      out.push_back(std::move(ic));
+      out.conversions.push_back(std::move(ic));
       continue;
     }
     auto d = BuildConvertHf(store, v->id);
     if (!d.ok())
       return Annotate(d.status(), fmt::format("input {} (a Hugging Face version, converted to the GGUF layout first)", ref));
-    out.push_back(std::move(ic));
-    pending.push_back({out.size() - 1, v->model, std::move(*d)});
-  }
-  for (Pending& p : pending) {
-    DeriveOptions o = opts;
-    o.model = p.model + "-gguf";
-    o.parent.reset();
-    o.license.clear();
-    auto res = Derive(store, p.d, o);
-    if (!res.ok()) {
-      UndoConversions(store, out, opts.actor);
-      return Annotate(res.status(), fmt::format("converting {}", out[p.index].hf_ref));
+    out.conversions.push_back(std::move(ic));
+    PreparedInputs::Pending p;
+    p.index = out.conversions.size() - 1;
+    p.hf_id = v->id;
+    p.model = v->model + "-gguf";
+    // The conversion as a source: its header and tensor rows, under a
+    // negative id (no stored version has one) and the number it would get
+    // (the largest live one plus one; messages only).
+    SourceModel& m = p.preview;
+    m.version.id = -v->id;
+    m.version.model = p.model;
+    m.version.number = 1;
+    for (const store::VersionRow& x : all)
+      if (x.model == p.model) m.version.number = std::max(m.version.number, x.number + 1);
+    m.version.format = formats::Format::kGguf;
+    m.version.license = v->license;
+    m.version.architecture = d->metadata.GetString("general.architecture").value_or("");
+    m.header.metadata = d->metadata;
+    m.header.alignment = d->alignment;
+    uint64_t offset = 0;
+    for (const OutputTensor& t : d->tensors) {
+      ASSIGN_OR_RETURN(uint64_t n, NumElements(t.shape));
+      ASSIGN_OR_RETURN(uint64_t size, ByteSize(t.dtype, n));
+      m.header.tensors.push_back({t.name, t.dtype, t.shape, offset, size});
+      offset += (size + d->alignment - 1) / d->alignment * d->alignment;
+      store::TensorRow row;
+      row.name = t.name;
+      row.dtype = t.dtype;
+      row.shape = t.shape;
+      row.nbytes = size;
+      m.tensors.push_back(std::move(row));
+      m.version.logical_bytes += size;
     }
-    out[p.index].created = true;
-    out[p.index].converted = res->ref;
-    out[p.index].result = std::move(*res);
+    m.version.tensors = m.tensors.size();
+    p.derivation = std::move(*d);
+    out.pending.push_back(std::move(p));
   }
   return out;
+}
+
+absl::Status CheckWithPrepared(store::Store& store, const PreparedInputs& p,
+                               const std::function<absl::Status()>& check) {
+  (void)store;
+  struct Scope {
+    const PreparedInputs* saved;
+    explicit Scope(const PreparedInputs* now) : saved(t_prepared) { t_prepared = now; }
+    ~Scope() { t_prepared = saved; }
+  } scope(&p);
+  absl::Status s = check();
+  if (s.ok() || p.pending.empty()) return s;
+  std::vector<std::string> seen;
+  for (const PreparedInputs::Pending& x : p.pending)
+    seen.push_back(fmt::format("{} as {}", p.conversions[x.index].hf_ref, x.preview.version.ref()));
+  return absl::Status(s.code(), fmt::format("{} (checked before anything was stored, against the GGUF layout of "
+                                            "its Hugging Face inputs converted in memory: {})",
+                                            std::string(s.message()), fmt::join(seen, ", ")));
+}
+
+absl::Status CheckDerivation(store::Store& store, const Derivation& d) { return Check(store, d); }
+
+absl::StatusOr<std::vector<InputConversion>> StorePrepared(store::Store& store, PreparedInputs p,
+                                                           const DeriveOptions& opts) {
+  std::vector<InputConversion>& out = p.conversions;
+  for (PreparedInputs::Pending& x : p.pending) {
+    DeriveOptions o = opts;
+    o.model = x.model;
+    o.parent.reset();
+    o.license.clear();
+    auto res = Derive(store, x.derivation, o);
+    if (!res.ok()) {
+      UndoConversions(store, out, opts.actor);
+      return Annotate(res.status(), fmt::format("converting {}", out[x.index].hf_ref));
+    }
+    out[x.index].created = true;
+    out[x.index].converted = res->ref;
+    out[x.index].result = std::move(*res);
+  }
+  return std::move(out);
+}
+
+absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
+                                                           const std::vector<std::string>& refs,
+                                                           const DeriveOptions& opts) {
+  ASSIGN_OR_RETURN(PreparedInputs p, PrepareInputs(store, refs));
+  return StorePrepared(store, std::move(p), opts);
 }
 
 absl::Status AnnotateUndone(const absl::Status& s, const std::vector<InputConversion>& done) {

@@ -190,9 +190,54 @@ absl::StatusOr<std::vector<InputConversion>> ConvertInputs(store::Store& store,
                                                            const std::vector<std::string>& refs,
                                                            const DeriveOptions& opts);
 
+// ConvertInputs in two steps, so that an operation is checked against its
+// HF inputs' conversions before any of them is stored:
+//   auto p = PrepareInputs(store, refs);          // built in memory, checked
+//   CheckWithPrepared(store, *p, [&] { build the method's derivation;
+//                                      return CheckDerivation(store, d); });
+//   auto conv = StorePrepared(store, std::move(*p), opts);   // now stored
+//   run the method for real; on failure UndoConversions (I/O faults only).
+// While `check` runs on this thread, OpenSource() of an HF input with no
+// stored conversion opens its in-memory conversion instead: a SourceModel
+// with the conversion's GGUF metadata and tensor rows (names, types, shapes)
+// and a negative version id standing for the version not yet stored, and
+// CheckDerivation accepts tensors taken from it. So everything a method
+// checks before writing (architectures, hyper-parameters, layer ranges,
+// tensor names, shapes, types) is checked with nothing stored; what is left
+// to fail after StorePrepared is reading and writing bytes (I/O, a
+// cancel). The store has no primitive that rolls several ingests back as
+// one (each ingest is its own catalog transaction), so for that residual
+// case UndoConversions deletes the conversions, which leaves a trace (see
+// UndoConversions).
+struct PreparedInputs {
+  // One per distinct HF input; `converted` is empty (and `created` false)
+  // for the ones still to be stored.
+  std::vector<InputConversion> conversions;
+  struct Pending {
+    size_t index = 0;  // into conversions
+    int64_t hf_id = 0;
+    std::string model;  // "<model>-gguf"
+    Derivation derivation;
+    SourceModel preview;  // what OpenSource gives while checking
+  };
+  std::vector<Pending> pending;
+};
+absl::StatusOr<PreparedInputs> PrepareInputs(store::Store& store, const std::vector<std::string>& refs);
+// Runs `check` with the pending conversions visible as described above; a
+// failure is annotated with the conversions it saw in place of HF inputs.
+absl::Status CheckWithPrepared(store::Store& store, const PreparedInputs& p,
+                               const std::function<absl::Status()>& check);
+absl::StatusOr<std::vector<InputConversion>> StorePrepared(store::Store& store, PreparedInputs p,
+                                                           const DeriveOptions& opts);
+// Everything Derive checks before writing a byte (names, types, shapes,
+// that taken tensors exist as described, that the inputs exist).
+absl::Status CheckDerivation(store::Store& store, const Derivation& d);
+
 // Deletes the versions ConvertInputs stored (`created`) when the operation
-// that needed them failed: their versions, tensors and lineage go; what
-// Store::DeleteVersion keeps (the model row, the number's tombstone, pack
+// that needed them failed after they were stored (with PrepareInputs and
+// CheckWithPrepared first, only an I/O fault or a cancel while writing):
+// their versions, tensors and lineage go; what Store::DeleteVersion keeps
+// (the model row, the number's tombstone, a `version.deleted` event, pack
 // bytes until gc) stays.
 void UndoConversions(store::Store& store, const std::vector<InputConversion>& done,
                      std::string_view actor);
