@@ -22,6 +22,12 @@ struct SamplerOptions {
   uint64_t seed = 0;
 };
 
+// The chain done the plain way: the whole candidate list sorted, then the
+// truncations and the draw `u01` in [0, 1). Sampler::Sample sorts only the
+// head of the order and must pick the same token; tests and
+// bench/sampler_bench hold it to this one.
+int32_t ReferenceSample(const SamplerOptions& opts, std::span<const float> logits, double u01);
+
 class Sampler {
  public:
   explicit Sampler(const SamplerOptions& opts);

@@ -109,7 +109,7 @@ absl::Status CheckPair(const SourceModel& base, const Pair& p, int64_t* rank, st
     return absl::InvalidArgumentError(fmt::format("{}: {}: A, B and the base tensor must be matrices",
                                                   where, p.target));
   const int64_t r = p.a_shape[0];
-  if (p.b_shape[1] != r || p.a_shape[1] != t->shape[1] || p.b_shape[0] != t->shape[0])
+  if (static_cast<int64_t>(p.b_shape[1]) != r || p.a_shape[1] != t->shape[1] || p.b_shape[0] != t->shape[0])
     return absl::InvalidArgumentError(fmt::format(
         "{}: {}: A is {} and B is {} but base {} has it as {} (A must be [r, {}], B [{}, r]): a "
         "LoRA for another base?",
@@ -231,7 +231,7 @@ absl::StatusOr<LoraResult> ImportLora(store::Store& store, const std::string& pa
       if (p.a_bytes.empty() || p.b_bytes.empty())
         return absl::InvalidArgumentError(
             fmt::format("{}: {}: lora_A or lora_B missing", st, Quote(name)));
-      if (p.a_shape.size() == 2 && p.a_shape[0] != r)
+      if (p.a_shape.size() == 2 && static_cast<int64_t>(p.a_shape[0]) != r)
         return absl::InvalidArgumentError(fmt::format(
             "{}: {}: lora_A has rank {} but adapter_config.json r is {}", st, name, p.a_shape[0], r));
       pairs.push_back(std::move(p));

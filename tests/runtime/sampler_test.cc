@@ -97,48 +97,6 @@ TEST(Sampler, GreedyIsTheFirstMaximumAtAnyLengthAndPlace) {
     }
 }
 
-// The chain as it was written first: the whole candidate list sorted for
-// every token. The sampler now sorts only the head of the order it walks;
-// it must pick the same tokens.
-int32_t FullSortReference(const SamplerOptions& o, std::span<const float> logits, double u01) {
-  const int32_t n = static_cast<int32_t>(logits.size());
-  std::vector<int32_t> ids(n);
-  std::iota(ids.begin(), ids.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  std::sort(ids.begin(), ids.end(), by_logit);
-  size_t keep = ids.size();
-  if (o.top_k > 0 && static_cast<size_t>(o.top_k) < keep) keep = o.top_k;
-  ids.resize(keep);
-  const float mx = logits[ids[0]];
-  std::vector<double> p(keep);
-  double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += (p[i] = std::exp(static_cast<double>(logits[ids[i]] - mx)));
-  if (o.top_p < 1.0f) {
-    double cum = 0;
-    size_t k = 0;
-    while (k < keep) {
-      cum += p[k] / sum;
-      ++k;
-      if (cum >= o.top_p) break;
-    }
-    keep = std::max<size_t>(k, 1);
-  }
-  if (o.min_p > 0) {
-    size_t k = 1;
-    while (k < keep && p[k] >= o.min_p * p[0]) ++k;
-    keep = k;
-  }
-  double total = 0;
-  for (size_t i = 0; i < keep; ++i) total += std::exp(static_cast<double>(logits[ids[i]] - mx) / o.temperature);
-  const double u = u01 * total;
-  double acc = 0;
-  for (size_t i = 0; i < keep; ++i) {
-    acc += std::exp(static_cast<double>(logits[ids[i]] - mx) / o.temperature);
-    if (u < acc) return ids[i];
-  }
-  return ids[keep - 1];
-}
-
 TEST(Sampler, SortsOnlyTheHeadButPicksWhatTheFullSortPicks) {
   // A large vocabulary, logits of several spreads (flat ones make the walk
   // go deep, so the prefix has to widen), some banned (-inf, as a grammar
@@ -160,7 +118,7 @@ TEST(Sampler, SortsOnlyTheHeadButPicksWhatTheFullSortPicks) {
             for (int draw = 0; draw < 4; ++draw) {
               std::vector<float> l = base;
               const double u01 = static_cast<double>(mirror() >> 11) * 0x1.0p-53;
-              const int32_t want = FullSortReference(o, base, u01);
+              const int32_t want = ReferenceSample(o, base, u01);
               const int32_t got = s.Sample(l);
               ++checked;
               if (got != want) ++differ;
