@@ -59,7 +59,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
     m->from_store = true;
     m->store = std::move(store);
   }
-  ASSIGN_OR_RETURN(m->tokenizer, rt::LoadTokenizer(*m->source));
+  if (opts.tokenizers != nullptr) {
+    ASSIGN_OR_RETURN(m->tokenizer, opts.tokenizers->Get(*m->source));
+  } else {
+    ASSIGN_OR_RETURN(m->tokenizer, rt::LoadTokenizer(*m->source));
+  }
   ASSIGN_OR_RETURN(auto cfg, m->source->Config());
   if (opts.threads > 0) m->pool = std::make_unique<ThreadPool>(static_cast<size_t>(opts.threads));
   mo.stream = opts.stream;
@@ -79,6 +83,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
 
 Residency LoadedModel::residency() const {
   Residency r;
+  if (tokenizer != nullptr) {
+    r.tokenizer_bytes = tokenizer->memory_bytes();
+    // Only loaded models hold tokenizers (the cache's references are weak).
+    r.tokenizer_shared = tokenizer.use_count() > 1;
+  }
   const rt::StreamerStats st = model->streamer_stats();
   if (st.budget > 0) {
     r.streamed = true;
@@ -100,6 +109,8 @@ nlohmann::json LoadedModelInfo::ToJson() const {
           {"mode", residency.streamed ? "streamed" : "resident"},
           {"resident_bytes", residency.resident_bytes},
           {"shared_bytes", residency.shared_bytes},
+          {"tokenizer_bytes", residency.tokenizer_bytes},
+          {"tokenizer_shared", residency.tokenizer_shared},
           {"last_used", last_used},
           {"holders", holders}};
 }
@@ -109,7 +120,8 @@ nlohmann::json RegistryStats::ToJson() const {
   for (const auto& m : models) ms.push_back(m.ToJson());
   return {{"budget", budget},         {"resident_bytes", resident_bytes}, {"saved_bytes", saved_bytes},
           {"loads", loads},           {"evictions", evictions},           {"streamed_loads", streamed_loads},
-          {"models", std::move(ms)}};
+          {"tokenizer_bytes", tokenizer_bytes}, {"tokenizer_saved_bytes", tokenizer_saved_bytes},
+          {"tokenizers", tokenizers},           {"models", std::move(ms)}};
 }
 
 struct ModelRegistry::Entry {
@@ -193,6 +205,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadWithinBudg
   std::lock_guard<std::mutex> one_load(load_mu_);
   ModelLoadOptions lo = opts_.load;
   lo.cache = cache_;
+  lo.tokenizers = tokenizers_;
   if (opts_.budget == 0 || store_ == nullptr || (opts_.allow_paths && LooksLikePath(key)))
     return LoadModel(key, store_, lo);
   const uint64_t budget = opts_.budget;
@@ -296,6 +309,13 @@ RegistryStats ModelRegistry::Stats() const {
       sum += e->model->residency().resident_bytes;
   const uint64_t cached = cache_->resident_bytes();
   st.saved_bytes = sum > cached ? sum - cached : 0;
+  // Tokenizers: each model's counted alone, less the cache's total (each
+  // digest once; evicted models still in use keep theirs alive and counted).
+  uint64_t tok_sum = 0;
+  for (const auto& m : st.models) tok_sum += m.residency.tokenizer_bytes;
+  st.tokenizer_bytes = tokenizers_->bytes();
+  st.tokenizers = tokenizers_->tokenizers();
+  st.tokenizer_saved_bytes = tok_sum > st.tokenizer_bytes ? tok_sum - st.tokenizer_bytes : 0;
   return st;
 }
 

@@ -15,6 +15,12 @@
 // a load that would pass the budget first evicts idle models (held by no
 // session) least recently used; a model still larger than what is free is
 // loaded streaming under the free part. Models in use are never evicted.
+//
+// Tokenizers are shared the same way: a registry's models take them from one
+// TokenizerCache by the digest of what they are built from (a fine-tune and
+// its base hold one Tokenizer object). Their bytes are reported beside the
+// weights' (tokenizer_bytes, each shared tokenizer once) but the budget
+// counts resident weights only, as before.
 #pragma once
 
 #include <condition_variable>
@@ -31,6 +37,7 @@
 #include "runtime/model.h"
 #include "runtime/resident_cache.h"
 #include "runtime/tokenizer.h"
+#include "runtime/tokenizer_cache.h"
 #include "runtime/weight_source.h"
 
 namespace hart::store { class Store; }
@@ -46,6 +53,9 @@ struct ModelLoadOptions {
   // Store versions loaded fully resident take their tensors from this cache
   // (shared by digest with every other model using it); null: their own maps.
   std::shared_ptr<runtime::ResidentCache> cache;
+  // Tokenizers come from this cache (shared by the digest of their inputs
+  // with every other model using it); null: each model builds its own.
+  std::shared_ptr<runtime::TokenizerCache> tokenizers;
   // LoRA adapters (stored versions, `hart lora`) applied in the forward pass
   // at `scale` (`hart run BASE --lora ADAPTER[:SCALE]`); store versions only.
   struct Lora {
@@ -60,6 +70,8 @@ struct Residency {
   bool streamed = false;      // weights streamed under a budget (else all resident)
   uint64_t resident_bytes = 0;  // its resident weight bytes (shared ones included)
   uint64_t shared_bytes = 0;    // of which other loaded models hold too (counted once in totals)
+  uint64_t tokenizer_bytes = 0;  // its tokenizer (Tokenizer::memory_bytes), shared or not
+  bool tokenizer_shared = false;  // another loaded model holds the same tokenizer (counted once in totals)
 };
 
 struct LoadedModel {
@@ -71,7 +83,9 @@ struct LoadedModel {
   std::shared_ptr<store::Store> store;  // keeps the store open while the model lives
   std::unique_ptr<ThreadPool> pool;     // when options asked for threads
   std::unique_ptr<runtime::WeightSource> source;
-  std::unique_ptr<runtime::Tokenizer> tokenizer;
+  // Shared with every other model built from the same tokenizer inputs when
+  // loaded through a registry (ModelLoadOptions::tokenizers).
+  std::shared_ptr<const runtime::Tokenizer> tokenizer;
   std::unique_ptr<runtime::Model> model;
   // From the model's metadata (tokenizer.chat_template, marker tokens, the
   // architecture); an error status when nothing identifies one.
@@ -113,6 +127,9 @@ struct RegistryStats {
   uint64_t budget = 0;          // 0: none
   uint64_t resident_bytes = 0;  // all loaded models, each shared tensor once
   uint64_t saved_bytes = 0;     // what sharing saves: per-model bytes summed, less resident_bytes
+  uint64_t tokenizer_bytes = 0;        // tokenizers of all loaded models, each shared one once
+  uint64_t tokenizer_saved_bytes = 0;  // per-model tokenizer bytes summed, less tokenizer_bytes
+  uint64_t tokenizers = 0;             // distinct tokenizers alive
   uint64_t loads = 0;           // successful loads since start
   uint64_t evictions = 0;       // idle models evicted to make room
   uint64_t streamed_loads = 0;  // loads that had to stream
@@ -139,6 +156,7 @@ class ModelRegistry {
 
   const std::shared_ptr<store::Store>& store() const { return store_; }
   const std::shared_ptr<runtime::ResidentCache>& cache() const { return cache_; }
+  const std::shared_ptr<runtime::TokenizerCache>& tokenizers() const { return tokenizers_; }
 
   // Resident bytes of every loaded model (each shared tensor once), the
   // budget, load and eviction counts, and each loaded model.
@@ -153,6 +171,7 @@ class ModelRegistry {
   // Cache bytes plus the streamed models' buffers (mu_ held).
   uint64_t ResidentBytesLocked() const;
   std::shared_ptr<runtime::ResidentCache> cache_ = std::make_shared<runtime::ResidentCache>();
+  std::shared_ptr<runtime::TokenizerCache> tokenizers_ = std::make_shared<runtime::TokenizerCache>();
   std::mutex load_mu_;
   uint64_t loads_ = 0, evictions_ = 0, streamed_loads_ = 0, use_seq_ = 0;
   std::shared_ptr<store::Store> store_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/sha256.h"
 #include "core/status.h"
 #include "runtime/tokenizer_internal.h"
 #include "runtime/tokenizer_unicode.h"
@@ -86,6 +87,74 @@ bool HexByte(std::string_view s, uint8_t* b) {
   }
   *b = static_cast<uint8_t>(v);
   return true;
+}
+
+// Phi-3's added tokens eat the whitespace after them (rstrip in its
+// tokenizer.json), which GGUF does not record; llama.cpp keys it on the name.
+bool IsPhi3Vocabulary(const formats::GgufMetadata& md) {
+  const std::string name = Lowered(md.GetString("general.name").value_or(""));
+  return name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos;
+}
+
+// Feeds a GGUF value to `h` as type, alternative and bytes (strings and
+// arrays length-prefixed), so distinct values never hash alike.
+class DigestWriter {
+ public:
+  explicit DigestWriter(Sha256Stream* h) : h_(h) {}
+  ~DigestWriter() { Flush(); }
+  void U64(uint64_t v) { Bytes(&v, sizeof v); }
+  void Str(std::string_view s) {
+    U64(s.size());
+    Bytes(s.data(), s.size());
+  }
+  void Value(const formats::GgufValue& v) {
+    U64(static_cast<uint64_t>(v.type));
+    U64(v.value.index());
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            Str(x);
+          } else if constexpr (std::is_same_v<T, formats::GgufArray>) {
+            U64(static_cast<uint64_t>(x.element_type));
+            U64(x.items.size());
+            for (const auto& item : x.items) Value(item);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            U64(x ? 1 : 0);
+          } else {
+            Bytes(&x, sizeof x);
+          }
+        },
+        v.value);
+  }
+  void Bytes(const void* p, size_t n) {
+    buf_.append(static_cast<const char*>(p), n);
+    if (buf_.size() >= (1u << 20)) Flush();
+  }
+  void Flush() {
+    h_->Update({reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size()});
+    buf_.clear();
+  }
+
+ private:
+  Sha256Stream* h_;
+  std::string buf_;
+};
+
+// Heap bytes of an allocation of `n` bytes in glibc's malloc: 8 bytes of
+// header, 16-byte granules, 32 bytes at least.
+uint64_t HeapBytes(uint64_t n) { return n == 0 ? 0 : std::max<uint64_t>(32, (n + 8 + 15) / 16 * 16); }
+uint64_t HeapBytes(const std::string& s) {
+  return s.capacity() > 15 ? HeapBytes(s.capacity() + 1) : 0;  // short strings live inside the object
+}
+template <typename T>
+uint64_t VectorBytes(const std::vector<T>& v) {
+  return HeapBytes(v.capacity() * sizeof(T));
+}
+uint64_t StringsBytes(const std::vector<std::string>& v) {
+  uint64_t n = VectorBytes(v);
+  for (const auto& s : v) n += HeapBytes(s);
+  return n;
 }
 
 absl::Status LoadVocab(const formats::GgufMetadata& md, std::string_view source, Vocab* v) {
@@ -184,6 +253,10 @@ void FinishTokenizer(TokenizerImpl* t) {
   for (int32_t id = 0; id < n; ++id) t->piece[id] = MakePiece(*t, id);
 }
 
+// The keys read here (tokenizer.* and general.name through IsPhi3Vocabulary)
+// are what GgufTokenizerDigest hashes: a new key read outside tokenizer.*
+// must enter the digest too, or models differing in it would share one
+// tokenizer.
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::GgufMetadata& md,
                                                                std::string_view source) {
   auto t = std::make_unique<TokenizerImpl>();
@@ -272,10 +345,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const formats::Gg
                          std::end(kEogExtraTexts);
     if ((IsSpecialType(t->vocab.type[id]) || eot) && !text.empty()) special.push_back(id);
   }
-  // Phi-3's added tokens eat the whitespace after them (rstrip in its
-  // tokenizer.json), which GGUF does not record; llama.cpp keys it on the name.
-  const std::string name = Lowered(md.GetString("general.name").value_or(""));
-  if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+  // Phi-3's added tokens eat the whitespace after them.
+  if (IsPhi3Vocabulary(md)) {
     for (int32_t id : special) t->rstrip[id] = 1;
     for (std::string_view s : {"</s>"}) {
       if (int32_t id = t->vocab.Find(s); id != kNoToken) t->rstrip[id] = 1;
@@ -294,7 +365,49 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGgufFile(const std::st
   return FromGguf(md, path);
 }
 
-Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)) {}
+std::string GgufTokenizerDigest(const formats::GgufMetadata& md) {
+  Sha256Stream h;
+  {
+    DigestWriter w(&h);
+    w.Str("hart gguf tokenizer 1");
+    for (const formats::GgufKV& kv : md.entries) {
+      if (!kv.key.starts_with("tokenizer.")) continue;
+      w.Str(kv.key);
+      w.Value(kv.value);
+    }
+    w.Str("phi3");
+    w.U64(IsPhi3Vocabulary(md) ? 1 : 0);
+  }
+  return ToHex(h.Finish());
+}
+
+uint64_t BpeEncoder::memory_bytes() const {
+  // Nodes (next pointer, key, rank, cached hash) and the bucket array.
+  uint64_t n = HeapBytes(sizeof(void*) * ranks_.bucket_count());
+  for (const auto& [key, rank] : ranks_)
+    n += HeapBytes(sizeof(void*) + sizeof(std::pair<const std::string, int32_t>) + sizeof(size_t)) + HeapBytes(key);
+  return n;
+}
+
+namespace {
+
+uint64_t ImplBytes(const TokenizerImpl& t) {
+  const Vocab& v = t.vocab;
+  uint64_t n = HeapBytes(sizeof(TokenizerImpl));
+  n += StringsBytes(v.text) + VectorBytes(v.score) + VectorBytes(v.type);
+  n += HeapBytes(sizeof(void*) * v.to_id.bucket_count());
+  for (const auto& [key, id] : v.to_id)
+    n += HeapBytes(sizeof(void*) + sizeof(std::pair<const std::string, int32_t>) + sizeof(size_t)) + HeapBytes(key);
+  if (t.bpe) n += t.bpe->memory_bytes();
+  n += VectorBytes(t.special) + VectorBytes(t.lstrip) + VectorBytes(t.rstrip) + StringsBytes(t.piece);
+  n += HeapBytes(sizeof(void*) * t.eog.bucket_count()) + t.eog.size() * HeapBytes(sizeof(void*) + sizeof(int32_t));
+  n += HeapBytes(t.pre) + HeapBytes(t.chat_template);
+  return n;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)), memory_bytes_(ImplBytes(*impl_)) {}
 Tokenizer::~Tokenizer() = default;
 
 namespace {

@@ -8,8 +8,11 @@
 // the HF tokenizers the models were trained with.
 //
 // Invariants: ids are in [0, vocab_size()); Encode never fails (invalid UTF-8
-// is tokenized byte by byte); a Tokenizer is immutable after FromGguf and
-// safe to use from several threads.
+// is tokenized byte by byte); a Tokenizer is immutable once built and safe to
+// use from several threads at once (no caches: every call works on its own
+// locals and reads the tables only), so one Tokenizer can be shared by every
+// loaded model whose weights carry the same tokenizer (TokenizerInputs'
+// digest; app::ModelRegistry shares them so).
 #pragma once
 
 #include <cstdint>
@@ -116,15 +119,53 @@ class Tokenizer {
   // known chat formats (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, ...).
   bool IsEog(int32_t id) const;
 
+  // Approximate heap bytes this tokenizer holds (vocabulary texts, scores
+  // and types, the text->id index, decoded pieces, merge ranks, special-token
+  // tables), counted with glibc's allocation granularity; computed once when
+  // built. The compiled pre-tokenizer expressions (a few KiB) are left out.
+  uint64_t memory_bytes() const { return memory_bytes_; }
+
  private:
   explicit Tokenizer(std::unique_ptr<TokenizerImpl> impl);
   std::unique_ptr<TokenizerImpl> impl_;
+  uint64_t memory_bytes_ = 0;
 };
 
-// The tokenizer of a model's weights: from the GGUF metadata, a llama2.c
-// checkpoint's tokenizer file, else from the checkpoint's tokenizer.json
-// (+ tokenizer_config.json, generation_config.json).
+// Exactly what a model's tokenizer is built from, read from its weights, and
+// a digest of it: two sources with equal digests build equal tokenizers, so
+// one can serve both (a fine-tune keeps its base's tokenizer).
+struct TokenizerInputs {
+  enum class Kind { kGguf, kHfJson, kLlama2c };
+  Kind kind = Kind::kGguf;
+  // kGguf: the source's metadata (borrowed: the source outlives this).
+  const formats::GgufMetadata* gguf = nullptr;
+  // kHfJson: the texts of tokenizer.json, tokenizer_config.json and
+  // generation_config.json ("" when absent).
+  std::string tokenizer_json, tokenizer_config_json, generation_config_json;
+  // kLlama2c: the tokenizer file's bytes and the checkpoint's vocabulary size.
+  std::string llama2c_file;
+  int64_t llama2c_vocab_size = 0;
+  // Names the files in errors; not part of the digest.
+  std::string origin;
+  // Hex SHA-256 over the kind and every input above that BuildTokenizer
+  // reads (for GGUF: GgufTokenizerDigest).
+  std::string digest;
+};
+
+// Reads the inputs of `source`'s tokenizer: its GGUF metadata, a llama2.c
+// checkpoint's tokenizer file, else the checkpoint's tokenizer.json (+
+// tokenizer_config.json, generation_config.json). Unimplemented when the
+// source has none of them.
+absl::StatusOr<TokenizerInputs> ReadTokenizerInputs(const WeightSource& source);
+absl::StatusOr<std::unique_ptr<Tokenizer>> BuildTokenizer(const TokenizerInputs& in);
+// ReadTokenizerInputs then BuildTokenizer.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& source);
+
+// Hex SHA-256 over what Tokenizer::FromGguf reads of `md`: every
+// tokenizer.* key with its type and value, in file order, and whether
+// general.name marks a phi-3 vocabulary (whose added tokens eat the spaces
+// after them). Other keys (architecture, sizes, general.*) do not enter it.
+std::string GgufTokenizerDigest(const formats::GgufMetadata& md);
 
 // Turns a stream of generated ids into complete UTF-8 text: bytes of a
 // character split over several tokens are held back until the character is

@@ -16,6 +16,7 @@
 #include <cctype>
 #include <optional>
 
+#include "core/sha256.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
 #include "runtime/tokenizer.h"
@@ -360,23 +361,70 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_vie
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(t)));
 }
 
+absl::StatusOr<TokenizerInputs> ReadTokenizerInputs(const WeightSource& source) {
+  TokenizerInputs in;
+  in.origin = source.origin();
+  Sha256Stream h;
+  auto text = [&h](std::string_view s) {
+    const uint64_t n = s.size();
+    h.Update({reinterpret_cast<const uint8_t*>(&n), sizeof n});
+    h.Update({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+  };
+  if (const auto* md = source.gguf_metadata()) {
+    in.kind = TokenizerInputs::Kind::kGguf;
+    in.gguf = md;
+    text("gguf");
+    text(GgufTokenizerDigest(*md));
+  } else if (source.format() == formats::Format::kLlama2c) {
+    in.kind = TokenizerInputs::Kind::kLlama2c;
+    RETURN_IF_ERROR(ReadLlama2cTokenizerInputs(source, &in));
+    text("llama2c");
+    text(std::to_string(in.llama2c_vocab_size));
+    text(in.llama2c_file);
+  } else {
+    in.kind = TokenizerInputs::Kind::kHfJson;
+    auto tj = source.ReadCompanionFile("tokenizer.json");
+    if (!tj.ok()) {
+      if (absl::IsNotFound(tj.status()))
+        return absl::UnimplementedError(fmt::format(
+            "{}: no tokenizer: neither GGUF metadata nor a tokenizer.json beside the weights", source.origin()));
+      return tj.status();
+    }
+    in.tokenizer_json = std::move(*tj);
+    for (auto [name, out] : {std::pair{"tokenizer_config.json", &in.tokenizer_config_json},
+                             std::pair{"generation_config.json", &in.generation_config_json}}) {
+      auto t = source.ReadCompanionFile(name);
+      if (t.ok()) *out = std::move(*t);
+      else if (!absl::IsNotFound(t.status())) return t.status();
+    }
+    text("hf");
+    text(in.tokenizer_json);
+    text(in.tokenizer_config_json);
+    text(in.generation_config_json);
+  }
+  in.digest = ToHex(h.Finish());
+  return in;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> BuildTokenizer(const TokenizerInputs& in) {
+  switch (in.kind) {
+    case TokenizerInputs::Kind::kGguf:
+      if (in.gguf == nullptr) return absl::InvalidArgumentError(fmt::format("{}: no GGUF metadata", in.origin));
+      return Tokenizer::FromGguf(*in.gguf, in.origin);
+    case TokenizerInputs::Kind::kLlama2c:
+      return Tokenizer::FromLlama2c(
+          {reinterpret_cast<const uint8_t*>(in.llama2c_file.data()), in.llama2c_file.size()},
+          in.llama2c_vocab_size, in.origin);
+    case TokenizerInputs::Kind::kHfJson:
+      return Tokenizer::FromHfJson(in.tokenizer_json, in.tokenizer_config_json, in.generation_config_json,
+                                   in.origin);
+  }
+  return absl::InternalError("unknown tokenizer kind");
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const WeightSource& source) {
-  if (const auto* md = source.gguf_metadata()) return Tokenizer::FromGguf(*md, source.origin());
-  if (source.format() == formats::Format::kLlama2c) return LoadLlama2cTokenizer(source);
-  auto tj = source.ReadCompanionFile("tokenizer.json");
-  if (!tj.ok()) {
-    if (absl::IsNotFound(tj.status()))
-      return absl::UnimplementedError(fmt::format(
-          "{}: no tokenizer: neither GGUF metadata nor a tokenizer.json beside the weights", source.origin()));
-    return tj.status();
-  }
-  std::string cfg, gen;
-  for (auto [name, out] : {std::pair{"tokenizer_config.json", &cfg}, std::pair{"generation_config.json", &gen}}) {
-    auto text = source.ReadCompanionFile(name);
-    if (text.ok()) *out = std::move(*text);
-    else if (!absl::IsNotFound(text.status())) return text.status();
-  }
-  return Tokenizer::FromHfJson(*tj, cfg, gen, source.origin());
+  ASSIGN_OR_RETURN(TokenizerInputs in, ReadTokenizerInputs(source));
+  return BuildTokenizer(in);
 }
 
 }  // namespace hart::runtime

@@ -52,6 +52,8 @@ class BpeEncoder {
   // merges: "left right" lines of tokenizer.ggml.merges; rank = line index.
   BpeEncoder(PreTokenizer pre, const std::vector<std::string>& merges);
   void Encode(const Vocab& v, std::string_view text, std::vector<int32_t>* out) const;
+  // Approximate heap bytes of the merge ranks (Tokenizer::memory_bytes).
+  uint64_t memory_bytes() const;
 
  private:
   int Rank(std::string_view left, std::string_view right, std::string* key) const;
@@ -100,7 +102,9 @@ void IndexVocab(Vocab* v);
 void FinishTokenizer(TokenizerImpl* t);
 
 // tokenizer_llama2c.cc: a llama2.c checkpoint's tokenizer file, named in
-// the source's metadata and read as its companion file.
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadLlama2cTokenizer(const WeightSource& source);
+// the source's metadata and read as its companion file, and the
+// checkpoint's vocabulary size, into `in` (llama2c_file, llama2c_vocab_size,
+// origin naming the file).
+absl::Status ReadLlama2cTokenizerInputs(const WeightSource& source, TokenizerInputs* in);
 
 }  // namespace hart::runtime

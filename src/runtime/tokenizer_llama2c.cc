@@ -11,6 +11,7 @@
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "runtime/tokenizer.h"
+#include "runtime/tokenizer_internal.h"
 #include "runtime/weight_source.h"
 
 namespace hart::runtime {
@@ -70,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromLlama2c(std::span<cons
 
 // The tokenizer file the reader stored beside the checkpoint
 // (metadata.tokenizer.file), sized by the checkpoint's vocabulary.
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadLlama2cTokenizer(const WeightSource& source) {
+absl::Status ReadLlama2cTokenizerInputs(const WeightSource& source, TokenizerInputs* in) {
   const nlohmann::json& md = source.metadata();
   const nlohmann::json* name = nullptr;
   const nlohmann::json* vocab = nullptr;
@@ -84,9 +85,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadLlama2cTokenizer(const WeightSour
     return absl::DataLossError(fmt::format(
         "{}: a llama2.c checkpoint without tokenizer.file or llama2c.vocab_size in its metadata", source.origin()));
   const std::string file = name->get<std::string>();
-  ASSIGN_OR_RETURN(std::string bytes, source.ReadCompanionFile(file));
-  return Tokenizer::FromLlama2c({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
-                                vocab->get<int64_t>(), fmt::format("{}: {}", source.origin(), file));
+  ASSIGN_OR_RETURN(in->llama2c_file, source.ReadCompanionFile(file));
+  in->llama2c_vocab_size = vocab->get<int64_t>();
+  in->origin = fmt::format("{}: {}", source.origin(), file);
+  return absl::OkStatus();
 }
 
 }  // namespace hart::runtime

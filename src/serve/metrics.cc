@@ -110,6 +110,15 @@ std::string Metrics::Render() const {
     o += "# TYPE hart_model_shared_bytes gauge\n";
     for (const auto& m : g.per_model)
       o += absl::StrFormat("hart_model_shared_bytes{model=\"%s\"} %d\n", Esc(m.ref), m.shared);
+    gauge("hart_tokenizer_bytes", "Bytes of the loaded models' tokenizers, each tokenizer shared by models once.",
+          static_cast<int64_t>(g.tokenizer_bytes));
+    gauge("hart_tokenizer_shared_saved_bytes",
+          "Tokenizer bytes that sharing tokenizers between loaded models saves (the models' summed, less the total).",
+          static_cast<int64_t>(g.tokenizer_saved));
+    o += "# HELP hart_model_tokenizer_bytes Bytes of one loaded model's tokenizer (shared ones included).\n";
+    o += "# TYPE hart_model_tokenizer_bytes gauge\n";
+    for (const auto& m : g.per_model)
+      o += absl::StrFormat("hart_model_tokenizer_bytes{model=\"%s\"} %d\n", Esc(m.ref), m.tokenizer);
   }
   const PromptCacheCounts pc = prompt_cache_fn_ ? prompt_cache_fn_() : PromptCacheCounts{};
   counter("hart_prompt_cache_hits_total", "Generations whose prompt prefix came from the prompt cache.", pc.hits);

@@ -36,9 +36,11 @@ class Metrics {
   // The model registry's budget and counts, read at scrape time.
   struct ModelGauges {
     uint64_t budget = 0, saved = 0, loads = 0, evictions = 0, streamed_loads = 0, loaded = 0;
+    uint64_t tokenizer_bytes = 0, tokenizer_saved = 0;  // each shared tokenizer once; what sharing saves
     struct PerModel {
       std::string ref;
       uint64_t resident = 0, shared = 0;
+      uint64_t tokenizer = 0;  // its tokenizer's bytes, shared or not
     };
     std::vector<PerModel> per_model;
   };

@@ -697,6 +697,8 @@ void AddResidency(json& obj, const app::LoadedModelInfo* m) {
   obj["mode"] = m->residency.streamed ? "streamed" : "resident";
   obj["resident_bytes"] = m->residency.resident_bytes;
   obj["shared_bytes"] = m->residency.shared_bytes;
+  obj["tokenizer_bytes"] = m->residency.tokenizer_bytes;
+  obj["tokenizer_shared"] = m->residency.tokenizer_shared;
   obj["last_used"] = m->last_used;
 }
 

@@ -89,7 +89,10 @@ Service::Service(ServiceOptions opts, std::shared_ptr<store::Store> store)
     g.evictions = st.evictions;
     g.streamed_loads = st.streamed_loads;
     g.loaded = st.models.size();
-    for (const auto& m : st.models) g.per_model.push_back({m.ref, m.residency.resident_bytes, m.residency.shared_bytes});
+    g.tokenizer_bytes = st.tokenizer_bytes;
+    g.tokenizer_saved = st.tokenizer_saved_bytes;
+    for (const auto& m : st.models)
+      g.per_model.push_back({m.ref, m.residency.resident_bytes, m.residency.shared_bytes, m.residency.tokenizer_bytes});
     return g;
   });
   auth_ = [](const Request&) -> absl::StatusOr<Caller> { return Caller{}; };
