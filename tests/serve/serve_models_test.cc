@@ -150,6 +150,16 @@ TEST_F(ServeModels, ModelsAndMetricsShowWhatIsResidentAndWhatItCosts) {
   EXPECT_NE(metrics.find("hart_model_resident_bytes{model=\"ft@1\"} " + std::to_string(base_bytes_)),
             std::string::npos)
       << metrics;
+  // The base and its fine-tune hold one tokenizer: reported per model,
+  // counted once in the total.
+  const uint64_t tok = ft["tokenizer_bytes"].get<uint64_t>();
+  EXPECT_GT(tok, 0u);
+  EXPECT_EQ(ft["tokenizer_shared"], true);
+  EXPECT_EQ(one["tokenizer_bytes"], tok);
+  EXPECT_EQ(Metric(metrics, "hart_tokenizer_bytes"), static_cast<double>(tok));
+  EXPECT_EQ(Metric(metrics, "hart_tokenizer_shared_saved_bytes"), static_cast<double>(tok));
+  EXPECT_NE(metrics.find("hart_model_tokenizer_bytes{model=\"ft@1\"} " + std::to_string(tok)), std::string::npos)
+      << metrics;
 
   // The other model needs room: the idle base and fine-tune are evicted.
   HttpResponse r = Complete(port, "other");
