@@ -57,7 +57,8 @@ class TokenizerShare : public ::testing::Test {
     std::vector<std::pair<std::string, std::string>> files = {{"base", base}};
     for (auto [name, tensor] : {std::pair{"ft-a", "ffn_down"}, std::pair{"ft-b", "attn_q"}}) {
       const std::string path = root + "/tok_" + name + ".gguf";
-      auto n = rt::testing::WriteFineTune(base, path, [&](const std::string& t) { return t.find(tensor) != std::string::npos; });
+      auto n = rt::testing::WriteFineTune(base, path,
+                                          [&](const std::string& t) { return t.find(tensor) != std::string::npos; });
       ASSERT_TRUE(n.ok()) << n.status();
       files.emplace_back(name, path);
     }
