@@ -2,7 +2,7 @@
 // the same run with the same threads.
 //
 //   kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] [--no-model]
-//                 [--prefill] [--in-cache] [--batch [LAYERS]]
+//                 [--prefill] [--in-cache] [--batch [LAYERS]] [--attention]
 //
 // The wall-clock parts run on the best ISA the CPU has, or the --isa one
 // (--portable is --isa portable); the in-cache table shows every ISA.
@@ -23,6 +23,11 @@
 //    continuous batching, the llama-3.2-1B shape cut to LAYERS layers (4, as
 //    bench/batch_bench.sh) plus the output matrix, Q8_0 and Q4_0, at 1, 2, 4
 //    and 8 tokens per step: tokens/s against the 1-token step of the same run.
+// 6. With --attention (alone, without part 0): attention per decode token of
+//    the llama-3.2-1B shape (16 layers, 32 query heads over 8 KV heads of 64)
+//    at contexts 128, 512 and 2048, one thread, CPU time: the portable
+//    reference against the kernel of the ISA (attention.h) in the same run,
+//    and the std::exp calls of the softmax alone (their share of the kernel).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +41,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "runtime/attention.h"
 #include "runtime/kernels.h"
 #include "runtime/kernels_internal.h"
 
@@ -271,11 +277,76 @@ void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
   }
 }
 
+void AttentionBench(Isa isa) {
+  constexpr int64_t kLayers = 16, kHeads = 32, kKvHeads = 8, kHeadDim = 64, kGroup = kHeads / kKvHeads;
+  const internal::AttendFn fast = internal::SelectAttend(isa);
+  const char* fast_name = fast == internal::AttendPortable ? "portable" : "avx2";
+  std::printf("\nattention per decode token: llama-3.2-1B shape (%lld layers, %lld heads, %lld kv heads, head_dim "
+              "%lld), 1 thread, CPU time; kernel for path %s: %s\n",
+              static_cast<long long>(kLayers), static_cast<long long>(kHeads), static_cast<long long>(kKvHeads),
+              static_cast<long long>(kHeadDim), internal::IsaName(isa), fast_name);
+  std::printf("%8s %10s %14s %14s %9s %12s %10s\n", "context", "KV MiB", "portable ms", "kernel ms", "speedup",
+              "exp-only ms", "exp share");
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t ctx : {128, 512, 2048}) {
+    const int64_t row = kKvHeads * kHeadDim;  // floats per position per layer
+    std::vector<float> k(static_cast<size_t>(kLayers * ctx * row)), v(k.size());
+    for (float& x : k) x = u(rng);
+    for (float& x : v) x = u(rng);
+    std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim), scratch(kGroup * ctx);
+    for (float& x : q) x = 2.0f * u(rng);
+    auto token = [&](internal::AttendFn f) {
+      for (int64_t l = 0; l < kLayers; ++l)
+        for (int64_t h = 0; h < kKvHeads; ++h) {
+          internal::AttentionArgs a;
+          a.q = q.data() + h * kGroup * kHeadDim;
+          a.k = k.data() + l * ctx * row + h * kHeadDim;
+          a.v = v.data() + l * ctx * row + h * kHeadDim;
+          a.k_stride = a.v_stride = row;
+          a.n = ctx;
+          a.group = kGroup;
+          a.head_dim = a.value_dim = kHeadDim;
+          a.scale = 0.125f;
+          a.out = out.data() + h * kGroup * kHeadDim;
+          f(a, scratch.data());
+        }
+    };
+    auto ms_per_token = [&](const auto& fn) {
+      fn();
+      int64_t calls = 0;
+      const double c0 = ThreadCpuSeconds();
+      double c = c0;
+      while (c - c0 < 0.5) {
+        fn();
+        ++calls;
+        c = ThreadCpuSeconds();
+      }
+      return (c - c0) / static_cast<double>(calls) * 1e3;
+    };
+    const double slow = ms_per_token([&] { token(internal::AttendPortable); });
+    const double quick = ms_per_token([&] { token(fast); });
+    // The softmax's exps of one token: one per (layer, head, position).
+    std::vector<float> e(static_cast<size_t>(ctx));
+    for (float& x : e) x = u(rng);
+    float sink = 0;
+    const double exps = ms_per_token([&] {
+      for (int64_t i = 0; i < kLayers * kHeads; ++i)
+        for (float x : e) sink += std::exp(x - 1.0f);
+    });
+    if (sink == 42) std::printf(" ");  // keep the sums alive
+    std::printf("%8lld %10.1f %14.3f %14.3f %8.2fx %12.3f %9.0f%%\n", static_cast<long long>(ctx),
+                2.0 * static_cast<double>(k.size()) * 4 / (1 << 20), slow, quick, slow / quick, exps,
+                100 * exps / quick);
+  }
+}
+
 int Main(int argc, char** argv) {
   size_t threads = 0;
   Isa isa = Isa::kAvx512;
   bool model = true, prefill = false, in_cache_only = false;
   int batch_layers = 0;
+  bool attention = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::strtoul(argv[++i], nullptr, 10);
@@ -287,13 +358,14 @@ int Main(int argc, char** argv) {
     else if (a == "--no-model") model = false;
     else if (a == "--prefill") prefill = true;
     else if (a == "--in-cache") in_cache_only = true;
+    else if (a == "--attention") attention = true;
     else if (a == "--batch") {
       batch_layers = 4;
       if (i + 1 < argc && argv[i + 1][0] != '-') batch_layers = std::atoi(argv[++i]);
     }
     else {
       std::fprintf(stderr, "usage: kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] "
-                           "[--no-model] [--prefill] [--in-cache] [--batch [LAYERS]]\n");
+                           "[--no-model] [--prefill] [--in-cache] [--batch [LAYERS]] [--attention]\n");
       return 2;
     }
   }
@@ -303,6 +375,10 @@ int Main(int argc, char** argv) {
   std::vector<Isa> isas;
   for (Isa i : {Isa::kAvx512, Isa::kAvx2, Isa::kPortable})
     if (static_cast<int>(i) <= static_cast<int>(isa) && internal::IsaSupported(i)) isas.push_back(i);
+  if (attention) {
+    AttentionBench(isa);
+    return 0;
+  }
   ThreadPool one(1);
   InCacheBench(one, isas);
   if (in_cache_only) return 0;
