@@ -200,6 +200,27 @@ TEST(AttentionTest, KernelsReadOnlyTheWindow) {
       }
 }
 
+// A NaN in an attended key or value reaches the outputs that use it, as in
+// the reference (the vector max and exp must not hide it).
+TEST(AttentionTest, NaNInTheWindowGivesNaN) {
+  std::vector<AttendFn> kernels = {AttendPortable};
+  if (IsaSupported(Isa::kAvx2) && Avx2Attend() != nullptr) kernels.push_back(Avx2Attend());
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (AttendFn f : kernels)
+    for (int64_t at : {0, 7, 8, 20}) {
+      const Case c{4, 20, 12, 21};
+      Data d = MakeData(c, 77);
+      d.k[at * d.k_stride + kKvHead * c.head_dim + 3] = nan;  // every head's score at `at`
+      for (float x : Attend(f, c, d)) ASSERT_TRUE(std::isnan(x)) << "key NaN at position " << at;
+      d = MakeData(c, 77);
+      d.v[at * d.v_stride + kKvHead * c.value_dim + 5] = nan;  // element 5 of every head's output
+      const std::vector<float> out = Attend(f, c, d);
+      for (int64_t g = 0; g < c.group; ++g)
+        for (int64_t i = 0; i < c.value_dim; ++i)
+          ASSERT_EQ(std::isnan(out[g * c.value_dim + i]), i == 5) << "value NaN at " << at << ", head " << g;
+    }
+}
+
 TEST(AttentionTest, SelectsThePortableKernelForThePortablePath) {
   EXPECT_EQ(SelectAttend(Isa::kPortable), AttendPortable);
   if (IsaSupported(Isa::kAvx2) && Avx2Attend() != nullptr) {
