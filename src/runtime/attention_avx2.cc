@@ -4,12 +4,15 @@
 // q.k: eight positions at a time, one accumulator per position, the eight
 // reduced together by a transposing hadd tree; the block at the end of the
 // range repeats its last position rather than reading past it, so every
-// score is summed in the same order wherever its position falls. The value
-// sum keeps up to four heads' accumulators for 16 value floats (one cache
-// line) in registers while it walks the positions, so each value row is read
-// once for the whole group. The softmax's exp is vectorized too: scalar
-// std::exp was a third of the kernel's time at context 128 (kernels_bench
-// --attention, docs/PERFORMANCE.md "Attention kernel").
+// score is summed in the same order wherever its position falls; key rows
+// are prefetched 32 positions ahead. The value sum keeps up to four heads'
+// accumulators for 16 value floats (one cache line) in registers while it
+// walks a block of 32 positions, chunk after chunk, so each value row comes
+// from memory once for the whole group and the block's later chunks hit L1;
+// the next block is prefetched during the first chunk. The softmax's max and
+// exp are vectorized too: scalar std::exp was a third of the kernel's time at
+// context 128 (kernels_bench --attention, docs/PERFORMANCE.md "Attention
+// kernel").
 #include "runtime/attention.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
