@@ -2,7 +2,7 @@
 // the same run with the same threads.
 //
 //   kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] [--no-model]
-//                 [--prefill] [--in-cache] [--batch [LAYERS]]
+//                 [--prefill] [--in-cache] [--batch [LAYERS]] [--attention]
 //
 // The wall-clock parts run on the best ISA the CPU has, or the --isa one
 // (--portable is --isa portable); the in-cache table shows every ISA.
@@ -23,6 +23,14 @@
 //    continuous batching, the llama-3.2-1B shape cut to LAYERS layers (4, as
 //    bench/batch_bench.sh) plus the output matrix, Q8_0 and Q4_0, at 1, 2, 4
 //    and 8 tokens per step: tokens/s against the 1-token step of the same run.
+// 6. With --attention (alone, without part 0): attention per decode token of
+//    the llama-3.2-1B shape (16 layers, 32 query heads over 8 KV heads of 64)
+//    at contexts 128, 512 and 2048, one thread, CPU time: the portable
+//    reference against the kernel of the ISA (attention.h) in the same run,
+//    and what the softmax's exps would cost as scalar std::exp calls (the
+//    AVX2 kernel's own exp is vectorized), against the kernel's time; then
+//    one core's read rate of a KV head's rows in the cache layout against a
+//    sequential read (the bound of long contexts).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +44,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "runtime/attention.h"
 #include "runtime/kernels.h"
 #include "runtime/kernels_internal.h"
 
@@ -271,11 +280,113 @@ void ModelBench(Isa isa, ThreadPool& pool, double bandwidth) {
   }
 }
 
+void AttentionBench(Isa isa) {
+  constexpr int64_t kLayers = 16, kHeads = 32, kKvHeads = 8, kHeadDim = 64, kGroup = kHeads / kKvHeads;
+  const internal::AttendFn fast = internal::SelectAttend(isa);
+  const char* fast_name = fast == internal::AttendPortable ? "portable" : "avx2";
+  std::printf("\nattention per decode token: llama-3.2-1B shape (%lld layers, %lld heads, %lld kv heads, head_dim "
+              "%lld), 1 thread, CPU time; kernel for path %s: %s\n",
+              static_cast<long long>(kLayers), static_cast<long long>(kHeads), static_cast<long long>(kKvHeads),
+              static_cast<long long>(kHeadDim), internal::IsaName(isa), fast_name);
+  std::printf("%8s %10s %14s %14s %9s %12s %10s\n", "context", "KV MiB", "portable ms", "kernel ms", "speedup",
+              "std::exp ms", "/ kernel");
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t ctx : {128, 512, 2048}) {
+    const int64_t row = kKvHeads * kHeadDim;  // floats per position per layer
+    std::vector<float> k(static_cast<size_t>(kLayers * ctx * row)), v(k.size());
+    for (float& x : k) x = u(rng);
+    for (float& x : v) x = u(rng);
+    std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim), scratch(kGroup * ctx);
+    for (float& x : q) x = 2.0f * u(rng);
+    auto token = [&](internal::AttendFn f) {
+      for (int64_t l = 0; l < kLayers; ++l)
+        for (int64_t h = 0; h < kKvHeads; ++h) {
+          internal::AttentionArgs a;
+          a.q = q.data() + h * kGroup * kHeadDim;
+          a.k = k.data() + l * ctx * row + h * kHeadDim;
+          a.v = v.data() + l * ctx * row + h * kHeadDim;
+          a.k_stride = a.v_stride = row;
+          a.n = ctx;
+          a.group = kGroup;
+          a.head_dim = a.value_dim = kHeadDim;
+          a.scale = 0.125f;
+          a.out = out.data() + h * kGroup * kHeadDim;
+          f(a, scratch.data());
+        }
+    };
+    auto ms_per_token = [&](const auto& fn) {
+      fn();
+      int64_t calls = 0;
+      const double c0 = ThreadCpuSeconds();
+      double c = c0;
+      while (c - c0 < 0.5) {
+        fn();
+        ++calls;
+        c = ThreadCpuSeconds();
+      }
+      return (c - c0) / static_cast<double>(calls) * 1e3;
+    };
+    const double slow = ms_per_token([&] { token(internal::AttendPortable); });
+    const double quick = ms_per_token([&] { token(fast); });
+    // The softmax's exps of one token: one per (layer, head, position).
+    std::vector<float> e(static_cast<size_t>(ctx));
+    for (float& x : e) x = u(rng);
+    float sink = 0;
+    const double exps = ms_per_token([&] {
+      for (int64_t i = 0; i < kLayers * kHeads; ++i)
+        for (float x : e) sink += std::exp(x - 1.0f);
+    });
+    if (sink == 42) std::printf(" ");  // keep the sums alive
+    std::printf("%8lld %10.1f %14.3f %14.3f %8.2fx %12.3f %9.0f%%\n", static_cast<long long>(ctx),
+                2.0 * static_cast<double>(k.size()) * 4 / (1 << 20), slow, quick, slow / quick, exps,
+                100 * exps / quick);
+    if (ctx == 2048) {
+      // What one core reads in the kernel's pattern (one KV head's rows: 256
+      // bytes every 2 KiB) against a sequential read of the same K cache.
+      auto rate = [&](bool by_head) {
+        double best = 0;
+        uint64_t total = 0;
+        for (int rep = 0; rep < 3; ++rep) {
+          const auto t0 = Clock::now();
+          uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          auto sum = [&](const uint32_t* w, size_t n) {
+            for (size_t i = 0; i + 4 <= n; i += 4) a0 += w[i], a1 += w[i + 1], a2 += w[i + 2], a3 += w[i + 3];
+          };
+          const auto* w = reinterpret_cast<const uint32_t*>(k.data());
+          const size_t words = k.size(), rows = words / row;
+          if (by_head) {
+            for (size_t h = 0; h < kKvHeads; ++h)
+              for (size_t r = 0; r < rows; ++r) {
+                // Prefetched 16 rows ahead, as a scalar loop alone keeps too few misses in flight.
+                if (r + 16 < rows)
+                  for (size_t l = 0; l < kHeadDim; l += 16) __builtin_prefetch(w + (r + 16) * row + h * kHeadDim + l);
+                sum(w + r * row + h * kHeadDim, kHeadDim);
+              }
+          } else {
+            sum(w, words);
+          }
+          best = std::max(best, static_cast<double>(words) * 4 / Seconds(t0, Clock::now()) / 1e9);
+          total += a0 + a1 + a2 + a3;
+        }
+        if (total == 42) std::printf(" ");  // keep the sums alive
+        return best;
+      };
+      const double seq = rate(false), by_head = rate(true);
+      std::printf("one core reading the context-%lld K cache (%.0f MiB): sequential %.2f GB/s, one KV head at a "
+                  "time %.2f GB/s; the kernel reads K and V at %.2f GB/s\n",
+                  static_cast<long long>(ctx), static_cast<double>(k.size()) * 4 / (1 << 20), seq, by_head,
+                  2.0 * static_cast<double>(k.size()) * 4 / (quick * 1e-3) / 1e9);
+    }
+  }
+}
+
 int Main(int argc, char** argv) {
   size_t threads = 0;
   Isa isa = Isa::kAvx512;
   bool model = true, prefill = false, in_cache_only = false;
   int batch_layers = 0;
+  bool attention = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::strtoul(argv[++i], nullptr, 10);
@@ -287,13 +398,14 @@ int Main(int argc, char** argv) {
     else if (a == "--no-model") model = false;
     else if (a == "--prefill") prefill = true;
     else if (a == "--in-cache") in_cache_only = true;
+    else if (a == "--attention") attention = true;
     else if (a == "--batch") {
       batch_layers = 4;
       if (i + 1 < argc && argv[i + 1][0] != '-') batch_layers = std::atoi(argv[++i]);
     }
     else {
       std::fprintf(stderr, "usage: kernels_bench [--threads N] [--isa portable|avx2|avx512] [--portable] "
-                           "[--no-model] [--prefill] [--in-cache] [--batch [LAYERS]]\n");
+                           "[--no-model] [--prefill] [--in-cache] [--batch [LAYERS]] [--attention]\n");
       return 2;
     }
   }
@@ -303,6 +415,10 @@ int Main(int argc, char** argv) {
   std::vector<Isa> isas;
   for (Isa i : {Isa::kAvx512, Isa::kAvx2, Isa::kPortable})
     if (static_cast<int>(i) <= static_cast<int>(isa) && internal::IsaSupported(i)) isas.push_back(i);
+  if (attention) {
+    AttentionBench(isa);
+    return 0;
+  }
   ThreadPool one(1);
   InCacheBench(one, isas);
   if (in_cache_only) return 0;

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "core/status.h"
+#include "runtime/attention.h"
 #include "runtime/model_loader.h"
 
 namespace hart::runtime {
@@ -188,46 +189,45 @@ absl::Status Model::Embed(std::span<const int32_t> tokens, float* x) const {
   return absl::OkStatus();
 }
 
+// One pool item per (row, KV head): the group of query heads sharing a KV
+// head runs in one kernel call (attention.h), which reads each cached key and
+// value row once for all of them. Items depend only on their own row and
+// session, so results do not depend on the batch or the thread count.
 void Model::Attention(std::span<Segment> segs, PassScratch& sc, int64_t l, int64_t n) const {
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim, vd = c.value_dim, group = c.n_heads / c.n_kv_heads;
   const int64_t kv_k = c.n_kv_heads * hd, kv_v = c.n_kv_heads * vd;
   const float scale = c.query_scale > 0 ? static_cast<float>(c.query_scale) : 1.0f / std::sqrt(static_cast<float>(hd));
   const bool sliding = c.sliding_window > 0 && l % 2 == 0;
+  static const internal::AttendFn attend = internal::SelectAttend(internal::ActiveIsa());
   // Which segment each stacked row belongs to.
   std::vector<uint32_t> seg_of(static_cast<size_t>(n));
   for (size_t g = 0; g < segs.size(); ++g)
     for (size_t t = 0; t < segs[g].tokens.size(); ++t) seg_of[segs[g].row0 + t] = static_cast<uint32_t>(g);
-  pool_->ParallelFor(static_cast<size_t>(n * c.n_heads), [&](size_t item) {
-    const int64_t row = static_cast<int64_t>(item) / c.n_heads, h = static_cast<int64_t>(item) % c.n_heads;
+  pool_->ParallelFor(static_cast<size_t>(n * c.n_kv_heads), [&](size_t item) {
+    const int64_t row = static_cast<int64_t>(item) / c.n_kv_heads, kvh = static_cast<int64_t>(item) % c.n_kv_heads;
     const Segment& g = segs[seg_of[row]];
     const Session& s = *g.s;
     const float* kc = s.k_cache_.data() + l * s.max_context_ * kv_k;
     const float* vc = s.v_cache_.data() + l * s.max_context_ * kv_v;
-    const int64_t p = s.position() + (row - g.row0), kvh = h / group;
+    const int64_t p = s.position() + (row - g.row0);
     const int64_t start = sliding ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
-    thread_local std::vector<float> scores;
-    scores.resize(p - start + 1);
-    const float* q = sc.q.data() + row * c.n_heads * hd + h * hd;
-    float mx = -INFINITY;
-    for (int64_t j = start; j <= p; ++j) {
-      const float* k = kc + j * kv_k + kvh * hd;
-      float dot = 0;
-      for (int64_t i = 0; i < hd; ++i) dot += q[i] * k[i];
-      dot *= scale;
-      if (c.attn_softcap > 0) dot = static_cast<float>(c.attn_softcap * std::tanh(dot / c.attn_softcap));
-      scores[j - start] = dot;
-      mx = std::max(mx, dot);
-    }
-    float sum = 0;
-    for (float& x : scores) sum += (x = std::exp(x - mx));
-    float* out = sc.att.data() + row * c.n_heads * vd + h * vd;
-    std::fill(out, out + vd, 0.0f);
-    for (int64_t j = start; j <= p; ++j) {
-      const float w = scores[j - start] / sum;
-      const float* v = vc + j * kv_v + kvh * vd;
-      for (int64_t i = 0; i < vd; ++i) out[i] += w * v[i];
-    }
+    internal::AttentionArgs a;
+    a.q = sc.q.data() + row * c.n_heads * hd + kvh * group * hd;
+    a.k = kc + start * kv_k + kvh * hd;
+    a.v = vc + start * kv_v + kvh * vd;
+    a.k_stride = kv_k;
+    a.v_stride = kv_v;
+    a.n = p - start + 1;
+    a.group = group;
+    a.head_dim = hd;
+    a.value_dim = vd;
+    a.scale = scale;
+    a.softcap = c.attn_softcap;
+    a.out = sc.att.data() + row * c.n_heads * vd + kvh * group * vd;
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(internal::AttentionScratchFloats(a)));
+    attend(a, scratch.data());
   });
 }
 

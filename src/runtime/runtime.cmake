@@ -18,4 +18,7 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i.86)$")
     PROPERTIES COMPILE_OPTIONS "-O3;-mavx2;-mfma;-mf16c")
   set_source_files_properties(${CMAKE_SOURCE_DIR}/src/runtime/kernels_avx512.cc
     PROPERTIES COMPILE_OPTIONS "-O3;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c")
+  # Attention (attention.h): the AVX2 kernel, called after the same CPUID check.
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/runtime/attention_avx2.cc
+    PROPERTIES COMPILE_OPTIONS "-O3;-mavx2;-mfma;-mf16c")
 endif()
