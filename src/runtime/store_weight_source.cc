@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "runtime/weight_source.h"
 #include "core/mapped_file.h"
+#include "runtime/kernels.h"
 #include "runtime/resident_cache.h"
 #include "store/store.h"
 
@@ -93,12 +94,23 @@ class StoreWeightSource final : public WeightSource {
     size_t i = IndexOf(t);
     std::lock_guard<std::mutex> l(mu_);
     if (cache_ != nullptr && !digests_[i].empty() && t.nbytes > 0) {
-      auto it = held_.find(digests_[i]);
+      const bool packed = Packs(t);
+      const std::string key = ResidentKey(digests_[i], packed);
+      auto it = held_.find(key);
       if (it == held_.end()) {
-        ASSIGN_OR_RETURN(auto h, cache_->Get(digests_[i], t.nbytes, [&]() -> absl::StatusOr<store::TensorBytes> {
-          return store_->ReadTensor(version_.id, t.name);
+        ASSIGN_OR_RETURN(auto h, cache_->Get(key, t.nbytes, [&]() -> absl::StatusOr<store::TensorBytes> {
+          ASSIGN_OR_RETURN(auto tb, store_->ReadTensor(version_.id, t.name));
+          if (!packed || tb.bytes().size() != t.nbytes) return tb;
+          // One packed copy for every model that shares the digest, made
+          // once at load: the pack map's pages are not ours to rewrite.
+          std::vector<uint8_t> buf(tb.bytes().begin(), tb.bytes().end());
+          // The pages the copy faulted in leave RSS again (the page cache
+          // keeps them), so RSS counts the tensor once.
+          if (tb.zero_copy()) Unpopulate(tb.bytes());
+          PackRows(t.dtype, static_cast<int64_t>(t.shape[1]), buf.data(), static_cast<int64_t>(t.shape[0]));
+          return store::TensorBytes::Owned(std::move(buf));
         }));
-        it = held_.emplace(digests_[i], std::move(h)).first;
+        it = held_.emplace(key, std::move(h)).first;
       }
       return it->second->bytes.bytes();
     }
@@ -140,6 +152,11 @@ class StoreWeightSource final : public WeightSource {
   }
 
   bool direct_io() const override { return direct_; }
+
+  bool MapPacked(const WeightInfo& t) const override {
+    const size_t i = IndexOf(t);
+    return cache_ != nullptr && !digests_[i].empty() && t.nbytes > 0 && Packs(t);
+  }
 
   bool resident_cached() const override { return cache_ != nullptr; }
   // use_count counts holders: each source keeps one handle per digest.
@@ -233,6 +250,11 @@ class StoreWeightSource final : public WeightSource {
  private:
   StoreWeightSource() = default;
   size_t IndexOf(const WeightInfo& t) const { return static_cast<size_t>(&t - infos_.data()); }
+  // Whether the cache holds t packed: a matrix of a type whose packed rows
+  // the kernels read faster.
+  static bool Packs(const WeightInfo& t) {
+    return t.shape.size() == 2 && PackedLayoutHelps(t.dtype, static_cast<int64_t>(t.shape[1]));
+  }
   static constexpr int kInPlace = 1, kCopy = 2;
 
   absl::Status Named(const WeightInfo& t, absl::Status st) const {
