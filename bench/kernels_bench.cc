@@ -21,7 +21,8 @@
 //    weight row (the batched decode step), as token-weight GB/s.
 // 5. With --batch (alone: no other part but 0): the batched decode step of
 //    continuous batching, the llama-3.2-1B shape cut to LAYERS layers (4, as
-//    bench/batch_bench.sh) plus the output matrix, Q8_0 and Q4_0, at 1, 2, 4
+//    bench/batch_bench.sh) plus the output matrix, Q8_0, Q8_0 packed (Q8_0p:
+//    PackRows's layout, as the server holds resident Q8_0 weights) and Q4_0, at 1, 2, 4
 //    and 8 tokens per step: tokens/s against the 1-token step of the same run.
 // 6. With --attention (alone, without part 0): attention per decode token of
 //    the llama-3.2-1B shape (16 layers, 32 query heads over 8 KV heads of 64)
@@ -164,12 +165,15 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
   for (Isa isa : isas)
     std::printf(" %10s %10s", internal::IsaName(isa), (std::string(internal::IsaName(isa)) + " x4").c_str());
   std::printf("\n");
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
-                  DType::kQ5_K, DType::kQ6_K}) {
-    const std::vector<uint8_t> w = RandomWeights(t, rows, cols, 3);
-    const WeightMatrix m{t, rows, cols, w.data()};
+  for (const auto& [t, packed] : std::vector<std::pair<DType, bool>>{
+           {DType::kF32, false}, {DType::kF16, false}, {DType::kBF16, false}, {DType::kQ8_0, false},
+           {DType::kQ8_0, true}, {DType::kQ4_0, false}, {DType::kQ4_K, false}, {DType::kQ5_K, false},
+           {DType::kQ6_K, false}}) {
+    std::vector<uint8_t> w = RandomWeights(t, rows, cols, 3);
+    if (packed) PackRows(t, cols, w.data(), rows);
+    const WeightMatrix m{t, rows, cols, w.data(), packed};
     std::vector<float> x(4 * cols, 0.5f), y(4 * rows);
-    std::printf("%-6s", std::string(Name(t)).c_str());
+    std::printf("%-6s", (std::string(Name(t)) + (packed ? "p" : "")).c_str());
     auto rate = [&](Isa isa, int64_t n_tokens) {
       internal::MatMulIsa(isa, m, x.data(), y.data(), n_tokens, one);
       int64_t calls = 0;
@@ -207,22 +211,25 @@ void BatchBench(Isa isa, ThreadPool& pool, int layers) {
   std::printf("\nbatched decode step: llama-3.2-1B shape, %d layers + output (%zu matrices), path %s\n", layers,
               shapes.size(), internal::IsaName(isa));
   std::printf("%-6s %9s %7s %10s %10s %9s\n", "type", "MiB", "tokens", "ms/step", "tok/s", "vs 1");
-  for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
+  for (const auto& [t, packed] :
+       std::vector<std::pair<DType, bool>>{{DType::kQ8_0, false}, {DType::kQ8_0, true}, {DType::kQ4_0, false}}) {
     std::vector<std::vector<uint8_t>> store;
     std::vector<WeightMatrix> mats;
     double bytes = 0;
     for (size_t i = 0; i < shapes.size(); ++i) {
       store.push_back(RandomWeights(t, shapes[i].rows, shapes[i].cols, 7 + i));
-      mats.push_back({t, shapes[i].rows, shapes[i].cols, store.back().data()});
+      if (packed) PackRows(t, shapes[i].cols, store.back().data(), shapes[i].rows);
+      mats.push_back({t, shapes[i].rows, shapes[i].cols, store.back().data(), packed});
       bytes += static_cast<double>(store.back().size());
     }
+    const std::string name = std::string(Name(t)) + (packed ? "p" : "");
     double base = 0;
     for (int64_t n : {1, 2, 4, 8}) {
       const Result r = TimeMatMuls(isa, mats, n, pool, 2.0);
       const double step = r.seconds_per_call * static_cast<double>(mats.size());
       const double tps = static_cast<double>(n) / step;
       if (n == 1) base = tps;
-      std::printf("%-6s %9.1f %7lld %10.2f %10.1f %8.2fx\n", std::string(Name(t)).c_str(), bytes / (1 << 20),
+      std::printf("%-6s %9.1f %7lld %10.2f %10.1f %8.2fx\n", name.c_str(), bytes / (1 << 20),
                   static_cast<long long>(n), step * 1e3, tps, tps / base);
     }
   }

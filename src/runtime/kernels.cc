@@ -11,9 +11,11 @@
 #include <limits>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "fmt/format.h"
 #include "runtime/kernels_internal.h"
+#include "runtime/quant_blocks.h"
 
 namespace hart::runtime {
 namespace internal {
@@ -43,6 +45,18 @@ size_t RowBytes(const WeightMatrix& w) {
 
 void FillNaN(float* y, int64_t n) {
   std::fill(y, y + n, std::numeric_limits<float>::quiet_NaN());
+}
+
+// The portable path on packed Q8_0 rows: each row put back in order in a
+// per-thread buffer, then the plain kernel (the portable path is the
+// reference, not a fast path).
+void PortablePackedQ8Dot(const void* w_row, const void* x, size_t x_stride, int n_x, int64_t cols,
+                         float* out, size_t out_stride) {
+  thread_local std::vector<uint8_t> row;
+  row.resize(static_cast<size_t>(cols / kQK) * sizeof(BlockQ8_0));
+  std::memcpy(row.data(), w_row, row.size());
+  UnpackRows(DType::kQ8_0, cols, row.data(), 1);
+  PortableRowDot(DType::kQ8_0)(row.data(), x, x_stride, n_x, cols, out, out_stride);
 }
 
 }  // namespace
@@ -88,7 +102,14 @@ Isa ActiveIsa() {
   return isa;
 }
 
-KernelSet SelectKernels(Isa isa, DType t) {
+KernelSet SelectKernels(Isa isa, DType t, bool packed) {
+  if (packed) {
+    // Only Q8_0 has a packed layout (CheckWeightMatrix); its kernels take
+    // the regrouped activations on both SIMD paths.
+    if (isa == Isa::kAvx512 && IsaSupported(isa)) return {Avx512PackedRowDot(t), Avx512PackedRowsDot(t), ActFormat::kQ8x8};
+    if (isa != Isa::kPortable && IsaSupported(Isa::kAvx2)) return {Avx2PackedRowDot(t), Avx2PackedRowsDot(t), ActFormat::kQ8x8};
+    return {t == DType::kQ8_0 ? PortablePackedQ8Dot : nullptr, nullptr, ActivationFormat(t)};
+  }
   if (isa == Isa::kAvx512 && IsaSupported(isa)) {
     // Every AVX-512 kernel takes its activations regrouped (kQ8x8).
     if (RowDotFn dot = Avx512RowDot(t); dot != nullptr) return {dot, Avx512RowsDot(t), ActFormat::kQ8x8};
@@ -105,7 +126,7 @@ KernelSet SelectKernels(Isa isa, DType t) {
 void MatMulIsa(Isa isa, const WeightMatrix& w, const float* x, float* y, int64_t n_tokens,
                ThreadPool& pool) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  const KernelSet kernels = SelectKernels(isa, w.dtype);
+  const KernelSet kernels = SelectKernels(isa, w.dtype, w.packed);
   const RowDotFn dot = kernels.dot;
   if (dot == nullptr || !CheckWeightMatrix(w).ok()) {
     // No status to return here: NaN makes a missed CheckWeightMatrix loud.
@@ -167,8 +188,51 @@ absl::Status CheckWeightMatrix(const WeightMatrix& w) {
         fmt::format("weight matrix [{}, {}] of {}: columns must be a positive multiple of {}",
                     w.rows, w.cols, Name(w.dtype), bs));
   if (w.data == nullptr) return absl::InvalidArgumentError("weight matrix has no data");
+  if (w.packed && w.dtype != DType::kQ8_0)
+    return absl::InvalidArgumentError(fmt::format("weight matrix of {}: only Q8_0 has a packed layout", Name(w.dtype)));
   return absl::OkStatus();
 }
+
+bool PackedLayoutHelps(DType t, int64_t cols) {
+  return t == DType::kQ8_0 && cols >= kQK * ActGroupQ8::kBlocks && cols % kQK == 0 &&
+         internal::ActiveIsa() != internal::Isa::kPortable;
+}
+
+namespace {
+// One row's whole groups, plain -> packed (pack) or back.
+void RepackRow(uint8_t* row, int64_t cols, bool pack) {
+  constexpr int kG = ActGroupQ8::kBlocks;
+  const int64_t groups = cols / kQK / kG;
+  for (int64_t g = 0; g < groups; ++g) {
+    uint8_t* p = row + g * sizeof(PackedGroupQ8_0);
+    BlockQ8_0 b[kG];
+    PackedGroupQ8_0 q;
+    if (pack) std::memcpy(b, p, sizeof(b));
+    else std::memcpy(&q, p, sizeof(q));
+    for (int s = 0; s < kG; ++s) {
+      BlockQ8_0& blk = b[ActGroupBlock(s)];
+      if (pack) q.d[s] = blk.d;
+      else blk.d = q.d[s];
+      for (int w = 0; w < kQK / 4; ++w) {
+        if (pack) std::memcpy(q.qs + ActGroupQ8::kRowBytes * w + 4 * s, blk.qs + 4 * w, 4);
+        else std::memcpy(blk.qs + 4 * w, q.qs + ActGroupQ8::kRowBytes * w + 4 * s, 4);
+      }
+    }
+    if (pack) std::memcpy(p, &q, sizeof(q));
+    else std::memcpy(p, b, sizeof(b));
+  }
+}
+
+void RepackRows(DType t, int64_t cols, void* data, int64_t rows, bool pack) {
+  if (t != DType::kQ8_0 || cols % kQK != 0) return;
+  const size_t row_bytes = static_cast<size_t>(cols / kQK) * sizeof(BlockQ8_0);
+  auto* p = static_cast<uint8_t*>(data);
+  for (int64_t r = 0; r < rows; ++r) RepackRow(p + r * row_bytes, cols, pack);
+}
+}  // namespace
+
+void PackRows(DType t, int64_t cols, void* data, int64_t rows) { RepackRows(t, cols, data, rows, true); }
+void UnpackRows(DType t, int64_t cols, void* data, int64_t rows) { RepackRows(t, cols, data, rows, false); }
 
 void MatMul(const WeightMatrix& w, const float* x, float* y, int64_t n_tokens, ThreadPool& pool) {
   internal::MatMulIsa(internal::ActiveIsa(), w, x, y, n_tokens, pool);
@@ -179,8 +243,14 @@ void GetRow(const WeightMatrix& w, int64_t row, float* dst) {
     internal::FillNaN(dst, std::max<int64_t>(w.cols, 0));
     return;
   }
-  Dequantize(w.dtype, static_cast<const uint8_t*>(w.data) + row * internal::RowBytes(w), dst,
-             w.cols);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * internal::RowBytes(w);
+  if (w.packed) {
+    std::vector<uint8_t> plain(src, src + internal::RowBytes(w));
+    UnpackRows(w.dtype, w.cols, plain.data(), 1);
+    Dequantize(w.dtype, plain.data(), dst, w.cols);
+    return;
+  }
+  Dequantize(w.dtype, src, dst, w.cols);
 }
 
 const char* KernelPath() {

@@ -63,6 +63,12 @@ RowsDotFn Avx2RowsDot(DType t);
 // other types and when built without AVX-512 support.
 RowDotFn Avx512RowDot(DType t);
 RowsDotFn Avx512RowsDot(DType t);
+// The same kernels for packed rows (runtime::PackRows; Q8_0, else nullptr):
+// bit-identical results, without the per-group transpose.
+RowDotFn Avx2PackedRowDot(DType t);
+RowsDotFn Avx2PackedRowsDot(DType t);
+RowDotFn Avx512PackedRowDot(DType t);
+RowsDotFn Avx512PackedRowsDot(DType t);
 
 // What MatMul runs for type t on `isa` (which must be supported): the row
 // dot, the multi-row decode kernel (nullptr: none) and the activation format
@@ -72,7 +78,8 @@ struct KernelSet {
   RowsDotFn rows_dot = nullptr;
   ActFormat format = ActFormat::kF32;
 };
-KernelSet SelectKernels(Isa isa, DType t);
+// `packed`: w.packed matrices (PackRows's layout; Q8_0).
+KernelSet SelectKernels(Isa isa, DType t, bool packed = false);
 
 // Quantizes n (a multiple of 32) activations to int8 with scale amax / 127,
 // rounding half to even; returns the scale (NaN with zeros when a value is

@@ -163,24 +163,31 @@ absl::Status Model::Embed(std::span<const int32_t> tokens, float* x) const {
     if (id < 0 || id >= plan_->vocab)
       return absl::InvalidArgumentError(fmt::format("token id {} is outside the vocabulary [0, {})", id, plan_->vocab));
     const uint8_t* src = nullptr;
+    bool packed = false;  // the row is in the kernels' packed layout
     // Without a budget the table is mapped; under one, a pinned tied head
     // serves the rows, else one row per token is read (far cheaper than
     // holding a table of vocab x dim for a few rows).
     if (!budgeted_) {
       ASSIGN_OR_RETURN(auto span, source_->Map(e));
       src = span.data() + id * row_bytes;
+      packed = source_->MapPacked(e);
     } else if (plan_->tied) {
       for (const auto& hs : plan_->head)
         if (id >= hs.row0 && id < hs.row0 + hs.rows && streamer_->IsPinned(hs.group)) {
           ASSIGN_OR_RETURN(auto ptrs, streamer_->Acquire(hs.group));
           src = ptrs[0] + (id - hs.row0) * row_bytes;
+          packed = streamer_->Packed(hs.group, 0);
         }
     }
     if (src == nullptr) {
       RETURN_IF_ERROR(streamer_->ReadDirect(e, id * row_bytes, row));
       src = row.data();
     }
-    Dequantize(e.dtype, src, x + t * cfg_.dim, cfg_.dim);
+    if (packed) {
+      GetRow(WeightMatrix{e.dtype, 1, cfg_.dim, src, true}, 0, x + t * cfg_.dim);
+    } else {
+      Dequantize(e.dtype, src, x + t * cfg_.dim, cfg_.dim);
+    }
     if (cfg_.arch == Arch::kGemma2) {
       const float scale = std::sqrt(static_cast<float>(cfg_.dim));
       for (int64_t i = 0; i < cfg_.dim; ++i) x[t * cfg_.dim + i] *= scale;
@@ -266,8 +273,9 @@ absl::Status Model::Layer(std::span<Segment> segs, PassScratch& sc, int64_t l, i
   ASSIGN_OR_RETURN(auto ptrs, streamer_->Acquire(lp.group));
   auto mat = [&](Role r) {
     const WeightInfo* t = lp.tensor[static_cast<size_t>(r)];
+    const size_t piece = lp.piece[static_cast<size_t>(r)];
     return WeightMatrix{t->dtype, static_cast<int64_t>(t->shape[0]), static_cast<int64_t>(t->shape[1]),
-                        ptrs[lp.piece[static_cast<size_t>(r)]]};
+                        ptrs[piece], streamer_->Packed(lp.group, piece)};
   };
   auto has = [&](Role r) { return lp.tensor[static_cast<size_t>(r)] != nullptr; };
   const int64_t dim = c.dim, hd = c.head_dim, vd = c.value_dim;
@@ -369,7 +377,8 @@ absl::Status Model::Head(PassScratch& sc, int64_t n_out, const float* xn, float*
   for (const auto& hs : plan_->head) {
     ASSIGN_OR_RETURN(auto ptrs, streamer_->Acquire(hs.group));
     sc.part.resize(n_out * hs.rows);
-    MatMul(WeightMatrix{plan_->output->dtype, hs.rows, dim, ptrs[0]}, xn, sc.part.data(), n_out, *pool_);
+    MatMul(WeightMatrix{plan_->output->dtype, hs.rows, dim, ptrs[0], streamer_->Packed(hs.group, 0)}, xn,
+           sc.part.data(), n_out, *pool_);
     streamer_->Release(hs.group);
     for (int64_t t = 0; t < n_out; ++t)
       std::copy(sc.part.begin() + t * hs.rows, sc.part.begin() + (t + 1) * hs.rows, out + t * vocab + hs.row0);

@@ -105,6 +105,21 @@ struct ActGroupQ8 {
 };
 static_assert(sizeof(ActGroupQ8) == 320);
 inline constexpr int ActGroupSlot(int block) { return (block & 1) * 4 + block / 2; }
+// The block in slot s of a group (the inverse of ActGroupSlot).
+inline constexpr int ActGroupBlock(int slot) { return slot < 4 ? 2 * slot : 2 * (slot - 4) + 1; }
+
+// Q8_0 weight rows in the packed layout (runtime::PackRows): every whole
+// group of ActGroupQ8::kBlocks blocks of a row is stored already in the
+// shape the SIMD kernels would otherwise transpose it into on every pass,
+// qs as ActGroupQ8::qs is laid out (row w at 32 w, slot s at 4 s: values
+// 4w .. 4w+3 of block ActGroupBlock(s), signed), then the f16 scales in slot
+// order. A partial last group keeps BlockQ8_0's layout, so a packed row has
+// the same bytes as a plain one, only in another order.
+struct PackedGroupQ8_0 {
+  int8_t qs[ActGroupQ8::kBlocks * kQK];
+  uint16_t d[ActGroupQ8::kBlocks];  // f16, slot order
+};
+static_assert(sizeof(PackedGroupQ8_0) == ActGroupQ8::kBlocks * sizeof(BlockQ8_0));
 
 // Q8_K-style: bsums[g] = sum of qs[16g .. 16g+15], for the K-quants' min
 // and offset terms.

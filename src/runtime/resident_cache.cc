@@ -17,6 +17,20 @@ struct ResidentCache::State {
   uint64_t bytes = 0;
 };
 
+std::string ResidentKey(const std::string& digest, bool packed) { return packed ? digest + "+packed" : digest; }
+
+namespace {
+// A live entry for `digest` in either layout (mu held).
+template <typename Map>
+bool LiveLocked(const Map& entries, std::string_view digest) {
+  for (bool packed : {false, true}) {
+    auto it = entries.find(ResidentKey(std::string(digest), packed));
+    if (it != entries.end() && !it->second.expired()) return true;
+  }
+  return false;
+}
+}  // namespace
+
 ResidentCache::ResidentCache() : state_(std::make_shared<State>()) {}
 ResidentCache::~ResidentCache() = default;
 
@@ -79,10 +93,8 @@ absl::StatusOr<ResidentCache::Handle> ResidentCache::Get(
 uint64_t ResidentCache::MissingBytes(std::span<const std::pair<std::string, uint64_t>> tensors) const {
   std::lock_guard<std::mutex> l(state_->mu);
   std::map<std::string_view, uint64_t> missing;
-  for (const auto& [d, n] : tensors) {
-    auto it = state_->entries.find(d);
-    if (it == state_->entries.end() || it->second.expired()) missing[d] = n;
-  }
+  for (const auto& [d, n] : tensors)
+    if (!LiveLocked(state_->entries, d)) missing[d] = n;
   uint64_t total = 0;
   for (const auto& [d, n] : missing) total += n;
   return total;
@@ -90,8 +102,7 @@ uint64_t ResidentCache::MissingBytes(std::span<const std::pair<std::string, uint
 
 bool ResidentCache::Has(const std::string& digest) const {
   std::lock_guard<std::mutex> l(state_->mu);
-  auto it = state_->entries.find(digest);
-  return it != state_->entries.end() && !it->second.expired();
+  return LiveLocked(state_->entries, digest);
 }
 
 uint64_t ResidentCache::resident_bytes() const {

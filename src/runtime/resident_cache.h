@@ -44,6 +44,11 @@ struct ResidentTensor {
   store::TensorBytes bytes;
 };
 
+// The cache key of a tensor: its digest, marked when the entry holds the
+// rows in the kernels' packed layout (runtime::PackRows), so a packed and a
+// stored copy of one digest never stand in for each other.
+std::string ResidentKey(const std::string& digest, bool packed);
+
 class ResidentCache {
  public:
   using Handle = std::shared_ptr<const ResidentTensor>;
@@ -59,10 +64,10 @@ class ResidentCache {
   absl::StatusOr<Handle> Get(const std::string& digest, uint64_t nbytes,
                              const std::function<absl::StatusOr<store::TensorBytes>()>& load);
 
-  // Bytes of the (digest, nbytes) pairs not resident now: what loading a
-  // model holding them adds (each digest counted once).
+  // Bytes of the (digest, nbytes) pairs not resident now, in either layout:
+  // what loading a model holding them adds (each digest counted once).
   uint64_t MissingBytes(std::span<const std::pair<std::string, uint64_t>> tensors) const;
-  bool Has(const std::string& digest) const;
+  bool Has(const std::string& digest) const;  // in either layout
 
   uint64_t resident_bytes() const;
   uint64_t tensors() const;

@@ -4,6 +4,8 @@
 // store::ExtentReader, O_DIRECT reads of the located pack extents straight
 // into the buffer (PlanBuffer places each run at its pack alignment), so
 // streamed bytes pass neither the page cache nor this process's maps.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <mutex>
 #include <tuple>
@@ -12,11 +14,22 @@
 #include "core/status.h"
 #include "runtime/weight_source.h"
 #include "core/mapped_file.h"
+#include "runtime/kernels.h"
 #include "runtime/resident_cache.h"
 #include "store/store.h"
 
 namespace hart::runtime {
 namespace {
+
+// Asks for transparent huge pages on the whole 2 MiB pages inside
+// [p, p + n): a resident packed tensor is read end to end every decode
+// step, and 4 KiB pages cost a TLB miss every 4 KiB of it.
+void AdviseHugePages(void* p, size_t n) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) / kHuge * kHuge;
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+}
 
 class StoreWeightSource final : public WeightSource {
  public:
@@ -93,12 +106,26 @@ class StoreWeightSource final : public WeightSource {
     size_t i = IndexOf(t);
     std::lock_guard<std::mutex> l(mu_);
     if (cache_ != nullptr && !digests_[i].empty() && t.nbytes > 0) {
-      auto it = held_.find(digests_[i]);
+      const bool packed = Packs(t);
+      const std::string key = ResidentKey(digests_[i], packed);
+      auto it = held_.find(key);
       if (it == held_.end()) {
-        ASSIGN_OR_RETURN(auto h, cache_->Get(digests_[i], t.nbytes, [&]() -> absl::StatusOr<store::TensorBytes> {
-          return store_->ReadTensor(version_.id, t.name);
+        ASSIGN_OR_RETURN(auto h, cache_->Get(key, t.nbytes, [&]() -> absl::StatusOr<store::TensorBytes> {
+          ASSIGN_OR_RETURN(auto tb, store_->ReadTensor(version_.id, t.name));
+          if (!packed || tb.bytes().size() != t.nbytes) return tb;
+          // One packed copy for every model that shares the digest, made
+          // once at load: the pack map's pages are not ours to rewrite.
+          std::vector<uint8_t> buf;
+          buf.reserve(tb.bytes().size());
+          AdviseHugePages(buf.data(), buf.capacity());  // before the copy faults the pages in
+          buf.assign(tb.bytes().begin(), tb.bytes().end());
+          // The pages the copy faulted in leave RSS again (the page cache
+          // keeps them), so RSS counts the tensor once.
+          if (tb.zero_copy()) Unpopulate(tb.bytes());
+          PackRows(t.dtype, static_cast<int64_t>(t.shape[1]), buf.data(), static_cast<int64_t>(t.shape[0]));
+          return store::TensorBytes::Owned(std::move(buf));
         }));
-        it = held_.emplace(digests_[i], std::move(h)).first;
+        it = held_.emplace(key, std::move(h)).first;
       }
       return it->second->bytes.bytes();
     }
@@ -140,6 +167,11 @@ class StoreWeightSource final : public WeightSource {
   }
 
   bool direct_io() const override { return direct_; }
+
+  bool MapPacked(const WeightInfo& t) const override {
+    const size_t i = IndexOf(t);
+    return cache_ != nullptr && !digests_[i].empty() && t.nbytes > 0 && Packs(t);
+  }
 
   bool resident_cached() const override { return cache_ != nullptr; }
   // use_count counts holders: each source keeps one handle per digest.
@@ -233,6 +265,11 @@ class StoreWeightSource final : public WeightSource {
  private:
   StoreWeightSource() = default;
   size_t IndexOf(const WeightInfo& t) const { return static_cast<size_t>(&t - infos_.data()); }
+  // Whether the cache holds t packed: a matrix of a type whose packed rows
+  // the kernels read faster.
+  static bool Packs(const WeightInfo& t) {
+    return t.shape.size() == 2 && PackedLayoutHelps(t.dtype, static_cast<int64_t>(t.shape[1]));
+  }
   static constexpr int kInPlace = 1, kCopy = 2;
 
   absl::Status Named(const WeightInfo& t, absl::Status st) const {

@@ -109,6 +109,10 @@ class WeightSource {
 
   // `t` is always an element of tensors() (from Find or the list itself).
   virtual absl::StatusOr<std::span<const uint8_t>> Map(const WeightInfo& t) = 0;
+  // Whether Map(t) gives t's rows in the kernels' packed layout
+  // (runtime::PackRows) rather than as stored: a ResidentCache holds Q8_0
+  // matrices packed once for every model that shares them.
+  virtual bool MapPacked(const WeightInfo& t) const { return false; }
   virtual absl::Status Read(const WeightInfo& t, uint64_t offset, std::span<uint8_t> out) = 0;
   virtual void Prefetch(const WeightInfo& t, uint64_t offset, uint64_t n) {}
   virtual void Release(const WeightInfo& t, uint64_t offset, uint64_t n, bool drop_cache) {}

@@ -1,5 +1,7 @@
 #include "runtime/weight_streamer.h"
 
+#include "runtime/kernels.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -101,6 +103,7 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
   const size_t n = s->groups_.size();
   s->pinned_.assign(n, false);
   s->pinned_ptrs_.resize(n);
+  s->packed_.resize(n);
 
   if (opts.budget == 0) {
     // Everything mapped: the source's pages are the weights.
@@ -109,6 +112,7 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
       for (const auto& p : s->groups_[g].pieces) {
         ASSIGN_OR_RETURN(auto span, source->Map(*p.info));
         s->pinned_ptrs_[g].push_back(span.data() + p.offset);
+        s->packed_[g].push_back(source->MapPacked(*p.info));
       }
     }
     return s;
@@ -157,6 +161,25 @@ absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(WeightSou
     RETURN_IF_ERROR(s->pin_status_);
   }
   s->pinned_bytes_ = pinned;
+  // Pinned pieces that are whole rows of a matrix the kernels read faster
+  // packed are packed in place, once: they stay for the model's life.
+  for (size_t g = 0; g < n; ++g) {
+    if (!s->pinned_[g]) continue;
+    s->packed_[g].assign(s->groups_[g].pieces.size(), false);
+    for (size_t i = 0; i < s->groups_[g].pieces.size(); ++i) {
+      const WeightPiece& p = s->groups_[g].pieces[i];
+      const WeightInfo& t = *p.info;
+      if (t.shape.size() != 2 || !PackedLayoutHelps(t.dtype, static_cast<int64_t>(t.shape[1]))) continue;
+      const uint64_t row = t.nbytes / t.shape[0];
+      if (row == 0 || p.offset % row != 0 || p.nbytes % row != 0) continue;
+      bool seen = false;  // the same bytes twice in a group are packed once
+      for (size_t j = 0; j < i; ++j) seen = seen || s->pinned_ptrs_[g][j] == s->pinned_ptrs_[g][i];
+      if (seen) continue;
+      PackRows(t.dtype, static_cast<int64_t>(t.shape[1]), const_cast<uint8_t*>(s->pinned_ptrs_[g][i]),
+               static_cast<int64_t>(p.nbytes / row));
+      s->packed_[g][i] = true;
+    }
+  }
   for (size_t g = 0; g < n; ++g)
     if (!s->pinned_[g]) {
       s->streamed_.push_back(g);

@@ -82,6 +82,10 @@ class WeightStreamer {
   absl::StatusOr<std::vector<const uint8_t*>> Acquire(size_t g);
   void Release(size_t g);
   bool IsPinned(size_t g) const { return pinned_[g]; }
+  // Whether piece p of group g is in the kernels' packed layout
+  // (runtime::PackRows): mapped from a source that packs it, or pinned
+  // and packed in place after loading. Streamed pieces never are.
+  bool Packed(size_t g, size_t p) const { return !packed_[g].empty() && packed_[g][p]; }
   bool streaming() const { return !streamed_.empty(); }
   size_t group_count() const { return groups_.size(); }
   uint64_t GroupBytes(size_t g) const;
@@ -113,6 +117,7 @@ class WeightStreamer {
   std::vector<BufferPlan> plans_;  // per group, when streaming
   std::vector<bool> pinned_;
   std::vector<std::vector<const uint8_t*>> pinned_ptrs_;  // per group, when pinned or mapped
+  std::vector<std::vector<bool>> packed_;                 // per group and piece (Packed)
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> owned_;
   std::vector<size_t> streamed_;      // cycle order of the streamed groups
   uint64_t pinned_bytes_ = 0;

@@ -220,6 +220,46 @@ TEST_P(MatMulTest, Avx2AndAvx512GiveIdenticalBits) {
   }
 }
 
+// Packed Q8_0 rows (PackRows) give the same bits as the plain rows on every
+// path, decode (the multi-row kernel), batched steps and prefill tiles,
+// whole groups and a partial last group; GetRow reads them back exactly, and
+// UnpackRows restores the original bytes.
+TEST_P(MatMulTest, PackedRowsGiveIdenticalBits) {
+  if (dtype() != DType::kQ8_0) GTEST_SKIP() << "Q8_0 only";
+  for (const Shape2& s : Shapes()) {
+    SCOPED_TRACE(::testing::Message() << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
+    const std::vector<uint8_t> wq = testing::Quantize(dtype(), testing::RandomFloats(s.rows * s.cols, 81));
+    std::vector<uint8_t> packed = wq;
+    PackRows(dtype(), s.cols, packed.data(), s.rows);
+    if (s.cols >= 256) {
+      EXPECT_NE(packed, wq) << "a whole group was left in place";
+    }
+    const std::vector<float> x = testing::RandomFloats(s.n_tokens * s.cols, 82);
+    std::vector<float> y(s.n_tokens * s.rows), yp(s.n_tokens * s.rows, -1.0f);
+    internal::MatMulIsa(isa(), {dtype(), s.rows, s.cols, wq.data()}, x.data(), y.data(), s.n_tokens, pool_);
+    internal::MatMulIsa(isa(), {dtype(), s.rows, s.cols, packed.data(), true}, x.data(), yp.data(), s.n_tokens,
+                        pool_);
+    EXPECT_EQ(y, yp);
+    for (int64_t r : {int64_t{0}, s.rows - 1}) {
+      std::vector<float> a(s.cols), b(s.cols);
+      GetRow({dtype(), s.rows, s.cols, wq.data()}, r, a.data());
+      GetRow({dtype(), s.rows, s.cols, packed.data(), true}, r, b.data());
+      EXPECT_EQ(a, b) << "row " << r;
+    }
+    UnpackRows(dtype(), s.cols, packed.data(), s.rows);
+    EXPECT_EQ(packed, wq);
+  }
+}
+
+TEST(MatMulPackedTest, OnlyQ8_0HasAPackedLayout) {
+  const std::vector<uint8_t> wq = testing::Quantize(DType::kQ4_0, testing::RandomFloats(256, 91));
+  EXPECT_FALSE(CheckWeightMatrix({DType::kQ4_0, 1, 256, wq.data(), true}).ok());
+  EXPECT_TRUE(CheckWeightMatrix({DType::kQ4_0, 1, 256, wq.data(), false}).ok());
+  EXPECT_FALSE(PackedLayoutHelps(DType::kQ4_0, 2048));
+  EXPECT_FALSE(PackedLayoutHelps(DType::kQ8_0, 32));  // no whole group
+  EXPECT_EQ(PackedLayoutHelps(DType::kQ8_0, 2048), internal::ActiveIsa() != Isa::kPortable);
+}
+
 std::string ParamName(const ::testing::TestParamInfo<std::tuple<DType, Isa>>& info) {
   return std::string(Name(std::get<0>(info.param))) + "_" + internal::IsaName(std::get<1>(info.param));
 }

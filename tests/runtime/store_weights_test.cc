@@ -6,7 +6,9 @@
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "gtest/gtest.h"
+#include "runtime/kernels.h"
 #include "runtime/model.h"
+#include "runtime/resident_cache.h"
 #include "runtime/weight_source.h"
 #include "runtime_fixtures.h"
 #include "store/store.h"
@@ -67,6 +69,50 @@ TEST_F(StoreWeights, GgufVersionMatchesTheFileMappedAndStreamed) {
     std::vector<float> got = Logits(stored->get(), budget, tokens);
     ASSERT_EQ(got.size(), want.size()) << budget;
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4)) << budget;
+  }
+}
+
+// Q8_0 matrices whose rows hold whole 8-block groups are packed for the
+// kernels where they stay for the model's life: in a ResidentCache (the
+// server's resident models) and in a budget's pinned groups. Neither may
+// change a logit: the packed kernels take the same integer and float steps.
+// The tied head is also the embedding table, read back row by row packed.
+TEST_F(StoreWeights, PackedResidentWeightsGiveTheSameLogits) {
+  const std::string fx = testing::MakeFixture("store_packed", "--shape tiny-ffn768 --type q8_0 --layers 2 --tied");
+  auto src = formats::ReadGguf(fx + "/model.gguf");
+  ASSERT_TRUE(src.ok()) << src.status();
+  store::IngestOptions io;
+  io.model = "tiny";
+  io.progress = false;
+  io.license = "mit";
+  ASSERT_TRUE(store_->Ingest(*src, io).ok());
+  auto file = OpenFileWeights(fx + "/model.gguf");
+  ASSERT_TRUE(file.ok());
+  const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119};
+  const std::vector<float> want = Logits(file->get(), 0, tokens);
+  ASSERT_FALSE(want.empty());
+
+  auto cache = std::make_shared<ResidentCache>();
+  auto cached = OpenStoreWeights(store_, "tiny@1", {.cache = cache});
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  const WeightInfo* ffn_down = (*cached)->Find("blk.0.ffn_down.weight");
+  ASSERT_NE(ffn_down, nullptr);
+  EXPECT_EQ((*cached)->MapPacked(*ffn_down), PackedLayoutHelps(DType::kQ8_0, 768));
+  std::vector<float> got = Logits(cached->get(), 0, tokens);
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4)) << "resident cache";
+  // The packed copy is counted once, at the tensor's own size.
+  uint64_t total = 0;
+  for (const auto& t : (*cached)->tensors()) total += t.nbytes;
+  EXPECT_LE(cache->resident_bytes(), total);
+  EXPECT_GT(cache->resident_bytes(), total / 2);
+
+  auto stored = OpenStoreWeights(store_, "tiny@1");
+  ASSERT_TRUE(stored.ok());
+  for (uint64_t budget : {uint64_t{1} << 40, MinBudget(stored->get())}) {
+    got = Logits(stored->get(), budget, tokens);
+    ASSERT_EQ(got.size(), want.size()) << budget;
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4)) << "budget " << budget;
   }
 }
 
