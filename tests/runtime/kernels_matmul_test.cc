@@ -224,32 +224,44 @@ TEST_P(MatMulTest, Avx2AndAvx512GiveIdenticalBits) {
 // path, decode (the multi-row kernel), batched steps and prefill tiles,
 // whole groups and a partial last group; GetRow reads them back exactly, and
 // UnpackRows restores the original bytes.
-TEST_P(MatMulTest, PackedRowsGiveIdenticalBits) {
-  if (dtype() != DType::kQ8_0) GTEST_SKIP() << "Q8_0 only";
-  for (const Shape2& s : Shapes()) {
+class PackedMatMulTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!internal::IsaSupported(GetParam())) GTEST_SKIP() << "CPU lacks " << internal::IsaName(GetParam());
+  }
+  ThreadPool pool_{3};
+};
+
+TEST_P(PackedMatMulTest, PackedRowsGiveIdenticalBits) {
+  const DType t = DType::kQ8_0;
+  for (const Shape2& s : std::vector<Shape2>{{75, 544, 1}, {75, 544, 7}, {200, 544, 37}, {1, 544, 2},
+                                             {13, 256, 1}, {13, 256, 5}, {9, 32, 1}, {9, 32, 3}}) {
     SCOPED_TRACE(::testing::Message() << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
-    const std::vector<uint8_t> wq = testing::Quantize(dtype(), testing::RandomFloats(s.rows * s.cols, 81));
+    const std::vector<uint8_t> wq = testing::Quantize(t, testing::RandomFloats(s.rows * s.cols, 81));
     std::vector<uint8_t> packed = wq;
-    PackRows(dtype(), s.cols, packed.data(), s.rows);
+    PackRows(t, s.cols, packed.data(), s.rows);
     if (s.cols >= 256) {
       EXPECT_NE(packed, wq) << "a whole group was left in place";
     }
     const std::vector<float> x = testing::RandomFloats(s.n_tokens * s.cols, 82);
     std::vector<float> y(s.n_tokens * s.rows), yp(s.n_tokens * s.rows, -1.0f);
-    internal::MatMulIsa(isa(), {dtype(), s.rows, s.cols, wq.data()}, x.data(), y.data(), s.n_tokens, pool_);
-    internal::MatMulIsa(isa(), {dtype(), s.rows, s.cols, packed.data(), true}, x.data(), yp.data(), s.n_tokens,
+    internal::MatMulIsa(GetParam(), {t, s.rows, s.cols, wq.data()}, x.data(), y.data(), s.n_tokens, pool_);
+    internal::MatMulIsa(GetParam(), {t, s.rows, s.cols, packed.data(), true}, x.data(), yp.data(), s.n_tokens,
                         pool_);
     EXPECT_EQ(y, yp);
     for (int64_t r : {int64_t{0}, s.rows - 1}) {
       std::vector<float> a(s.cols), b(s.cols);
-      GetRow({dtype(), s.rows, s.cols, wq.data()}, r, a.data());
-      GetRow({dtype(), s.rows, s.cols, packed.data(), true}, r, b.data());
+      GetRow({t, s.rows, s.cols, wq.data()}, r, a.data());
+      GetRow({t, s.rows, s.cols, packed.data(), true}, r, b.data());
       EXPECT_EQ(a, b) << "row " << r;
     }
-    UnpackRows(dtype(), s.cols, packed.data(), s.rows);
+    UnpackRows(t, s.cols, packed.data(), s.rows);
     EXPECT_EQ(packed, wq);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, PackedMatMulTest, ::testing::Values(Isa::kPortable, Isa::kAvx2, Isa::kAvx512),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return internal::IsaName(info.param); });
 
 TEST(MatMulPackedTest, OnlyQ8_0HasAPackedLayout) {
   const std::vector<uint8_t> wq = testing::Quantize(DType::kQ4_0, testing::RandomFloats(256, 91));
