@@ -9,15 +9,13 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/temp_dir.h"
 
 namespace hart {
 namespace {
 
 std::filesystem::path TempDir() {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("hart_file_util_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir;
+  return std::filesystem::path(testing::ProcessTempDir("hart_file_util"));
 }
 
 TEST(ReadFile, ReadsARegularFile) {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/status.h"
+#include "tests/temp_dir.h"
 #include "formats/model_source.h"
 
 namespace hart::formats {
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 std::string StoriesDir() { return std::string(HART_SOURCE_DIR) + "/../shared/testdata/tinystories"; }
 
 std::string TempDir(const std::string& name) {
-  std::string d = ::testing::TempDir() + "/hart_llama2c_" + std::to_string(::getpid()) + "/" + name;
+  std::string d = hart::testing::ProcessTempDir("hart_llama2c") + "/" + name;
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -12,17 +12,11 @@
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/temp_dir.h"
 
 namespace hart::runtime::testing {
 
-inline std::string FixtureRoot() {
-  static const std::string root = [] {
-    std::string dir = ::testing::TempDir() + fmt::format("hart_runtime_{}", getpid());
-    std::system(fmt::format("rm -rf '{}' && mkdir -p '{}'", dir, dir).c_str());
-    return dir;
-  }();
-  return root;
-}
+inline std::string FixtureRoot() { return hart::testing::ProcessTempDir("hart_runtime"); }
 
 // Runs the generator into FixtureRoot()/name with `args`; returns the directory.
 inline std::string MakeFixture(const std::string& name, const std::string& args) {
