@@ -4,8 +4,6 @@
 // store::ExtentReader, O_DIRECT reads of the located pack extents straight
 // into the buffer (PlanBuffer places each run at its pack alignment), so
 // streamed bytes pass neither the page cache nor this process's maps.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <mutex>
 #include <tuple>
@@ -21,15 +19,6 @@
 namespace hart::runtime {
 namespace {
 
-// Asks for transparent huge pages on the whole 2 MiB pages inside
-// [p, p + n): a resident packed tensor is read end to end every decode
-// step, and 4 KiB pages cost a TLB miss every 4 KiB of it.
-void AdviseHugePages(void* p, size_t n) {
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) / kHuge * kHuge;
-  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
-}
 
 class StoreWeightSource final : public WeightSource {
  public:
@@ -115,10 +104,7 @@ class StoreWeightSource final : public WeightSource {
           if (!packed || tb.bytes().size() != t.nbytes) return tb;
           // One packed copy for every model that shares the digest, made
           // once at load: the pack map's pages are not ours to rewrite.
-          std::vector<uint8_t> buf;
-          buf.reserve(tb.bytes().size());
-          AdviseHugePages(buf.data(), buf.capacity());  // before the copy faults the pages in
-          buf.assign(tb.bytes().begin(), tb.bytes().end());
+          std::vector<uint8_t> buf(tb.bytes().begin(), tb.bytes().end());
           // The pages the copy faulted in leave RSS again (the page cache
           // keeps them), so RSS counts the tensor once.
           if (tb.zero_copy()) Unpopulate(tb.bytes());
