@@ -19,7 +19,6 @@
 namespace hart::runtime {
 namespace {
 
-
 class StoreWeightSource final : public WeightSource {
  public:
   static absl::StatusOr<std::unique_ptr<WeightSource>> Open(std::shared_ptr<store::Store> st,
