@@ -22,7 +22,7 @@
 // 5. With --batch (alone: no other part but 0): the batched decode step of
 //    continuous batching, the llama-3.2-1B shape cut to LAYERS layers (4, as
 //    bench/batch_bench.sh) plus the output matrix, Q8_0, Q8_0 packed (Q8_0p:
-//    PackRows's layout, as the server holds resident Q8_0 weights) and Q4_0, at 1, 2, 4
+//    PackRows's layout, as the server holds resident Q8_0 weights), Q4_0 and Q4_0p, at 1, 2, 4
 //    and 8 tokens per step: tokens/s against the 1-token step of the same run.
 // 6. With --attention (alone, without part 0): attention per decode token of
 //    the llama-3.2-1B shape (16 layers, 32 query heads over 8 KV heads of 64)
@@ -167,7 +167,7 @@ void InCacheBench(ThreadPool& one, const std::vector<Isa>& isas) {
   std::printf("\n");
   for (const auto& [t, packed] : std::vector<std::pair<DType, bool>>{
            {DType::kF32, false}, {DType::kF16, false}, {DType::kBF16, false}, {DType::kQ8_0, false},
-           {DType::kQ8_0, true}, {DType::kQ4_0, false}, {DType::kQ4_K, false}, {DType::kQ5_K, false},
+           {DType::kQ8_0, true}, {DType::kQ4_0, false}, {DType::kQ4_0, true}, {DType::kQ4_K, false}, {DType::kQ5_K, false},
            {DType::kQ6_K, false}}) {
     std::vector<uint8_t> w = RandomWeights(t, rows, cols, 3);
     if (packed) PackRows(t, cols, w.data(), rows);
@@ -212,7 +212,8 @@ void BatchBench(Isa isa, ThreadPool& pool, int layers) {
               shapes.size(), internal::IsaName(isa));
   std::printf("%-6s %9s %7s %10s %10s %9s\n", "type", "MiB", "tokens", "ms/step", "tok/s", "vs 1");
   for (const auto& [t, packed] :
-       std::vector<std::pair<DType, bool>>{{DType::kQ8_0, false}, {DType::kQ8_0, true}, {DType::kQ4_0, false}}) {
+       std::vector<std::pair<DType, bool>>{
+           {DType::kQ8_0, false}, {DType::kQ8_0, true}, {DType::kQ4_0, false}, {DType::kQ4_0, true}}) {
     std::vector<std::vector<uint8_t>> store;
     std::vector<WeightMatrix> mats;
     double bytes = 0;

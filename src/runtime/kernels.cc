@@ -47,16 +47,17 @@ void FillNaN(float* y, int64_t n) {
   std::fill(y, y + n, std::numeric_limits<float>::quiet_NaN());
 }
 
-// The portable path on packed Q8_0 rows: each row put back in order in a
+// The portable path on packed rows: each row put back in order in a
 // per-thread buffer, then the plain kernel (the portable path is the
 // reference, not a fast path).
-void PortablePackedQ8Dot(const void* w_row, const void* x, size_t x_stride, int n_x, int64_t cols,
-                         float* out, size_t out_stride) {
+template <DType T, typename Block>
+void PortablePackedDot(const void* w_row, const void* x, size_t x_stride, int n_x, int64_t cols, float* out,
+                       size_t out_stride) {
   thread_local std::vector<uint8_t> row;
-  row.resize(static_cast<size_t>(cols / kQK) * sizeof(BlockQ8_0));
+  row.resize(static_cast<size_t>(cols / kQK) * sizeof(Block));
   std::memcpy(row.data(), w_row, row.size());
-  UnpackRows(DType::kQ8_0, cols, row.data(), 1);
-  PortableRowDot(DType::kQ8_0)(row.data(), x, x_stride, n_x, cols, out, out_stride);
+  UnpackRows(T, cols, row.data(), 1);
+  PortableRowDot(T)(row.data(), x, x_stride, n_x, cols, out, out_stride);
 }
 
 }  // namespace
@@ -104,11 +105,14 @@ Isa ActiveIsa() {
 
 KernelSet SelectKernels(Isa isa, DType t, bool packed) {
   if (packed) {
-    // Only Q8_0 has a packed layout (CheckWeightMatrix); its kernels take
-    // the regrouped activations on both SIMD paths.
+    // Only Q8_0 and Q4_0 have a packed layout (CheckWeightMatrix); their
+    // kernels take the regrouped activations on both SIMD paths.
     if (isa == Isa::kAvx512 && IsaSupported(isa)) return {Avx512PackedRowDot(t), Avx512PackedRowsDot(t), ActFormat::kQ8x8};
     if (isa != Isa::kPortable && IsaSupported(Isa::kAvx2)) return {Avx2PackedRowDot(t), Avx2PackedRowsDot(t), ActFormat::kQ8x8};
-    return {t == DType::kQ8_0 ? PortablePackedQ8Dot : nullptr, nullptr, ActivationFormat(t)};
+    RowDotFn dot = t == DType::kQ8_0   ? PortablePackedDot<DType::kQ8_0, BlockQ8_0>
+                   : t == DType::kQ4_0 ? PortablePackedDot<DType::kQ4_0, BlockQ4_0>
+                                       : nullptr;
+    return {dot, nullptr, ActivationFormat(t)};
   }
   if (isa == Isa::kAvx512 && IsaSupported(isa)) {
     // Every AVX-512 kernel takes its activations regrouped (kQ8x8).
@@ -188,34 +192,40 @@ absl::Status CheckWeightMatrix(const WeightMatrix& w) {
         fmt::format("weight matrix [{}, {}] of {}: columns must be a positive multiple of {}",
                     w.rows, w.cols, Name(w.dtype), bs));
   if (w.data == nullptr) return absl::InvalidArgumentError("weight matrix has no data");
-  if (w.packed && w.dtype != DType::kQ8_0)
-    return absl::InvalidArgumentError(fmt::format("weight matrix of {}: only Q8_0 has a packed layout", Name(w.dtype)));
+  if (w.packed && w.dtype != DType::kQ8_0 && w.dtype != DType::kQ4_0)
+    return absl::InvalidArgumentError(
+        fmt::format("weight matrix of {}: only Q8_0 and Q4_0 have a packed layout", Name(w.dtype)));
   return absl::OkStatus();
 }
 
 bool PackedLayoutHelps(DType t, int64_t cols) {
-  return t == DType::kQ8_0 && cols >= kQK * ActGroupQ8::kBlocks && cols % kQK == 0 &&
+  return (t == DType::kQ8_0 || t == DType::kQ4_0) && cols >= kQK * ActGroupQ8::kBlocks && cols % kQK == 0 &&
          internal::ActiveIsa() != internal::Isa::kPortable;
 }
 
 namespace {
-// One row's whole groups, plain -> packed (pack) or back.
+// One row's whole groups, plain -> packed (pack) or back. Both layouts
+// move 4-byte pieces: Q8_0 values 4w .. 4w+3 of a block (row w of the
+// group), Q4_0 nibble dword d of a block.
+template <typename Block, typename Packed>
 void RepackRow(uint8_t* row, int64_t cols, bool pack) {
   constexpr int kG = ActGroupQ8::kBlocks;
+  constexpr int kPieces = static_cast<int>(sizeof(Block::qs)) / 4;
+  static_assert(sizeof(Packed) == kG * sizeof(Block));
   const int64_t groups = cols / kQK / kG;
   for (int64_t g = 0; g < groups; ++g) {
-    uint8_t* p = row + g * sizeof(PackedGroupQ8_0);
-    BlockQ8_0 b[kG];
-    PackedGroupQ8_0 q;
+    uint8_t* p = row + g * sizeof(Packed);
+    Block b[kG];
+    Packed q;
     if (pack) std::memcpy(b, p, sizeof(b));
     else std::memcpy(&q, p, sizeof(q));
     for (int s = 0; s < kG; ++s) {
-      BlockQ8_0& blk = b[ActGroupBlock(s)];
+      Block& blk = b[ActGroupBlock(s)];
       if (pack) q.d[s] = blk.d;
       else blk.d = q.d[s];
-      for (int w = 0; w < kQK / 4; ++w) {
-        if (pack) std::memcpy(q.qs + ActGroupQ8::kRowBytes * w + 4 * s, blk.qs + 4 * w, 4);
-        else std::memcpy(blk.qs + 4 * w, q.qs + ActGroupQ8::kRowBytes * w + 4 * s, 4);
+      for (int w = 0; w < kPieces; ++w) {
+        if (pack) std::memcpy(q.qs + 4 * kG * w + 4 * s, blk.qs + 4 * w, 4);
+        else std::memcpy(blk.qs + 4 * w, q.qs + 4 * kG * w + 4 * s, 4);
       }
     }
     if (pack) std::memcpy(p, &q, sizeof(q));
@@ -224,10 +234,15 @@ void RepackRow(uint8_t* row, int64_t cols, bool pack) {
 }
 
 void RepackRows(DType t, int64_t cols, void* data, int64_t rows, bool pack) {
-  if (t != DType::kQ8_0 || cols % kQK != 0) return;
-  const size_t row_bytes = static_cast<size_t>(cols / kQK) * sizeof(BlockQ8_0);
+  if (cols % kQK != 0) return;
   auto* p = static_cast<uint8_t*>(data);
-  for (int64_t r = 0; r < rows; ++r) RepackRow(p + r * row_bytes, cols, pack);
+  if (t == DType::kQ8_0) {
+    const size_t row_bytes = static_cast<size_t>(cols / kQK) * sizeof(BlockQ8_0);
+    for (int64_t r = 0; r < rows; ++r) RepackRow<BlockQ8_0, PackedGroupQ8_0>(p + r * row_bytes, cols, pack);
+  } else if (t == DType::kQ4_0) {
+    const size_t row_bytes = static_cast<size_t>(cols / kQK) * sizeof(BlockQ4_0);
+    for (int64_t r = 0; r < rows; ++r) RepackRow<BlockQ4_0, PackedGroupQ4_0>(p + r * row_bytes, cols, pack);
+  }
 }
 }  // namespace
 

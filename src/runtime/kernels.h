@@ -19,7 +19,7 @@ bool IsSupportedWeightType(DType t);
 
 // A row-major weight matrix [rows, cols] in its stored type; each row is
 // cols / block_size blocks. `data` is borrowed (mapped from a pack or a file).
-// `packed`: the rows are in PackRows's layout (Q8_0 only).
+// `packed`: the rows are in PackRows's layout (Q8_0 and Q4_0 only).
 struct WeightMatrix {
   DType dtype = DType::kF32;
   int64_t rows = 0;
@@ -29,19 +29,19 @@ struct WeightMatrix {
 };
 
 // Whether rows of type t, `cols` values long, have a packed layout the
-// active kernels read faster (Q8_0 on AVX2 and AVX-512: each group of eight
-// blocks is stored pre-transposed, which the kernels otherwise redo on every
-// pass and for which a batched step pays about a third of its arithmetic).
+// active kernels read faster (Q8_0 and Q4_0 on AVX2 and AVX-512: each group
+// of eight blocks is stored pre-transposed, which the kernels otherwise redo
+// on every pass).
 bool PackedLayoutHelps(DType t, int64_t cols);
 // Rewrites `rows` rows of type t (a type PackedLayoutHelps accepts), `cols`
-// values each, in place into the packed layout (PackedGroupQ8_0 in
-// runtime/quant_blocks.h), or back. Each row keeps its size and place, so
+// values each, in place into the packed layout (PackedGroupQ8_0 and
+// PackedGroupQ4_0 in runtime/quant_blocks.h), or back. Each row keeps its size and place, so
 // row r of a packed matrix is still at r * row bytes.
 void PackRows(DType t, int64_t cols, void* data, int64_t rows);
 void UnpackRows(DType t, int64_t cols, void* data, int64_t rows);
 
 // Ok when MatMul/GetRow can compute with w: a supported type, rows > 0, cols
-// a positive whole number of blocks, data present, packed only for Q8_0. MatMul and GetRow cannot
+// a positive whole number of blocks, data present, packed only for Q8_0/Q4_0. MatMul and GetRow cannot
 // report errors, so on a matrix that fails this they write NaN.
 absl::Status CheckWeightMatrix(const WeightMatrix& w);
 

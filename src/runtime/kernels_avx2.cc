@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <type_traits>
 
 #include "runtime/quant_blocks.h"
@@ -150,19 +151,20 @@ inline __m256i Load2x16(const void* a, const void* b) {
                                  _mm_loadu_si128(static_cast<const __m128i*>(b)), 1);
 }
 
-// kPacked: Q8_0 rows in PackRows's layout, whose whole groups are already
+// kPacked: rows in PackRows's layout, whose whole groups are already
 // transposed (only a partial last group is plain).
 template <bool kQ4, bool kPacked = false>
 struct Q8Kernel {
-  static_assert(!(kQ4 && kPacked), "only Q8_0 has a packed layout");
   using B = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
 
   // The eight scales in slot order (blocks 0, 2, 4, 6, 1, 3, 5, 7) as floats;
   // kP: b is a packed group.
   template <bool kP>
   static inline __attribute__((always_inline)) __m256 Scales(const B* b) {
-    if constexpr (kP)
-      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const PackedGroupQ8_0*>(b)->d)));
+    if constexpr (kP) {
+      constexpr size_t kAt = kQ4 ? offsetof(PackedGroupQ4_0, d) : offsetof(PackedGroupQ8_0, d);
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(b) + kAt)));
+    }
     uint64_t lo = 0, hi = 0;
     for (int s = 0; s < 4; ++s) {
       lo |= static_cast<uint64_t>(b[2 * s].d) << (16 * s);
@@ -182,8 +184,12 @@ struct Q8Kernel {
       // ones. |pair| <= 2 * 15 * 127, so the int16 pairs of all eight rows
       // add without overflow before one madd.
       __m256i raw[4];
-      for (int s = 0; s < 4; ++s) raw[s] = Load2x16(b[2 * s].qs, b[2 * s + 1].qs);
-      Transpose4(raw);
+      if constexpr (kP) {
+        for (int c = 0; c < 4; ++c) raw[c] = Load32(reinterpret_cast<const PackedGroupQ4_0*>(b)->qs + 32 * c);
+      } else {
+        for (int s = 0; s < 4; ++s) raw[s] = Load2x16(b[2 * s].qs, b[2 * s + 1].qs);
+        Transpose4(raw);
+      }
       const __m256i low4 = _mm256_set1_epi8(0x0F);
       __m256i u[8];
       for (int c = 0; c < 4; ++c) {
@@ -482,8 +488,21 @@ RowDotFn Avx2RowDot(DType t) {
   }
 }
 
-RowDotFn Avx2PackedRowDot(DType t) { return t == DType::kQ8_0 ? RowDot<Q8Kernel<false, true>> : nullptr; }
-RowsDotFn Avx2PackedRowsDot(DType t) { return t == DType::kQ8_0 ? RowsDot<Q8Kernel<false, true>> : nullptr; }
+RowDotFn Avx2PackedRowDot(DType t) {
+  switch (t) {
+    case DType::kQ4_0: return RowDot<Q8Kernel<true, true>>;
+    case DType::kQ8_0: return RowDot<Q8Kernel<false, true>>;
+    default: return nullptr;
+  }
+}
+
+RowsDotFn Avx2PackedRowsDot(DType t) {
+  switch (t) {
+    case DType::kQ4_0: return RowsDot<Q8Kernel<true, true>>;
+    case DType::kQ8_0: return RowsDot<Q8Kernel<false, true>>;
+    default: return nullptr;
+  }
+}
 
 }  // namespace hart::runtime::internal
 

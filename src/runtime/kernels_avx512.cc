@@ -129,11 +129,10 @@ alignas(64) constexpr RawWordTable kRawWords = MakeRawWordTable();
 // Word lanes of slot 7 (block 7): dword lanes 7 and 15.
 constexpr __mmask32 kSlot7Words = (3u << 14) | (3u << 30);
 
-// kPacked: Q8_0 rows in PackRows's layout, whose whole groups are already
-// in the transposed shape (only a partial last group is plain).
+// kPacked: rows in PackRows's layout, whose whole groups are already in the
+// transposed shape (only a partial last group is plain).
 template <bool kQ4, bool kPacked = false>
 struct Q8Group {
-  static_assert(!(kQ4 && kPacked), "only Q8_0 has a packed layout");
   using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
   static constexpr int kShift = kQ4 ? 3 : 7;  // offset = 8 or 128 times the block sum
 
@@ -146,7 +145,19 @@ struct Q8Group {
 
   // A whole group of the row: in place when packed, else transposed.
   static inline __attribute__((always_inline)) WeightRegs Unpack(const uint8_t* g) {
-    if constexpr (kPacked) {
+    if constexpr (kPacked && kQ4) {
+      // PackedGroupQ4_0: the raw nibble dwords already in place.
+      WeightRegs w;
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+      for (int c = 0; c < 2; ++c) {
+        const __m512i raw = _mm512_loadu_si512(g + 64 * c);
+        w.u[c] = _mm512_and_si512(raw, low4);
+        w.u[c + 2] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      }
+      w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kGroup * kQK / 2)));
+      return w;
+    } else if constexpr (kPacked) {
+      // PackedGroupQ8_0: the signed values in place, made unsigned.
       WeightRegs w;
       const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
       for (int j = 0; j < 4; ++j) w.u[j] = _mm512_xor_si512(_mm512_loadu_si512(g + 64 * j), bias);
@@ -351,8 +362,21 @@ RowsDotFn Avx512RowsDot(DType t) {
   }
 }
 
-RowDotFn Avx512PackedRowDot(DType t) { return t == DType::kQ8_0 ? RowDot<Q8Group<false, true>> : nullptr; }
-RowsDotFn Avx512PackedRowsDot(DType t) { return t == DType::kQ8_0 ? RowsDot<Q8Group<false, true>> : nullptr; }
+RowDotFn Avx512PackedRowDot(DType t) {
+  switch (t) {
+    case DType::kQ4_0: return RowDot<Q8Group<true, true>>;
+    case DType::kQ8_0: return RowDot<Q8Group<false, true>>;
+    default: return nullptr;
+  }
+}
+
+RowsDotFn Avx512PackedRowsDot(DType t) {
+  switch (t) {
+    case DType::kQ4_0: return RowsDot<Q8Group<true, true>>;
+    case DType::kQ8_0: return RowsDot<Q8Group<false, true>>;
+    default: return nullptr;
+  }
+}
 
 }  // namespace hart::runtime::internal
 

@@ -63,7 +63,7 @@ RowsDotFn Avx2RowsDot(DType t);
 // other types and when built without AVX-512 support.
 RowDotFn Avx512RowDot(DType t);
 RowsDotFn Avx512RowsDot(DType t);
-// The same kernels for packed rows (runtime::PackRows; Q8_0, else nullptr):
+// The same kernels for packed rows (runtime::PackRows; Q8_0 and Q4_0, else nullptr):
 // bit-identical results, without the per-group transpose.
 RowDotFn Avx2PackedRowDot(DType t);
 RowsDotFn Avx2PackedRowsDot(DType t);

@@ -121,6 +121,17 @@ struct PackedGroupQ8_0 {
 };
 static_assert(sizeof(PackedGroupQ8_0) == ActGroupQ8::kBlocks * sizeof(BlockQ8_0));
 
+// Q4_0 rows in the packed layout: per whole group, the nibble bytes as the
+// kernels regroup them (dword d of block ActGroupBlock(s)'s qs at 32 d + 4 s:
+// the low nibbles of dword d are values 4d .. 4d+3, the high ones
+// 16+4d .. 16+4d+3), then the f16 scales in slot order. A partial last
+// group keeps BlockQ4_0's layout.
+struct PackedGroupQ4_0 {
+  uint8_t qs[ActGroupQ8::kBlocks * kQK / 2];
+  uint16_t d[ActGroupQ8::kBlocks];  // f16, slot order
+};
+static_assert(sizeof(PackedGroupQ4_0) == ActGroupQ8::kBlocks * sizeof(BlockQ4_0));
+
 // Q8_K-style: bsums[g] = sum of qs[16g .. 16g+15], for the K-quants' min
 // and offset terms.
 struct ActBlockQ8K {

@@ -220,7 +220,7 @@ TEST_P(MatMulTest, Avx2AndAvx512GiveIdenticalBits) {
   }
 }
 
-// Packed Q8_0 rows (PackRows) give the same bits as the plain rows on every
+// Packed Q8_0 and Q4_0 rows (PackRows) give the same bits as the plain rows on every
 // path, decode (the multi-row kernel), batched steps and prefill tiles,
 // whole groups and a partial last group; GetRow reads them back exactly, and
 // UnpackRows restores the original bytes.
@@ -233,10 +233,10 @@ class PackedMatMulTest : public ::testing::TestWithParam<Isa> {
 };
 
 TEST_P(PackedMatMulTest, PackedRowsGiveIdenticalBits) {
-  const DType t = DType::kQ8_0;
+  for (DType t : {DType::kQ8_0, DType::kQ4_0})
   for (const Shape2& s : std::vector<Shape2>{{75, 544, 1}, {75, 544, 7}, {200, 544, 37}, {1, 544, 2},
                                              {13, 256, 1}, {13, 256, 5}, {9, 32, 1}, {9, 32, 3}}) {
-    SCOPED_TRACE(::testing::Message() << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
+    SCOPED_TRACE(::testing::Message() << Name(t) << " " << s.rows << "x" << s.cols << " tokens " << s.n_tokens);
     const std::vector<uint8_t> wq = testing::Quantize(t, testing::RandomFloats(s.rows * s.cols, 81));
     std::vector<uint8_t> packed = wq;
     PackRows(t, s.cols, packed.data(), s.rows);
@@ -263,13 +263,14 @@ TEST_P(PackedMatMulTest, PackedRowsGiveIdenticalBits) {
 INSTANTIATE_TEST_SUITE_P(AllIsas, PackedMatMulTest, ::testing::Values(Isa::kPortable, Isa::kAvx2, Isa::kAvx512),
                          [](const ::testing::TestParamInfo<Isa>& info) { return internal::IsaName(info.param); });
 
-TEST(MatMulPackedTest, OnlyQ8_0HasAPackedLayout) {
-  const std::vector<uint8_t> wq = testing::Quantize(DType::kQ4_0, testing::RandomFloats(256, 91));
-  EXPECT_FALSE(CheckWeightMatrix({DType::kQ4_0, 1, 256, wq.data(), true}).ok());
-  EXPECT_TRUE(CheckWeightMatrix({DType::kQ4_0, 1, 256, wq.data(), false}).ok());
-  EXPECT_FALSE(PackedLayoutHelps(DType::kQ4_0, 2048));
+TEST(MatMulPackedTest, OnlyQ8_0AndQ4_0HaveAPackedLayout) {
+  const std::vector<uint8_t> wq = testing::Quantize(DType::kQ4_K, testing::RandomFloats(256, 91));
+  EXPECT_FALSE(CheckWeightMatrix({DType::kQ4_K, 1, 256, wq.data(), true}).ok());
+  EXPECT_TRUE(CheckWeightMatrix({DType::kQ4_K, 1, 256, wq.data(), false}).ok());
+  EXPECT_FALSE(PackedLayoutHelps(DType::kQ4_K, 2048));
   EXPECT_FALSE(PackedLayoutHelps(DType::kQ8_0, 32));  // no whole group
   EXPECT_EQ(PackedLayoutHelps(DType::kQ8_0, 2048), internal::ActiveIsa() != Isa::kPortable);
+  EXPECT_EQ(PackedLayoutHelps(DType::kQ4_0, 2048), internal::ActiveIsa() != Isa::kPortable);
 }
 
 std::string ParamName(const ::testing::TestParamInfo<std::tuple<DType, Isa>>& info) {

@@ -42,6 +42,7 @@ class StoreWeights : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.status();
     store_ = std::shared_ptr<store::Store>(std::move(*st));
   }
+  void CheckPackedResidentWeights(const std::string& type);
   std::string dir_;
   std::shared_ptr<store::Store> store_;
 };
@@ -78,14 +79,24 @@ TEST_F(StoreWeights, GgufVersionMatchesTheFileMappedAndStreamed) {
 // change a logit: the packed kernels take the same integer and float steps.
 // The tied head is also the embedding table, read back row by row packed.
 TEST_F(StoreWeights, PackedResidentWeightsGiveTheSameLogits) {
-  const std::string fx = testing::MakeFixture("store_packed", "--shape tiny-ffn768 --type q8_0 --layers 2 --tied");
+  for (const char* type : {"q8_0", "q4_0"}) {
+    SCOPED_TRACE(type);
+    CheckPackedResidentWeights(type);
+    if (HasFailure()) return;
+  }
+}
+
+void StoreWeights::CheckPackedResidentWeights(const std::string& type) {
+  const std::string fx =
+      testing::MakeFixture("store_packed_" + type, "--shape tiny-ffn768 --type " + type + " --layers 2 --tied");
   auto src = formats::ReadGguf(fx + "/model.gguf");
   ASSERT_TRUE(src.ok()) << src.status();
   store::IngestOptions io;
-  io.model = "tiny";
+  io.model = "tiny-" + type;
   io.progress = false;
   io.license = "mit";
   ASSERT_TRUE(store_->Ingest(*src, io).ok());
+  const std::string ref = io.model + "@1";
   auto file = OpenFileWeights(fx + "/model.gguf");
   ASSERT_TRUE(file.ok());
   const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119};
@@ -93,11 +104,11 @@ TEST_F(StoreWeights, PackedResidentWeightsGiveTheSameLogits) {
   ASSERT_FALSE(want.empty());
 
   auto cache = std::make_shared<ResidentCache>();
-  auto cached = OpenStoreWeights(store_, "tiny@1", {.cache = cache});
+  auto cached = OpenStoreWeights(store_, ref, {.cache = cache});
   ASSERT_TRUE(cached.ok()) << cached.status();
   const WeightInfo* ffn_down = (*cached)->Find("blk.0.ffn_down.weight");
   ASSERT_NE(ffn_down, nullptr);
-  EXPECT_EQ((*cached)->MapPacked(*ffn_down), PackedLayoutHelps(DType::kQ8_0, 768));
+  EXPECT_EQ((*cached)->MapPacked(*ffn_down), PackedLayoutHelps(ffn_down->dtype, 768));
   std::vector<float> got = Logits(cached->get(), 0, tokens);
   ASSERT_EQ(got.size(), want.size());
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4)) << "resident cache";
@@ -107,7 +118,7 @@ TEST_F(StoreWeights, PackedResidentWeightsGiveTheSameLogits) {
   EXPECT_LE(cache->resident_bytes(), total);
   EXPECT_GT(cache->resident_bytes(), total / 2);
 
-  auto stored = OpenStoreWeights(store_, "tiny@1");
+  auto stored = OpenStoreWeights(store_, ref);
   ASSERT_TRUE(stored.ok());
   for (uint64_t budget : {uint64_t{1} << 40, MinBudget(stored->get())}) {
     got = Logits(stored->get(), budget, tokens);
