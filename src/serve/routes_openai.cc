@@ -228,6 +228,20 @@ json TimingsJson(const runtime::GenerateStats& st) {
           {"predicted_per_second", st.decode_tok_s()}};
 }
 
+// A stream's include_usage chunk (chat and legacy completions alike): no
+// choices, the usage, and the timings beside it.
+json UsageChunk(const std::string& id, const char* object, int64_t created, const std::string& ref,
+                const app::Usage& u, const runtime::GenerateStats& st) {
+  return {{"id", id},
+          {"object", object},
+          {"created", created},
+          {"model", ref},
+          {"system_fingerprint", nullptr},
+          {"choices", json::array()},
+          {"usage", UsageJson(u)},
+          {"timings", TimingsJson(st)}};
+}
+
 std::string Sse(const json& j) {
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
@@ -482,12 +496,7 @@ void HandleChat(Service& svc, Exchange& ex, const Caller& caller) {
       if (i + 1 == resp->choices.size()) last["timings"] = TimingsJson(resp->stats);  // as llama.cpp's last chunk
       EmitSse(ss, last);
     }
-    if (so.include_usage) {
-      json u = {{"id", id},         {"object", "chat.completion.chunk"}, {"created", created},
-                {"model", ref},     {"system_fingerprint", nullptr},     {"choices", json::array()},
-                {"usage", UsageJson(resp->usage)}, {"timings", TimingsJson(resp->stats)}};
-      EmitSse(ss, u);
-    }
+    if (so.include_usage) EmitSse(ss, UsageChunk(id, "chat.completion.chunk", created, ref, resp->usage, resp->stats));
     if (ss.ok) ex.Write("data: [DONE]\n\n");
     ex.End();
     return;
@@ -592,14 +601,11 @@ void HandleCompletion(Service& svc, Exchange& ex, const Caller& caller) {
       return;
     }
     for (size_t i = 0; i < resp->choices.size(); ++i) {
-      EmitSse(ss, chunk(static_cast<int>(i), "", nullptr, Finish(resp->choices[i].finish_reason)));
+      json last = chunk(static_cast<int>(i), "", nullptr, Finish(resp->choices[i].finish_reason));
+      if (i + 1 == resp->choices.size()) last["timings"] = TimingsJson(resp->stats);  // as the chat route
+      EmitSse(ss, last);
     }
-    if (so.include_usage) {
-      json u = {{"id", id},     {"object", "text_completion"},   {"created", created},
-                {"model", ref}, {"system_fingerprint", nullptr}, {"choices", json::array()},
-                {"usage", UsageJson(resp->usage)}};
-      EmitSse(ss, u);
-    }
+    if (so.include_usage) EmitSse(ss, UsageChunk(id, "text_completion", created, ref, resp->usage, resp->stats));
     if (ss.ok) ex.Write("data: [DONE]\n\n");
     ex.End();
     return;
@@ -610,7 +616,8 @@ void HandleCompletion(Service& svc, Exchange& ex, const Caller& caller) {
               {"model", ref},
               {"system_fingerprint", nullptr},
               {"choices", json::array()},
-              {"usage", UsageJson(resp->usage)}};
+              {"usage", UsageJson(resp->usage)},
+              {"timings", TimingsJson(resp->stats)}};
   for (size_t i = 0; i < resp->choices.size(); ++i) {
     const app::CompletionChoice& c = resp->choices[i];
     out["choices"].push_back({{"index", i},

@@ -80,11 +80,22 @@ test('completions.create, streamed and not, with stop and seed', async () => {
   const again = await client.completions.create({ model: 'tiny@1', prompt: 'Once', max_tokens: 8, temperature: 0.8, seed: 7 });
   assert.equal(r.object, 'text_completion');
   assert.equal(r.choices[0].text, again.choices[0].text);
+  // The server's llama.cpp-style timings ride along, as on chat.
+  assert.equal(r.timings.predicted_n, r.usage.completion_tokens, JSON.stringify(r));
+  assert.equal(r.timings.prompt_n + r.timings.cache_n, r.usage.prompt_tokens, JSON.stringify(r));
   const stream = await client.completions.create({ model: 'tiny@1', prompt: 'Once', max_tokens: 8, temperature: 0.8,
-    seed: 7, stream: true });
+    seed: 7, stream: true, stream_options: { include_usage: true } });
   let text = '';
-  for await (const c of stream) text += c.choices[0]?.text ?? '';
+  const chunks = [];
+  for await (const c of stream) {
+    chunks.push(c);
+    text += c.choices[0]?.text ?? '';
+  }
   assert.equal(text, r.choices[0].text);
+  const last = chunks[chunks.length - 1];
+  assert.deepEqual(last.choices, []);
+  assert.equal(last.timings.predicted_n, last.usage.completion_tokens, JSON.stringify(last));
+  assert.ok(chunks.find((c) => c.choices[0]?.finish_reason).timings, 'the finishing chunk carries the timings');
   const stopped = await client.completions.create({ model: 'tiny', prompt: 'Once', max_tokens: 8, temperature: 0,
     stop: ['\n'] });
   assert.ok(!stopped.choices[0].text.includes('\n'));

@@ -398,6 +398,45 @@ TEST_F(Serve, BadInputIsA4xxJsonErrorAndChangesNothing) {
   EXPECT_EQ(Get("/healthz").status, 200);
 }
 
+// The llama.cpp-style `timings` agree with the `usage` beside them: the
+// decoded tokens are the completion tokens, and the prefilled plus the
+// reused (cache_n) are the prompt tokens.
+void ExpectTimingsMatchUsage(const json& t, const json& usage) {
+  ASSERT_TRUE(t.is_object()) << t.dump();
+  ASSERT_TRUE(usage.is_object()) << usage.dump();
+  for (const char* k : {"prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second", "predicted_n",
+                        "predicted_ms", "predicted_per_token_ms", "predicted_per_second", "cache_n"}) {
+    EXPECT_TRUE(t.contains(k) && t[k].is_number()) << k << " in " << t.dump();
+  }
+  EXPECT_EQ(t["predicted_n"], usage["completion_tokens"]) << t.dump() << " " << usage.dump();
+  EXPECT_EQ(t["prompt_n"].get<int64_t>() + t["cache_n"].get<int64_t>(), usage["prompt_tokens"].get<int64_t>())
+      << t.dump() << " " << usage.dump();
+  const int64_t cached = usage.contains("prompt_tokens_details")
+                             ? usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>() : 0;
+  EXPECT_EQ(t["cache_n"].get<int64_t>(), cached);
+  EXPECT_GE(t["prompt_ms"].get<double>(), 0);
+  EXPECT_GE(t["predicted_ms"].get<double>(), 0);
+}
+
+// A stream's data events, in order, and whether it ended with [DONE].
+std::vector<json> SseEvents(const std::string& body, bool* done) {
+  std::vector<json> out;
+  *done = false;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    std::string ev = body.substr(pos, end - pos);
+    pos = end + 2;
+    if (ev == "data: [DONE]") {
+      *done = true;
+    } else if (ev.rfind("data: ", 0) == 0) {
+      out.push_back(json::parse(ev.substr(6)));
+    }
+  }
+  return out;
+}
+
 TEST_F(Serve, ChatCompletionWireFormat) {
   HttpResponse r = Post("/v1/chat/completions",
                         R"({"model":"tiny","messages":[{"role":"user","content":"Hello"}],"max_tokens":5,"temperature":0,
@@ -411,6 +450,7 @@ TEST_F(Serve, ChatCompletionWireFormat) {
   EXPECT_LE(j["usage"]["completion_tokens"].get<int>(), 5);
   EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 0);
   EXPECT_EQ(j["choices"][0]["logprobs"]["content"].size(), j["usage"]["completion_tokens"].get<size_t>());
+  ExpectTimingsMatchUsage(j["timings"], j["usage"]);
   // Streaming: data: chunks, the usage chunk, then [DONE].
   HttpResponse s = Post("/v1/chat/completions",
                         R"({"model":"tiny","messages":[{"role":"user","content":"Hello"}],"max_tokens":5,"temperature":0,
@@ -433,12 +473,88 @@ TEST_F(Serve, ChatCompletionWireFormat) {
     }
     json c = json::parse(ev.substr(6));
     EXPECT_EQ(c["object"], "chat.completion.chunk");
-    if (!c["usage"].is_null()) usage = c["usage"];
+    if (!c["usage"].is_null()) {
+      usage = c["usage"];
+      ExpectTimingsMatchUsage(c["timings"], usage);  // the include_usage chunk carries them too
+    }
     if (!c["choices"].empty()) text += c["choices"][0]["delta"].value("content", "");
   }
   EXPECT_TRUE(done);
   EXPECT_EQ(text, j["choices"][0]["message"]["content"]);  // greedy: the same text
   EXPECT_EQ(usage["completion_tokens"], j["usage"]["completion_tokens"]);
+}
+
+// The legacy /v1/completions carries the same `timings` as chat in the same
+// three places: the whole body, the stream's last finishing chunk (one, with
+// n > 1), and beside `usage` on the include_usage chunk.
+TEST_F(Serve, CompletionTimingsLikeChat) {
+  HttpResponse r = Post("/v1/completions", R"({"model":"tiny","prompt":"Tell me","max_tokens":5,"temperature":0})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["object"], "text_completion");
+  ASSERT_TRUE(j.contains("timings")) << r.body;
+  ExpectTimingsMatchUsage(j["timings"], j["usage"]);
+  EXPECT_GE(j["timings"]["predicted_n"].get<int>(), 1);
+
+  for (int n : {1, 2}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    HttpResponse s = Post("/v1/completions", json{{"model", "tiny"},
+                                                  {"prompt", "Tell me"},
+                                                  {"max_tokens", 5},
+                                                  {"temperature", 0},
+                                                  {"n", n},
+                                                  {"stream", true},
+                                                  {"stream_options", {{"include_usage", true}}}}
+                                                 .dump());
+    ASSERT_EQ(s.status, 200) << s.body;
+    bool done = false;
+    std::vector<json> evs = SseEvents(s.body, &done);
+    EXPECT_TRUE(done);
+    ASSERT_GE(evs.size(), static_cast<size_t>(n) + 1) << s.body;
+    // The last event: no choices, the usage and the timings.
+    const json& u = evs.back();
+    EXPECT_EQ(u["object"], "text_completion");
+    EXPECT_TRUE(u["choices"].empty()) << u.dump();
+    ASSERT_TRUE(u.contains("timings")) << u.dump();
+    if (n == 1) {
+      ExpectTimingsMatchUsage(u["timings"], u["usage"]);
+    } else {
+      // As chat: the timings are choice 0's run (the prompt runs once, the
+      // choices decode together), while usage counts every choice's tokens;
+      // greedy choices are alike, so n times choice 0's.
+      json one = u["usage"];
+      one["completion_tokens"] = u["timings"]["predicted_n"];
+      ExpectTimingsMatchUsage(u["timings"], one);
+      EXPECT_EQ(u["timings"]["predicted_n"].get<int64_t>() * n, u["usage"]["completion_tokens"].get<int64_t>());
+    }
+    // The finishing chunks: only the last of them carries the timings (the
+    // same figures); no other chunk has any.
+    std::vector<size_t> finishing;
+    for (size_t k = 0; k + 1 < evs.size(); ++k) {
+      EXPECT_TRUE(evs[k]["usage"].is_null()) << evs[k].dump();
+      if (!evs[k]["choices"][0]["finish_reason"].is_null()) {
+        finishing.push_back(k);
+      } else {
+        EXPECT_FALSE(evs[k].contains("timings")) << evs[k].dump();
+      }
+    }
+    ASSERT_EQ(finishing.size(), static_cast<size_t>(n)) << s.body;
+    for (size_t f = 0; f + 1 < finishing.size(); ++f) EXPECT_FALSE(evs[finishing[f]].contains("timings"));
+    const json& last = evs[finishing.back()];
+    ASSERT_TRUE(last.contains("timings")) << last.dump();
+    EXPECT_EQ(last["timings"], u["timings"]);
+  }
+  // Without include_usage the finishing chunk still carries them (as chat).
+  HttpResponse plain = Post("/v1/completions",
+                            R"({"model":"tiny","prompt":"Tell me","max_tokens":3,"temperature":0,"stream":true})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  bool done = false;
+  std::vector<json> evs = SseEvents(plain.body, &done);
+  ASSERT_FALSE(evs.empty()) << plain.body;
+  EXPECT_FALSE(evs.back()["choices"][0]["finish_reason"].is_null()) << evs.back().dump();
+  ASSERT_TRUE(evs.back().contains("timings")) << evs.back().dump();
+  EXPECT_GE(evs.back()["timings"]["predicted_n"].get<int>(), 1);
+  EXPECT_LE(evs.back()["timings"]["predicted_n"].get<int>(), 3);
 }
 
 // Streams running at once are batched by the model's engine: each gets the
