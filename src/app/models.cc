@@ -78,6 +78,9 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadModel(const std::string& 
   ASSIGN_OR_RETURN(m->model, rt::Model::Load(m->source.get(), mo));
   const auto* md = m->source->gguf_metadata();
   m->chat_format = md != nullptr ? rt::DetectChatFormat(*md) : rt::DetectChatFormat(*m->tokenizer, rt::ArchName(cfg.arch));
+  // Last reader of the vocabulary arrays (the tokenizer and the chat format
+  // are built): a held model keeps only what its Tokenizer holds.
+  if (opts.release_tokenizer_arrays) m->source->ReleaseTokenizerArrays();
   return std::shared_ptr<const LoadedModel>(std::move(m));
 }
 
@@ -206,6 +209,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadWithinBudg
   ModelLoadOptions lo = opts_.load;
   lo.cache = cache_;
   lo.tokenizers = tokenizers_;
+  lo.release_tokenizer_arrays = true;
   if (opts_.budget == 0 || store_ == nullptr || (opts_.allow_paths && LooksLikePath(key)))
     return LoadModel(key, store_, lo);
   const uint64_t budget = opts_.budget;

@@ -56,6 +56,11 @@ struct ModelLoadOptions {
   // Tokenizers come from this cache (shared by the digest of their inputs
   // with every other model using it); null: each model builds its own.
   std::shared_ptr<runtime::TokenizerCache> tokenizers;
+  // Once the tokenizer, config and chat format are built, frees the source's
+  // GGUF vocabulary arrays (WeightSource::ReleaseTokenizerArrays): nothing
+  // reads them after load. The registry sets it (many models held at once);
+  // off, the source keeps its whole metadata (as `hart run` does).
+  bool release_tokenizer_arrays = false;
   // LoRA adapters (stored versions, `hart lora`) applied in the forward pass
   // at `scale` (`hart run BASE --lora ADAPTER[:SCALE]`); store versions only.
   struct Lora {

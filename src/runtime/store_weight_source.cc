@@ -58,6 +58,7 @@ class StoreWeightSource final : public WeightSource {
   const std::string& origin() const override { return origin_; }
   const std::vector<WeightInfo>& tensors() const override { return infos_; }
   const formats::GgufMetadata* gguf_metadata() const override { return is_gguf_ ? &gguf_ : nullptr; }
+  uint64_t ReleaseTokenizerArrays() override { return is_gguf_ ? EraseTokenizerArrays(&gguf_) : 0; }
 
   std::optional<formats::Format> format() const override { return version_.format; }
   const nlohmann::json& metadata() const override { return version_.metadata; }

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -20,6 +21,39 @@ namespace hart::runtime {
 const WeightInfo* WeightSource::Find(std::string_view name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &tensors()[it->second];
+}
+
+namespace {
+
+uint64_t ValueHeapBytes(const formats::GgufValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v.value))
+    return s->capacity() > std::string().capacity() ? s->capacity() + 1 : 0;
+  const auto* a = std::get_if<formats::GgufArray>(&v.value);
+  if (a == nullptr) return 0;
+  uint64_t n = a->items.capacity() * sizeof(formats::GgufValue);
+  for (const auto& item : a->items) n += ValueHeapBytes(item);
+  return n;
+}
+
+}  // namespace
+
+uint64_t GgufMetadataBytes(const formats::GgufMetadata& md) {
+  uint64_t n = md.entries.capacity() * sizeof(formats::GgufKV);
+  for (const auto& kv : md.entries) {
+    if (kv.key.capacity() > std::string().capacity()) n += kv.key.capacity() + 1;
+    n += ValueHeapBytes(kv.value);
+  }
+  return n;
+}
+
+uint64_t EraseTokenizerArrays(formats::GgufMetadata* md) {
+  const uint64_t before = GgufMetadataBytes(*md);
+  std::erase_if(md->entries, [](const formats::GgufKV& kv) {
+    return std::find(std::begin(kTokenizerArrayKeys), std::end(kTokenizerArrayKeys), kv.key) !=
+           std::end(kTokenizerArrayKeys);
+  });
+  const uint64_t after = GgufMetadataBytes(*md);
+  return before > after ? before - after : 0;
 }
 
 const nlohmann::json& WeightSource::metadata() const {
@@ -115,6 +149,7 @@ class FileWeightSource final : public WeightSource {
   const std::string& origin() const override { return origin_; }
   const std::vector<WeightInfo>& tensors() const override { return infos_; }
   const formats::GgufMetadata* gguf_metadata() const override { return is_gguf_ ? &gguf_ : nullptr; }
+  uint64_t ReleaseTokenizerArrays() override { return is_gguf_ ? EraseTokenizerArrays(&gguf_) : 0; }
 
   std::optional<formats::Format> format() const override { return model_.format; }
   const nlohmann::json& metadata() const override { return model_.metadata; }

@@ -97,6 +97,14 @@ class WeightSource {
   virtual absl::StatusOr<ModelConfig> Config() const = 0;
   // The GGUF metadata (tokenizer, chat template) when the weights are GGUF.
   virtual const formats::GgufMetadata* gguf_metadata() const { return nullptr; }
+  // Frees the GGUF metadata's vocabulary arrays (kTokenizerArrayKeys: 10+
+  // MiB for a 100k-token vocabulary) once the tokenizer and the chat format
+  // are built from them; everything else stays (Config() reads it). After
+  // this, gguf_metadata() lacks those keys, so tokenizers can no longer be
+  // built from this source. Not safe against concurrent readers: call it
+  // while loading, before the source is shared. Returns the metadata's heap
+  // bytes freed (GgufMetadataBytes before minus after); 0 without GGUF.
+  virtual uint64_t ReleaseTokenizerArrays() { return 0; }
   // The format the weights were read from (a stored version's original
   // one) and the metadata its reader recorded (ModelSource::metadata, the
   // version's metadata): llama2.c checkpoints keep their header and
@@ -140,6 +148,16 @@ class WeightSource {
  private:
   std::map<std::string, size_t, std::less<>> by_name_;
 };
+
+// The GGUF metadata keys WeightSource::ReleaseTokenizerArrays() frees: the
+// vocabulary arrays the tokenizer (and chat format detection) read once.
+inline constexpr std::string_view kTokenizerArrayKeys[] = {
+    "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"};
+// An estimate of the heap a parsed GGUF metadata holds: every entry, value,
+// array item and string buffer, at their capacities.
+uint64_t GgufMetadataBytes(const formats::GgufMetadata& md);
+// Erases kTokenizerArrayKeys from `md`; returns the GgufMetadataBytes freed.
+uint64_t EraseTokenizerArrays(formats::GgufMetadata* md);
 
 // A .gguf file (or the first part of a split one), a .safetensors file, a
 // sharded checkpoint's index, a directory holding one with config.json, or a
