@@ -3,7 +3,9 @@
 // digest of their inputs (the model registry, runtime::TokenizerCache)
 // against each model building its own (LoadModel without a tokenizer cache,
 // as the registry did before). Weights are shared by digest in both modes
-// (one ResidentCache), so the difference is the tokenizers.
+// (one ResidentCache), so the difference is the tokenizers, plus (since the
+// registry releases them after load) the GGUF vocabulary arrays each
+// model's weight source held.
 //
 //   tokenizer_share_bench VOCAB.gguf WORK_DIR --step prepare --fixture TINY.gguf [--finetunes N]
 //   tokenizer_share_bench VOCAB.gguf WORK_DIR --step measure --mode shared|own
@@ -17,7 +19,9 @@
 // this mode's alone): loads the base, then each fine-tune, and prints one
 // JSON line: RSS growth (/proc/self/statm) of the base and of each
 // fine-tune, the tokenizer bytes each model reports, the distinct ones
-// summed, and in shared mode the registry's own figures.
+// summed, the parsed GGUF metadata the sources still hold
+// (runtime::GgufMetadataBytes, summed), and in shared mode the registry's
+// own figures.
 #include <unistd.h>
 
 #include <cstdio>
@@ -165,16 +169,21 @@ int main(int argc, char** argv) {
   };
   const uint64_t rss0 = Rss();
   if (auto s = load("base"); !s.ok()) return Fail("base", s);
-  const uint64_t rss_base = Rss() - rss0;
-  std::vector<uint64_t> rss_ft;
+  // Signed: freed heap reused by the next load can leave RSS lower than before.
+  auto growth = [](uint64_t from) { return static_cast<int64_t>(Rss()) - static_cast<int64_t>(from); };
+  const int64_t rss_base = growth(rss0);
+  std::vector<int64_t> rss_ft;
   for (int i = 0; i < n_ft; ++i) {
     const uint64_t before = Rss();
     if (auto s = load("ft" + std::to_string(i + 1)); !s.ok()) return Fail("ft", s);
-    rss_ft.push_back(Rss() - before);
+    rss_ft.push_back(growth(before));
   }
-  uint64_t per_model_sum = 0, distinct = 0;
+  uint64_t per_model_sum = 0, distinct = 0, metadata_sum = 0;
   std::set<const runtime::Tokenizer*> seen;
   for (const auto& m : held) {
+    // The parsed GGUF metadata each model's weight source still holds (the
+    // registry releases the vocabulary arrays after load).
+    if (const auto* md = m->source->gguf_metadata()) metadata_sum += runtime::GgufMetadataBytes(*md);
     per_model_sum += m->tokenizer->memory_bytes();
     if (seen.insert(m->tokenizer.get()).second) distinct += m->tokenizer->memory_bytes();
   }
@@ -188,7 +197,8 @@ int main(int argc, char** argv) {
                         {"tokenizers", seen.size()},
                         {"rss_growth_base", rss_base},
                         {"rss_growth_finetunes", rss_ft},
-                        {"rss_growth_all", Rss() - rss0}};
+                        {"gguf_metadata_bytes_sum", metadata_sum},
+                        {"rss_growth_all", growth(rss0)}};
   if (mode == "shared") {
     const app::RegistryStats s = reg.Stats();
     out["registry"] = {{"resident_bytes", s.resident_bytes},
