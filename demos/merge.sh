@@ -27,7 +27,7 @@ models:
 dtype: bfloat16
 Y
 h merge "$work/ties.yaml" --as ties --stats
-h run ties "Hello" -n 8 --temp 0 | od -c | head -2
+h run ties "Hello" -n 8 --temp 0 | od -c | sed -n 1,2p
 
 echo; echo "# passthrough: layers 0-2 of base on top of layers 1-3 of ft1 (6 layers, zero new tensor bytes)"
 cat > "$work/stack.yaml" <<'Y'

@@ -14,12 +14,12 @@ echo "# a tiny random llama (3 layers, Q8_0) with a byte vocabulary"
 model="$work/tiny/model.gguf"
 
 echo; echo "# greedy, straight from the file, all weights mapped"
-"$HART" run "$model" "Hello" -n 16 --temp 0 --stats | od -c | head -3
+"$HART" run "$model" "Hello" -n 16 --temp 0 --stats | od -c | sed -n 1,3p
 
 echo; echo "# into NinaDB, then run from the store under a 700 KiB budget (one layer of ~612 KiB, plus alignment for direct reads)"
 "$HART" --store "$store" init >/dev/null
 "$HART" --store "$store" --no-progress ingest "$model" --model tiny --license mit >/dev/null
-"$HART" --store "$store" run tiny "Hello" -n 16 --temp 0 --mem-budget 700K --stats | od -c | head -3
+"$HART" --store "$store" run tiny "Hello" -n 16 --temp 0 --mem-budget 700K --stats | od -c | sed -n 1,3p
 
 echo; echo "# sampling: the same seed gives the same tokens"
 a=$("$HART" run "$model" "Once" -n 16 --temp 1.1 --top-k 40 --top-p 0.9 --seed 7 | od -An -tx1)
@@ -28,10 +28,10 @@ b=$("$HART" run "$model" "Once" -n 16 --temp 1.1 --top-k 40 --top-p 0.9 --seed 7
 
 echo; echo "# a prompt longer than the context: an error, or --truncate"
 "$HART" run "$model" "$(printf 'x%.0s' {1..40})" -n 4 --ctx 16 || true
-"$HART" run "$model" "$(printf 'x%.0s' {1..40})" -n 4 --ctx 16 --truncate --stats | od -c | head -2
+"$HART" run "$model" "$(printf 'x%.0s' {1..40})" -n 4 --ctx 16 --truncate --stats | od -c | sed -n 1,2p
 
 echo; echo "# hart chat (chatml template), one turn from stdin"
-echo "hi" | "$HART" chat "$model" --chat-format chatml -n 8 --temp 0 | od -c | head -2
+echo "hi" | "$HART" chat "$model" --chat-format chatml -n 8 --temp 0 | od -c | sed -n 1,2p
 
 # A real trained model: llama2.c's stories260K (TinyStories) with its tokenizer
 # file, from ../shared beside the clone; skipped where it is absent.

@@ -39,7 +39,7 @@ echo "a write through /api/sql is refused:"
 c -X POST "$base/api/sql" -H 'content-type: application/json' -d '{"sql":"DELETE FROM models"}'
 
 echo; echo "# download a byte range of the stored GGUF (rebuilt from chunks)"
-curl -sS -r 0-3 "$base/api/versions/tiny/download" | od -c | head -1
+curl -sS -r 0-3 "$base/api/versions/tiny/download" | od -c | sed -n 1p
 
 echo; echo "# OpenAI-compatible: models, a chat completion, the same streamed"
 c "$base/v1/models"
@@ -55,4 +55,4 @@ curl -sS "$base/metrics" | grep -E '^hart_(tokens_generated_total|prompt_tokens_
 
 echo; echo "# SIGTERM: stop accepting, finish what is in flight, exit 0"
 kill -TERM "$pid"; wait "$pid"; echo "exit $?"; pid=""
-echo "one access-log line:"; grep '"msg":"request"' "$work/serve.log" | head -1
+echo "one access-log line:"; grep -m1 '"msg":"request"' "$work/serve.log"

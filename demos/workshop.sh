@@ -22,16 +22,16 @@ h quantize tiny --type q4_k_m --as tiny-q4km
 h sql "SELECT name, dtype FROM tensors WHERE ref = 'tiny-q4km@1' AND name LIKE 'blk.1.%' OR (ref = 'tiny-q4km@1' AND name = 'output.weight')"
 
 echo; echo "# the quantized version runs, and exports as a GGUF with general.file_type set"
-h run tiny-q8_0 "Once" -n 8 --temp 0 | od -c | head -2
+h run tiny-q8_0 "Once" -n 8 --temp 0 | od -c | sed -n 1,2p
 h export tiny-q4km -o "$work/q4km.gguf"
 h --json show tiny-q4km | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print("general.file_type =", j["version"]["metadata"]["general.file_type"])'
 
 echo; echo "# compose: the two blocks stacked twice (4 layers); only the header is new bytes"
 h compose --base tiny --blocks tiny:0-1 --blocks tiny:0-1 --as stacked
-h run stacked "Once" -n 8 --temp 0 | od -c | head -2
+h run stacked "Once" -n 8 --temp 0 | od -c | sed -n 1,2p
 
 echo; echo "# lineage: hart show, the derivations view, hart similar"
-h show tiny-q8_0 | head -14
+h show tiny-q8_0 | sed -n 1,14p
 h sql "SELECT ref, method, inputs, json_extract(parameters, '\$.type') AS type FROM derivations"
 h similar tiny-q8_0
 
@@ -53,7 +53,7 @@ echo; echo "# a Hugging Face checkpoint into the workshop: hart convert (only q/
 h ingest "$work/hf" --model tiny-hf --license mit >/dev/null
 h convert tiny-hf --stats
 h quantize tiny-hf-gguf --type q8_0 --as tiny-hf-q8
-h run tiny-hf-q8 "Once" -n 8 --temp 0 | od -c | head -2
+h run tiny-hf-q8 "Once" -n 8 --temp 0 | od -c | sed -n 1,2p
 echo "# or straight from the HF version: its stored conversion is reused, the lineage shows both steps"
 h quantize tiny-hf --type q4_0 --as tiny-hf-q4
 h sql "SELECT ref, method, inputs FROM derivations WHERE ref IN ('tiny-hf-gguf@1', 'tiny-hf-q4@1')"
