@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_usage.h"
 #include "../tests/runtime/finetune_fixture.h"
 #include "app/generate.h"
 #include "app/models.h"
@@ -37,13 +38,6 @@ namespace {
 
 using namespace hart;
 namespace fs = std::filesystem;
-
-uint64_t Rss() {
-  std::ifstream f("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -141,12 +135,12 @@ int main(int argc, char** argv) {
   app::RegistryOptions ro;
   ro.load.max_context = 64;
   app::ModelRegistry reg(st, ro);
-  const uint64_t rss0 = Rss();
+  const uint64_t rss0 = hart::RssBytes();
   double t = Now();
   auto b = reg.Get("base");
   if (!b.ok()) return Fail("base", b.status());
   const double load_base_s = Now() - t;
-  const uint64_t rss_base = Rss() - rss0;
+  const uint64_t rss_base = hart::RssBytes() - rss0;
   const uint64_t acct_base = reg.Stats().resident_bytes;
   t = Now();
   for (int i = 0; i < n_ft; ++i) {
@@ -154,7 +148,7 @@ int main(int argc, char** argv) {
     if (!m.ok()) return Fail("ft", m.status());
   }
   const double load_ft_s = Now() - t;
-  const uint64_t rss_all = Rss() - rss0;
+  const uint64_t rss_all = hart::RssBytes() - rss0;
   const app::RegistryStats all = reg.Stats();
   uint64_t per_model_sum = 0;
   for (const auto& m : all.models) per_model_sum += m.residency.resident_bytes;

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_usage.h"
 #include "../tests/runtime/finetune_fixture.h"
 #include "app/models.h"
 #include "formats/gguf.h"
@@ -42,13 +43,6 @@ namespace {
 
 using namespace hart;
 namespace fs = std::filesystem;
-
-uint64_t Rss() {
-  std::ifstream f("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 int Fail(const std::string& what, const absl::Status& st) {
   std::fprintf(stderr, "tokenizer_share_bench: %s: %s\n", what.c_str(), std::string(st.message()).c_str());
@@ -167,14 +161,14 @@ int main(int argc, char** argv) {
     held.push_back(*m);
     return absl::OkStatus();
   };
-  const uint64_t rss0 = Rss();
+  const uint64_t rss0 = hart::RssBytes();
   if (auto s = load("base"); !s.ok()) return Fail("base", s);
   // Signed: freed heap reused by the next load can leave RSS lower than before.
-  auto growth = [](uint64_t from) { return static_cast<int64_t>(Rss()) - static_cast<int64_t>(from); };
+  auto growth = [](uint64_t from) { return static_cast<int64_t>(hart::RssBytes()) - static_cast<int64_t>(from); };
   const int64_t rss_base = growth(rss0);
   std::vector<int64_t> rss_ft;
   for (int i = 0; i < n_ft; ++i) {
-    const uint64_t before = Rss();
+    const uint64_t before = hart::RssBytes();
     if (auto s = load("ft" + std::to_string(i + 1)); !s.ok()) return Fail("ft", s);
     rss_ft.push_back(growth(before));
   }

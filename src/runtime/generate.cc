@@ -1,7 +1,5 @@
 #include "runtime/generate.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +7,7 @@
 #include <numeric>
 #include <optional>
 
+#include "core/memory_usage.h"
 #include "core/status.h"
 
 namespace hart::runtime {
@@ -107,12 +106,6 @@ absl::StatusOr<Pooling> PoolingFromName(std::string_view name) {
   for (Pooling p : {Pooling::kMean, Pooling::kCls, Pooling::kLast})
     if (PoolingName(p) == name) return p;
   return absl::InvalidArgumentError(fmt::format("pooling '{}': expected mean, cls or last", name));
-}
-
-uint64_t PeakRssBytes() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 Sequence::Sequence(Session& s, const Tokenizer* tok, const GenerateParams& p, const GenerateFn& fn)
@@ -258,7 +251,7 @@ absl::Status Sequence::Fed(std::span<const float> logits_in) {
 GenerateResult Sequence::Finish() {
   r_.stats.streamer = session_.model().streamer_stats();
   r_.stats.weight_bytes_per_token = session_.model().weight_bytes_per_pass();
-  r_.stats.peak_rss_bytes = PeakRssBytes();
+  r_.stats.peak_rss_bytes = hart::PeakRssBytes();
   return std::move(r_);
 }
 

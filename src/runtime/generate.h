@@ -225,7 +225,4 @@ struct EmbedParams {
 absl::StatusOr<std::vector<float>> Embed(const Model& model, std::span<const int32_t> tokens,
                                          const EmbedParams& params);
 
-// Peak resident set size of this process (getrusage), bytes.
-uint64_t PeakRssBytes();
-
 }  // namespace hart::runtime

@@ -1,13 +1,13 @@
 // Derive: check, stream into a scratch GGUF, ingest with lineage, clean up.
 #include "workshop/derive.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <map>
 #include <unordered_set>
 
+#include "core/memory_usage.h"
 #include "core/decode.h"
 #include "core/status.h"
 #include "fmt/format.h"
@@ -181,12 +181,6 @@ std::atomic<uint64_t> g_piece_bytes{kDefaultPieceBytes};
 uint64_t PieceBytes() { return g_piece_bytes.load(); }
 void SetPieceBytesForTesting(uint64_t n) { g_piece_bytes = n ? n : kDefaultPieceBytes; }
 
-uint64_t PeakRssBytes() {
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
-}
-
 absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
                                     const DeriveOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
@@ -226,7 +220,7 @@ absl::StatusOr<DeriveResult> Derive(store::Store& store, const Derivation& d,
   res.ref = fmt::format("{}@{}", res.ingest.model, res.ingest.number);
   ASSIGN_OR_RETURN(std::vector<store::FileRow> files, store.ListFiles(res.ingest.version_id));
   if (!files.empty()) res.file_digest = files[0].digest;
-  res.peak_rss_bytes = PeakRssBytes();
+  res.peak_rss_bytes = hart::PeakRssBytes();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }
@@ -239,7 +233,7 @@ absl::StatusOr<DeriveResult> DeriveDigestOnly(store::Store& store, const Derivat
   ASSIGN_OR_RETURN(formats::ModelSource src, WriteScratch(store, d, &scratch, &res, nullptr));
   ASSIGN_OR_RETURN(std::vector<std::string> digests, store::Store::FileDigests(src));
   if (!digests.empty()) res.file_digest = digests[0];
-  res.peak_rss_bytes = PeakRssBytes();
+  res.peak_rss_bytes = hart::PeakRssBytes();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -277,7 +277,4 @@ void SetMetadata(formats::GgufMetadata* m, std::string_view key, formats::GgufVa
 formats::GgufValue U32(uint32_t v);
 formats::GgufValue Str(std::string v);
 
-// Current peak resident set of this process in bytes (getrusage).
-uint64_t PeakRssBytes();
-
 }  // namespace hart::workshop

@@ -14,25 +14,20 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/memory_usage.h"
 #include "app/generate.h"
 #include "app/models.h"
 #include "formats/gguf.h"
 #include "gtest/gtest.h"
 #include "store/store.h"
 #include "tests/runtime/finetune_fixture.h"
+#include "tests/runtime/ingest_fixture.h"
 #include "tests/runtime/runtime_fixtures.h"
 
 namespace hart::app {
 namespace {
 
 namespace rt = hart::runtime;
-
-uint64_t Rss() {
-  std::ifstream f("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
@@ -73,17 +68,9 @@ class AppModels : public ::testing::Test {
     store_ = new std::shared_ptr<store::Store>(std::move(*st));
     bytes_ = new std::map<std::string, uint64_t>();
     for (const auto& [name, path] : files) {
-      auto src = formats::ReadGguf(path);
-      ASSERT_TRUE(src.ok()) << src.status();
-      store::IngestOptions io;
-      io.model = name;
-      io.progress = false;
-      io.license = "mit";
-      auto r = (*store_)->Ingest(*src, io);
-      ASSERT_TRUE(r.ok()) << r.status();
-      uint64_t total = 0;
-      for (const auto& t : src->tensors) total += t.nbytes;
-      (*bytes_)[name] = total;
+      auto total = rt::testing::IngestGguf(**store_, path, name);
+      ASSERT_TRUE(total.ok()) << total.status();
+      (*bytes_)[name] = *total;
     }
   }
   static void TearDownTestSuite() {
@@ -129,10 +116,10 @@ TEST_F(AppModels, FineTunesOfOneBaseShareTheirTensors) {
   // A load and unload first, so the heap has grown to what loads use.
   ASSERT_TRUE(reg.Get("other").ok());
   ASSERT_TRUE(reg.Unload("other"));
-  const uint64_t rss0 = Rss();
+  const uint64_t rss0 = hart::RssBytes();
   auto base = reg.Get("base");
   ASSERT_TRUE(base.ok()) << base.status();
-  const uint64_t rss1 = Rss();
+  const uint64_t rss1 = hart::RssBytes();
   RegistryStats st = reg.Stats();
   EXPECT_EQ(st.resident_bytes, Bytes("base"));
   EXPECT_EQ(st.saved_bytes, 0u);
@@ -147,7 +134,7 @@ TEST_F(AppModels, FineTunesOfOneBaseShareTheirTensors) {
     auto m = reg.Get(ft);
     ASSERT_TRUE(m.ok()) << m.status();
     expect += Diff(ft);
-    const uint64_t now = Rss();
+    const uint64_t now = hart::RssBytes();
     EXPECT_EQ(reg.Stats().resident_bytes, expect) << ft;
     ExpectRssDelta(rss, now, Diff(ft), ft);
     rss = now;
@@ -173,13 +160,13 @@ TEST_F(AppModels, FineTunesOfOneBaseShareTheirTensors) {
 
   // Unloading a fine-tune frees only its own tensors, in RSS too (its pages
   // of the pack map are dropped).
-  const uint64_t before = Rss();
+  const uint64_t before = hart::RssBytes();
   other->reset();
   ASSERT_TRUE(reg.Unload("ft-a"));
   EXPECT_EQ(reg.Stats().resident_bytes, expect - Diff("ft-a") + Bytes("other"));
   ASSERT_TRUE(reg.Unload("other"));
   EXPECT_EQ(reg.Stats().resident_bytes, expect - Diff("ft-a"));
-  EXPECT_LT(static_cast<double>(Rss()), static_cast<double>(before) - 0.9 * static_cast<double>(Diff("ft-a")));
+  EXPECT_LT(static_cast<double>(hart::RssBytes()), static_cast<double>(before) - 0.9 * static_cast<double>(Diff("ft-a")));
 }
 
 // Ingesting a fine-tune while its base is loaded grows the pack, which the
@@ -195,18 +182,12 @@ TEST_F(AppModels, AFineTuneIngestedWhileItsBaseIsLoadedStillShares) {
   auto diff = rt::testing::WriteFineTune(rt::testing::FixtureRoot() + "/models_base/model.gguf", path,
                                          [](const std::string& t) { return t.find("ffn_up") != std::string::npos; });
   ASSERT_TRUE(diff.ok()) << diff.status();
-  auto src = formats::ReadGguf(path);
-  ASSERT_TRUE(src.ok()) << src.status();
-  store::IngestOptions io;
-  io.model = "ft-d";
-  io.progress = false;
-  io.license = "mit";
-  ASSERT_TRUE((*store_)->Ingest(*src, io).ok());
-  const uint64_t rss = Rss();
+  ASSERT_TRUE(rt::testing::IngestGguf(**store_, path, "ft-d").ok());
+  const uint64_t rss = hart::RssBytes();
   auto ft = reg.Get("ft-d");
   ASSERT_TRUE(ft.ok()) << ft.status();
   EXPECT_EQ(reg.Stats().resident_bytes, Bytes("base") + *diff);
-  ExpectRssDelta(rss, Rss(), *diff, "ft-d ingested after its base was loaded");
+  ExpectRssDelta(rss, hart::RssBytes(), *diff, "ft-d ingested after its base was loaded");
 }
 
 TEST_F(AppModels, IdleModelsAreEvictedLeastRecentlyUsed) {

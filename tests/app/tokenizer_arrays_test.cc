@@ -16,6 +16,7 @@
 #include "runtime/weight_source.h"
 #include "store/store.h"
 #include "tests/runtime/finetune_fixture.h"
+#include "tests/runtime/ingest_fixture.h"
 #include "tests/runtime/runtime_fixtures.h"
 #include "tests/runtime/vocab_vectors.h"
 
@@ -39,13 +40,7 @@ class TokenizerArrays : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.status();
     store_ = new std::shared_ptr<store::Store>(std::move(*st));
     for (const auto& [name, path] : {std::pair{"base", *base_}, std::pair{"ft", ft}}) {
-      auto src = formats::ReadGguf(path);
-      ASSERT_TRUE(src.ok()) << src.status();
-      store::IngestOptions io;
-      io.model = name;
-      io.progress = false;
-      io.license = "mit";
-      auto r = (*store_)->Ingest(*src, io);
+      auto r = rt::testing::IngestGguf(**store_, path, name);
       ASSERT_TRUE(r.ok()) << r.status();
     }
   }

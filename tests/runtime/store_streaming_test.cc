@@ -19,6 +19,7 @@
 #include "runtime/model.h"
 #include "runtime/weight_source.h"
 #include "runtime_fixtures.h"
+#include "tests/runtime/ingest_fixture.h"
 #include "store/store.h"
 
 namespace hart::runtime {
@@ -38,13 +39,7 @@ std::shared_ptr<store::Store> NewStore(const std::string& dir) {
 }
 
 void IngestGguf(store::Store& st, const std::string& gguf, const std::string& model) {
-  auto src = formats::ReadGguf(gguf);
-  ASSERT_TRUE(src.ok()) << src.status();
-  store::IngestOptions io;
-  io.model = model;
-  io.progress = false;
-  io.license = "mit";
-  auto r = st.Ingest(*src, io);
+  auto r = testing::IngestGguf(st, gguf, model);
   ASSERT_TRUE(r.ok()) << r.status();
 }
 

@@ -11,6 +11,7 @@
 #include "runtime/resident_cache.h"
 #include "runtime/weight_source.h"
 #include "runtime_fixtures.h"
+#include "tests/runtime/ingest_fixture.h"
 #include "store/store.h"
 
 namespace hart::runtime {
@@ -89,14 +90,8 @@ TEST_F(StoreWeights, PackedResidentWeightsGiveTheSameLogits) {
 void StoreWeights::CheckPackedResidentWeights(const std::string& type) {
   const std::string fx =
       testing::MakeFixture("store_packed_" + type, "--shape tiny-ffn768 --type " + type + " --layers 2 --tied");
-  auto src = formats::ReadGguf(fx + "/model.gguf");
-  ASSERT_TRUE(src.ok()) << src.status();
-  store::IngestOptions io;
-  io.model = "tiny-" + type;
-  io.progress = false;
-  io.license = "mit";
-  ASSERT_TRUE(store_->Ingest(*src, io).ok());
-  const std::string ref = io.model + "@1";
+  const std::string ref = "tiny-" + type + "@1";
+  ASSERT_TRUE(testing::IngestGguf(*store_, fx + "/model.gguf", "tiny-" + type).ok());
   auto file = OpenFileWeights(fx + "/model.gguf");
   ASSERT_TRUE(file.ok());
   const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119};
